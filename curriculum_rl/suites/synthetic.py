@@ -1,0 +1,206 @@
+"""Procedural synthetic regression suites: the training distribution of the controller.
+
+Every task regresses a smooth nonlinear function of a low-rank projection of a shared
+Gaussian input, ``y_k = s_k * std(v_k . g(A_k^T x)) + noise``. Knobs make pacing matter:
+
+* ``relatedness`` rho: ``A_k = sqrt(rho) A_shared + sqrt(1 - rho) A_own``; rho = 1 means
+  the tasks read the same latent directions.
+* ``conflict``: fraction of tasks paired with a partner whose projection is negated.
+  ``g`` is not odd (softplus plus a sine), so the partner needs *different* hidden features
+  from the same directions and the two compete for trunk capacity (a plain sign flip of
+  the target would not conflict: a linear head absorbs it).
+* ``scale_spread`` S: output scales spread log-evenly over ``[1, S]`` (the synthetic
+  benchmark of GradNorm, Chen et al. 2018, scales task outputs the same way).
+* ``noisy_tasks`` / ``noise``: that many tasks get label noise of std ``noise`` x scale.
+* ``imbalance``: train sizes spread log-evenly from ``n_train`` down to ``n_train / imbalance``.
+* ``difficulty``: weight of the high-frequency sine in ``g`` (0 = smooth).
+
+A *setting* fixes ranges for the knobs; a :class:`SyntheticSuite` is a weighted mix of
+settings. ``sample(seed)`` picks a setting, then the knobs, then the data, all from
+``seed``, so the same seed always gives the same instance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+from curriculum_rl.suites.base import MLPBody, SuiteInstance, TaskData, TaskSpec
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SyntheticSetting:
+    """Ranges of the knobs for one kind of instance; a knob is drawn uniformly in its range
+    (log-uniformly for ``scale_spread`` and ``imbalance``; integers for counts)."""
+
+    name: str = "mixed"
+    weight: float = 1.0
+    num_tasks: tuple[int, int] = (2, 8)
+    relatedness: Range = (0.0, 1.0)
+    conflict: Range = (0.0, 0.0)
+    scale_spread: Range = (1.0, 1.0)
+    noisy_tasks: tuple[int, int] = (0, 0)
+    noise: Range = (0.0, 0.0)
+    imbalance: Range = (1.0, 1.0)
+    difficulty: Range = (0.0, 0.5)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple) and (len(value) != 2 or value[0] > value[1]):
+                raise ValueError(
+                    f"setting {self.name!r}: {f.name} must be a (low, high) pair with "
+                    f"low <= high, got {value}"
+                )
+        if self.num_tasks[0] < 1:
+            raise ValueError(f"setting {self.name!r}: num_tasks must be >= 1")
+        if self.scale_spread[0] < 1 or self.imbalance[0] < 1:
+            raise ValueError(f"setting {self.name!r}: scale_spread and imbalance must be >= 1")
+        if not 0 <= self.relatedness[0] <= self.relatedness[1] <= 1:
+            raise ValueError(f"setting {self.name!r}: relatedness must lie in [0, 1]")
+        if not 0 <= self.conflict[0] <= self.conflict[1] <= 1:
+            raise ValueError(f"setting {self.name!r}: conflict must lie in [0, 1]")
+        if self.weight <= 0:
+            raise ValueError(f"setting {self.name!r}: weight must be > 0")
+
+
+def default_settings() -> tuple[SyntheticSetting, ...]:
+    """The default training mix: settings where pacing matters (spread scales, noisy and
+    tiny tasks, conflict) and settings where it does not (related, equal-scale tasks), so
+    a policy also learns when to leave uniform weighting alone."""
+    return (
+        SyntheticSetting("related", relatedness=(0.7, 1.0), difficulty=(0.0, 0.3)),
+        SyntheticSetting("scales", scale_spread=(30.0, 300.0)),
+        SyntheticSetting(
+            "noisy_tiny", noisy_tasks=(1, 2), noise=(1.0, 3.0), imbalance=(10.0, 40.0)
+        ),
+        SyntheticSetting("conflict", relatedness=(0.8, 1.0), conflict=(0.5, 1.0)),
+        SyntheticSetting(
+            "mixed",
+            conflict=(0.0, 0.5),
+            scale_spread=(1.0, 100.0),
+            noisy_tasks=(0, 2),
+            noise=(0.0, 2.0),
+            imbalance=(1.0, 20.0),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class SyntheticSuite:
+    """A distribution of synthetic regression suites (see the module docstring)."""
+
+    name: str = "synthetic"
+    settings: tuple[SyntheticSetting, ...] = field(default_factory=default_settings)
+    in_dim: int = 16
+    latent_dim: int = 4
+    n_train: int = 1024
+    n_val: int = 256
+    n_test: int = 1024
+    hidden: tuple[int, ...] = (64, 64)
+    frequency: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not self.settings:
+            raise ValueError(f"suite {self.name!r}: give at least one setting")
+        if self.in_dim < 1 or self.latent_dim < 1:
+            raise ValueError(f"suite {self.name!r}: in_dim and latent_dim must be >= 1")
+        if min(self.n_train, self.n_val, self.n_test) < 8:
+            raise ValueError(f"suite {self.name!r}: n_train, n_val, n_test must be >= 8")
+
+    def describe(self) -> list[TaskSpec]:
+        k = max(s.num_tasks[1] for s in self.settings)
+        return [TaskSpec(f"task{i}", "regression", 1, "mse") for i in range(k)]
+
+    def sample(self, seed: int) -> SuiteInstance:
+        rng = np.random.default_rng(seed)
+        setting = self._pick_setting(rng)
+        knobs = _draw_knobs(setting, rng)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        tasks, data = self._make_tasks(knobs, rng, gen)
+        return SuiteInstance(
+            name=self.name,
+            tasks=tasks,
+            data=data,
+            body=MLPBody(self.in_dim, self.hidden),
+            input_shape=(self.in_dim,),
+            info={"setting": setting.name, "seed": seed, **knobs},
+        )
+
+    def _pick_setting(self, rng: np.random.Generator) -> SyntheticSetting:
+        weights = np.array([s.weight for s in self.settings], dtype=float)
+        return self.settings[int(rng.choice(len(self.settings), p=weights / weights.sum()))]
+
+    def _make_tasks(
+        self, knobs: dict, rng: np.random.Generator, gen: torch.Generator
+    ) -> tuple[list[TaskSpec], list[TaskData]]:
+        k, d, r = knobs["num_tasks"], self.in_dim, self.latent_dim
+        rho = knobs["relatedness"]
+        shared = torch.randn(d, r, generator=gen)
+        projections = [
+            math.sqrt(rho) * shared + math.sqrt(1 - rho) * torch.randn(d, r, generator=gen)
+            for _ in range(k)
+        ]
+        # Conflicting tasks take a partner's projection negated (see module docstring).
+        n_conflict = round(knobs["conflict"] * k) // 2 * 2
+        for i in range(0, n_conflict, 2):
+            projections[i + 1] = -projections[i]
+        scales = _spread(knobs["scale_spread"], k, rng)
+        sizes = [max(16, round(self.n_train / f)) for f in _spread(knobs["imbalance"], k, rng)]
+        noisy = set(rng.permutation(k)[: knobs["noisy_tasks"]].tolist())
+        tasks, data = [], []
+        for i in range(k):
+            readout = torch.randn(r, generator=gen) / math.sqrt(r)
+            noise = knobs["noise"] if i in noisy else 0.0
+
+            def target(x, a=projections[i], v=readout):
+                u = x @ a / math.sqrt(d)
+                g = torch.nn.functional.softplus(2 * u) + knobs["difficulty"] * torch.sin(
+                    self.frequency * u
+                )
+                return g @ v
+
+            std = target(torch.randn(4096, d, generator=gen)).std().clamp_min(1e-6)
+
+            def split(n, target=target, std=std, scale=scales[i], noise=noise):
+                x = torch.randn(n, d, generator=gen)
+                clean = target(x) / std
+                y = scale * (clean + noise * torch.randn(n, generator=gen))
+                return x, y.unsqueeze(1)
+
+            tasks.append(TaskSpec(f"task{i}", "regression", 1, "mse"))
+            data.append(TaskData(*split(sizes[i]), *split(self.n_val), *split(self.n_test)))
+        return tasks, data
+
+
+def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
+    def uniform(lo_hi: Range) -> float:
+        return float(rng.uniform(*lo_hi))
+
+    def log_uniform(lo_hi: Range) -> float:
+        return float(math.exp(rng.uniform(math.log(lo_hi[0]), math.log(lo_hi[1]))))
+
+    num_tasks = int(rng.integers(setting.num_tasks[0], setting.num_tasks[1] + 1))
+    return {
+        "num_tasks": num_tasks,
+        "relatedness": uniform(setting.relatedness),
+        "conflict": uniform(setting.conflict),
+        "scale_spread": log_uniform(setting.scale_spread),
+        "noisy_tasks": min(num_tasks, int(rng.integers(setting.noisy_tasks[0], setting.noisy_tasks[1] + 1))),
+        "noise": uniform(setting.noise),
+        "imbalance": log_uniform(setting.imbalance),
+        "difficulty": uniform(setting.difficulty),
+    }
+
+
+def _spread(ratio: float, k: int, rng: np.random.Generator) -> list[float]:
+    """k factors log-evenly spaced over [1, ratio], in random task order."""
+    if k == 1:
+        return [1.0]
+    factors = np.exp(np.linspace(0.0, math.log(ratio), k))
+    return [float(f) for f in rng.permutation(factors)]

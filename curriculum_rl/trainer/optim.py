@@ -1,0 +1,70 @@
+"""Adam and SGD over stacked parameters, with a step counter per run.
+
+``torch.optim.Adam`` keeps one step count per parameter tensor, so a run that restarts
+mid-way (the VecEnv resets runs one by one) would get the wrong bias correction. Here
+each run has its own count and its own moment slices, so N runs are exactly N
+independent optimisers (Adam: Kingma & Ba, 2015).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BatchedOptimizer:
+    """Adam (default) or SGD whose state can be reset for single runs."""
+
+    def __init__(
+        self,
+        params: list[nn.Parameter],
+        num_runs: int,
+        lr: float,
+        kind: str = "adam",
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        if kind not in ("adam", "sgd"):
+            raise ValueError(f"unknown optimizer {kind!r}; use 'adam' or 'sgd'")
+        if not lr > 0:
+            raise ValueError(f"learning rate must be > 0, got {lr}")
+        self.params = params
+        self.lr, self.kind, self.betas, self.eps = lr, kind, betas, eps
+        device = params[0].device
+        self.steps = torch.zeros(num_runs, device=device)
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def reset_run(self, run: int) -> None:
+        self.steps[run] = 0
+        for m, v in zip(self.m, self.v, strict=True):
+            m[run].zero_()
+            v[run].zero_()
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | None = None) -> None:
+        """Apply one update; runs where ``active`` is False are left unchanged."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self.kind == "sgd":
+            for p, g in zip(self.params, grads, strict=True):
+                p.sub_(self._mask(self.lr * g, active))
+            return
+        self.steps += 1 if active is None else active.to(self.steps.dtype)
+        b1, b2 = self.betas
+        corr1 = 1 - b1 ** self.steps.clamp_min(1)
+        corr2 = 1 - b2 ** self.steps.clamp_min(1)
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            m.lerp_(self._mask(g, active, m), 1 - b1)
+            v.lerp_(self._mask(g * g, active, v), 1 - b2)
+            denom = (v / corr2.view(shape)).sqrt_().add_(self.eps)
+            update = self.lr * (m / corr1.view(shape)) / denom
+            p.sub_(self._mask(update, active))
+
+    @staticmethod
+    def _mask(x: torch.Tensor, active: torch.Tensor | None, keep: torch.Tensor | None = None):
+        """``x`` where the run is active; elsewhere ``keep`` (so ``lerp`` leaves it) or 0."""
+        if active is None:
+            return x
+        mask = active.view((-1,) + (1,) * (x.dim() - 1))
+        return torch.where(mask, x, keep if keep is not None else torch.zeros_like(x))

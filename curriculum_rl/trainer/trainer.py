@@ -1,0 +1,535 @@
+"""The batched multitask trainer: N independent runs x K tasks as one tensor computation.
+
+Per inner step, each run draws a batch of ``batch_size`` examples whose task mix follows
+its sampling probabilities ``p`` (systematic sampling: task ``k`` gets ``B p_k`` examples,
+rounded up or down), and minimises
+
+    objective = sum_k w_k * Ltilde_k,   Ltilde_k = (K / B) * sum_{i in batch, task i = k} loss_i
+
+so under uniform sampling ``Ltilde_k`` estimates task k's mean loss and the objective is
+the familiar ``sum_k w_k L_k``; sampling task k more also raises its share, and changes
+which data is seen (a small task sampled often is revisited often). Weights average 1
+over the valid tasks of a run.
+
+A controller that acts inside every step (uncertainty weighting, GradNorm, gradient
+aggregators...) passes a :class:`StepHook`; it receives the per-task losses and does the
+backward pass its own way. The trainer knows nothing of gymnasium or SB3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from curriculum_rl.suites.base import SuiteInstance
+from curriculum_rl.trainer.model import MultitaskNet, seeded_generator
+from curriculum_rl.trainer.optim import BatchedOptimizer
+
+KIND_CODE = {"regression": 0, "classification": 1, "tagging": 2}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Inner-training hyper-parameters shared by all runs of a trainer."""
+
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    proj_dim: int = 64
+    val_probe: int = 64
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.proj_dim < 1 or self.val_probe < 1:
+            raise ValueError("batch_size, proj_dim and val_probe must be >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+
+
+@dataclass
+class Measurement:
+    """What the trainer reports at a decision point; every tensor has a leading run dim N.
+
+    Attributes:
+        train_loss: (N, K) mean per-example training loss since the last measurement
+            (NaN where a task drew no example).
+        val_loss: (N, K) mean loss on the fixed validation probe.
+        grad_gram: (N, K, K) Gram matrix of the per-task gradients of the mean task loss
+            on the last shared layer, from the last inner step.
+        combined: (N, K) coefficients of the update in terms of those task gradients
+            (``w_k * K * share_k``), so ``<g_k, update> = (grad_gram @ combined)_k``.
+        mask: (N, K) valid tasks. objective: (N, K) tasks that define J.
+        diverged: (N,) a loss or a parameter became non-finite.
+        steps: (N,) inner steps done since the run started.
+        j: (N,) mean over objective tasks of log val loss (the reward's potential).
+    """
+
+    train_loss: torch.Tensor
+    val_loss: torch.Tensor
+    grad_gram: torch.Tensor
+    combined: torch.Tensor
+    mask: torch.Tensor
+    objective: torch.Tensor
+    diverged: torch.Tensor
+    steps: torch.Tensor
+    j: torch.Tensor
+
+
+@dataclass
+class StepContext:
+    """What a :class:`StepHook` may use for its backward pass."""
+
+    net: MultitaskNet
+    shared_params: list[nn.Parameter]
+    head_params: list[nn.Parameter]
+    features: torch.Tensor  # (N, rows, proj_dim) pre-activation output of the last shared layer
+    mask: torch.Tensor
+    share: torch.Tensor  # (N, K) fraction of the batch drawn from each task
+
+
+class StepHook(Protocol):
+    """Does the backward pass of one inner step (gradients land in ``.grad``)."""
+
+    def backward(
+        self, task_losses: torch.Tensor, weights: torch.Tensor, context: StepContext
+    ) -> None: ...
+
+
+class BatchedMultitaskTrainer:
+    """Trains N runs (one :class:`SuiteInstance` and seed each) side by side.
+
+    All instances must share the input shape, body and head width; the number of tasks
+    may differ (padded to ``max_tasks`` and masked).
+    """
+
+    def __init__(
+        self,
+        instances: Sequence[SuiteInstance],
+        seeds: Sequence[int],
+        config: TrainerConfig | None = None,
+        max_tasks: int | None = None,
+        objective_tasks: Sequence[Sequence[int] | None] | None = None,
+    ) -> None:
+        if not instances:
+            raise ValueError("give at least one suite instance")
+        if len(seeds) != len(instances):
+            raise ValueError(f"{len(instances)} instances but {len(seeds)} seeds; give one each")
+        self.config = config or TrainerConfig()
+        self.device = resolve_device(self.config.device)
+        self.num_runs = len(instances)
+        self.max_tasks = max_tasks or max(i.num_tasks for i in instances)
+        first = instances[0]
+        self.input_shape = tuple(first.input_shape)
+        self.body_spec = first.body
+        self.out_max = max(t.out_dim for i in instances for t in i.tasks)
+        self.target_width = max(_target_width(i) for i in instances)
+        self.net = MultitaskNet(
+            self.num_runs, first.body, self.config.proj_dim, self.max_tasks, self.out_max
+        ).to(self.device)
+        self.shared_params = list(self.net.body.parameters()) + list(self.net.proj.parameters())
+        self.head_params = [self.net.head_weight, self.net.head_bias]
+        self.optimizer = BatchedOptimizer(
+            list(self.net.parameters()), self.num_runs, self.config.lr, self.config.optimizer
+        )
+        self._allocate()
+        self.instances: list[SuiteInstance] = list(instances)
+        objective_tasks = objective_tasks or [None] * self.num_runs
+        for run, (inst, seed) in enumerate(zip(instances, seeds, strict=True)):
+            self.reset_run(run, inst, seed, objective_tasks[run])
+
+    # ------------------------------------------------------------------ set-up
+    def _allocate(self) -> None:
+        n, k, dev = self.num_runs, self.max_tasks, self.device
+        self.x = torch.zeros(n, 0, *self.input_shape, device=dev)
+        self.y = torch.zeros(n, 0, self.target_width, device=dev)
+        probe_rows = k * self.config.val_probe
+        self.x_probe = torch.zeros(n, probe_rows, *self.input_shape, device=dev)
+        self.y_probe = torch.zeros(n, probe_rows, self.target_width, device=dev)
+        self.probe_task = torch.arange(k, device=dev).repeat_interleave(self.config.val_probe)
+        self.probe_task = self.probe_task.expand(n, -1).contiguous()
+        self.offsets = torch.zeros(n, k, dtype=torch.long, device=dev)
+        self.sizes = torch.zeros(n, k, dtype=torch.long, device=dev)
+        self.kind = torch.full((n, k), -1, dtype=torch.long, device=dev)
+        self.out_dim = torch.ones(n, k, dtype=torch.long, device=dev)
+        self.mask = torch.zeros(n, k, dtype=torch.bool, device=dev)
+        self.objective = torch.zeros(n, k, dtype=torch.bool, device=dev)
+        self.weights = torch.zeros(n, k, device=dev)
+        self.sampling = torch.zeros(n, k, device=dev)
+        self.steps = torch.zeros(n, dtype=torch.long, device=dev)
+        self.diverged = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.generators: list[torch.Generator] = [torch.Generator(device=dev) for _ in range(n)]
+        self._reset_accumulators()
+        self.best_j = torch.full((n,), float("inf"), device=dev)
+        self.best_state = [p.detach().clone() for p in self.net.parameters()]
+
+    def _reset_accumulators(self) -> None:
+        n, k, dev = self.num_runs, self.max_tasks, self.device
+        self._loss_sum = torch.zeros(n, k, device=dev)
+        self._loss_count = torch.zeros(n, k, device=dev)
+        self._gram = torch.zeros(n, k, k, device=dev)
+        self._combined = torch.zeros(n, k, device=dev)
+
+    def reset_run(
+        self,
+        run: int,
+        instance: SuiteInstance,
+        seed: int,
+        objective_tasks: Sequence[int] | None = None,
+    ) -> None:
+        """Start run ``run`` afresh on ``instance``: new parameters, optimiser state, data."""
+        self._check_compatible(instance)
+        k = instance.num_tasks
+        self.instances[run] = instance
+        init_gen = seeded_generator(seed)
+        self.net.reset_run(run, init_gen)
+        self.optimizer.reset_run(run)
+        self.generators[run].manual_seed(int(torch.randint(2**62, (1,), generator=init_gen)))
+        self._load_data(run, instance)
+        self._load_probe(run, instance, init_gen)
+        self.kind[run], self.out_dim[run] = -1, 1
+        self.mask[run], self.objective[run] = False, False
+        for i, task in enumerate(instance.tasks):
+            self.kind[run, i] = KIND_CODE[task.kind]
+            self.out_dim[run, i] = task.out_dim
+        self.mask[run, :k] = True
+        chosen = range(k) if objective_tasks is None else objective_tasks
+        for i in chosen:
+            if not 0 <= i < k:
+                raise ValueError(f"objective task index {i} out of range for {k} tasks")
+            self.objective[run, i] = True
+        uniform = self.mask[run].float()
+        self.weights[run] = uniform
+        self.sampling[run] = uniform / k
+        self.steps[run] = 0
+        self.diverged[run] = False
+        self.best_j[run] = float("inf")
+        for p, best in zip(self.net.parameters(), self.best_state, strict=True):
+            best[run] = p.detach()[run]
+        for acc in (self._loss_sum, self._loss_count, self._gram, self._combined):
+            acc[run] = 0
+
+    def _check_compatible(self, instance: SuiteInstance) -> None:
+        if tuple(instance.input_shape) != self.input_shape:
+            raise ValueError(
+                f"suite {instance.name!r} has input shape {tuple(instance.input_shape)}, but this "
+                f"trainer's runs use {self.input_shape}; batch only suites of the same shape"
+            )
+        if instance.body != self.body_spec:
+            raise ValueError(
+                f"suite {instance.name!r} has a different body ({instance.body}); batch only "
+                "suites that share one body"
+            )
+        if instance.num_tasks > self.max_tasks:
+            raise ValueError(
+                f"suite {instance.name!r} has {instance.num_tasks} tasks, more than this "
+                f"trainer's max_tasks={self.max_tasks}; raise max_tasks"
+            )
+        if max(t.out_dim for t in instance.tasks) > self.out_max:
+            raise ValueError(f"suite {instance.name!r} has a task wider than out_max={self.out_max}")
+        if _target_width(instance) > self.target_width:
+            raise ValueError(f"suite {instance.name!r} has targets wider than {self.target_width}")
+
+    def _load_data(self, run: int, instance: SuiteInstance) -> None:
+        sizes = [len(d.x_train) for d in instance.data]
+        total = sum(sizes)
+        if total > self.x.shape[1]:  # grow the shared storage; other runs keep their rows
+            grow = total - self.x.shape[1]
+            self.x = torch.cat([self.x, self.x.new_zeros(self.num_runs, grow, *self.input_shape)], 1)
+            self.y = torch.cat([self.y, self.y.new_zeros(self.num_runs, grow, self.target_width)], 1)
+        start = 0
+        self.sizes[run] = 0
+        self.offsets[run] = 0
+        for i, data in enumerate(instance.data):
+            end = start + sizes[i]
+            self.x[run, start:end] = data.x_train.to(self.device, torch.float32)
+            self.y[run, start:end] = _pad_targets(data.y_train, self.target_width).to(self.device)
+            self.offsets[run, i], self.sizes[run, i] = start, sizes[i]
+            start = end
+
+    def _load_probe(self, run: int, instance: SuiteInstance, gen: torch.Generator) -> None:
+        v = self.config.val_probe
+        self.x_probe[run] = 0
+        self.y_probe[run] = 0
+        for i, data in enumerate(instance.data):
+            n_val = len(data.x_val)
+            pick = torch.randperm(n_val, generator=gen)[:v]
+            pick = pick[torch.arange(v) % len(pick)]  # small val sets repeat cyclically
+            rows = slice(i * v, (i + 1) * v)
+            self.x_probe[run, rows] = data.x_val[pick].to(self.device, torch.float32)
+            self.y_probe[run, rows] = _pad_targets(data.y_val[pick], self.target_width).to(self.device)
+
+    # ------------------------------------------------------------------ schedule
+    def set_schedule(self, weights: torch.Tensor, sampling: torch.Tensor) -> None:
+        """Set per-task loss weights and sampling probabilities, both (N, K).
+
+        Padded tasks get weight 0 and probability 0; sampling is renormalised over the
+        valid tasks. Raises ``ValueError`` on wrong shapes or non-finite / negative values.
+        """
+        shape = (self.num_runs, self.max_tasks)
+        weights = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
+        sampling = torch.as_tensor(sampling, dtype=torch.float32, device=self.device)
+        for name, value in (("weights", weights), ("sampling", sampling)):
+            if tuple(value.shape) != shape:
+                raise ValueError(f"{name} must have shape {shape} (runs, max_tasks), got {tuple(value.shape)}")
+            if not torch.isfinite(value).all() or (value < 0).any():
+                raise ValueError(f"{name} must be finite and >= 0")
+        sampling = sampling * self.mask
+        total = sampling.sum(1, keepdim=True)
+        if (total <= 0).any():
+            raise ValueError("sampling gives probability 0 to every valid task of a run")
+        self.weights = weights * self.mask
+        self.sampling = sampling / total
+
+    # ------------------------------------------------------------------ training
+    def train(self, steps: int, hook: StepHook | None = None) -> None:
+        """Run ``steps`` inner optimisation steps on every live run."""
+        for step in range(steps):
+            self._inner_step(hook, measure_grads=step == steps - 1)
+
+    def _inner_step(self, hook: StepHook | None, measure_grads: bool) -> None:
+        active = ~self.diverged
+        task, rows = self._sample_batch()
+        idx = torch.arange(self.num_runs, device=self.device)[:, None]
+        x, y = self.x[idx, rows], self.y[idx, rows]
+        proj_in, proj_out = self.net(x)
+        losses, _ = self._example_losses(proj_out, task, y)
+        one_hot = torch.nn.functional.one_hot(task, self.max_tasks).to(losses.dtype)
+        task_sum = torch.einsum("nb,nbk->nk", losses, one_hot)
+        counts = one_hot.sum(1)
+        k_valid = self.mask.sum(1, keepdim=True)
+        batch = self.config.batch_size
+        task_losses = task_sum * (k_valid / batch)
+        finite = torch.isfinite(task_sum).all(1)
+        self.diverged |= active & ~finite
+        active = active & finite
+        task_losses = torch.where(active[:, None], task_losses, torch.zeros_like(task_losses))
+        if measure_grads:
+            self._measure_grads(proj_in, proj_out, losses, one_hot, counts)
+        for p in self.net.parameters():
+            p.grad = None
+        share = counts / batch
+        if hook is None:
+            (self.weights * task_losses).sum().backward()
+        else:
+            context = StepContext(
+                self.net, self.shared_params, self.head_params, proj_out, self.mask, share
+            )
+            hook.backward(task_losses, self.weights, context)
+        self.optimizer.step(active)
+        self._loss_sum += torch.where(active[:, None], task_sum.detach(), 0.0)
+        self._loss_count += torch.where(active[:, None], counts, 0.0)
+        self.steps += active.long()
+        self._combined = self.weights * k_valid * share
+
+    def _sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Systematic sampling of task ids (counts within 1 of B p_k) and of example rows."""
+        batch = self.config.batch_size
+        draws = torch.stack([torch.rand(batch + 1, generator=g, device=self.device) for g in self.generators])
+        grid = (torch.arange(batch, device=self.device) + draws[:, :1]) / batch
+        cdf = self.sampling.cumsum(1)
+        cdf[:, -1] = 1.0 + 1e-6  # guard round-off at the top end
+        task = torch.searchsorted(cdf, grid.contiguous()).clamp_max(self.max_tasks - 1)
+        size = self.sizes.gather(1, task)
+        within = (draws[:, 1:] * size).long().clamp_max(size - 1)
+        return task, self.offsets.gather(1, task) + within
+
+    def _example_losses(
+        self, proj_out: torch.Tensor, task: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example loss and per-example metric value for each row's own task."""
+        kind = self.kind.gather(1, task)
+        out_dim = self.out_dim.gather(1, task)
+        pooled = _select_task(self.net.heads(proj_out, pool_tokens=True), task)
+        loss = torch.zeros(task.shape, device=self.device)
+        metric = torch.zeros(task.shape, device=self.device)
+        cols = torch.arange(self.out_max, device=self.device)
+        valid_col = cols < out_dim[..., None]
+        if (kind == 0).any():
+            width = min(self.out_max, self.target_width)
+            sq = ((pooled[..., :width] - y[..., :width]) ** 2 * valid_col[..., :width]).sum(-1)
+            sq = sq / out_dim
+            loss, metric = torch.where(kind == 0, sq, loss), torch.where(kind == 0, sq, metric)
+        if (kind == 1).any():
+            logits = pooled.masked_fill(~valid_col, float("-inf"))
+            target = y[..., 0].long().clamp(0, self.out_max - 1)
+            ce = nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            hit = (logits.argmax(-1) == target).float()
+            loss, metric = torch.where(kind == 1, ce, loss), torch.where(kind == 1, hit, metric)
+        if (kind == 2).any():
+            if proj_out.dim() != 4:
+                raise ValueError("tagging tasks need a body with per-token features (B, L, F)")
+            tokens = _select_task(self.net.heads(proj_out), task)  # (N, B, L, O)
+            logits = tokens.masked_fill(~valid_col[:, :, None], float("-inf"))
+            length = logits.shape[2]
+            target = y[..., :length].long().clamp(0, self.out_max - 1)
+            ce = nn.functional.cross_entropy(logits.permute(0, 3, 1, 2), target, reduction="none")
+            hit = (logits.argmax(-1) == target).float().mean(-1)
+            loss = torch.where(kind == 2, ce.mean(-1), loss)
+            metric = torch.where(kind == 2, hit, metric)
+        return loss, metric
+
+    def _measure_grads(self, proj_in, proj_out, losses, one_hot, counts) -> None:
+        """Per-task gradients of the mean task loss on the last shared layer's weight,
+        ``g_k = sum_{rows of task k} a_r^T delta_r / count_k``: one backward through the
+        heads only, then one einsum; their Gram matrix is all the signals need."""
+        (delta,) = torch.autograd.grad(losses.sum(), proj_out, retain_graph=True)
+        a, d = proj_in.detach(), delta
+        if a.dim() == 4:  # per-token rows inherit their example's task
+            one_hot = one_hot[:, :, None].expand(-1, -1, a.shape[2], -1)
+            a, d = a.flatten(1, 2), d.flatten(1, 2)
+            one_hot = one_hot.flatten(1, 2)
+        per_task = torch.einsum("nri,nrk,nrj->nkij", a, one_hot, d)
+        per_task = per_task / counts.clamp_min(1)[..., None, None]
+        gram = torch.einsum("nkij,nlij->nkl", per_task, per_task)
+        self._gram = torch.nan_to_num(gram.detach(), nan=0.0, posinf=0.0, neginf=0.0)
+
+    # ------------------------------------------------------------------ measuring
+    @torch.no_grad()
+    def measure(self) -> Measurement:
+        """Validation-probe losses and the statistics gathered since the last call."""
+        val_loss, _ = self._probe_losses()
+        bad = ~torch.isfinite(val_loss).all(1) & self.mask.any(1)
+        self.diverged |= bad
+        for p in self.net.parameters():
+            self.diverged |= ~torch.isfinite(p.detach().flatten(1)).all(1)
+        train_loss = torch.where(
+            self._loss_count > 0, self._loss_sum / self._loss_count.clamp_min(1), float("nan")
+        )
+        log_val = val_loss.clamp_min(1e-12).log()
+        j = (log_val * self.objective).sum(1) / self.objective.sum(1).clamp_min(1)
+        self._update_best(j)
+        result = Measurement(
+            train_loss=train_loss,
+            val_loss=val_loss,
+            grad_gram=self._gram.clone(),
+            combined=self._combined.clone(),
+            mask=self.mask.clone(),
+            objective=self.objective.clone(),
+            diverged=self.diverged.clone(),
+            steps=self.steps.clone(),
+            j=j,
+        )
+        self._loss_sum.zero_()
+        self._loss_count.zero_()
+        return result
+
+    def _probe_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        _, proj_out = self.net(self.x_probe)
+        losses, metric = self._example_losses(proj_out, self.probe_task, self.y_probe)
+        v = self.config.val_probe
+        shape = (self.num_runs, self.max_tasks, v)
+        per_task = losses.view(shape).mean(-1)
+        per_task = torch.where(self.mask, per_task, torch.ones_like(per_task))
+        return per_task, metric.view(shape).mean(-1)
+
+    def _update_best(self, j: torch.Tensor) -> None:
+        better = torch.isfinite(j) & (j < self.best_j) & ~self.diverged
+        if not better.any():
+            return
+        self.best_j = torch.where(better, j, self.best_j)
+        for p, best in zip(self.net.parameters(), self.best_state, strict=True):
+            mask = better.view((-1,) + (1,) * (p.dim() - 1))
+            best.copy_(torch.where(mask, p.detach(), best))
+
+    @torch.no_grad()
+    def evaluate(
+        self, split: str = "test", checkpoint: str = "final", chunk: int = 1024
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss and metric per run and task on a whole split, shape (N, K) each
+        (NaN for padded tasks). ``checkpoint`` is ``"final"`` (current parameters) or
+        ``"best"`` (the parameters at the best validation-probe J seen so far)."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train, val or test, got {split!r}")
+        if checkpoint not in ("final", "best"):
+            raise ValueError(f"checkpoint must be 'final' or 'best', got {checkpoint!r}")
+        params = list(self.net.parameters())
+        saved = [p.detach().clone() for p in params] if checkpoint == "best" else None
+        if saved is not None:
+            for p, best in zip(params, self.best_state, strict=True):
+                p.copy_(best)
+        try:
+            return self._evaluate_split(split, chunk)
+        finally:
+            if saved is not None:
+                for p, old in zip(params, saved, strict=True):
+                    p.copy_(old)
+
+    def _evaluate_split(self, split: str, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        n, k = self.num_runs, self.max_tasks
+        loss_sum = torch.zeros(n, k, device=self.device)
+        metric_sum = torch.zeros(n, k, device=self.device)
+        count = torch.zeros(n, k, device=self.device)
+        data = [[d.splits()[split] for d in inst.data] for inst in self.instances]
+        for task_id in range(k):
+            longest = max((len(d[task_id][0]) for d in data if task_id < len(d)), default=0)
+            for start in range(0, longest, chunk):
+                x, y, valid = self._eval_chunk(data, task_id, start, chunk)
+                task = torch.full(valid.shape, task_id, device=self.device)
+                _, proj_out = self.net(x)
+                losses, metric = self._example_losses(proj_out, task, y)
+                loss_sum[:, task_id] += (losses * valid).nansum(1)
+                metric_sum[:, task_id] += (metric * valid).nansum(1)
+                count[:, task_id] += valid.sum(1)
+                bad = (~torch.isfinite(losses) & valid.bool()).any(1)
+                loss_sum[bad, task_id] = float("nan")
+        nan = torch.full_like(loss_sum, float("nan"))
+        ok = self.mask & (count > 0)
+        return (
+            torch.where(ok, loss_sum / count.clamp_min(1), nan),
+            torch.where(ok, metric_sum / count.clamp_min(1), nan),
+        )
+
+    def _eval_chunk(self, data, task_id: int, start: int, chunk: int):
+        n = self.num_runs
+        x = torch.zeros(n, chunk, *self.input_shape, device=self.device)
+        y = torch.zeros(n, chunk, self.target_width, device=self.device)
+        valid = torch.zeros(n, chunk, device=self.device)
+        for run, splits in enumerate(data):
+            if task_id >= len(splits):
+                continue
+            xs, ys = splits[task_id]
+            xs, ys = xs[start : start + chunk], ys[start : start + chunk]
+            m = len(xs)
+            x[run, :m] = xs.to(self.device, torch.float32)
+            y[run, :m] = _pad_targets(ys, self.target_width).to(self.device)
+            valid[run, :m] = 1
+        return x, y, valid
+
+
+def _select_task(out: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+    """Pick each row's own task from every head's output: (N, B, [L,] K, O) -> (N, B, [L,] O)."""
+    if out.dim() == 4:
+        idx = task[..., None, None].expand(-1, -1, 1, out.shape[-1])
+        return out.gather(2, idx).squeeze(2)
+    idx = task[:, :, None, None, None].expand(-1, -1, out.shape[2], 1, out.shape[-1])
+    return out.gather(3, idx).squeeze(3)
+
+
+def _target_width(instance: SuiteInstance) -> int:
+    widths = []
+    for task, data in zip(instance.tasks, instance.data, strict=True):
+        y = data.y_train
+        widths.append(1 if task.kind == "classification" else y.shape[1])
+    return max(widths)
+
+
+def _pad_targets(y: torch.Tensor, width: int) -> torch.Tensor:
+    y = y.float()
+    if y.dim() == 1:
+        y = y[:, None]
+    if y.shape[1] < width:
+        y = torch.cat([y, y.new_zeros(len(y), width - y.shape[1])], 1)
+    return y
