@@ -91,26 +91,42 @@ class SignalTracker:
         self.decisions[runs] = 0
 
     def update(
-        self, m: Measurement, budget: torch.Tensor | int, train_sizes: torch.Tensor
+        self,
+        m: Measurement,
+        budget: torch.Tensor | int,
+        train_sizes: torch.Tensor,
+        runs: torch.Tensor | None = None,
     ) -> Signals:
-        """Fold in one measurement; ``budget`` is each run's total inner steps."""
+        """Fold in one measurement; ``budget`` is each run's total inner steps.
+
+        ``runs`` (bool, (N,)) limits which runs' history advances: the environment
+        re-measures right after restarting some runs and must not count the others twice.
+        """
+        runs = torch.ones_like(self.decisions, dtype=torch.bool) if runs is None else runs
         log_val = m.val_loss.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
         first = (self.decisions == 0)[:, None]
         train = torch.where(torch.isfinite(m.train_loss), m.train_loss, self.last_train)
         train = torch.where(first & ~torch.isfinite(m.train_loss), m.val_loss, train)
-        self.last_train = train
-        self.val_start = torch.where(first, m.val_loss.clamp_min(EPS), self.val_start)
-        self.ema_fast = torch.where(first, log_val, torch.lerp(self.ema_fast, log_val, self.fast))
-        self.ema_slow = torch.where(first, log_val, torch.lerp(self.ema_slow, log_val, self.slow))
-        self.history = torch.where(
+        history = torch.where(
             first[..., None], log_val[..., None], torch.roll(self.history, -1, dims=-1)
         )
-        self.history[..., -1] = log_val
-        self.decisions += 1
+        history[..., -1] = log_val
+        new_state = {
+            "last_train": train,
+            "val_start": torch.where(first, m.val_loss.clamp_min(EPS), self.val_start),
+            "ema_fast": torch.where(first, log_val, torch.lerp(self.ema_fast, log_val, self.fast)),
+            "ema_slow": torch.where(first, log_val, torch.lerp(self.ema_slow, log_val, self.slow)),
+            "history": history,
+            "decisions": self.decisions + 1,
+        }
+        for name, value in new_state.items():
+            old = getattr(self, name)
+            keep = runs.view((-1,) + (1,) * (old.dim() - 1))
+            setattr(self, name, torch.where(keep, value, old))
         norm, cos = _gram_to_cosines(m.grad_gram)
         budget = torch.as_tensor(budget, device=m.steps.device, dtype=torch.float32)
         return Signals(
-            train_loss=train,
+            train_loss=self.last_train,
             val_loss=m.val_loss,
             log_val_ratio=(m.val_loss.clamp_min(EPS) / self.val_start).log(),
             lp_slope=self._slope(),

@@ -1,0 +1,178 @@
+"""The decision process shared by the single-run env and the batched VecEnv.
+
+N runs advance together in one :class:`~curriculum_rl.trainer.BatchedMultitaskTrainer`.
+Each run owns a numpy random stream (seeded like a gymnasium env); at every episode start
+it draws the suite-instance seed and the trainer seed from that stream, so a VecEnv slot
+seeded ``s`` replays exactly what a single env reset with ``seed=s`` does.
+
+One step = one decision: apply the action, train ``interval`` inner steps, measure.
+Reward = J(before) - J(after), J = mean over objective tasks of log val loss, so an
+episode's return telescopes to the log-improvement of the run. A run whose loss turns
+non-finite ends with ``terminated=True``, ``info["diverged"] = True`` and reward
+``-divergence_penalty``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from curriculum_rl.controllers.actions import actions_to_decision
+from curriculum_rl.controllers.base import Decision, uniform_decision
+from curriculum_rl.controllers.observation import NUM_FEATURES, build_observation
+from curriculum_rl.suites import Suite, resolve_suite
+from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
+from curriculum_rl.trainer.signals import Signals, SignalTracker
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """What defines the decision process (kwargs of ``gymnasium.make``).
+
+    Attributes:
+        suite: suite SPEC or object the instances are sampled from.
+        budget: inner optimisation steps per episode. interval: inner steps per decision.
+        max_tasks: K_max, the padded task dimension of observations and actions.
+        divergence_penalty: reward of the step at which a run diverges (negated).
+        trainer: inner-training hyper-parameters.
+    """
+
+    suite: str | Suite = "synthetic"
+    budget: int = 1500
+    interval: int = 25
+    max_tasks: int = 8
+    divergence_penalty: float = 1.0
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self) -> None:
+        if self.budget < 1 or self.interval < 1:
+            raise ValueError(f"budget and interval must be >= 1, got {self.budget}, {self.interval}")
+        if self.budget % self.interval:
+            raise ValueError(
+                f"budget ({self.budget}) must be a multiple of interval ({self.interval}) so that "
+                "every decision trains the same number of steps; e.g. budget="
+                f"{self.budget // self.interval * self.interval or self.interval}"
+            )
+        if self.max_tasks < 1:
+            raise ValueError(f"max_tasks must be >= 1, got {self.max_tasks}")
+        if self.divergence_penalty < 0:
+            raise ValueError("divergence_penalty must be >= 0")
+
+    @property
+    def episode_length(self) -> int:
+        return self.budget // self.interval
+
+    @property
+    def obs_shape(self) -> tuple[int, int]:
+        return (self.max_tasks, NUM_FEATURES)
+
+    @property
+    def action_shape(self) -> tuple[int, int]:
+        return (self.max_tasks, 2)
+
+
+class CurriculumCore:
+    """N runs of the decision process, stepped together."""
+
+    def __init__(self, config: EnvConfig, num_runs: int) -> None:
+        self.config = config
+        self.suite = resolve_suite(config.suite)
+        self.num_runs = num_runs
+        self.rngs = [np.random.default_rng() for _ in range(num_runs)]
+        self.trainer: BatchedMultitaskTrainer | None = None
+        self.tracker: SignalTracker | None = None
+        self.signals: Signals | None = None
+        self.previous: Decision | None = None
+        self.j = torch.zeros(num_runs)
+        self.decisions = np.zeros(num_runs, dtype=int)
+
+    def seed(self, run: int, seed: int | None) -> None:
+        self.rngs[run] = np.random.default_rng(seed)
+
+    def _draw(self, run: int):
+        instance_seed, run_seed = (int(s) for s in self.rngs[run].integers(0, 2**31, size=2))
+        return self.suite.sample(instance_seed), run_seed
+
+    def reset_all(self) -> np.ndarray:
+        """Start a fresh episode in every run; return observations (N, K_max, F)."""
+        drawn = [self._draw(run) for run in range(self.num_runs)]
+        instances, seeds = [d[0] for d in drawn], [d[1] for d in drawn]
+        self.trainer = BatchedMultitaskTrainer(
+            instances, seeds, self.config.trainer, max_tasks=self.config.max_tasks
+        )
+        self.tracker = SignalTracker(self.num_runs, self.config.max_tasks, device=self.trainer.device)
+        self.previous = uniform_decision(self.trainer.mask)
+        self.decisions[:] = 0
+        return self._observe(torch.ones(self.num_runs, dtype=torch.bool, device=self.trainer.device))
+
+    def reset_runs(self, runs: list[int]) -> np.ndarray:
+        """Start a fresh episode in ``runs`` only; return all observations."""
+        for run in runs:
+            instance, seed = self._draw(run)
+            self.trainer.reset_run(run, instance, seed)
+        self.tracker.reset_runs(runs)
+        fresh = uniform_decision(self.trainer.mask)
+        self.previous.weights[runs] = fresh.weights[runs]
+        self.previous.sampling[runs] = fresh.sampling[runs]
+        self.decisions[runs] = 0
+        selected = torch.zeros(self.num_runs, dtype=torch.bool, device=self.trainer.device)
+        selected[runs] = True
+        return self._observe(selected)
+
+    def _observe(self, runs: torch.Tensor) -> np.ndarray:
+        signals = self.tracker.update(
+            self.trainer.measure(), self.config.budget, self.trainer.sizes, runs=runs
+        )
+        if self.signals is None or runs.all():
+            self.signals = signals
+        else:
+            self.signals = _merge(self.signals, signals, runs)
+        self.j = torch.where(runs.cpu(), signals.j.cpu(), self.j)
+        return self.observation()
+
+    def observation(self) -> np.ndarray:
+        return build_observation(self.signals, self.previous).cpu().numpy()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """Apply actions (N, K_max, 2); return obs, rewards, terminated, infos (before
+        any reset: the caller decides whether and how to restart finished runs)."""
+        actions = np.asarray(actions, dtype=np.float32).reshape(self.num_runs, *self.config.action_shape)
+        decision = actions_to_decision(torch.from_numpy(actions).to(self.trainer.device), self.trainer.mask)
+        self.trainer.set_schedule(decision.weights, decision.sampling)
+        self.previous = decision
+        self.trainer.train(self.config.interval)
+        j_before = self.j.clone()
+        obs = self._observe(torch.ones(self.num_runs, dtype=torch.bool, device=self.trainer.device))
+        self.decisions += 1
+        diverged = self.signals.diverged.cpu().numpy()
+        rewards = (j_before - self.j).numpy().astype(np.float64)
+        rewards = np.where(diverged, -self.config.divergence_penalty, rewards)
+        rewards = np.nan_to_num(rewards, nan=-self.config.divergence_penalty)
+        terminated = diverged | (self.decisions >= self.config.episode_length)
+        infos = [self._info(run, bool(diverged[run])) for run in range(self.num_runs)]
+        return obs, rewards, terminated, infos
+
+    def _info(self, run: int, diverged: bool) -> dict:
+        k = int(self.trainer.mask[run].sum())
+        return {
+            "diverged": diverged,
+            "j": float(self.j[run]),
+            "steps": int(self.signals.steps[run]),
+            "num_tasks": k,
+            "weights": self.previous.weights[run, :k].cpu().numpy(),
+            "sampling": self.previous.sampling[run, :k].cpu().numpy(),
+            "val_loss": self.signals.val_loss[run, :k].cpu().numpy(),
+            "setting": self.trainer.instances[run].info.get("setting"),
+        }
+
+
+def _merge(old: Signals, new: Signals, runs: torch.Tensor) -> Signals:
+    """Signals with the rows of ``runs`` taken from ``new`` and the rest from ``old``."""
+    merged = {}
+    for name, value in new.__dict__.items():
+        keep = runs.view((-1,) + (1,) * (value.dim() - 1))
+        merged[name] = torch.where(keep, value, getattr(old, name))
+    return Signals(**merged)
+

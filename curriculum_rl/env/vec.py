@@ -1,0 +1,86 @@
+"""``BatchedCurriculumVecEnv``: N multitask runs stepped as one batched computation.
+
+A stable-baselines3 ``VecEnv`` whose N environments share one trainer, so one
+``step`` trains all N runs in the same tensor operations (on GPU when present). Slot
+``i`` seeded ``s`` behaves exactly like a :class:`~curriculum_rl.env.CurriculumEnv`
+reset with ``seed=s``. Finished runs restart on a fresh instance at once (SB3's
+auto-reset convention: the last observation goes to ``info["terminal_observation"]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
+
+from curriculum_rl.env.core import CurriculumCore
+from curriculum_rl.env.single import env_config, make_spaces
+
+
+class BatchedCurriculumVecEnv(VecEnv):
+    """``num_envs`` runs of the curriculum decision process, batched."""
+
+    render_mode = None
+
+    def __init__(self, num_envs: int = 16, **kwargs: Any) -> None:
+        """Keyword arguments: those of :func:`~curriculum_rl.env.single.env_config`."""
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.config = env_config(**kwargs)
+        observation_space, action_space = make_spaces(self.config)
+        super().__init__(num_envs, observation_space, action_space)
+        self._core = CurriculumCore(self.config, num_envs)
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        for run, seed in enumerate(self._seeds):
+            if seed is None:
+                seed = int(np.random.randint(0, 2**31))
+            self._core.seed(run, seed)
+        self._reset_seeds()
+        obs = self._core.reset_all()
+        self.reset_infos = [{"num_tasks": int(k)} for k in self._core.trainer.mask.sum(1)]
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.float32)
+
+    def step_wait(self):
+        if self._actions is None:
+            raise RuntimeError("call step_async() before step_wait()")
+        if self._core.trainer is None:
+            raise RuntimeError("call reset() before step()")
+        obs, rewards, dones, infos = self._core.step(self._actions)
+        self._actions = None
+        finished = [run for run in range(self.num_envs) if dones[run]]
+        for run in finished:
+            infos[run]["terminal_observation"] = obs[run]
+            infos[run]["TimeLimit.truncated"] = False
+        if finished:
+            obs = self._core.reset_runs(finished)
+        return obs, rewards.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        self._core.trainer = None
+
+    # The N environments are one object, so attribute access answers for all of them.
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices: VecEnvIndices = None, **kwargs) -> list:
+        return [getattr(self, method_name)(*args, **kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._indices(indices)]
+
+    def _indices(self, indices: VecEnvIndices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)
