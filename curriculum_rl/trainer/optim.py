@@ -43,7 +43,10 @@ class BatchedOptimizer:
 
     @torch.no_grad()
     def step(self, active: torch.Tensor | None = None) -> None:
-        """Apply one update; runs where ``active`` is False are left unchanged."""
+        """Apply one update; runs where ``active`` is False are left unchanged (their
+        moments may drift, which is harmless: an inactive run has diverged or finished)."""
+        if active is not None and bool(active.all()):
+            active = None  # the common case: skip every mask
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         if self.kind == "sgd":
             for p, g in zip(self.params, grads, strict=True):
@@ -51,20 +54,19 @@ class BatchedOptimizer:
             return
         self.steps += 1 if active is None else active.to(self.steps.dtype)
         b1, b2 = self.betas
-        corr1 = 1 - b1 ** self.steps.clamp_min(1)
-        corr2 = 1 - b2 ** self.steps.clamp_min(1)
+        step_size = self.lr / (1 - b1 ** self.steps.clamp_min(1))
+        root_corr2 = (1 - b2 ** self.steps.clamp_min(1)).sqrt()
         for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
             shape = (-1,) + (1,) * (p.dim() - 1)
-            m.lerp_(self._mask(g, active, m), 1 - b1)
-            v.lerp_(self._mask(g * g, active, v), 1 - b2)
-            denom = (v / corr2.view(shape)).sqrt_().add_(self.eps)
-            update = self.lr * (m / corr1.view(shape)) / denom
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = v.sqrt().div_(root_corr2.view(shape)).add_(self.eps)
+            update = (m * step_size.view(shape)).div_(denom)
             p.sub_(self._mask(update, active))
 
     @staticmethod
-    def _mask(x: torch.Tensor, active: torch.Tensor | None, keep: torch.Tensor | None = None):
-        """``x`` where the run is active; elsewhere ``keep`` (so ``lerp`` leaves it) or 0."""
+    def _mask(x: torch.Tensor, active: torch.Tensor | None) -> torch.Tensor:
         if active is None:
             return x
         mask = active.view((-1,) + (1,) * (x.dim() - 1))
-        return torch.where(mask, x, keep if keep is not None else torch.zeros_like(x))
+        return torch.where(mask, x, torch.zeros_like(x))

@@ -1,0 +1,171 @@
+"""Speed of the environment, as ratios measured in one run (the machine is shared).
+
+* ``batched_speedup``: one N=16 batched VecEnv step vs 16 separate single-run envs each
+  doing one step (same suites, same inner steps). Target >= 10 on a 2-core CPU.
+* ``env_overhead``: one single-run env step (D inner steps + validation probe + signals
+  incl. per-task gradient alignment + observation) vs a plain PyTorch multitask loop
+  (``nn.Module`` trunk + heads, ``torch.optim.Adam``, fixed weights) doing the same D
+  inner steps on the same data. Target <= 1.15.
+* ``env_overhead_vs_trainer``: the same env step vs our trainer's bare ``train(D)``, i.e.
+  the cost of measuring and observing alone.
+* ``bmm_speedup_over_vmap``: the MLP body as stacked ``baddbmm`` vs the same network as an
+  ``nn.Sequential`` run through ``torch.func.vmap`` (N=16, D inner steps).
+
+Each figure is the ratio of medians over interleaved repetitions.
+
+    python benchmarks/env_speed.py [--reps 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from curriculum_rl.env import BatchedCurriculumVecEnv, CurriculumEnv
+from curriculum_rl.suites import ModuleBody
+from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
+
+ENV_KW = {"budget": 1500, "interval": 25, "trainer": {"device": "cpu"}}
+
+
+def timed(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved(fns: dict[str, Callable[[], None]], reps: int) -> dict[str, float]:
+    """Median seconds of each function, alternating them so drifts in machine load hit
+    all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            times[name].append(timed(fn))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def batched_vs_separate(n: int, reps: int) -> dict[str, float]:
+    vec = BatchedCurriculumVecEnv(n, **ENV_KW)
+    vec.seed(0)
+    vec.reset()
+    singles = [CurriculumEnv(**ENV_KW) for _ in range(n)]
+    for i, env in enumerate(singles):
+        env.reset(seed=i)
+    zero = np.zeros((n, *vec.action_space.shape), np.float32)
+
+    def step_batched() -> None:
+        vec.step(zero)
+
+    def step_separate() -> None:
+        for env in singles:
+            _, _, terminated, _, _ = env.step(zero[0])
+            if terminated:
+                env.reset()
+
+    t = interleaved({"batched": step_batched, "separate": step_separate}, reps)
+    return {"batched_step_s": t["batched"], "separate_steps_s": t["separate"],
+            "batched_speedup": t["separate"] / t["batched"]}
+
+
+class PlainMultitaskNet(nn.Module):
+    """What a user would write: MLP trunk, projection, one linear head per task."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], proj: int, k: int) -> None:
+        super().__init__()
+        dims = (in_dim, *hidden)
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.trunk = nn.Sequential(*layers, nn.Linear(dims[-1], proj), nn.ReLU())
+        self.heads = nn.ModuleList(nn.Linear(proj, 1) for _ in range(k))
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [head(self.trunk(x)) for head, x in zip(self.heads, xs, strict=True)]
+
+
+def env_vs_plain_loop(reps: int) -> dict[str, float]:
+    env = CurriculumEnv(**ENV_KW)
+    env.reset(seed=0)
+    instance = env._core.trainer.instances[0]
+    config = env.config.trainer
+    k, batch, interval = instance.num_tasks, config.batch_size, env.config.interval
+    net = PlainMultitaskNet(instance.body.in_dim, instance.body.hidden, config.proj_dim, k)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    data = [(d.x_train, d.y_train) for d in instance.data]
+    gen = torch.Generator().manual_seed(0)
+    per_task = [batch // k + (1 if i < batch % k else 0) for i in range(k)]
+
+    def plain_loop() -> None:
+        for _ in range(interval):
+            idx = [torch.randint(len(x), (m,), generator=gen) for (x, _), m in zip(data, per_task, strict=True)]
+            outs = net([x[i] for (x, _), i in zip(data, idx, strict=True)])
+            loss = sum(((o - y[i]) ** 2).sum() for o, (_, y), i in zip(outs, data, idx, strict=True)) * k / batch
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    trainer = BatchedMultitaskTrainer([instance], [0], config, max_tasks=8)
+    zero = np.zeros(env.action_space.shape, np.float32)
+
+    def env_step() -> None:
+        _, _, terminated, _, _ = env.step(zero)
+        if terminated:
+            env.reset()
+
+    t = interleaved({"env": env_step, "plain": plain_loop, "trainer": lambda: trainer.train(interval)}, reps)
+    return {"env_step_s": t["env"], "plain_loop_s": t["plain"], "trainer_train_s": t["trainer"],
+            "env_overhead": t["env"] / t["plain"], "env_overhead_vs_trainer": t["env"] / t["trainer"]}
+
+
+def bmm_vs_vmap(n: int, reps: int) -> dict[str, float]:
+    env = CurriculumEnv(**ENV_KW)
+    env.reset(seed=1)
+    instance = env._core.trainer.instances[0]
+    body = instance.body
+
+    def sequential() -> nn.Module:
+        dims = (body.in_dim, *body.hidden)
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        return nn.Sequential(*layers)
+
+    vmapped = type(instance)(instance.name, instance.tasks, instance.data,
+                             ModuleBody(sequential, body.out_dim), instance.input_shape)
+    config = TrainerConfig(device="cpu")
+    bmm = BatchedMultitaskTrainer([instance] * n, list(range(n)), config)
+    vm = BatchedMultitaskTrainer([vmapped] * n, list(range(n)), config)
+    t = interleaved({"bmm": lambda: bmm.train(25), "vmap": lambda: vm.train(25)}, reps)
+    return {"bmm_train_s": t["bmm"], "vmap_train_s": t["vmap"], "bmm_speedup_over_vmap": t["vmap"] / t["bmm"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions per figure")
+    parser.add_argument("--runs", type=int, default=16, help="N for the batched figures")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    result = {
+        **batched_vs_separate(args.runs, args.reps),
+        **env_vs_plain_loop(args.reps * 3),
+        **bmm_vs_vmap(args.runs, args.reps),
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
+    }
+    for key, value in result.items():
+        print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

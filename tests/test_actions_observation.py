@@ -1,0 +1,81 @@
+"""Action transform and observation: ranges, uniform at zero, equivariance, padding."""
+
+import torch
+
+from curriculum_rl.controllers import (
+    NUM_FEATURES,
+    Decision,
+    actions_to_decision,
+    build_observation,
+    decision_to_actions,
+)
+from curriculum_rl.controllers.actions import SAMPLING_FLOOR
+from curriculum_rl.controllers.observation import OBS_CLIP
+from curriculum_rl.trainer.signals import Signals
+
+MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
+
+
+def test_zero_action_is_uniform_and_padding_gets_nothing():
+    d = actions_to_decision(torch.zeros(2, 4, 2), MASK)
+    torch.testing.assert_close(d.weights, MASK.float())
+    torch.testing.assert_close(d.sampling, MASK.float() / MASK.sum(1, keepdim=True))
+
+
+def test_weights_mean_one_sampling_sums_one_with_floor():
+    actions = torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    d = actions_to_decision(actions, MASK)
+    k = MASK.sum(1).float()
+    torch.testing.assert_close(d.weights.sum(1) / k, torch.ones(2))
+    torch.testing.assert_close(d.sampling.sum(1), torch.ones(2))
+    assert (d.sampling[MASK] >= SAMPLING_FLOOR / k.repeat_interleave(MASK.sum(1)) - 1e-7).all()
+    assert (d.weights[~MASK] == 0).all() and (d.sampling[~MASK] == 0).all()
+
+
+def test_inverse_transform_round_trips():
+    actions = (torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(1)) - 0.5) * MASK[..., None]
+    actions = actions - actions.sum(1, keepdim=True) / MASK.sum(1)[:, None, None] * MASK[..., None]
+    d = actions_to_decision(actions, MASK)
+    again = actions_to_decision(decision_to_actions(d, MASK), MASK)
+    torch.testing.assert_close(again.weights, d.weights, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(again.sampling, d.sampling, rtol=1e-4, atol=1e-5)
+
+
+def fake_signals(mask, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n, k = mask.shape
+    rnd = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    a = torch.randn(n, k, 5, generator=g)
+    gram = a @ a.transpose(1, 2)
+    norm = gram.diagonal(dim1=1, dim2=2).sqrt()
+    return Signals(
+        train_loss=rnd(n, k) * 1e4, val_loss=rnd(n, k) + 1e-3, log_val_ratio=-rnd(n, k),
+        lp_slope=-rnd(n, k), lp_gap=rnd(n, k), grad_norm=norm,
+        grad_cos=gram / (norm[:, :, None] * norm[:, None, :]), cos_update=rnd(n, k),
+        progress=rnd(n), train_sizes=rnd(n, k) * 100 + 1, mask=mask, objective=mask.clone(),
+        diverged=torch.zeros(n, dtype=torch.bool), steps=torch.zeros(n), j=torch.zeros(n),
+        decisions=torch.ones(n, dtype=torch.long),
+    )
+
+
+def test_observation_is_bounded_finite_and_zero_on_padding():
+    sig = fake_signals(MASK)
+    sig.train_loss[0, 0] = float("nan")
+    obs = build_observation(sig, actions_to_decision(torch.zeros(2, 4, 2), MASK))
+    assert obs.shape == (2, 4, NUM_FEATURES) and obs.dtype == torch.float32
+    assert torch.isfinite(obs).all() and obs.abs().max() <= OBS_CLIP
+    assert (obs[~MASK] == 0).all() and (obs[MASK][:, 0] == 1).all()
+
+
+def test_observation_is_permutation_equivariant():
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    sig = fake_signals(mask, seed=3)
+    dec = Decision(torch.tensor([[0.5, 1.5, 1.0, 1.0]]), torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
+    obs = build_observation(sig, dec)
+    perm = torch.tensor([2, 0, 3, 1])
+    permuted = Signals(**{
+        name: (v[:, perm][:, :, perm] if name == "grad_cos" else v[:, perm] if v.dim() == 2 else v)
+        for name, v in sig.__dict__.items()
+    })
+    obs_p = build_observation(permuted, Decision(dec.weights[:, perm], dec.sampling[:, perm]))
+    torch.testing.assert_close(obs_p, obs[:, perm])

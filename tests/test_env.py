@@ -1,0 +1,122 @@
+"""The environments: Gymnasium/SB3 contracts, batching equivalence, divergence, K padding."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from curriculum_rl.env import ENV_ID, BatchedCurriculumVecEnv, CurriculumEnv
+from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
+
+SMALL = {"budget": 50, "interval": 25, "trainer": {"batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"}}
+
+
+def fixed_k_suite(k: int) -> SyntheticSuite:
+    setting = SyntheticSetting("fixed", num_tasks=(k, k), scale_spread=(1.0, 50.0))
+    return SyntheticSuite(name=f"k{k}", settings=(setting,), n_train=128, n_val=64, n_test=64, hidden=(16,))
+
+
+def test_registered_env_passes_gymnasium_and_sb3_checkers():
+    env = gym.make(ENV_ID, **SMALL)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+
+
+def test_ppo_learns_on_the_batched_vecenv():
+    vec = BatchedCurriculumVecEnv(4, **SMALL)
+    model = PPO("MlpPolicy", vec, n_steps=4, batch_size=8, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=32)
+    assert model.num_timesteps >= 32
+
+
+def rollout_single(seed: int, actions: np.ndarray, steps: int, **kwargs):
+    env = CurriculumEnv(**kwargs)
+    obs, _ = env.reset(seed=seed)
+    observations, rewards = [obs], []
+    for t in range(steps):
+        obs, reward, terminated, _, _ = env.step(actions[t])
+        rewards.append(reward)
+        if terminated:
+            obs, _ = env.reset()
+        observations.append(obs)
+    return np.stack(observations), np.array(rewards)
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_vecenv_slots_equal_single_envs_with_the_same_seeds(num_envs):
+    steps = 5  # crosses an episode boundary (2 decisions per episode)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, size=(steps, num_envs, 8, 2)).astype(np.float32)
+    vec = BatchedCurriculumVecEnv(num_envs, **SMALL)
+    vec.seed(100)
+    observations, rewards = [vec.reset()], []
+    for t in range(steps):
+        obs, reward, _, _ = vec.step(actions[t])
+        observations.append(obs)
+        rewards.append(reward)
+    observations, rewards = np.stack(observations), np.stack(rewards)
+    for i in range(num_envs):
+        single_obs, single_rew = rollout_single(100 + i, actions[:, i], steps, **SMALL)
+        np.testing.assert_allclose(observations[:, i], single_obs, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(rewards[:, i], single_rew, rtol=1e-4, atol=1e-5)
+
+
+def test_divergence_ends_the_episode_and_keeps_observations_valid():
+    env = CurriculumEnv(
+        budget=100, interval=25, trainer={"lr": 1e12, "optimizer": "sgd", "batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"}
+    )
+    obs, _ = env.reset(seed=0)
+    for _ in range(4):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+        assert np.isfinite(reward)
+        if terminated:
+            break
+    assert terminated and info["diverged"]
+    assert reward == -env.config.divergence_penalty
+
+
+def test_vecenv_restarts_a_diverged_run_alone():
+    trainer = {"lr": 1e12, "optimizer": "sgd", "batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"}
+    vec = BatchedCurriculumVecEnv(2, budget=100, interval=25, trainer=trainer)
+    vec.seed(0)
+    vec.reset()
+    for _ in range(3):
+        obs, _, dones, infos = vec.step(np.zeros((2, 8, 2), np.float32))
+        assert np.isfinite(obs).all() and vec.observation_space.contains(obs[0])
+        if dones.any():
+            break
+    assert dones.any() and any(info["diverged"] for info in infos)
+    assert all("terminal_observation" in infos[i] for i in np.flatnonzero(dones))
+
+
+@pytest.mark.parametrize("k", [2, 8])
+def test_k2_and_k8_suites_work_in_the_same_env_class(k):
+    env = CurriculumEnv(suite=fixed_k_suite(k), **SMALL)
+    obs, info = env.reset(seed=0)
+    assert info["num_tasks"] == k
+    assert obs.shape == (8, env.observation_space.shape[1])
+    assert (obs[:k, 0] == 1).all() and (obs[k:] == 0).all()
+    _, reward, _, _, info = env.step(np.zeros((8, 2), np.float32))
+    assert np.isfinite(reward) and len(info["weights"]) == k
+    np.testing.assert_allclose(info["weights"], np.ones(k), rtol=1e-5)
+
+
+def test_reward_telescopes_to_the_log_improvement_of_the_run():
+    env = CurriculumEnv(**SMALL)
+    env.reset(seed=3)
+    j_start = float(env._core.j[0])
+    total, terminated = 0.0, False
+    while not terminated:
+        _, reward, terminated, _, info = env.step(np.zeros((8, 2), np.float32))
+        total += reward
+    assert total == pytest.approx(j_start - info["j"], abs=1e-5)
+
+
+def test_bad_env_config_names_the_problem():
+    with pytest.raises(ValueError, match="multiple of interval"):
+        CurriculumEnv(budget=60, interval=25)
+    with pytest.raises(ValueError, match="unknown suite"):
+        CurriculumEnv(suite="no-such-suite")
