@@ -19,6 +19,7 @@ Each figure is the ratio of medians over interleaved repetitions.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -71,8 +72,11 @@ def batched_vs_separate(n: int, reps: int) -> dict[str, float]:
                 env.reset()
 
     t = interleaved({"batched": step_batched, "separate": step_separate}, reps)
-    return {"batched_step_s": t["batched"], "separate_steps_s": t["separate"],
-            "batched_speedup": t["separate"] / t["batched"]}
+    return {
+        "batched_step_s": t["batched"],
+        "separate_steps_s": t["separate"],
+        "batched_speedup": t["separate"] / t["batched"],
+    }
 
 
 class PlainMultitaskNet(nn.Module):
@@ -82,7 +86,7 @@ class PlainMultitaskNet(nn.Module):
         super().__init__()
         dims = (in_dim, *hidden)
         layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
+        for a, b in itertools.pairwise(dims):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.trunk = nn.Sequential(*layers, nn.Linear(dims[-1], proj), nn.ReLU())
         self.heads = nn.ModuleList(nn.Linear(proj, 1) for _ in range(k))
@@ -105,9 +109,16 @@ def env_vs_plain_loop(reps: int) -> dict[str, float]:
 
     def plain_loop() -> None:
         for _ in range(interval):
-            idx = [torch.randint(len(x), (m,), generator=gen) for (x, _), m in zip(data, per_task, strict=True)]
+            idx = [
+                torch.randint(len(x), (m,), generator=gen)
+                for (x, _), m in zip(data, per_task, strict=True)
+            ]
             outs = net([x[i] for (x, _), i in zip(data, idx, strict=True)])
-            loss = sum(((o - y[i]) ** 2).sum() for o, (_, y), i in zip(outs, data, idx, strict=True)) * k / batch
+            loss = (
+                sum(((o - y[i]) ** 2).sum() for o, (_, y), i in zip(outs, data, idx, strict=True))
+                * k
+                / batch
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -120,9 +131,16 @@ def env_vs_plain_loop(reps: int) -> dict[str, float]:
         if terminated:
             env.reset()
 
-    t = interleaved({"env": env_step, "plain": plain_loop, "trainer": lambda: trainer.train(interval)}, reps)
-    return {"env_step_s": t["env"], "plain_loop_s": t["plain"], "trainer_train_s": t["trainer"],
-            "env_overhead": t["env"] / t["plain"], "env_overhead_vs_trainer": t["env"] / t["trainer"]}
+    t = interleaved(
+        {"env": env_step, "plain": plain_loop, "trainer": lambda: trainer.train(interval)}, reps
+    )
+    return {
+        "env_step_s": t["env"],
+        "plain_loop_s": t["plain"],
+        "trainer_train_s": t["trainer"],
+        "env_overhead": t["env"] / t["plain"],
+        "env_overhead_vs_trainer": t["env"] / t["trainer"],
+    }
 
 
 def bmm_vs_vmap(n: int, reps: int) -> dict[str, float]:
@@ -134,24 +152,37 @@ def bmm_vs_vmap(n: int, reps: int) -> dict[str, float]:
     def sequential() -> nn.Module:
         dims = (body.in_dim, *body.hidden)
         layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
+        for a, b in itertools.pairwise(dims):
             layers += [nn.Linear(a, b), nn.ReLU()]
         return nn.Sequential(*layers)
 
-    vmapped = type(instance)(instance.name, instance.tasks, instance.data,
-                             ModuleBody(sequential, body.out_dim), instance.input_shape)
+    vmapped = type(instance)(
+        instance.name,
+        instance.tasks,
+        instance.data,
+        ModuleBody(sequential, body.out_dim),
+        instance.input_shape,
+    )
     config = TrainerConfig(device="cpu")
     bmm = BatchedMultitaskTrainer([instance] * n, list(range(n)), config)
     vm = BatchedMultitaskTrainer([vmapped] * n, list(range(n)), config)
     t = interleaved({"bmm": lambda: bmm.train(25), "vmap": lambda: vm.train(25)}, reps)
-    return {"bmm_train_s": t["bmm"], "vmap_train_s": t["vmap"], "bmm_speedup_over_vmap": t["vmap"] / t["bmm"]}
+    return {
+        "bmm_train_s": t["bmm"],
+        "vmap_train_s": t["vmap"],
+        "bmm_speedup_over_vmap": t["vmap"] / t["bmm"],
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions per figure")
     parser.add_argument("--runs", type=int, default=16, help="N for the batched figures")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     result = {
@@ -159,7 +190,7 @@ def main() -> None:
         **env_vs_plain_loop(args.reps * 3),
         **bmm_vs_vmap(args.runs, args.reps),
         "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
+        "machine": f"{platform.machine()} {platform.processor()} torch {torch.__version__}",
     }
     for key, value in result.items():
         print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")

@@ -91,7 +91,10 @@ def run_controller(
     tracker = SignalTracker(trainer.num_runs, trainer.max_tasks, device=trainer.device)
     context = RunContext(trainer.mask.clone(), trainer.sizes.clone(), budget, interval, list(seeds))
     controller.reset(context)
-    records = [_new_record(inst, controller.name, seed) for inst, seed in zip(instances, seeds, strict=True)]
+    records = [
+        _new_record(inst, controller.name, seed)
+        for inst, seed in zip(instances, seeds, strict=True)
+    ]
     decision = uniform_decision(trainer.mask)
     total = context.num_decisions
     for done in range(total + 1):

@@ -33,7 +33,9 @@ def test_weights_mean_one_sampling_sums_one_with_floor():
 
 
 def test_inverse_transform_round_trips():
-    actions = (torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(1)) - 0.5) * MASK[..., None]
+    actions = (torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(1)) - 0.5) * MASK[
+        ..., None
+    ]
     actions = actions - actions.sum(1, keepdim=True) / MASK.sum(1)[:, None, None] * MASK[..., None]
     d = actions_to_decision(actions, MASK)
     again = actions_to_decision(decision_to_actions(d, MASK), MASK)
@@ -49,11 +51,21 @@ def fake_signals(mask, seed=0):
     gram = a @ a.transpose(1, 2)
     norm = gram.diagonal(dim1=1, dim2=2).sqrt()
     return Signals(
-        train_loss=rnd(n, k) * 1e4, val_loss=rnd(n, k) + 1e-3, log_val_ratio=-rnd(n, k),
-        lp_slope=-rnd(n, k), lp_gap=rnd(n, k), grad_norm=norm,
-        grad_cos=gram / (norm[:, :, None] * norm[:, None, :]), cos_update=rnd(n, k),
-        progress=rnd(n), train_sizes=rnd(n, k) * 100 + 1, mask=mask, objective=mask.clone(),
-        diverged=torch.zeros(n, dtype=torch.bool), steps=torch.zeros(n), j=torch.zeros(n),
+        train_loss=rnd(n, k) * 1e4,
+        val_loss=rnd(n, k) + 1e-3,
+        log_val_ratio=-rnd(n, k),
+        lp_slope=-rnd(n, k),
+        lp_gap=rnd(n, k),
+        grad_norm=norm,
+        grad_cos=gram / (norm[:, :, None] * norm[:, None, :]),
+        cos_update=rnd(n, k),
+        progress=rnd(n),
+        train_sizes=rnd(n, k) * 100 + 1,
+        mask=mask,
+        objective=mask.clone(),
+        diverged=torch.zeros(n, dtype=torch.bool),
+        steps=torch.zeros(n),
+        j=torch.zeros(n),
         decisions=torch.ones(n, dtype=torch.long),
     )
 
@@ -73,9 +85,13 @@ def test_observation_is_permutation_equivariant():
     dec = Decision(torch.tensor([[0.5, 1.5, 1.0, 1.0]]), torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
     obs = build_observation(sig, dec)
     perm = torch.tensor([2, 0, 3, 1])
-    permuted = Signals(**{
-        name: (v[:, perm][:, :, perm] if name == "grad_cos" else v[:, perm] if v.dim() == 2 else v)
-        for name, v in sig.__dict__.items()
-    })
+    permuted = Signals(
+        **{
+            name: (
+                v[:, perm][:, :, perm] if name == "grad_cos" else v[:, perm] if v.dim() == 2 else v
+            )
+            for name, v in sig.__dict__.items()
+        }
+    )
     obs_p = build_observation(permuted, Decision(dec.weights[:, perm], dec.sampling[:, perm]))
     torch.testing.assert_close(obs_p, obs[:, perm])

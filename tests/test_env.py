@@ -10,12 +10,18 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from curriculum_rl.env import ENV_ID, BatchedCurriculumVecEnv, CurriculumEnv
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 
-SMALL = {"budget": 50, "interval": 25, "trainer": {"batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"}}
+SMALL = {
+    "budget": 50,
+    "interval": 25,
+    "trainer": {"batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"},
+}
 
 
 def fixed_k_suite(k: int) -> SyntheticSuite:
     setting = SyntheticSetting("fixed", num_tasks=(k, k), scale_spread=(1.0, 50.0))
-    return SyntheticSuite(name=f"k{k}", settings=(setting,), n_train=128, n_val=64, n_test=64, hidden=(16,))
+    return SyntheticSuite(
+        name=f"k{k}", settings=(setting,), n_train=128, n_val=64, n_test=64, hidden=(16,)
+    )
 
 
 def test_registered_env_passes_gymnasium_and_sb3_checkers():
@@ -65,11 +71,20 @@ def test_vecenv_slots_equal_single_envs_with_the_same_seeds(num_envs):
 
 def test_divergence_ends_the_episode_and_keeps_observations_valid():
     env = CurriculumEnv(
-        budget=100, interval=25, trainer={"lr": 1e12, "optimizer": "sgd", "batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"}
+        budget=100,
+        interval=25,
+        trainer={
+            "lr": 1e12,
+            "optimizer": "sgd",
+            "batch_size": 32,
+            "proj_dim": 16,
+            "val_probe": 16,
+            "device": "cpu",
+        },
     )
     obs, _ = env.reset(seed=0)
     for _ in range(4):
-        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        obs, reward, terminated, _truncated, info = env.step(env.action_space.sample())
         assert env.observation_space.contains(obs)
         assert np.isfinite(reward)
         if terminated:
@@ -79,7 +94,14 @@ def test_divergence_ends_the_episode_and_keeps_observations_valid():
 
 
 def test_vecenv_restarts_a_diverged_run_alone():
-    trainer = {"lr": 1e12, "optimizer": "sgd", "batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"}
+    trainer = {
+        "lr": 1e12,
+        "optimizer": "sgd",
+        "batch_size": 32,
+        "proj_dim": 16,
+        "val_probe": 16,
+        "device": "cpu",
+    }
     vec = BatchedCurriculumVecEnv(2, budget=100, interval=25, trainer=trainer)
     vec.seed(0)
     vec.reset()

@@ -11,7 +11,9 @@ from curriculum_rl.trainer.optim import BatchedOptimizer
 
 def small_suite(k_low=3, k_high=3, **knobs) -> SyntheticSuite:
     setting = SyntheticSetting("test", num_tasks=(k_low, k_high), **knobs)
-    return SyntheticSuite(name="tiny", settings=(setting,), n_train=128, n_val=64, n_test=64, hidden=(16,))
+    return SyntheticSuite(
+        name="tiny", settings=(setting,), n_train=128, n_val=64, n_test=64, hidden=(16,)
+    )
 
 
 CONFIG = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu")
@@ -30,8 +32,12 @@ def test_batched_runs_equal_separate_runs():
     for run, (inst, seed) in enumerate(zip(instances, [10, 20, 30], strict=True)):
         single, single_eval = train_runs([inst], [seed])
         torch.testing.assert_close(batched.val_loss[run], single.val_loss[0], rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(batched.grad_gram[run], single.grad_gram[0], rtol=1e-3, atol=1e-6)
-        torch.testing.assert_close(batched_eval[1][run], single_eval[1][0], rtol=1e-4, atol=1e-5, equal_nan=True)
+        torch.testing.assert_close(
+            batched.grad_gram[run], single.grad_gram[0], rtol=1e-3, atol=1e-6
+        )
+        torch.testing.assert_close(
+            batched_eval[1][run], single_eval[1][0], rtol=1e-4, atol=1e-5, equal_nan=True
+        )
 
 
 def test_same_seed_same_numbers_and_other_seed_differs():
@@ -117,7 +123,9 @@ def test_reset_run_restarts_only_that_run():
 def test_absurd_learning_rate_diverges_without_touching_other_runs():
     suite = small_suite()
     insts = [suite.sample(0)]
-    config = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu", lr=1e12, optimizer="sgd")
+    config = TrainerConfig(
+        batch_size=32, proj_dim=16, val_probe=16, device="cpu", lr=1e12, optimizer="sgd"
+    )
     trainer = BatchedMultitaskTrainer(insts, [0], config)
     trainer.train(20)
     assert bool(trainer.measure().diverged[0])

@@ -1,7 +1,7 @@
 """One interface for everything that sets task weights and sampling probabilities.
 
-A controller is reset at the start of a batch of runs, then asked for a
-:class:`Decision` at every decision point, given the :class:`~curriculum_rl.trainer.signals.Signals`.
+A controller is reset at the start of a batch of runs, then asked for a :class:`Decision`
+at every decision point, given the :class:`~curriculum_rl.trainer.signals.Signals`.
 Methods that must act inside every optimisation step (uncertainty weighting, GradNorm,
 FAMO, gradient aggregators) also expose a :class:`~curriculum_rl.trainer.StepHook` as
 ``hook``; the trainer then lets the hook do each step's backward pass. The learned PPO
@@ -60,7 +60,7 @@ class Controller(ABC):
         """The per-step backward hook, or ``None`` to use ``sum_k w_k L_k``."""
         return None
 
-    def reset(self, context: RunContext) -> None:  # noqa: B027 - stateless default
+    def reset(self, context: RunContext) -> None:
         """Start a new batch of runs."""
         self.context = context
 
@@ -75,7 +75,9 @@ def uniform_decision(mask: torch.Tensor) -> Decision:
     return Decision(valid.clone(), valid / valid.sum(1, keepdim=True).clamp_min(1))
 
 
-def normalize_decision(weights: torch.Tensor, sampling: torch.Tensor, mask: torch.Tensor) -> Decision:
+def normalize_decision(
+    weights: torch.Tensor, sampling: torch.Tensor, mask: torch.Tensor
+) -> Decision:
     """Scale weights to mean 1 and sampling to sum 1 over each run's valid tasks."""
     valid = mask.float()
     weights = weights * valid

@@ -48,7 +48,9 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         if self.budget < 1 or self.interval < 1:
-            raise ValueError(f"budget and interval must be >= 1, got {self.budget}, {self.interval}")
+            raise ValueError(
+                f"budget and interval must be >= 1, got {self.budget}, {self.interval}"
+            )
         if self.budget % self.interval:
             raise ValueError(
                 f"budget ({self.budget}) must be a multiple of interval ({self.interval}) so that "
@@ -102,10 +104,14 @@ class CurriculumCore:
         self.trainer = BatchedMultitaskTrainer(
             instances, seeds, self.config.trainer, max_tasks=self.config.max_tasks
         )
-        self.tracker = SignalTracker(self.num_runs, self.config.max_tasks, device=self.trainer.device)
+        self.tracker = SignalTracker(
+            self.num_runs, self.config.max_tasks, device=self.trainer.device
+        )
         self.previous = uniform_decision(self.trainer.mask)
         self.decisions[:] = 0
-        return self._observe(torch.ones(self.num_runs, dtype=torch.bool, device=self.trainer.device))
+        return self._observe(
+            torch.ones(self.num_runs, dtype=torch.bool, device=self.trainer.device)
+        )
 
     def reset_runs(self, runs: list[int]) -> np.ndarray:
         """Start a fresh episode in ``runs`` only; return all observations."""
@@ -138,8 +144,12 @@ class CurriculumCore:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         """Apply actions (N, K_max, 2); return obs, rewards, terminated, infos (before
         any reset: the caller decides whether and how to restart finished runs)."""
-        actions = np.asarray(actions, dtype=np.float32).reshape(self.num_runs, *self.config.action_shape)
-        decision = actions_to_decision(torch.from_numpy(actions).to(self.trainer.device), self.trainer.mask)
+        actions = np.asarray(actions, dtype=np.float32).reshape(
+            self.num_runs, *self.config.action_shape
+        )
+        decision = actions_to_decision(
+            torch.from_numpy(actions).to(self.trainer.device), self.trainer.mask
+        )
         self.trainer.set_schedule(decision.weights, decision.sampling)
         self.previous = decision
         self.trainer.train(self.config.interval)
@@ -175,4 +185,3 @@ def _merge(old: Signals, new: Signals, runs: torch.Tensor) -> Signals:
         keep = runs.view((-1,) + (1,) * (value.dim() - 1))
         merged[name] = torch.where(keep, value, getattr(old, name))
     return Signals(**merged)
-

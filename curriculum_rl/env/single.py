@@ -8,7 +8,7 @@ decision. An episode is one whole run on a freshly sampled suite instance.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -37,13 +37,15 @@ def env_config(
     """Build an :class:`EnvConfig` from keyword arguments (``trainer`` may be a dict)."""
     if isinstance(trainer, dict):
         trainer = TrainerConfig(**trainer)
-    return EnvConfig(suite, budget, interval, max_tasks, divergence_penalty, trainer or TrainerConfig())
+    return EnvConfig(
+        suite, budget, interval, max_tasks, divergence_penalty, trainer or TrainerConfig()
+    )
 
 
 class CurriculumEnv(gym.Env):
     """One multitask training run, paced by the agent one decision at a time."""
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict] = {"render_modes": []}
 
     def __init__(self, **kwargs: Any) -> None:
         """Keyword arguments: those of :func:`env_config` (suite, budget, interval,
@@ -71,6 +73,8 @@ class CurriculumEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         action = np.asarray(action, dtype=np.float32)
         if action.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
+            raise ValueError(
+                f"action must have shape {self.action_space.shape}, got {action.shape}"
+            )
         obs, rewards, terminated, infos = self._core.step(action[None])
         return obs[0], float(rewards[0]), bool(terminated[0]), False, infos[0]

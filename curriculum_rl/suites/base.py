@@ -174,7 +174,9 @@ class SuiteInstance:
         else:
             want = 1 if spec.kind == "classification" else 2
             if y.dim() != want or y.dtype.is_floating_point:
-                raise ValueError(f"{where}: {spec.kind} targets must be an integer tensor of rank {want}")
+                raise ValueError(
+                    f"{where}: {spec.kind} targets must be an integer tensor of rank {want}"
+                )
             if y.min() < 0 or y.max() >= spec.out_dim:
                 raise ValueError(f"{where}: class ids must lie in [0, {spec.out_dim})")
 

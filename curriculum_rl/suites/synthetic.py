@@ -191,7 +191,9 @@ def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
         "relatedness": uniform(setting.relatedness),
         "conflict": uniform(setting.conflict),
         "scale_spread": log_uniform(setting.scale_spread),
-        "noisy_tasks": min(num_tasks, int(rng.integers(setting.noisy_tasks[0], setting.noisy_tasks[1] + 1))),
+        "noisy_tasks": min(
+            num_tasks, int(rng.integers(setting.noisy_tasks[0], setting.noisy_tasks[1] + 1))
+        ),
         "noise": uniform(setting.noise),
         "imbalance": log_uniform(setting.imbalance),
         "difficulty": uniform(setting.difficulty),

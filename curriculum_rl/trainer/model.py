@@ -12,6 +12,7 @@ passes through the whole body.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import torch
@@ -49,7 +50,7 @@ class BatchedMLP(nn.Module):
         super().__init__()
         dims = (spec.in_dim, *spec.hidden)
         self.layers = nn.ModuleList(
-            BatchedLinear(num_runs, a, b) for a, b in zip(dims[:-1], dims[1:], strict=True)
+            BatchedLinear(num_runs, a, b) for a, b in itertools.pairwise(dims)
         )
 
     def reset_run(self, run: int, gen: torch.Generator) -> None:

@@ -172,4 +172,6 @@ def _cos_with_update(gram: torch.Tensor, combined: torch.Tensor, norm: torch.Ten
     dots = torch.einsum("nkl,nl->nk", gram, combined)
     update_sq = torch.einsum("nk,nkl,nl->n", combined, gram, combined).clamp_min(0)
     denom = norm * update_sq.sqrt()[:, None]
-    return torch.where(denom > EPS, dots / denom.clamp_min(EPS), torch.zeros_like(dots)).clamp(-1, 1)
+    return torch.where(denom > EPS, dots / denom.clamp_min(EPS), torch.zeros_like(dots)).clamp(
+        -1, 1
+    )

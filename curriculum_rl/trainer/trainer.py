@@ -238,7 +238,9 @@ class BatchedMultitaskTrainer:
                 f"trainer's max_tasks={self.max_tasks}; raise max_tasks"
             )
         if max(t.out_dim for t in instance.tasks) > self.out_max:
-            raise ValueError(f"suite {instance.name!r} has a task wider than out_max={self.out_max}")
+            raise ValueError(
+                f"suite {instance.name!r} has a task wider than out_max={self.out_max}"
+            )
         if _target_width(instance) > self.target_width:
             raise ValueError(f"suite {instance.name!r} has targets wider than {self.target_width}")
 
@@ -247,8 +249,12 @@ class BatchedMultitaskTrainer:
         total = sum(sizes)
         if total > self.x.shape[1]:  # grow the shared storage; other runs keep their rows
             grow = total - self.x.shape[1]
-            self.x = torch.cat([self.x, self.x.new_zeros(self.num_runs, grow, *self.input_shape)], 1)
-            self.y = torch.cat([self.y, self.y.new_zeros(self.num_runs, grow, self.target_width)], 1)
+            self.x = torch.cat(
+                [self.x, self.x.new_zeros(self.num_runs, grow, *self.input_shape)], 1
+            )
+            self.y = torch.cat(
+                [self.y, self.y.new_zeros(self.num_runs, grow, self.target_width)], 1
+            )
         start = 0
         self.sizes[run] = 0
         self.offsets[run] = 0
@@ -269,7 +275,9 @@ class BatchedMultitaskTrainer:
             pick = pick[torch.arange(v) % len(pick)]  # small val sets repeat cyclically
             rows = slice(i * v, (i + 1) * v)
             self.x_probe[run, rows] = data.x_val[pick].to(self.device, torch.float32)
-            self.y_probe[run, rows] = _pad_targets(data.y_val[pick], self.target_width).to(self.device)
+            self.y_probe[run, rows] = _pad_targets(data.y_val[pick], self.target_width).to(
+                self.device
+            )
 
     # ------------------------------------------------------------------ schedule
     def set_schedule(self, weights: torch.Tensor, sampling: torch.Tensor) -> None:
@@ -283,7 +291,9 @@ class BatchedMultitaskTrainer:
         sampling = torch.as_tensor(sampling, dtype=torch.float32, device=self.device)
         for name, value in (("weights", weights), ("sampling", sampling)):
             if tuple(value.shape) != shape:
-                raise ValueError(f"{name} must have shape {shape} (runs, max_tasks), got {tuple(value.shape)}")
+                raise ValueError(
+                    f"{name} must have shape {shape} (runs, max_tasks), got {tuple(value.shape)}"
+                )
             if not torch.isfinite(value).all() or (value < 0).any():
                 raise ValueError(f"{name} must be finite and >= 0")
         sampling = sampling * self.mask
@@ -337,7 +347,9 @@ class BatchedMultitaskTrainer:
     def _sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Systematic sampling of task ids (counts within 1 of B p_k) and of example rows."""
         batch = self.config.batch_size
-        draws = torch.stack([torch.rand(batch + 1, generator=g, device=self.device) for g in self.generators])
+        draws = torch.stack(
+            [torch.rand(batch + 1, generator=g, device=self.device) for g in self.generators]
+        )
         grid = (torch.arange(batch, device=self.device) + draws[:, :1]) / batch
         cdf = self.sampling.cumsum(1)
         cdf[:, -1] = 1.0 + 1e-6  # guard round-off at the top end

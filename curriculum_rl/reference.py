@@ -1,0 +1,196 @@
+"""Single-task references and the relative scores built on them (Δm%, worst-task change).
+
+The evaluation protocol compares a multitask run with training each task *alone* under
+the same budget: :func:`single_task_reference` produces those numbers (cached on disk),
+:func:`delta_m` and :func:`worst_task_change` turn a run's metrics into relative scores.
+This module sits above the runner (it trains), so the suites stay at the bottom layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from curriculum_rl.controllers.base import Uniform
+from curriculum_rl.runner import run_controller
+from curriculum_rl.suites.base import SuiteInstance
+from curriculum_rl.trainer import TrainerConfig, resolve_device
+
+CACHE_VERSION = 1
+"""Bump when the reference procedure changes, so stale cache files are not reused."""
+
+
+def single_task_instances(instance: SuiteInstance) -> list[SuiteInstance]:
+    """One single-task :class:`SuiteInstance` per task of ``instance`` (same data, body)."""
+    return [
+        SuiteInstance(
+            name=f"{instance.name}/{spec.name}",
+            tasks=[spec],
+            data=[data],
+            body=instance.body,
+            input_shape=tuple(instance.input_shape),
+            info={**instance.info, "single_task": spec.name},
+        )
+        for spec, data in zip(instance.tasks, instance.data, strict=True)
+    ]
+
+
+def reference_key(
+    instance: SuiteInstance,
+    seed: int,
+    budget: int,
+    interval: int,
+    config: TrainerConfig,
+) -> str:
+    """Hex digest identifying a reference: suite name, instance info, task specs, budget,
+    interval, trainer config, seed, and a fingerprint of the data itself (so two
+    instances whose ``info`` happens to coincide never share a cache entry)."""
+    described = {
+        "version": CACHE_VERSION,
+        "suite": instance.name,
+        "info": instance.info,
+        "tasks": [dataclasses.asdict(t) for t in instance.tasks],
+        "body": repr(instance.body),
+        "budget": budget,
+        "interval": interval,
+        "config": dataclasses.asdict(config),
+        # "auto" means different hardware on different machines, and CPU and GPU kernels
+        # round differently: key on the device actually used.
+        "device": resolve_device(config.device).type,
+        "seed": seed,
+    }
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=repr).encode())
+    for data in instance.data:
+        for x, y in data.splits().values():
+            digest.update(x.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(y.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def single_task_reference(
+    instance: SuiteInstance,
+    seed: int,
+    budget: int,
+    interval: int = 25,
+    config: TrainerConfig | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict:
+    """Train every task of ``instance`` alone (uniform controller, same budget) and return
+    its test metrics and losses.
+
+    The K single-task runs share the instance's body and input shape, so they run as one
+    batched trainer call of N=K runs, each with seed ``seed``. With ``cache_dir``, the
+    result is stored as ``<cache_dir>/stl-<key>.json`` (see :func:`reference_key`) and a
+    rerun with the same arguments reads it back instead of training.
+
+    Returns:
+        ``{"key", "suite", "seed", "budget", "interval", "tasks", "higher_is_better",
+        "final_test_metric", "final_test_loss", "best_test_metric", "best_test_loss",
+        "diverged"}``; the per-task lists follow ``instance.tasks``. ``final_*`` use the
+        last parameters, ``best_*`` those at the best validation-probe loss (the two
+        checkpoint rules of the evaluation protocol). Non-finite values are ``None``.
+    """
+    config = config or TrainerConfig()
+    key = reference_key(instance, seed, budget, interval, config)
+    path = Path(cache_dir) / f"stl-{key}.json" if cache_dir is not None else None
+    if path is not None and path.exists():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:  # a damaged cache file: recompute and overwrite it
+            pass
+    singles = single_task_instances(instance)
+    records = run_controller(singles, [seed] * len(singles), Uniform(), budget, interval, config)
+    result = {
+        "key": key,
+        "suite": instance.name,
+        "seed": seed,
+        "budget": budget,
+        "interval": interval,
+        "tasks": [t.name for t in instance.tasks],
+        "higher_is_better": [t.higher_is_better for t in instance.tasks],
+        "diverged": [r.diverged for r in records],
+    }
+    for field in ("final_test_metric", "final_test_loss", "best_test_metric", "best_test_loss"):
+        result[field] = [_finite_or_none(getattr(r, field)[0]) for r in records]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel workers never share one
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    return result
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def relative_changes(
+    metrics: Sequence[float],
+    reference_metrics: Sequence[float],
+    higher_is_better: Sequence[bool],
+) -> list[float]:
+    """Per-task signed relative change in percent, positive = worse than the reference:
+    ``(-1)^{s_k} (M_k - M_ref,k) / M_ref,k * 100`` with ``s_k = 1`` when higher is better.
+
+    Raises ``ValueError`` on mismatched lengths, or a reference metric that is zero or
+    not finite (the relative change is undefined there).
+    """
+    if not len(metrics) == len(reference_metrics) == len(higher_is_better):
+        raise ValueError(
+            f"got {len(metrics)} metrics, {len(reference_metrics)} reference metrics and "
+            f"{len(higher_is_better)} directions; give one of each per task"
+        )
+    if not metrics:
+        raise ValueError("give at least one task")
+    changes = []
+    for k, (m, ref, higher) in enumerate(
+        zip(metrics, reference_metrics, higher_is_better, strict=True)
+    ):
+        if ref is None or not math.isfinite(ref) or ref == 0:
+            raise ValueError(f"task {k}: reference metric {ref!r} must be finite and non-zero")
+        m = math.nan if m is None else float(m)
+        sign = -1.0 if higher else 1.0
+        changes.append(sign * (m - ref) / abs(ref) * 100.0)
+    return changes
+
+
+def delta_m(
+    metrics: Sequence[float],
+    reference_metrics: Sequence[float],
+    higher_is_better: Sequence[bool],
+) -> float:
+    """Δm%: the mean relative change of a multitask run against single-task references,
+
+        Δm = (1/K) Σ_k (−1)^{s_k} (M_k − M_STL,k) / M_STL,k × 100,
+
+    with ``s_k = 1`` when task k's metric is higher-is-better (accuracy) and 0 when it is
+    lower-is-better (MSE). **Lower is better**; a negative Δm beats single-task training.
+    This follows DESIGN.md, whose sign is the opposite of the "multi-task performance"
+    of Maninis et al. 2019 (Attentive single-tasking of multiple tasks, CVPR) and
+    Vandenhende et al. 2021 (Multi-task learning for dense prediction tasks: a survey,
+    TPAMI), where higher is better: ``delta_m = -Δ_MTL`` of those papers.
+
+    A non-finite metric (a diverged run) gives ``nan``.
+    """
+    changes = relative_changes(metrics, reference_metrics, higher_is_better)
+    return sum(changes) / len(changes)
+
+
+def worst_task_change(
+    metrics: Sequence[float],
+    reference_metrics: Sequence[float],
+    higher_is_better: Sequence[bool],
+) -> float:
+    """The worst task's relative change in percent, in the sign convention of
+    :func:`delta_m` (positive = worse than single-task):
+    ``max_k (−1)^{s_k} (M_k − M_STL,k) / M_STL,k × 100``. It exposes a task that a good
+    average Δm hides. A non-finite metric gives ``nan``."""
+    changes = relative_changes(metrics, reference_metrics, higher_is_better)
+    if any(math.isnan(c) for c in changes):
+        return math.nan
+    return max(changes)

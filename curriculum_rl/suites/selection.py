@@ -1,0 +1,65 @@
+"""Small helpers shared by the built-in data suites: task subsets, splits, targets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from curriculum_rl.suites.base import TaskSpec
+
+
+def select_tasks(
+    suite: str, catalogue: Sequence[TaskSpec], wanted: Sequence[str] | None
+) -> list[TaskSpec]:
+    """The specs named in ``wanted`` (in that order), or the whole catalogue for ``None``.
+
+    Raises ``ValueError`` listing the valid names on an unknown, repeated or empty choice,
+    so a typo in a TOML file or on the command line says what would have worked.
+    """
+    by_name = {spec.name: spec for spec in catalogue}
+    if wanted is None:
+        return list(catalogue)
+    if isinstance(wanted, str):  # a bare string would silently iterate over characters
+        wanted = (wanted,)
+    valid = ", ".join(by_name)
+    if not wanted:
+        raise ValueError(f"suite {suite!r}: choose at least one task ({valid})")
+    unknown = [name for name in wanted if name not in by_name]
+    if unknown:
+        raise ValueError(f"suite {suite!r} has no task {unknown[0]!r}; valid tasks: {valid}")
+    if len(set(wanted)) != len(wanted):
+        raise ValueError(f"suite {suite!r}: tasks {list(wanted)} name a task twice")
+    return [by_name[name] for name in wanted]
+
+
+def split_sizes(total: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """Train/val/test counts of ``total`` items; each split keeps at least one item."""
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(
+            "val_fraction and test_fraction must lie in (0, 1) and sum to less than 1, got "
+            f"{val_fraction} and {test_fraction}"
+        )
+    n_val = max(1, round(total * val_fraction))
+    n_test = max(1, round(total * test_fraction))
+    n_train = total - n_val - n_test
+    if n_train < 1:
+        raise ValueError(f"{total} items are too few to split into train/val/test")
+    return n_train, n_val, n_test
+
+
+def standardize(values: np.ndarray, train_rows: np.ndarray) -> np.ndarray:
+    """Z-score with the statistics of the training rows only (no leak from val/test)."""
+    ref = values[train_rows]
+    return (values - ref.mean()) / max(float(ref.std()), 1e-8)
+
+
+def as_regression(values: np.ndarray) -> torch.Tensor:
+    """(n,) floats -> (n, 1) float32 regression targets."""
+    return torch.as_tensor(np.asarray(values, dtype=np.float32)).reshape(-1, 1)
+
+
+def as_classes(values: np.ndarray) -> torch.Tensor:
+    """Integer class ids (any shape) -> int64 targets."""
+    return torch.as_tensor(np.asarray(values, dtype=np.int64))
