@@ -1,6 +1,8 @@
 """Controllers: everything that sets per-task loss weights and sampling probabilities."""
 
 from curriculum_rl.controllers.actions import actions_to_decision, decision_to_actions
+from curriculum_rl.controllers.aggregation import AGGREGATORS, Aggregated, AggregatorHook
+from curriculum_rl.controllers.bandits import TSCL, Exp3S
 from curriculum_rl.controllers.base import (
     Controller,
     Decision,
@@ -10,17 +12,66 @@ from curriculum_rl.controllers.base import (
     uniform_decision,
 )
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES, build_observation
+from curriculum_rl.controllers.registry import (
+    controller_available,
+    controller_names,
+    make_controller,
+    register_controller,
+)
+from curriculum_rl.controllers.sampling import (
+    Annealed,
+    EasyToHard,
+    HardFirst,
+    Proportional,
+    RoundRobin,
+    Temperature,
+)
+from curriculum_rl.controllers.static import StaticGrid, StaticWeights, tune_static_weights
+from curriculum_rl.controllers.weighting import (
+    DynamicWeightAverage,
+    FastAdaptiveMultitask,
+    GeometricMeanLoss,
+    GradNorm,
+    ImpartialLossWeighting,
+    RandomLossWeighting,
+    UncertaintyWeighting,
+)
 
 __all__ = [
+    "AGGREGATORS",
     "FEATURES",
     "NUM_FEATURES",
+    "TSCL",
+    "Aggregated",
+    "AggregatorHook",
+    "Annealed",
     "Controller",
     "Decision",
+    "DynamicWeightAverage",
+    "EasyToHard",
+    "Exp3S",
+    "FastAdaptiveMultitask",
+    "GeometricMeanLoss",
+    "GradNorm",
+    "HardFirst",
+    "ImpartialLossWeighting",
+    "Proportional",
+    "RandomLossWeighting",
+    "RoundRobin",
     "RunContext",
+    "StaticGrid",
+    "StaticWeights",
+    "Temperature",
+    "UncertaintyWeighting",
     "Uniform",
     "actions_to_decision",
     "build_observation",
+    "controller_available",
+    "controller_names",
     "decision_to_actions",
+    "make_controller",
     "normalize_decision",
+    "register_controller",
+    "tune_static_weights",
     "uniform_decision",
 ]

@@ -1,0 +1,162 @@
+"""Static task weights, and their tuning on the validation split.
+
+Published comparisons (Xin et al. 2022, "Do Current Multi-Task Optimization Methods in
+Deep Learning Even Help?"; Kurin et al. 2022, "In Defense of the Unitary Scalarization for
+Deep Multi-Task Learning") found fixed, well-tuned loss weights the hardest baseline to
+beat. :class:`StaticWeights` applies given weights; :func:`tune_static_weights` picks them
+per suite instance from a stated grid by the validation J (mean log validation loss) at
+the end of a probe run. Tuning needs the instances, so it is a function the benchmark
+calls, not a registered name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from curriculum_rl.controllers.base import Controller, Decision, RunContext, normalize_decision
+from curriculum_rl.suites.base import SuiteInstance
+from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
+from curriculum_rl.trainer.signals import Signals
+
+
+class StaticWeights(Controller):
+    """Fixed loss weights, uniform sampling (the static-weights baseline).
+
+    ``weights`` is one vector (used for every run; its length must equal each run's
+    number of tasks) or one vector per run. Weights are rescaled to mean 1.
+    """
+
+    name = "static"
+
+    def __init__(self, weights: Sequence[float] | Sequence[Sequence[float]] | torch.Tensor) -> None:
+        if isinstance(weights, torch.Tensor):
+            weights = weights.tolist()
+        if len(weights) == 0:
+            raise ValueError("give at least one weight")
+        per_run = not isinstance(weights[0], int | float)
+        self._per_run = [list(map(float, w)) for w in weights] if per_run else None
+        self._shared = None if per_run else [float(w) for w in weights]
+        for vector in self._per_run or [self._shared]:
+            if any(not math.isfinite(w) or w < 0 for w in vector) or sum(vector) <= 0:
+                raise ValueError(f"weights must be finite, >= 0 and not all 0, got {vector}")
+
+    def reset(self, context: RunContext) -> None:
+        super().reset(context)
+        mask = context.mask
+        counts = [int(k) for k in mask.sum(1).tolist()]
+        vectors = self._per_run or [self._shared] * len(counts)
+        if len(vectors) != len(counts):
+            raise ValueError(f"{len(vectors)} weight vectors for {len(counts)} runs")
+        self.table = torch.zeros(mask.shape, device=mask.device)
+        for n, (vector, k) in enumerate(zip(vectors, counts, strict=True)):
+            if len(vector) != k:
+                raise ValueError(f"run {n} has {k} tasks but {len(vector)} weights")
+            self.table[n, mask[n]] = torch.tensor(vector, device=mask.device)
+
+    def decide(self, signals: Signals) -> Decision:
+        mask = signals.mask
+        return normalize_decision(self.table, mask.float(), mask)
+
+
+@dataclass(frozen=True)
+class StaticGrid:
+    """The search space of :func:`tune_static_weights`, in two stages.
+
+    Stage 1, loss-scale family: ``w_k ∝ L_k(0)^-gamma`` for each gamma in ``gammas``, with
+    ``L_k(0)`` the validation loss at initialisation (geometric mean over the tuning seeds).
+    gamma = 0 is uniform; gamma = 1 equalises the initial losses (a static 1/L weighting).
+    Stage 2, one task up-weighted: starting from stage 1's best vector, each task in turn
+    multiplied by ``upweight`` (K candidates). The best of all ``len(gammas) + K``
+    candidates wins. Cost per instance: ``(len(gammas) + K) x len(seeds)`` runs of the
+    full budget (batched as one trainer per stage).
+    """
+
+    gammas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    upweight: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not self.gammas:
+            raise ValueError("give at least one gamma")
+        if not self.upweight > 0:
+            raise ValueError(f"upweight must be > 0, got {self.upweight}")
+
+
+def initial_val_losses(
+    instance: SuiteInstance, seeds: Sequence[int], config: TrainerConfig | None = None
+) -> torch.Tensor:
+    """(K,) validation-probe loss at initialisation, geometric mean over ``seeds``."""
+    trainer = BatchedMultitaskTrainer([instance] * len(seeds), list(seeds), config)
+    losses = trainer.measure().val_loss.clamp_min(1e-12)
+    return losses.log().mean(0).exp().cpu()
+
+
+def _final_val_j(
+    instance: SuiteInstance,
+    seeds: Sequence[int],
+    candidates: list[list[float]],
+    budget: int,
+    config: TrainerConfig | None,
+) -> list[float]:
+    """Mean over seeds of each candidate's validation-probe J after ``budget`` steps.
+
+    A static schedule never changes, so the runs train straight through: the same inner
+    steps as ``run_controller`` with :class:`StaticWeights` (measuring in between changes
+    no parameter), and the same J as its ``RunRecord.j_curve[-1]``; all candidates and
+    seeds train as one batch.
+    """
+    runs = [(c, s) for c in candidates for s in seeds]
+    trainer = BatchedMultitaskTrainer([instance] * len(runs), [s for _, s in runs], config)
+    weights = torch.tensor([c for c, _ in runs], device=trainer.device)
+    trainer.set_schedule(weights, trainer.mask.float())
+    trainer.train(budget)
+    js = [j if math.isfinite(j) else math.inf for j in trainer.measure().j.tolist()]
+    per_seed = len(seeds)
+    return [sum(js[i * per_seed : (i + 1) * per_seed]) / per_seed for i in range(len(candidates))]
+
+
+def _mean_one(vector: torch.Tensor) -> list[float]:
+    return (vector * len(vector) / vector.sum()).tolist()
+
+
+def tune_static_weights(
+    instances: Sequence[SuiteInstance],
+    seeds: Sequence[int],
+    budget: int,
+    interval: int,
+    config: TrainerConfig | None = None,
+    grid: StaticGrid | None = None,
+) -> list[list[float]]:
+    """Best static weights (mean 1) for each instance, chosen on the validation split.
+
+    Every candidate of ``grid`` (see :class:`StaticGrid`) is trained on each instance with
+    every seed in ``seeds`` for ``budget`` inner steps, and scored by the mean over seeds
+    of the final validation-probe J (what ``run_controller`` records as
+    ``RunRecord.j_curve[-1]``); ties keep the earlier candidate, so uniform wins unless
+    something is strictly better. ``interval`` is accepted for symmetry with
+    ``run_controller``; a static schedule does not depend on it. Use tuning seeds distinct
+    from the evaluation seeds.
+    """
+    grid = grid or StaticGrid()
+    if not seeds:
+        raise ValueError("give at least one tuning seed")
+    best_weights = []
+    for instance in instances:
+        start = initial_val_losses(instance, seeds, config)
+        family = [_mean_one(start.pow(-g)) for g in grid.gammas]
+        scores = _final_val_j(instance, seeds, family, budget, config)
+        best = min(range(len(family)), key=lambda i: scores[i])
+        base = torch.tensor(family[best])
+        ups = []
+        for k in range(len(base)):
+            vector = base.clone()
+            vector[k] *= grid.upweight
+            ups.append(_mean_one(vector))
+        up_scores = _final_val_j(instance, seeds, ups, budget, config)
+        best_up = min(range(len(ups)), key=lambda i: up_scores[i])
+        chosen = ups[best_up] if up_scores[best_up] < scores[best] else family[best]
+        best_weights.append(chosen)
+    return best_weights
