@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="evaluation seeds per instance")
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--interval", type=int, default=25)
+    parser.add_argument("--settings", nargs="*", default=None, help="only these settings")
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object as the last line"
     )
@@ -71,6 +72,8 @@ def main() -> None:
     start = time.perf_counter()
     per_setting = {}
     for index, setting in enumerate(default_settings()):
+        if args.settings and setting.name not in args.settings:
+            continue
         per_setting[setting.name] = setting_gains(index, setting, args, config)
         medians = {m: round(statistics.median(g), 3) for m, g in per_setting[setting.name].items()}
         print(f"{setting.name:>12}: median G {medians}", flush=True)

@@ -15,53 +15,96 @@ def _print_json_last(obj: dict) -> None:
 
 
 def cmd_suites(args: argparse.Namespace) -> int:
-    from curriculum_rl.suites import registered_suites, resolve_suite
+    """List every registered suite and every suite of the envs/*.toml spec files (in the
+    working directory, then the packaged copies), keyed by the SPEC that `--suite` takes."""
+    from pathlib import Path
 
-    listing = {}
-    for name in sorted(registered_suites()):
-        tasks = resolve_suite(name).describe()
-        listing[name] = [
-            {"task": t.name, "kind": t.kind, "metric": t.metric,
-             "direction": "higher" if t.higher_is_better else "lower"}
+    from curriculum_rl.suites import registered_suites, resolve_suite
+    from curriculum_rl.suites.spec_file import load_suites, packaged_envs_dir
+
+    def show(spec: str, tasks: list) -> None:
+        listing[spec] = [
+            {
+                "task": t.name,
+                "kind": t.kind,
+                "metric": t.metric,
+                "direction": "higher" if t.higher_is_better else "lower",
+            }
             for t in tasks
         ]
-        print(f"{name}")
-        for t in listing[name]:
+        print(spec)
+        for t in listing[spec]:
             print(f"  {t['task']:<20} {t['kind']:<15} {t['metric']:<15} {t['direction']} is better")
+
+    listing: dict[str, list[dict]] = {}
+    for name in sorted(registered_suites()):
+        show(name, resolve_suite(name).describe())
+    local = sorted(Path("envs").glob("*.toml"))
+    shipped = [
+        p
+        for p in sorted(packaged_envs_dir().glob("*.toml"))
+        if p.name not in {q.name for q in local}
+    ]
+    for path in local + shipped:
+        spec_path = f"envs/{path.name}"  # what --suite takes: cwd first, then the package
+        try:
+            suites = load_suites(path)
+        except (ValueError, FileNotFoundError) as err:  # one bad file must not hide the rest
+            print(f"{spec_path}: cannot be read ({err})", file=sys.stderr)
+            continue
+        for name, suite in suites.items():
+            show(spec_path if len(suites) == 1 else f"{spec_path}#{name}", suite.describe())
     if args.json:
         _print_json_last({"suites": listing})
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from curriculum_rl.controllers.registry import make_controller
+    from curriculum_rl.agents.controller import load_controller
     from curriculum_rl.runner import run_controller
     from curriculum_rl.suites import resolve_suite
     from curriculum_rl.trainer import TrainerConfig
 
     suite = resolve_suite(args.suite)
     instance = suite.sample(args.seed)
-    controller = make_controller(args.controller)
+    controller = load_controller(args.controller)
     config = TrainerConfig(device=args.device)
-    bar = tqdm(total=None, desc=f"{controller.name} on {instance.name}", unit="decision",
-               disable=args.quiet)
+    bar = tqdm(
+        total=None,
+        desc=f"{controller.name} on {instance.name}",
+        unit="decision",
+        disable=args.quiet,
+    )
 
     def progress(done: int, total: int) -> None:
         bar.total = total
         bar.update(1)
 
-    (record,) = run_controller([instance], [args.seed], controller, args.budget, args.interval,
-                               config, on_decision=progress)
+    (record,) = run_controller(
+        [instance],
+        [args.seed],
+        controller,
+        args.budget,
+        args.interval,
+        config,
+        on_decision=progress,
+    )
     bar.close()
-    print(f"suite {instance.name} ({len(record.tasks)} tasks), controller {controller.name}, "
-          f"seed {args.seed}, {args.budget} steps")
+    print(
+        f"suite {instance.name} ({len(record.tasks)} tasks), controller {controller.name}, "
+        f"seed {args.seed}, {args.budget} steps"
+    )
     print(f"{'task':<20} {'metric':<15} {'final':>12} {'best-val ckpt':>14}")
     for i, name in enumerate(record.tasks):
         metric = instance.tasks[i].metric
-        print(f"{name:<20} {metric:<15} {record.final_test_metric[i]:>12.4g} "
-              f"{record.best_test_metric[i]:>14.4g}")
-    print(f"test J (mean log loss): final {record.final_test_j:.4f}, "
-          f"best-val checkpoint {record.best_test_j:.4f}")
+        print(
+            f"{name:<20} {metric:<15} {record.final_test_metric[i]:>12.4g} "
+            f"{record.best_test_metric[i]:>14.4g}"
+        )
+    print(
+        f"test J (mean log loss): final {record.final_test_j:.4f}, "
+        f"best-val checkpoint {record.best_test_j:.4f}"
+    )
     if args.out:
         from pathlib import Path
 
@@ -71,6 +114,89 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         _print_json_last(record.to_dict())
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from curriculum_rl.agents.train import config_from_dict, load_config, train
+
+    out = Path(args.out)
+    if args.config is None and args.resume and (out / "config.json").is_file():
+        config = config_from_dict(json.loads((out / "config.json").read_text()), str(out))
+    else:
+        config = load_config(args.config)  # None: the shipped agents/default.toml
+    if args.total_timesteps is not None:
+        from dataclasses import replace
+
+        config = replace(config, train=replace(config.train, total_timesteps=args.total_timesteps))
+    result = train(
+        config,
+        out,
+        resume=args.resume,
+        progress=not args.quiet,
+        log=lambda msg: tqdm.write(msg, file=sys.stderr),
+    )
+    print(
+        f"trained {result.timesteps} timesteps in {result.wall_time_s:.0f} s; policy: "
+        f"{result.policy} (use it with `curriculum-rl run --controller {result.policy}`)"
+    )
+    if result.evaluations:
+        last = result.evaluations[-1]
+        print(
+            f"held-out test-J gain over uniform: last {last['gain_mean']:+.3f}, best "
+            f"{max(e['gain_mean'] for e in result.evaluations):+.3f} (saved as {result.best})"
+        )
+    print(f"TensorBoard: tensorboard --logdir {out / 'tb'}; curve: {out / 'learning_curve.png'}")
+    if args.json:
+        _print_json_last(result.to_dict())
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from curriculum_rl.benchmark import BenchmarkConfig, run_benchmark
+    from curriculum_rl.trainer import TrainerConfig
+
+    config = BenchmarkConfig(
+        suites=tuple(args.suite),
+        controllers=tuple(args.controller),
+        out=args.out,
+        seeds=args.seeds,
+        budget=args.budget,
+        interval=args.interval,
+        trainer=TrainerConfig(device=args.device),
+        reference=not args.no_reference,
+        progress=not args.quiet,
+    )
+    result = run_benchmark(config)
+    print(
+        f"{len(result.rows)} runs ({result.runs_computed} computed now, the rest resumed) "
+        f"in {config.out}: results.csv, summary.md, plots/, tb/"
+    )
+    if not result.with_reference:
+        print("note: Δm% vs single-task training omitted (no single-task reference)")
+    skipped = result.summary["settings"]["skipped_controllers"]
+    if skipped:
+        print(f"note: not run, optional dependencies missing: {', '.join(skipped)}")
+    print(f"{'controller':<24} {'IQM G final [95% CI]':>30} {'IQM G best [95% CI]':>30}")
+    for name, agg in result.summary["aggregate"].items():
+        print(f"{name:<24} {_fmt_estimate(agg['gain']):>30} {_fmt_estimate(agg['gain_best']):>30}")
+    if args.json:
+        _print_json_last(
+            {
+                "suites": result.summary["suites"],
+                "aggregate": result.summary["aggregate"],
+                "settings": result.summary["settings"],
+            }
+        )
+    return 0
+
+
+def _fmt_estimate(est: dict) -> str:
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    return f"{num(est['iqm'])} [{num(est['ci'][0])}, {num(est['ci'][1])}]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="one multitask run on a suite under a controller")
     p.add_argument("--suite", default="synthetic", help="suite SPEC (see `suites`)")
-    p.add_argument("--controller", default="uniform", help="controller name or policy file")
+    p.add_argument(
+        "--controller",
+        default="default",
+        help="controller name, policy file (NAME.json) or `default` (the shipped learned policy)",
+    )
     p.add_argument("--budget", type=int, default=1500, help="inner optimisation steps")
     p.add_argument("--interval", type=int, default=25, help="inner steps per decision")
     p.add_argument("--seed", type=int, default=0)
@@ -95,6 +225,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "train",
+        help="train the PPO meta-controller on the training distribution",
+        description="Train a curriculum policy with PPO (config: agents/*.toml). Writes "
+        "policy.json + policy.pt (safe artifact: JSON metadata + plain tensors, loaded without "
+        "unpickling), best.json/.pt (best held-out gain), TensorBoard logs under tb/, "
+        "learning_curve.png and checkpoints/. checkpoints/last.zip is stable-baselines3's own "
+        "format, used only by --resume to continue this run; never load shared policies from it.",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="training config TOML (default: the shipped agents/default.toml; with "
+        "--resume: the run's own config.json)",
+    )
+    p.add_argument("--out", default="runs/train", help="output folder of the run")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (same timestep "
+        "counter and optimizer state)",
+    )
+    p.add_argument(
+        "--total-timesteps",
+        type=int,
+        default=None,
+        help="override [train] total_timesteps (e.g. to extend a resumed run)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser(
+        "benchmark",
+        help="suites x controllers x seeds, paired with uniform weighting; tables and plots",
+        description="Run every controller on every suite over the same seeds (resuming runs "
+        "already in --out) and write runs/, results.csv, summary.md, plots/ and tb/. "
+        "--json prints, per suite and controller, the IQM and 95% CI of G (gain over "
+        "uniform: gain, gain_best), Δm% (delta_m, delta_m_best) and the worst-task change "
+        "(worst_task_change[_best] vs single-task, worst_task_change_vs_uniform[_best]); "
+        'each as {"iqm": x, "ci": [low, high]}, null where not available or not finite.',
+    )
+    p.add_argument(
+        "--suite",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="SPEC",
+        help="suite SPECs (see `suites`)",
+    )
+    p.add_argument(
+        "--controller",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="NAME",
+        help="controller names, `all` (every heuristic), `default` or policy files; "
+        "uniform is always run",
+    )
+    p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per suite and controller")
+    p.add_argument("--budget", type=int, default=1500, help="inner optimisation steps per run")
+    p.add_argument("--interval", type=int, default=25, help="inner steps per decision")
+    p.add_argument("--out", required=True, help="output folder (rerun on it to resume)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the single-task reference: no Δm%% columns, but K fewer "
+        "single-task runs per suite and seed",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_benchmark)
     return parser
 
 

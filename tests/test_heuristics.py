@@ -463,7 +463,7 @@ def test_static_weights_are_fixed_per_run_and_checked():
 def test_tune_static_weights_picks_the_best_candidate_on_validation():
     instance = tiny_instances(((2, 2),), seed=4)[0]
     seeds, budget, interval = [0], 20, 10
-    grid = StaticGrid(gammas=(0.0, 1.0), upweight=4.0)
+    grid = StaticGrid(gammas=(0.0, 1.0), factors=(0.25, 4.0))
     (best,) = tune_static_weights([instance], seeds, budget, interval, TINY, grid)
     assert len(best) == 2 and sum(best) == pytest.approx(2.0)
 
@@ -477,7 +477,8 @@ def test_tune_static_weights_picks_the_best_candidate_on_validation():
     start = initial_val_losses(instance, seeds, TINY)
     family = [(start.pow(-g) * 2 / start.pow(-g).sum()).tolist() for g in grid.gammas]
     base = family[min(range(2), key=lambda i: val_j(family[i]))]
-    ups = [[base[0] * 4, base[1]], [base[0], base[1] * 4]]
+    ups = [[base[0] * f, base[1]] for f in grid.factors]
+    ups += [[base[0], base[1] * f] for f in grid.factors]
     candidates = family + [[2 * w / sum(u) for w in u] for u in ups]
     assert any(best == pytest.approx(c, rel=1e-5) for c in candidates)
     assert val_j(best) <= min(val_j(c) for c in candidates) + 1e-4

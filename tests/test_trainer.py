@@ -156,3 +156,13 @@ def test_best_checkpoint_is_never_worse_on_the_probe():
         trainer.train(20)
         last = trainer.measure()
     assert float(trainer.best_j[0]) <= float(last.j[0]) + 1e-6
+
+
+def test_a_run_does_not_depend_on_the_padding_of_its_batch():
+    """Seed s gives the same run alone, beside a wider batch, or with a larger K_max."""
+    inst = small_suite(2, 2).sample(0)
+    alone, alone_eval = train_runs([inst], [3])
+    wide = BatchedMultitaskTrainer([inst, small_suite(4, 4).sample(1)], [3, 4], CONFIG, max_tasks=6)
+    wide.train(30)
+    torch.testing.assert_close(wide.measure().val_loss[0, :2], alone.val_loss[0, :2])
+    torch.testing.assert_close(wide.evaluate("test")[1][0, :2], alone_eval[1][0, :2])

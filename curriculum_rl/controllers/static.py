@@ -69,20 +69,22 @@ class StaticGrid:
     Stage 1, loss-scale family: ``w_k ∝ L_k(0)^-gamma`` for each gamma in ``gammas``, with
     ``L_k(0)`` the validation loss at initialisation (geometric mean over the tuning seeds).
     gamma = 0 is uniform; gamma = 1 equalises the initial losses (a static 1/L weighting).
-    Stage 2, one task up-weighted: starting from stage 1's best vector, each task in turn
-    multiplied by ``upweight`` (K candidates). The best of all ``len(gammas) + K``
-    candidates wins. Cost per instance: ``(len(gammas) + K) x len(seeds)`` runs of the
-    full budget (batched as one trainer per stage).
+    Stage 2, one task re-weighted: starting from stage 1's best vector, each task in turn
+    multiplied by each factor in ``factors`` (down-weighting a noisy or a tiny, overfitting
+    task helps as often as up-weighting a lagging one). The best of all
+    ``len(gammas) + K len(factors)`` candidates wins. Cost per instance:
+    ``(len(gammas) + K len(factors)) x len(seeds)`` runs of the full budget (batched as one
+    trainer per stage).
     """
 
     gammas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-    upweight: float = 4.0
+    factors: tuple[float, ...] = (0.25, 4.0)
 
     def __post_init__(self) -> None:
         if not self.gammas:
             raise ValueError("give at least one gamma")
-        if not self.upweight > 0:
-            raise ValueError(f"upweight must be > 0, got {self.upweight}")
+        if not self.factors or not all(f > 0 for f in self.factors):
+            raise ValueError(f"factors must be > 0, got {self.factors}")
 
 
 def initial_val_losses(
@@ -152,9 +154,10 @@ def tune_static_weights(
         base = torch.tensor(family[best])
         ups = []
         for k in range(len(base)):
-            vector = base.clone()
-            vector[k] *= grid.upweight
-            ups.append(_mean_one(vector))
+            for factor in grid.factors:
+                vector = base.clone()
+                vector[k] *= factor
+                ups.append(_mean_one(vector))
         up_scores = _final_val_j(instance, seeds, ups, budget, config)
         best_up = min(range(len(ups)), key=lambda i: up_scores[i])
         chosen = ups[best_up] if up_scores[best_up] < scores[best] else family[best]

@@ -71,22 +71,24 @@ class SyntheticSetting:
 
 def default_settings() -> tuple[SyntheticSetting, ...]:
     """The default training mix: settings where pacing matters (spread scales, noisy and
-    tiny tasks, conflict) and settings where it does not (related, equal-scale tasks), so
-    a policy also learns when to leave uniform weighting alone."""
+    tiny tasks, everything mixed) and, in a quarter of the instances, settings where it
+    barely does (related or conflicting tasks of equal scale), so a policy also learns when
+    to leave uniform weighting alone. Ranges and weights were set with
+    ``benchmarks/headroom.py`` (figures in benchmarks/RESULTS.md)."""
     return (
-        SyntheticSetting("related", relatedness=(0.7, 1.0), difficulty=(0.0, 0.3)),
+        SyntheticSetting("related", weight=0.5, relatedness=(0.7, 1.0), difficulty=(0.0, 0.3)),
         SyntheticSetting("scales", scale_spread=(30.0, 300.0)),
         SyntheticSetting(
-            "noisy_tiny", noisy_tasks=(1, 2), noise=(1.0, 3.0), imbalance=(10.0, 40.0)
+            "noisy_tiny", noisy_tasks=(1, 2), noise=(2.0, 4.0), imbalance=(20.0, 80.0)
         ),
-        SyntheticSetting("conflict", relatedness=(0.8, 1.0), conflict=(0.5, 1.0)),
+        SyntheticSetting("conflict", weight=0.5, relatedness=(0.8, 1.0), conflict=(0.5, 1.0)),
         SyntheticSetting(
             "mixed",
             conflict=(0.0, 0.5),
-            scale_spread=(1.0, 100.0),
+            scale_spread=(3.0, 100.0),
             noisy_tasks=(0, 2),
-            noise=(0.0, 2.0),
-            imbalance=(1.0, 20.0),
+            noise=(0.5, 3.0),
+            imbalance=(3.0, 30.0),
         ),
     )
 

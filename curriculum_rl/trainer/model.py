@@ -120,14 +120,24 @@ class MultitaskNet(nn.Module):
         self.head_weight = nn.Parameter(torch.empty(num_runs, max_tasks, proj_dim, out_max))
         self.head_bias = nn.Parameter(torch.empty(num_runs, max_tasks, out_max))
 
-    def reset_run(self, run: int, gen: torch.Generator) -> None:
+    def reset_run(self, run: int, gen: torch.Generator, out_dims: list[int]) -> None:
+        """Fresh parameters for run ``run`` whose tasks have ``out_dims`` outputs.
+
+        Heads are drawn task by task at their true width, and padding stays zero, so a
+        run's initialisation (and every random number drawn after it) does not depend on
+        how many tasks or how wide the heads of the other runs in the batch are."""
         self.body.reset_run(run, gen)
         self.proj.reset_run(run, gen)
-        bound = 1.0 / math.sqrt(self.head_weight.shape[2])
+        proj_dim = self.head_weight.shape[2]
+        bound = 1.0 / math.sqrt(proj_dim)
         with torch.no_grad():
-            for p in (self.head_weight, self.head_bias):
-                noise = torch.rand(p.shape[1:], generator=gen, device=gen.device)
-                p[run].copy_(noise.to(p.device) * 2 * bound - bound)
+            self.head_weight[run].zero_()
+            self.head_bias[run].zero_()
+            for k, width in enumerate(out_dims):
+                weight = torch.rand(proj_dim, width, generator=gen, device=gen.device)
+                bias = torch.rand(width, generator=gen, device=gen.device)
+                self.head_weight[run, k, :, :width] = (weight * 2 - 1).to(self.head_weight) * bound
+                self.head_bias[run, k, :width] = (bias * 2 - 1).to(self.head_bias) * bound
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the projection's input and its pre-activation output."""

@@ -194,7 +194,7 @@ class BatchedMultitaskTrainer:
         k = instance.num_tasks
         self.instances[run] = instance
         init_gen = seeded_generator(seed)
-        self.net.reset_run(run, init_gen)
+        self.net.reset_run(run, init_gen, [t.out_dim for t in instance.tasks])
         self.optimizer.reset_run(run)
         self.generators[run].manual_seed(int(torch.randint(2**62, (1,), generator=init_gen)))
         self._load_data(run, instance)

@@ -1,0 +1,161 @@
+"""The permutation-equivariant policy network, in plain torch (no stable-baselines3).
+
+Observations are ``(B, K, F)``: one row per task slot, feature 0 the mask (1 for a real
+task, 0 for padding). Every task row goes through the *same* encoder; a pooled context
+(masked mean and max over the valid tasks, Deep Sets) is appended to each row; the same
+head then maps each row to that task's two action means. So permuting the task rows
+permutes the output rows, and the weights do not depend on K: a policy trained with
+``K_max = 8`` runs on a 3-task or a 7-task run padded to 8 (or on any K, see
+:class:`TaskSetActor`).
+
+This module is what a trained controller runs at inference (:mod:`curriculum_rl.agents.controller`),
+so loading a policy never imports stable-baselines3; :mod:`curriculum_rl.agents.policy`
+wraps the same modules as an SB3 ``ActorCriticPolicy`` for training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Sizes of the policy network (stored in every policy artifact).
+
+    Attributes:
+        num_features: F, features per task row (``len(FEATURES)`` of the observation).
+        hidden: width of the per-task encoder, the context and the heads.
+        activation: ``"tanh"``, ``"relu"`` or ``"gelu"``.
+        log_std_init: initial log standard deviation of the exploration noise, one value
+            shared by the two action dimensions. Actions live in [-1, 1] and the weight
+            logit is scaled by 5, so the SB3 default of 0 (std 1) would make the initial
+            schedules wildly random; -1 (std 0.37) explores without drowning the signal.
+        action_init_gain: gain of the orthogonal init of the last action layer; small so
+            the initial policy is close to the zero action, i.e. uniform weighting.
+    """
+
+    num_features: int = 17
+    hidden: int = 64
+    activation: str = "tanh"
+    log_std_init: float = -1.0
+    action_init_gain: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.num_features < 1 or self.hidden < 1:
+            raise ValueError(
+                f"num_features and hidden must be >= 1, got {self.num_features}, {self.hidden}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; use one of {sorted(ACTIVATIONS)}"
+            )
+        if not math.isfinite(self.log_std_init):
+            raise ValueError("log_std_init must be finite")
+        if self.action_init_gain < 0:
+            raise ValueError("action_init_gain must be >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def task_mask(obs: torch.Tensor) -> torch.Tensor:
+    """The valid-task mask of an observation batch (feature 0 is the mask channel)."""
+    return obs[..., 0] > 0.5
+
+
+def masked_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Concatenated masked mean and max over the task dimension: (B, K, H) -> (B, 2H).
+
+    Padded rows never contribute; a batch row without any valid task (an all-zero
+    observation, e.g. SB3's shape probes) pools to zeros instead of NaN / -inf.
+    """
+    m = mask.unsqueeze(-1)
+    count = m.sum(1).clamp_min(1).to(x.dtype)
+    mean = (x * m).sum(1) / count
+    neg = torch.finfo(x.dtype).min
+    peak = x.masked_fill(~m, neg).amax(1)
+    peak = torch.where(m.any(1), peak, torch.zeros_like(peak))
+    return torch.cat([mean, peak], dim=-1)
+
+
+class TaskSetEncoder(nn.Module):
+    """Per-task MLP, then one Deep Sets equivariant layer: ``h_i = act(W [phi_i, pool(phi)])``.
+
+    Returns per-task latents ``(B, K, hidden)``, zero on padded rows. Why the context: the
+    right weight of a task depends on the others (the whole point of pacing), and the
+    pooled summary is the permutation-invariant way to let each task see them.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        act, h = ACTIVATIONS[config.activation], config.hidden
+        self.phi = nn.Sequential(nn.Linear(config.num_features, h), act(), nn.Linear(h, h), act())
+        self.mix = nn.Sequential(nn.Linear(3 * h, h), act())
+
+    def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        phi = self.phi(obs)
+        context = masked_pool(phi, mask)
+        joined = torch.cat([phi, context.unsqueeze(1).expand(-1, phi.shape[1], -1)], dim=-1)
+        return self.mix(joined) * mask.unsqueeze(-1)
+
+
+class TaskSetActor(nn.Module):
+    """Observation ``(B, K, F)`` -> action means ``(B, K, 2)`` (zero on padded rows).
+
+    ``log_std`` (2,) is the exploration noise of the weight and the sampling logit,
+    shared by all tasks so that the stochastic policy is equivariant too. The actor
+    itself works for any K; what ties a policy to ``K_max`` is the observation's
+    ``task_fraction`` feature (K / K_max), so callers pad to the ``K_max`` it was trained with.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = TaskSetEncoder(config)
+        self.head = nn.Linear(config.hidden, 2)
+        self.log_std = nn.Parameter(torch.full((2,), float(config.log_std_init)))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        mask = task_mask(obs)
+        latent = self.encoder(obs, mask)
+        return self.head(latent) * mask.unsqueeze(-1)
+
+
+class TaskSetCritic(nn.Module):
+    """Observation ``(B, K, F)`` -> state value ``(B, 1)``, invariant to task order.
+
+    It has its own encoder: sharing the actor's would let value-loss gradients reshape
+    the features the actions are read from, which PPO on small nets handles worse.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        act, h = ACTIVATIONS[config.activation], config.hidden
+        self.encoder = TaskSetEncoder(config)
+        self.head = nn.Sequential(nn.Linear(2 * h, h), act(), nn.Linear(h, 1))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        mask = task_mask(obs)
+        return self.head(masked_pool(self.encoder(obs, mask), mask))
+
+
+def init_weights(actor: TaskSetActor, critic: TaskSetCritic | None = None) -> None:
+    """PPO's usual orthogonal init (gain sqrt 2 in hidden layers, 1 on the value output),
+    with a tiny action output so the untrained policy is ~ the zero action = uniform."""
+    modules = [actor.encoder] + ([critic] if critic is not None else [])
+    for module in modules:
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
+                nn.init.zeros_(layer.bias)
+    nn.init.orthogonal_(actor.head.weight, gain=actor.config.action_init_gain)
+    nn.init.zeros_(actor.head.bias)
+    if critic is not None:
+        nn.init.orthogonal_(critic.head[-1].weight, gain=1.0)
+        nn.init.zeros_(critic.head[-1].bias)

@@ -1,0 +1,186 @@
+"""The PPO meta-controller as a stable-baselines3 ``ActorCriticPolicy``.
+
+:class:`TaskSetPolicy` plugs the permutation-equivariant networks of
+:mod:`curriculum_rl.agents.network` into SB3:
+
+* :class:`TaskSetExtractor` (the ``BaseFeaturesExtractor`` seam) hands the observation on
+  as ``(B, K_max, F)`` task rows instead of flattening it, which would tie every weight to a
+  slot position.
+* the actor maps each task row to its two action means, the critic pools the rows into an
+  order-invariant value;
+* :class:`MaskedDiagGaussianDistribution` keeps padded task slots out of the log-probability
+  and the entropy: their actions do nothing, so counting them would only add noise to
+  PPO's importance ratios and let the entropy bonus inflate the shared ``log_std``.
+
+Use it as ``PPO(TaskSetPolicy, BatchedCurriculumVecEnv(...), policy_kwargs={"net": {...}})``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+
+from curriculum_rl.agents.network import (
+    NetworkConfig,
+    TaskSetActor,
+    TaskSetCritic,
+    init_weights,
+    task_mask,
+)
+
+
+class TaskSetExtractor(BaseFeaturesExtractor):
+    """Passes observations on as task rows ``(B, K_max, F)`` (no parameters).
+
+    ``features_dim`` is ``K_max * F`` only to satisfy SB3's bookkeeping; the networks read
+    the rows.
+    """
+
+    def __init__(self, observation_space: spaces.Box) -> None:
+        if len(observation_space.shape) != 2:
+            raise ValueError(
+                "TaskSetPolicy needs observations shaped (max_tasks, features), got "
+                f"{observation_space.shape}; use the curriculum_rl environments"
+            )
+        k, f = observation_space.shape
+        super().__init__(observation_space, features_dim=k * f)
+        self.rows = (k, f)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return observations.reshape(-1, *self.rows)
+
+
+class MaskedDiagGaussianDistribution(DiagGaussianDistribution):
+    """A diagonal Gaussian over ``(K_max, 2)`` actions whose log-probability and entropy
+    sum only over the valid tasks (``mask`` given with the parameters)."""
+
+    def __init__(self, max_tasks: int) -> None:
+        super().__init__(action_dim=2 * max_tasks)
+        self.max_tasks = max_tasks
+        self.dim_mask: torch.Tensor | None = None
+
+    def proba_distribution(  # type: ignore[override]
+        self, mean_actions: torch.Tensor, log_std: torch.Tensor, mask: torch.Tensor
+    ) -> MaskedDiagGaussianDistribution:
+        """``mean_actions`` (B, K_max * 2), ``log_std`` (2,), ``mask`` (B, K_max)."""
+        super().proba_distribution(mean_actions, log_std.repeat(self.max_tasks))
+        self.dim_mask = mask.repeat_interleave(2, dim=1).to(mean_actions.dtype)
+        return self
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        actions = actions.reshape(self.dim_mask.shape)
+        return (self.distribution.log_prob(actions) * self.dim_mask).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return (self.distribution.entropy() * self.dim_mask).sum(-1)
+
+
+class TaskSetPolicy(ActorCriticPolicy):
+    """Actor-critic over task sets: equivariant actions, invariant value.
+
+    Args:
+        observation_space: Box ``(K_max, F)``; action_space: Box ``(K_max, 2)``.
+        lr_schedule: SB3's learning-rate schedule.
+        net: :class:`NetworkConfig` fields (``hidden``, ``activation``, ``log_std_init``,
+            ``action_init_gain``); ``num_features`` is taken from the observation space.
+        Any other keyword goes to ``ActorCriticPolicy`` (optimizer settings); gSDE and
+        custom ``net_arch`` are refused: the architecture is fixed by ``net``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net: dict[str, Any] | NetworkConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for unsupported in ("use_sde", "net_arch", "features_extractor_class", "squash_output"):
+            if kwargs.get(unsupported):
+                raise ValueError(f"TaskSetPolicy does not support {unsupported}")
+            kwargs.pop(unsupported, None)
+        if tuple(action_space.shape) != (observation_space.shape[0], 2):
+            raise ValueError(
+                f"action space {action_space.shape} does not match observations "
+                f"{observation_space.shape}: expected (max_tasks, 2)"
+            )
+        net = net if isinstance(net, NetworkConfig) else NetworkConfig(**(net or {}))
+        self.net_config = NetworkConfig(
+            **{**net.to_dict(), "num_features": observation_space.shape[1]}
+        )
+        kwargs.setdefault("log_std_init", self.net_config.log_std_init)
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=[],
+            features_extractor_class=TaskSetExtractor,
+            share_features_extractor=True,
+            **kwargs,
+        )
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        # Replaces SB3's MLP extractor / action_net / value_net with the task-set networks.
+        self.actor = TaskSetActor(self.net_config)
+        self.critic = TaskSetCritic(self.net_config)
+        if self.ortho_init:
+            init_weights(self.actor, self.critic)
+        self.action_dist = MaskedDiagGaussianDistribution(self.observation_space.shape[0])
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    @property
+    def log_std(self) -> torch.nn.Parameter:
+        """The shared (2,) log std (SB3's PPO logs ``exp(policy.log_std)`` as ``train/std``)."""
+        return self.actor.log_std
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for key in (
+            "net_arch",
+            "features_extractor_class",
+            "features_extractor_kwargs",
+            "use_sde",
+            "squash_output",
+            "full_std",
+            "use_expln",
+        ):
+            data.pop(key, None)
+        data["net"] = self.net_config.to_dict()
+        return data
+
+    def _distribution(self, obs: torch.Tensor) -> MaskedDiagGaussianDistribution:
+        mean = self.actor(obs)
+        return self.action_dist.proba_distribution(
+            mean.flatten(1), self.actor.log_std, task_mask(obs)
+        )
+
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = self.extract_features(obs)
+        distribution = self._distribution(features)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        values = self.critic(features)
+        return actions.reshape((-1, *self.action_space.shape)), values, log_prob
+
+    def evaluate_actions(
+        self, obs: PyTorchObs, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = self.extract_features(obs)
+        distribution = self._distribution(features)
+        return self.critic(features), distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: PyTorchObs) -> MaskedDiagGaussianDistribution:
+        return self._distribution(self.extract_features(obs))
+
+    def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
+        return self.critic(self.extract_features(obs))

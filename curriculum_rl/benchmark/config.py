@@ -1,0 +1,193 @@
+"""What a benchmark runs: the typed configuration and how its names are resolved.
+
+Suites are SPECs for :func:`~curriculum_rl.suites.resolve_suite` (a TOML file may
+declare several). Controllers are registered heuristic names (``all`` expands to every
+one whose optional dependencies are installed, plus ``static-tuned``: static weights
+tuned on the validation split per instance), ``default`` (the shipped learned policy)
+or a policy file path; the latter two go through ``curriculum_rl.load_controller`` when
+the learned-policy package provides it. Uniform weighting is always added: it is the
+reference of the paired gain G.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from curriculum_rl.controllers.base import Controller
+from curriculum_rl.controllers.registry import controller_names, make_controller
+from curriculum_rl.controllers.static import StaticWeights, tune_static_weights
+from curriculum_rl.suites import Suite, SuiteInstance
+from curriculum_rl.suites.registry import resolve_suites
+from curriculum_rl.trainer import TrainerConfig
+
+UNIFORM = "uniform"
+STATIC_TUNED = "static-tuned"
+TUNING_SEED = 1_000_000  # tuning runs never share a seed with the evaluated runs
+DEFAULT_SEEDS = 10
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One benchmark: every suite x every controller x seeds ``0 .. seeds-1``.
+
+    Attributes:
+        suites: suite SPECs. controllers: controller names, ``all``, ``default`` or
+            policy file paths (uniform is added when missing).
+        out: folder for runs, tables, plots and TensorBoard logs.
+        seeds: runs per (suite, controller); seed ``s`` trains on ``suite.sample(s)``
+            with trainer seed ``s``, so every controller sees the same instances.
+        budget: inner optimisation steps per run. interval: inner steps per decision.
+        trainer: inner-training hyper-parameters shared by every run.
+        reps: bootstrap replicates of each confidence interval.
+        reference: compute Δm% against single-task training when the reference module
+            is available (it costs K extra single-task runs per suite and seed, cached).
+        tensorboard / plots / progress: write TB logs / write PNGs / show a progress bar.
+    """
+
+    suites: tuple[str, ...]
+    controllers: tuple[str, ...]
+    out: Path
+    seeds: int = DEFAULT_SEEDS
+    budget: int = 1500
+    interval: int = 25
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    reps: int = 50_000
+    reference: bool = True
+    tensorboard: bool = True
+    plots: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.suites or not self.controllers:
+            raise ValueError("name at least one suite and one controller")
+        if self.seeds < 1 or self.budget < 1 or self.interval < 1 or self.reps < 1:
+            raise ValueError("seeds, budget, interval and reps must be >= 1")
+        object.__setattr__(self, "out", Path(self.out))
+
+    def settings(self) -> dict:
+        """What determines a run's numbers besides its suite, controller and seed; a
+        resumed folder must match it. The number of seeds is part of it because a seed's
+        numbers depend on its batch (see :mod:`curriculum_rl.benchmark.run`). The device
+        is not: it moves numbers by floating-point rounding only, and a long benchmark
+        may be resumed on other hardware."""
+        trainer = {k: v for k, v in self.trainer.__dict__.items() if k != "device"}
+        return {
+            "seeds": self.seeds,
+            "budget": self.budget,
+            "interval": self.interval,
+            "trainer": trainer,
+        }
+
+
+@dataclass(frozen=True)
+class ControllerEntry:
+    """A controller as the benchmark names it: ``label`` (folders, tables) and ``spec``."""
+
+    label: str
+    spec: str
+
+    def make(
+        self,
+        instances: Sequence[SuiteInstance] = (),
+        budget: int = 0,
+        interval: int = 1,
+        trainer: TrainerConfig | None = None,
+    ) -> Controller:
+        """A fresh controller (one per batch of seeds, so no state leaks between suites).
+
+        ``static-tuned`` is tuned here, per instance of the batch, on the validation
+        split with a tuning seed no evaluated run uses (search space and budget:
+        :class:`~curriculum_rl.controllers.static.StaticGrid`), so it needs the batch's
+        ``instances``, ``budget``, ``interval`` and ``trainer``.
+
+        Raises:
+            ValueError: unknown name, or an optional dependency is missing (the message
+                names what to install).
+        """
+        if self.spec == STATIC_TUNED:
+            weights = tune_static_weights(instances, [TUNING_SEED], budget, interval, trainer)
+            return StaticWeights(weights)
+        try:
+            if self.spec in controller_names():
+                return make_controller(self.spec)
+            loader = _policy_loader()
+            if loader is None:  # learned policies not available: make_controller explains
+                return make_controller(self.spec)
+            return loader(self.spec)
+        except ImportError as err:
+            raise ValueError(str(err)) from err
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """A suite as the benchmark names it: ``label`` (folders, tables) and the suite."""
+
+    label: str
+    spec: str
+    suite: Suite
+
+
+def resolve_controllers(names: Sequence[str]) -> list[ControllerEntry]:
+    """Expand ``all``, put uniform first, drop duplicates; labels are unique and safe."""
+    specs: list[str] = [UNIFORM]
+    for name in names:
+        specs.extend(
+            [*controller_names(available_only=True), STATIC_TUNED] if name == "all" else [name]
+        )
+    entries, seen = [], set()
+    for spec in dict.fromkeys(specs):  # ordered de-duplication
+        named = spec in controller_names() or spec == STATIC_TUNED
+        label = _safe(spec if named else Path(spec).stem)
+        if label in seen:
+            raise ValueError(f"two controllers would both be labelled {label!r}; rename one")
+        seen.add(label)
+        entries.append(ControllerEntry(label, spec))
+    return entries
+
+
+def unavailable_controllers(names: Sequence[str]) -> list[str]:
+    """Registered heuristics that ``all`` leaves out because an optional extra they need
+    is not installed (a named one is not skipped: building it raises, saying what to
+    install)."""
+    if "all" not in names:
+        return []
+    available = set(controller_names(available_only=True))
+    return [n for n in controller_names() if n not in available]
+
+
+def resolve_suite_entries(specs: Sequence[str]) -> list[SuiteEntry]:
+    """Resolve each SPEC (a name, a TOML file, which may declare several suites, or a
+    factory); labels come from the suites' names and must be unique."""
+    entries, seen = [], set()
+    for spec in dict.fromkeys(specs):
+        for suite in resolve_suites(spec):
+            label = _safe(suite.name)
+            if label in seen:
+                raise ValueError(f"two suites are both named {label!r}; rename one")
+            seen.add(label)
+            entries.append(SuiteEntry(label, spec, suite))
+    return entries
+
+
+def _policy_loader() -> Callable[[str], Controller] | None:
+    """``curriculum_rl.load_controller`` when the learned-policy package provides it.
+
+    Imported lazily: it lives above the heuristics and loads torch weights only when a
+    policy is actually named.
+    """
+    try:
+        from curriculum_rl import load_controller
+    except ImportError:
+        return None
+    return load_controller
+
+
+def _safe(name: str) -> str:
+    """A file-system-safe label (no separators, no spaces)."""
+    label = re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-.")
+    if not label:
+        raise ValueError(f"cannot derive a label from {name!r}")
+    return label

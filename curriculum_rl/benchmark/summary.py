@@ -1,0 +1,102 @@
+"""Aggregates over seeds: per (suite, controller), and per controller over all suites.
+
+Every score is summarised by its IQM with a 95% stratified-bootstrap interval
+(:mod:`curriculum_rl.benchmark.stats`): per suite, the seeds are the one stratum; in
+the aggregate over suites, each suite is a stratum (rliable's convention for the
+runs x tasks score matrix, with suites as tasks). NaN scores (relative changes against a
+reference that is itself undefined) are left out; infinite ones (failed runs) stay in.
+The result is a plain JSON-ready dict: what ``--json`` prints and the reports read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from curriculum_rl.benchmark.metrics import RunRow
+from curriculum_rl.benchmark.stats import Estimate, stratified_iqm
+
+# summary key -> RunRow field; "_best" keys are at the best-validation checkpoint.
+SCORES = {
+    "gain": "gain_final",
+    "gain_best": "gain_best",
+    "worst_task_change_vs_uniform": "worst_vs_uniform_final",
+    "worst_task_change_vs_uniform_best": "worst_vs_uniform_best",
+}
+REFERENCE_SCORES = {
+    "delta_m": "delta_m_final",
+    "delta_m_best": "delta_m_best",
+    "worst_task_change": "worst_vs_stl_final",
+    "worst_task_change_best": "worst_vs_stl_best",
+}
+AGGREGATE_SCORES = ("gain", "gain_best")
+
+
+def summarize(
+    rows: Sequence[RunRow],
+    suites: Sequence[str],
+    controllers: Sequence[str],
+    with_reference: bool,
+    reps: int,
+) -> dict:
+    """``{"suites": {suite: {controller: {...}}}, "aggregate": {controller: {...}}}``.
+
+    Per suite and controller: ``gain``/``gain_best`` (G), ``delta_m``/``delta_m_best``
+    and ``worst_task_change``/``worst_task_change_best`` (against single-task training;
+    ``None`` without the reference), ``worst_task_change_vs_uniform[_best]``, each as
+    ``{"iqm": x, "ci": [low, high]}``; ``auc_val_j`` (mean), ``runs`` and ``diverged``
+    (counts). Aggregate per controller: ``gain`` and ``gain_best`` pooled over suites.
+    Floats may be non-finite (failed runs); :func:`json_ready` maps them to ``None``.
+    """
+    by_key: dict[tuple[str, str], list[RunRow]] = {}
+    for row in rows:
+        by_key.setdefault((row.suite, row.controller), []).append(row)
+    per_suite = {
+        suite: {c: _cell(by_key[suite, c], with_reference, reps) for c in controllers}
+        for suite in suites
+    }
+    aggregate = {
+        c: {
+            key: _estimate(
+                [[getattr(r, SCORES[key]) for r in by_key[s, c]] for s in suites], reps
+            ).to_dict()
+            for key in AGGREGATE_SCORES
+        }
+        | {"runs": sum(len(by_key[s, c]) for s in suites)}
+        for c in controllers
+    }
+    return {"suites": per_suite, "aggregate": aggregate}
+
+
+def _cell(rows: list[RunRow], with_reference: bool, reps: int) -> dict:
+    cell: dict = {
+        key: _estimate([[getattr(r, field) for r in rows]], reps).to_dict()
+        for key, field in SCORES.items()
+    }
+    for key, field in REFERENCE_SCORES.items():
+        cell[key] = (
+            _estimate([[getattr(r, field) for r in rows]], reps).to_dict()
+            if with_reference
+            else None
+        )
+    aucs = [r.auc_val_j for r in rows]
+    cell["auc_val_j"] = sum(aucs) / len(aucs)
+    cell["runs"] = len(rows)
+    cell["diverged"] = sum(r.diverged for r in rows)
+    return cell
+
+
+def _estimate(strata: list[list[float]], reps: int) -> Estimate:
+    return stratified_iqm([[v for v in s if not math.isnan(v)] for s in strata], reps)
+
+
+def json_ready(obj):
+    """``obj`` with every non-finite float replaced by ``None`` (strict JSON has no
+    NaN or Infinity; ``null`` then reads "not finite: failed runs dominate")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj

@@ -1,0 +1,154 @@
+"""The safe policy artifact, the learned controller and load_controller."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import curriculum_rl
+from curriculum_rl.agents.artifact import ArtifactError, load_artifact, save_artifact
+from curriculum_rl.agents.controller import LearnedController, load_controller
+from curriculum_rl.agents.network import NetworkConfig, TaskSetActor, init_weights
+from curriculum_rl.controllers.base import Uniform
+from curriculum_rl.runner import run_controller
+from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
+
+
+@pytest.fixture()
+def policy_file(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0))
+    init_weights(actor)
+    return save_artifact(tmp_path / "policy", actor, max_tasks=8, training={"note": "test"})
+
+
+def test_roundtrip_gives_the_same_network(policy_file: Path):
+    artifact = load_artifact(policy_file)
+    again = load_artifact(policy_file.with_suffix(".pt"))  # either file names the pair
+    obs = torch.randn(2, 8, 17)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(artifact.actor(obs), again.actor(obs))
+    meta = artifact.metadata
+    assert meta["observation"]["max_tasks"] == 8 and meta["network"]["hidden"] == 16
+    assert {"weight_scale", "sampling_scale", "sampling_floor"} <= set(meta["action"])
+
+
+def _marker_payload(marker: Path):
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    return Payload()
+
+
+def test_truncated_weights_are_refused(policy_file: Path):
+    weights = policy_file.with_suffix(".pt")
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ArtifactError, match="truncated"):
+        load_artifact(policy_file)
+
+
+def test_tampered_weights_are_refused_before_loading(policy_file: Path, tmp_path: Path):
+    marker = tmp_path / "pwned"
+    weights = policy_file.with_suffix(".pt")
+    size = weights.stat().st_size
+    payload = pickle.dumps(_marker_payload(marker))
+    weights.write_bytes(payload + b"\0" * (size - len(payload)))  # same size, other bytes
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        load_artifact(policy_file)
+    assert not marker.exists()
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+@pytest.mark.parametrize("as_torch_file", [False, True])
+def test_forged_hash_still_executes_nothing(policy_file: Path, tmp_path: Path, as_torch_file):
+    """An attacker who rewrites the metadata too still meets the weights-only unpickler."""
+    marker = tmp_path / "pwned"
+    weights = policy_file.with_suffix(".pt")
+    if as_torch_file:
+        torch.save({"head.weight": _marker_payload(marker)}, weights)
+    else:
+        weights.write_bytes(pickle.dumps(_marker_payload(marker)))
+    data = weights.read_bytes()
+    meta = json.loads(policy_file.read_text())
+    meta["weights_bytes"], meta["weights_sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    policy_file.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="refused without executing"):
+        load_artifact(policy_file)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("observation", "version", 999, "observation layout"),
+        ("observation", "features", ["mask"], "observation layout"),
+        ("action", "weight_scale", 1.0, "action transform"),
+    ],
+)
+def test_mismatched_layouts_are_refused(policy_file: Path, section, key, value, message):
+    meta = json.loads(policy_file.read_text())
+    meta[section][key] = value
+    policy_file.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(policy_file)
+
+
+def test_missing_and_corrupt_files_give_clear_errors(policy_file: Path, tmp_path: Path):
+    with pytest.raises(ArtifactError, match="not found"):
+        load_artifact(tmp_path / "nothing.json")
+    policy_file.write_text(policy_file.read_text()[:50])
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        load_artifact(policy_file)
+
+
+def _instances(k: int, count: int = 2):
+    suite = SyntheticSuite(
+        name=f"k{k}",
+        settings=(SyntheticSetting(f"k{k}", num_tasks=(k, k), scale_spread=(1, 30)),),
+        n_train=128,
+        n_val=64,
+        n_test=128,
+    )
+    return [suite.sample(seed) for seed in range(count)]
+
+
+@pytest.mark.parametrize("k", [3, 7])
+def test_loaded_policy_drives_run_controller(policy_file: Path, k: int):
+    controller = load_controller(policy_file)
+    assert isinstance(controller, LearnedController)
+    records = run_controller(_instances(k), [0, 1], controller, budget=100, interval=25)
+    for rec in records:
+        assert len(rec.tasks) == k
+        assert torch.isfinite(torch.tensor(rec.final_test_j))
+        weights = torch.tensor(rec.weights[-1])
+        assert weights.shape == (k,) and abs(weights.mean().item() - 1) < 1e-4
+        assert abs(sum(rec.sampling[-1]) - 1) < 1e-4
+    # a trained-looking (non-zero) policy actually moves away from uniform
+    assert any(abs(w - 1) > 1e-3 for rec in records for w in rec.weights[-1])
+
+
+def test_learned_controller_refuses_more_tasks_than_k_max(policy_file: Path):
+    artifact = load_artifact(policy_file)
+    controller = LearnedController(artifact.actor, max_tasks=2)
+    with pytest.raises(ValueError, match="at most 2 tasks"):
+        run_controller(_instances(3, 1), [0], controller, budget=50, interval=25)
+
+
+def test_load_controller_names():
+    assert isinstance(curriculum_rl.load_controller("uniform"), Uniform)
+    with pytest.raises(ValueError, match="unknown controller"):
+        load_controller("no-such-controller")
+
+
+def test_the_shipped_default_policy_loads():
+    controller = curriculum_rl.load_controller()
+    assert isinstance(controller, LearnedController) and controller.name == "default"
+    records = run_controller(_instances(3, 1), [0], controller, budget=50, interval=25)
+    assert torch.isfinite(torch.tensor(records[0].final_test_j))

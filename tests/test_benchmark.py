@@ -1,0 +1,304 @@
+"""The benchmark harness end to end: files, paired statistics, --json, resume.
+
+One small benchmark (two synthetic suites x every registered controller x 3 seeds, a
+50-step budget) runs once per module through the command line; the tests read its output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from curriculum_rl import runner
+from curriculum_rl.benchmark.config import STATIC_TUNED
+from curriculum_rl.benchmark.metrics import anytime_auc, paired_gain
+from curriculum_rl.benchmark.stats import iqm, stratified_iqm
+from curriculum_rl.benchmark.store import load_done_run, run_path, write_json_atomic
+from curriculum_rl.cli import main
+from curriculum_rl.controllers.registry import controller_names
+
+# `--controller all`: every heuristic installed here, plus static weights tuned on val.
+ALL_CONTROLLERS = [*controller_names(available_only=True), STATIC_TUNED]
+SUITES = ["synthetic-scales", "synthetic-related"]
+SEEDS = 3
+ARGS = ["--seeds", str(SEEDS), "--budget", "50", "--interval", "25", "--quiet", "--json"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _cli(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    return code, out.getvalue()
+
+
+def _command(out: Path, controllers: Sequence[str] = ("all",)) -> list[str]:
+    return ["benchmark", "--suite", *SUITES, "--controller", *controllers, "--out", str(out), *ARGS]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread is ~10x faster than two on a shared 2-core box
+    (threads spin while waiting for each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory, one_thread) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("bench")
+    code, stdout = _cli(_command(out))
+    assert code == 0, stdout
+    return out, json.loads(stdout.strip().splitlines()[-1])
+
+
+def _rows(out: Path) -> list[dict]:
+    with (out / "results.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_writes_every_artifact(bench):
+    out, _ = bench
+    for suite in SUITES:
+        for controller in ALL_CONTROLLERS:
+            for seed in range(SEEDS):
+                record = json.loads(run_path(out, suite, controller, seed).read_text())
+                assert record["controller"] == controller and record["seed"] == seed
+                assert len(record["j_curve"]) == len(record["weights"]) == 3
+                events = list((out / "tb" / suite / controller / f"seed{seed}").glob("events.*"))
+                assert len(events) == 1
+        for name in ("learning_curves.png", "schedules.png"):
+            assert (out / "plots" / suite / name).read_bytes().startswith(PNG_MAGIC)
+    assert (out / "plots" / "aggregate_gain.png").read_bytes().startswith(PNG_MAGIC)
+    assert len(_rows(out)) == len(SUITES) * len(ALL_CONTROLLERS) * SEEDS
+    summary = (out / "summary.md").read_text()
+    for heading in ("## synthetic-scales", "## synthetic-related", "## Aggregate over suites"):
+        assert heading in summary
+    assert not list(out.rglob("*.tmp")), "no temporary file may be left behind"
+
+
+def test_uniform_gain_is_exactly_zero_and_gains_are_paired(bench):
+    out, _ = bench
+    rows = _rows(out)
+    uniform = {(r["suite"], r["seed"]): r for r in rows if r["controller"] == "uniform"}
+    for row in rows:
+        ref = uniform[row["suite"], row["seed"]]
+        for ckpt in ("final", "best"):
+            expected = float(ref[f"{ckpt}_test_j"]) - float(row[f"{ckpt}_test_j"])
+            assert float(row[f"gain_{ckpt}"]) == expected
+        if row["controller"] == "uniform":
+            assert float(row["gain_final"]) == 0.0 and float(row["gain_best"]) == 0.0
+            assert float(row["worst_vs_uniform_final"]) == 0.0
+
+
+def _estimates(summary: dict):
+    for cells in summary["suites"].values():
+        for cell in cells.values():
+            yield from (v for v in cell.values() if isinstance(v, dict))
+    for agg in summary["aggregate"].values():
+        yield from (v for v in agg.values() if isinstance(v, dict))
+
+
+def test_json_last_line_has_documented_keys_and_ordered_intervals(bench):
+    _, summary = bench
+    assert set(summary) == {"suites", "aggregate", "settings"}
+    assert set(summary["suites"]) == set(SUITES)
+    keys = {
+        "gain",
+        "gain_best",
+        "delta_m",
+        "delta_m_best",
+        "worst_task_change",
+        "worst_task_change_best",
+        "worst_task_change_vs_uniform",
+        "worst_task_change_vs_uniform_best",
+        "auc_val_j",
+        "runs",
+        "diverged",
+    }
+    for cells in summary["suites"].values():
+        assert set(cells) == set(ALL_CONTROLLERS)
+        for cell in cells.values():
+            assert set(cell) == keys
+            assert cell["gain"] is not None and cell["runs"] == SEEDS
+    for estimate in _estimates(summary):
+        low, high = estimate["ci"]
+        if estimate["iqm"] is not None:
+            assert low <= estimate["iqm"] <= high
+    uniform = summary["aggregate"]["uniform"]["gain"]
+    assert uniform == {"iqm": 0.0, "ci": [0.0, 0.0]}
+
+
+def test_delta_m_of_the_reference_against_itself_is_zero(bench):
+    reference = pytest.importorskip("curriculum_rl.reference")
+    out, summary = bench
+    assert summary["settings"]["reference"] is True
+    stored = sorted((out / "reference").glob("*.json"))
+    assert len(stored) == len(SUITES) * SEEDS
+    for path in stored:
+        ref = json.loads(path.read_text())
+        metrics, hib = ref["final_test_metric"], ref["higher_is_better"]
+        assert reference.delta_m(metrics, metrics, hib) == 0.0
+        assert reference.worst_task_change(metrics, metrics, hib) == 0.0
+    assert "delta_m_final" in _rows(out)[0]
+
+
+def _subset(summary: dict, controllers: list[str]) -> dict:
+    return {
+        "suites": {s: {c: cells[c] for c in controllers} for s, cells in summary["suites"].items()},
+        "aggregate": {c: summary["aggregate"][c] for c in controllers},
+    }
+
+
+def test_rerun_skips_done_runs_and_redoes_only_a_missing_one(bench, monkeypatch):
+    out, summary = bench
+    calls: list[list[int]] = []
+    real = runner.run_controller
+
+    def counting(instances, seeds, *args, **kwargs):
+        calls.append(list(seeds))
+        return real(instances, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_controller", counting)
+    # Two of the controllers again, on the same folder (quicker than all of them): nothing
+    # is recomputed, and their statistics are the same numbers as before.
+    subset = ["uniform", "dwa"]
+    command = _command(out, subset)
+    code, stdout = _cli(command)
+    assert code == 0 and calls == []
+    assert _subset(json.loads(stdout.strip().splitlines()[-1]), subset) == _subset(summary, subset)
+
+    # A lost run and a half-written one: their (suite, controller) batches are recomputed
+    # whole (a seed's numbers depend on its batch), only the two runs are rewritten, and
+    # the numbers come out the same (deterministic seeds).
+    lost = run_path(out, SUITES[0], "uniform", 1)
+    kept = run_path(out, SUITES[0], "uniform", 0)
+    before, kept_mtime = json.loads(lost.read_text()), kept.stat().st_mtime_ns
+    lost.unlink()
+    broken = run_path(out, SUITES[1], "dwa", 2)
+    broken.write_text(broken.read_text()[:100])
+    code, stdout = _cli(command)
+    assert code == 0 and calls == [[0, 1, 2], [0, 1, 2]]
+    assert json.loads(lost.read_text()) == before
+    assert kept.stat().st_mtime_ns == kept_mtime
+    assert _subset(json.loads(stdout.strip().splitlines()[-1]), subset) == _subset(summary, subset)
+
+
+def test_resume_refuses_other_settings(bench):
+    out, _ = bench
+    code, _ = _cli(
+        [
+            "benchmark",
+            "--suite",
+            SUITES[0],
+            "--controller",
+            "uniform",
+            "--out",
+            str(out),
+            "--seeds",
+            "1",
+            "--budget",
+            "75",
+            "--quiet",
+        ]
+    )
+    assert code == 2
+
+
+def test_unknown_controller_fails_before_running(tmp_path):
+    code, _ = _cli(
+        [
+            "benchmark",
+            "--suite",
+            SUITES[0],
+            "--controller",
+            "no-such",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert not (tmp_path / "runs").exists()
+
+
+def test_atomic_write_and_unreadable_runs(tmp_path):
+    path = tmp_path / "a" / "run.json"
+    write_json_atomic(path, {"benchmark": {"budget": 1}})
+    assert load_done_run(path, {"budget": 1}) == {"benchmark": {"budget": 1}}
+    assert [p.name for p in path.parent.iterdir()] == ["run.json"]
+    path.write_text("{")
+    assert load_done_run(path, {"budget": 1}) is None
+    assert load_done_run(tmp_path / "missing.json", {}) is None
+
+
+def test_stratified_iqm():
+    scores = np.arange(8.0)
+    assert iqm(scores) == pytest.approx(3.5)  # mean of the middle four: 2, 3, 4, 5
+    first = stratified_iqm([scores, scores + 10], reps=2000)
+    assert first == stratified_iqm([scores, scores + 10], reps=2000)  # seeded
+    assert first.low <= first.value <= first.high
+    assert first.value == pytest.approx(iqm(np.concatenate([scores, scores + 10])))
+    constant = stratified_iqm([[0.25] * 5], reps=500)
+    assert (constant.value, constant.low, constant.high) == (0.25, 0.25, 0.25)
+    # A failed run (-inf) is one of the trimmed quarter, not a NaN.
+    robust = stratified_iqm([[1.0, 2.0, 3.0, -math.inf, 2.5, 1.5, 2.0, 3.0]], reps=500)
+    assert math.isfinite(robust.value) and robust.low <= robust.value <= robust.high
+
+
+def test_a_policy_file_is_benchmarked_beside_the_heuristics(tmp_path):
+    agents = pytest.importorskip("curriculum_rl.agents.artifact")
+    from curriculum_rl.agents.network import NetworkConfig, TaskSetActor, init_weights
+
+    torch.manual_seed(0)
+    actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0))
+    init_weights(actor)
+    policy = agents.save_artifact(tmp_path / "mypolicy", actor, max_tasks=8)
+    out = tmp_path / "out"
+    code, stdout = _cli(
+        [
+            "benchmark",
+            "--suite",
+            SUITES[0],
+            "--controller",
+            str(policy),
+            "--out",
+            str(out),
+            "--seeds",
+            "2",
+            "--budget",
+            "10",
+            "--interval",
+            "5",
+            "--no-reference",
+            "--quiet",
+            "--json",
+        ]
+    )
+    assert code == 0, stdout
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    label = policy.stem
+    assert set(summary["suites"][SUITES[0]]) == {"uniform", label}
+    assert summary["suites"][SUITES[0]][label]["delta_m"] is None
+    assert run_path(out, SUITES[0], label, 1).is_file()
+    assert "delta_m_final" not in _rows(out)[0]
+    assert "omitted" in (out / "summary.md").read_text()
+
+
+def test_failed_runs_score_worst_not_missing():
+    assert paired_gain(1.5, 1.0) == 0.5
+    assert paired_gain(1.0, None) == -math.inf  # a diverged run (J stored as null)
+    assert paired_gain(None, None) == 0.0  # both failed: a tie
+    assert anytime_auc([1.0, 0.5, 0.0]) == 0.5
+    assert anytime_auc([1.0, None]) == math.inf

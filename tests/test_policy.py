@@ -1,0 +1,119 @@
+"""The task-set policy: equivariance, task-count agnosticism, SB3 integration, controller."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+from curriculum_rl.agents.network import NetworkConfig, TaskSetActor, TaskSetCritic, init_weights
+from curriculum_rl.agents.policy import TaskSetPolicy
+from curriculum_rl.controllers.observation import NUM_FEATURES
+from curriculum_rl.env import BatchedCurriculumVecEnv
+
+K_MAX = 8
+
+
+def _obs(batch: int, ks: list[int], seed: int = 0) -> torch.Tensor:
+    """Random observations with ``ks[b]`` valid task rows (mask feature 1) then padding."""
+    gen = torch.Generator().manual_seed(seed)
+    obs = torch.randn(batch, K_MAX, NUM_FEATURES, generator=gen)
+    for b, k in enumerate(ks):
+        obs[b, :, 0] = 0.0
+        obs[b, :k, 0] = 1.0
+        obs[b, k:] = 0.0
+    return obs
+
+
+def _networks() -> tuple[TaskSetActor, TaskSetCritic]:
+    torch.manual_seed(0)
+    config = NetworkConfig(action_init_gain=1.0)  # a visible (non-near-zero) output
+    actor, critic = TaskSetActor(config), TaskSetCritic(config)
+    init_weights(actor, critic)
+    return actor, critic
+
+
+def test_permuting_tasks_permutes_actions_and_keeps_value():
+    actor, critic = _networks()
+    obs = _obs(3, [3, 7, 8])
+    perm = torch.tensor([5, 2, 7, 0, 1, 6, 3, 4])  # moves padding rows around too
+    with torch.no_grad():
+        actions, value = actor(obs), critic(obs)
+        actions_p, value_p = actor(obs[:, perm]), critic(obs[:, perm])
+    torch.testing.assert_close(actions_p, actions[:, perm], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(value_p, value, rtol=1e-5, atol=1e-6)
+    assert actions.abs().sum() > 0
+
+
+def test_sb3_policy_is_equivariant():
+    env = BatchedCurriculumVecEnv(1, budget=50, interval=25)
+    policy = TaskSetPolicy(
+        env.observation_space, env.action_space, lambda _: 3e-4, net={"action_init_gain": 1.0}
+    )
+    obs = _obs(2, [4, 6])
+    perm = torch.randperm(K_MAX, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        mean = policy.get_distribution(obs).distribution.mean.reshape(2, K_MAX, 2)
+        mean_p = policy.get_distribution(obs[:, perm]).distribution.mean.reshape(2, K_MAX, 2)
+        values = policy.predict_values(obs)
+        values_p = policy.predict_values(obs[:, perm])
+    torch.testing.assert_close(mean_p, mean[:, perm], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(values_p, values, rtol=1e-5, atol=1e-6)
+    # the shared log std: 2 numbers, one per action kind
+    assert policy.log_std.shape == (2,)
+
+
+@pytest.mark.parametrize("k", [3, 7])
+def test_one_policy_runs_on_any_task_count(k):
+    actor, _ = _networks()
+    obs = _obs(2, [k, k], seed=k)
+    with torch.no_grad():
+        padded = actor(obs)
+        unpadded = actor(obs[:, :k])  # the network itself does not need K_max at all
+    assert padded.shape == (2, K_MAX, 2)
+    assert torch.isfinite(padded).all()
+    assert (padded[:, k:] == 0).all(), "padded task slots must get zero actions"
+    torch.testing.assert_close(padded[:, :k], unpadded, rtol=1e-5, atol=1e-6)
+
+
+def test_padding_contents_do_not_matter():
+    actor, critic = _networks()
+    obs = _obs(1, [3])
+    noisy = obs.clone()
+    noisy[:, 3:, 1:] = torch.randn(1, K_MAX - 3, NUM_FEATURES - 1)  # mask stays 0
+    with torch.no_grad():
+        torch.testing.assert_close(actor(noisy), actor(obs))
+        torch.testing.assert_close(critic(noisy), critic(obs))
+
+
+def test_initial_policy_is_near_uniform():
+    torch.manual_seed(0)
+    actor = TaskSetActor(NetworkConfig())
+    init_weights(actor)
+    with torch.no_grad():
+        assert actor(_obs(4, [2, 5, 8, 8])).abs().max() < 0.1
+
+
+def test_masked_log_prob_ignores_padded_slots():
+    env = BatchedCurriculumVecEnv(1, budget=50, interval=25)
+    policy = TaskSetPolicy(env.observation_space, env.action_space, lambda _: 3e-4)
+    obs = _obs(1, [2])
+    actions = torch.zeros(1, K_MAX * 2)
+    _, log_prob, entropy = policy.evaluate_actions(obs, actions)
+    actions[:, 4:] = 0.9  # padded slots' actions change nothing
+    _, log_prob2, entropy2 = policy.evaluate_actions(obs, actions)
+    torch.testing.assert_close(log_prob, log_prob2)
+    torch.testing.assert_close(entropy, entropy2)
+
+
+def test_ppo_learns_on_the_batched_vecenv():
+    env = BatchedCurriculumVecEnv(2, budget=50, interval=25)
+    model = PPO(TaskSetPolicy, env, n_steps=4, batch_size=8, n_epochs=2, seed=0, device="cpu")
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(16)
+    assert model.num_timesteps == 16
+    after = list(model.policy.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    actions, _ = model.predict(env.reset(), deterministic=True)
+    assert actions.shape == (2, K_MAX, 2) and np.isfinite(actions).all()

@@ -1,0 +1,189 @@
+"""PPO training: config parsing, a tiny run, resuming, the CLI, the own-loop API."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import curriculum_rl
+from curriculum_rl.agents.loop import CurriculumSession
+from curriculum_rl.agents.train import (
+    PACKAGED_CONFIG_DIR,
+    TrainConfig,
+    config_from_dict,
+    load_config,
+    load_model,
+    make_env,
+    train,
+)
+from curriculum_rl.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = {
+    "env": {"n_envs": 2, "budget": 50, "interval": 25, "trainer": {"device": "cpu"}},
+    "ppo": {"n_steps": 4, "batch_size": 8, "n_epochs": 2},
+    "train": {"total_timesteps": 16, "checkpoint_every": 8},
+    "eval": {"seeds": 2, "every": 8},
+}
+
+
+def _tiny(total: int = 16) -> TrainConfig:
+    config = config_from_dict(TINY)
+    return replace(config, train=replace(config.train, total_timesteps=total))
+
+
+def test_shipped_config_parses_and_is_packaged():
+    config = load_config(ROOT / "agents" / "default.toml")
+    assert config.env.suite == "synthetic" and config.env.n_envs == 16
+    assert config.ppo.n_steps * config.env.interval == config.env.budget  # whole episodes
+    packaged = PACKAGED_CONFIG_DIR / "default.toml"
+    assert packaged.read_text() == (ROOT / "agents" / "default.toml").read_text()
+    assert load_config() == config
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"ppo": {"learning_rat": 1e-3}},
+            "unknown key 'learning_rat' in \\[config.ppo\\]; did you mean 'learning_rate'",
+        ),
+        ({"ppo": {"n_steps": "40"}}, "n_steps must be int"),
+        ({"env": {"trainer": {"lr": "fast"}}}, "\\[config.env.trainer\\] lr must be float"),
+        ({"policy": {"activation": "sigmoid"}}, "unknown activation"),
+        ({"envs": {}}, "unknown key 'envs'"),
+        ({"env": {"budget": 1000, "interval": 30}}, "multiple of interval"),
+    ],
+)
+def test_config_errors_name_the_problem(data, message):
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(data)
+
+
+def test_train_resumes_the_same_run(tmp_path: Path):
+    first = train(_tiny(16), tmp_path, progress=False, log=lambda _: None)
+    assert first.timesteps == 16 and first.policy.is_file()
+    saved_opt = first.model.policy.optimizer.state_dict()
+    saved_params = [p.detach().clone() for p in first.model.policy.parameters()]
+
+    config = _tiny(32)
+    loaded = load_model(config, tmp_path, make_env(config))
+    assert loaded.num_timesteps == 16
+    opt = loaded.policy.optimizer.state_dict()
+    assert opt["param_groups"] == saved_opt["param_groups"]
+    for key, state in saved_opt["state"].items():
+        for name, value in state.items():
+            torch.testing.assert_close(opt["state"][key][name], value)
+    assert int(saved_opt["state"][0]["step"]) > 0  # a used optimizer, not a fresh one
+    for p, q in zip(loaded.policy.parameters(), saved_params, strict=True):
+        torch.testing.assert_close(p.detach(), q)
+
+    second = train(config, tmp_path, resume=True, progress=False, log=lambda _: None)
+    assert second.timesteps == 32
+    with (tmp_path / "episodes.csv").open() as f:
+        steps = [int(r["timesteps"]) for r in csv.DictReader(f)]
+    assert steps == sorted(steps) and steps[-1] == 32 and steps[0] <= 16
+    assert (tmp_path / "progress-16.csv").is_file() and (tmp_path / "learning_curve.png").is_file()
+    assert any((tmp_path / "tb").iterdir())
+
+    with pytest.raises(ValueError, match="already holds a training run"):
+        train(config, tmp_path, progress=False)
+    changed = replace(config, ppo=replace(config.ppo, learning_rate=5e-4))
+    with pytest.raises(ValueError, match="learning_rate differs"):
+        train(changed, tmp_path, resume=True, progress=False)
+
+
+def test_cli_train_writes_a_loadable_policy(tmp_path: Path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        "[env]\nn_envs = 2\nbudget = 50\ninterval = 25\n[env.trainer]\ndevice = 'cpu'\n"
+        "[ppo]\nn_steps = 4\nbatch_size = 8\nn_epochs = 1\n"
+        "[train]\ntotal_timesteps = 8\n[eval]\nevery = 0\n"
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out), "--quiet", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["timesteps"] == 8
+    controller = curriculum_rl.load_controller(result["policy"])
+    assert controller.max_tasks == 8
+    assert main(["run", "--controller", result["policy"], "--budget", "50", "--quiet"]) == 0
+
+
+def test_session_drives_a_user_loop():
+    session = CurriculumSession(curriculum_rl.load_controller("uniform"), num_tasks=3, budget=100)
+    w, p = session.update(torch.tensor([1.0, 10.0, 100.0]))
+    assert isinstance(w, torch.Tensor) and torch.allclose(w, torch.ones(3))
+    torch.testing.assert_close(p, torch.full((3,), 1 / 3))
+    w, p = session.update(
+        np.array([0.9, 9.0, 90.0]), np.array([1.0, 9.5, 95.0]), task_grads=torch.randn(3, 20)
+    )
+    assert isinstance(w, np.ndarray) and w.shape == (3,)
+    with pytest.raises(ValueError, match="shape"):
+        session.update(torch.ones(4))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_session_with_a_learned_policy(tmp_path: Path):
+    from curriculum_rl.agents.artifact import save_artifact
+    from curriculum_rl.agents.network import NetworkConfig, TaskSetActor, init_weights
+
+    actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
+    init_weights(actor)
+    path = save_artifact(tmp_path / "p", actor, max_tasks=8)
+    session = CurriculumSession(
+        curriculum_rl.load_controller(path),
+        num_tasks=5,
+        budget=200,
+        train_sizes=[100, 100, 50, 10, 1000],
+    )
+    for step in range(0, 200, 25):
+        losses = torch.rand(5) + 0.1
+        w, p = session.update(losses, losses * 1.1, task_grads=torch.randn(5, 7), step=step)
+        assert w.shape == (5,) and abs(w.mean().item() - 1) < 1e-4
+        assert abs(p.sum().item() - 1) < 1e-4 and (p > 0).all()
+
+
+def test_import_stays_light():
+    code = (
+        "import sys, curriculum_rl; assert 'torch' not in sys.modules; "
+        "curriculum_rl.load_controller; assert 'stable_baselines3' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_own_loop_example_runs():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "own_loop.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "weights" in result.stdout and "controller default" in result.stdout
+
+
+@pytest.mark.slow
+def test_shipped_policy_beats_uniform_on_fresh_synthetic_instances():
+    """The pilot check of the shipped policy: paired gain G = J_uniform - J_policy on test J."""
+    from curriculum_rl.controllers.base import Uniform
+    from curriculum_rl.runner import run_controller
+    from curriculum_rl.suites import resolve_suite
+
+    suite = resolve_suite("synthetic")
+    seeds = list(range(2_000_000, 2_000_008))
+    instances = [suite.sample(s) for s in seeds]
+    uniform = run_controller(instances, seeds, Uniform(), budget=1000, interval=25)
+    learned = run_controller(instances, seeds, curriculum_rl.load_controller(), 1000, 25)
+    pairs = zip(uniform, learned, strict=True)
+    gains = np.array([u.final_test_j - p.final_test_j for u, p in pairs])
+    assert gains.mean() > 0.1, gains
