@@ -1,13 +1,15 @@
 """Headroom on the training distribution: where does pacing matter at all?
 
-On instances sampled from each setting of the default synthetic distribution, compare
-uniform weighting with (a) static weights chosen on the validation split from the stated
-grid of ``tune_static_weights`` (tuning seed distinct from the evaluation seeds),
-(b) uncertainty weighting and (c) the dynamic geometric-mean loss (weights ~ 1/L_k at
-every step). Report per setting the gain ``G = J_uniform - J`` on the test split
-(log-loss units, higher is better), paired on the same instance and seed.
+On instances sampled from the default synthetic training distribution (``synthetic``:
+settings drawn by their weights), compare uniform weighting with (a) static weights chosen
+on the validation split from the stated grid of ``tune_static_weights`` (a tuning seed
+distinct from the evaluation seeds), (b) uncertainty weighting and (c) the dynamic
+geometric-mean loss (weights ~ 1/L_k at every step). Report the gain
+``G = J_uniform - J`` on the test split (log-loss units, higher is better), paired on the
+same instance and seed, pooled and per setting.
 
-    python benchmarks/headroom.py [--instances 4] [--seeds 2] [--budget 1000] [--json]
+    python benchmarks/headroom.py [--instances 20] [--seeds 2] [--tuning-seeds 2] [--budget 1500]
+                                  [--json]
 
 The last line with ``--json`` holds ``median_gain_best_static`` (median over all sampled
 instances and seeds of J_uniform - J_best-static), the same per setting, and the other
@@ -20,6 +22,7 @@ import argparse
 import json
 import statistics
 import time
+from collections import defaultdict
 
 import torch
 
@@ -27,16 +30,18 @@ from curriculum_rl.controllers.registry import make_controller
 from curriculum_rl.controllers.static import StaticWeights, tune_static_weights
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import SyntheticSuite
-from curriculum_rl.suites.synthetic import default_settings
 from curriculum_rl.trainer import TrainerConfig
 
-TUNING_SEED = 10_000  # tuning never sees the evaluation seeds
+TUNING_SEED = 10_000  # tuning seeds (10_000, 10_001, ...) never meet the evaluation seeds
+FIRST_INSTANCE = (
+    500_000  # instance seeds the controller's training (seeds < 2^31, random) ~never draws
+)
 
 
-def setting_gains(index: int, setting, args, config: TrainerConfig) -> dict[str, list[float]]:
-    suite = SyntheticSuite(name=f"synthetic-{setting.name}", settings=(setting,))
-    instance_seeds = [1000 * index + i for i in range(args.instances)]
-    instances = [suite.sample(s) for s in instance_seeds]
+def gains(args, config: TrainerConfig) -> tuple[list[str], dict[str, list[float]]]:
+    """Per (instance, seed) pair: its setting, and each method's G over uniform."""
+    suite = SyntheticSuite()
+    instances = [suite.sample(FIRST_INSTANCE + i) for i in range(args.instances)]
     insts = [inst for inst in instances for _ in range(args.seeds)]
     seeds = [seed for _ in instances for seed in range(args.seeds)]
 
@@ -44,51 +49,51 @@ def setting_gains(index: int, setting, args, config: TrainerConfig) -> dict[str,
         records = run_controller(insts, seeds, controller, args.budget, args.interval, config)
         return torch.tensor([r.final_test_j for r in records])
 
-    tuned = tune_static_weights(instances, [TUNING_SEED], args.budget, args.interval, config)
-    per_pair = [weights for weights in tuned for _ in range(args.seeds)]
+    tuning_seeds = [TUNING_SEED + i for i in range(args.tuning_seeds)]
+    tuned = tune_static_weights(instances, tuning_seeds, args.budget, args.interval, config)
     uniform = test_j(make_controller("uniform"))
     results = {
-        "best_static": uniform - test_j(StaticWeights(per_pair)),
+        "best_static": uniform
+        - test_j(StaticWeights([w for w in tuned for _ in range(args.seeds)])),
         "uncertainty": uniform - test_j(make_controller("uw")),
         "geometric_mean": uniform - test_j(make_controller("geometric-mean")),
     }
-    return {name: gains.tolist() for name, gains in results.items()}
+    settings = [inst.info["setting"] for inst in insts]
+    return settings, {name: g.tolist() for name, g in results.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--instances", type=int, default=4, help="instances per setting")
+    parser.add_argument("--instances", type=int, default=20, help="sampled instances")
     parser.add_argument("--seeds", type=int, default=2, help="evaluation seeds per instance")
-    parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--tuning-seeds", type=int, default=2, help="seeds scoring each candidate")
+    parser.add_argument("--budget", type=int, default=1500)
     parser.add_argument("--interval", type=int, default=25)
-    parser.add_argument("--settings", nargs="*", default=None, help="only these settings")
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object as the last line"
     )
     args = parser.parse_args()
-    config = TrainerConfig(device="auto")
     start = time.perf_counter()
-    per_setting = {}
-    for index, setting in enumerate(default_settings()):
-        if args.settings and setting.name not in args.settings:
-            continue
-        per_setting[setting.name] = setting_gains(index, setting, args, config)
-        medians = {m: round(statistics.median(g), 3) for m, g in per_setting[setting.name].items()}
-        print(f"{setting.name:>12}: median G {medians}", flush=True)
-    methods = next(iter(per_setting.values())).keys()
-    pooled = {m: [g for s in per_setting.values() for g in s[m]] for m in methods}
+    settings, pooled = gains(args, TrainerConfig(device="auto"))
+    per_setting: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for i, setting in enumerate(settings):
+        for method, values in pooled.items():
+            per_setting[setting][method].append(values[i])
+    for setting, by_method in sorted(per_setting.items()):
+        medians = {m: round(statistics.median(g), 3) for m, g in by_method.items()}
+        print(f"{setting:>12} ({len(by_method['best_static'])} runs): median G {medians}")
     result = {
-        "median_gain_best_static": statistics.median(pooled["best_static"]),
-        "median_gain_uncertainty": statistics.median(pooled["uncertainty"]),
-        "median_gain_geometric_mean": statistics.median(pooled["geometric_mean"]),
+        **{f"median_gain_{m}": statistics.median(g) for m, g in pooled.items()},
         "per_setting_median": {
-            s: {m: statistics.median(g) for m, g in gains.items()}
-            for s, gains in per_setting.items()
+            s: {m: statistics.median(g) for m, g in by_method.items()}
+            for s, by_method in per_setting.items()
         },
-        "instances_per_setting": args.instances,
+        "runs_per_setting": {s: len(b["best_static"]) for s, b in per_setting.items()},
+        "instances": args.instances,
         "seeds": args.seeds,
+        "tuning_seeds": args.tuning_seeds,
         "budget": args.budget,
         "interval": args.interval,
         "seconds": round(time.perf_counter() - start, 1),

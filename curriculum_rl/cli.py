@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -17,8 +18,6 @@ def _print_json_last(obj: dict) -> None:
 def cmd_suites(args: argparse.Namespace) -> int:
     """List every registered suite and every suite of the envs/*.toml spec files (in the
     working directory, then the packaged copies), keyed by the SPEC that `--suite` takes."""
-    from pathlib import Path
-
     from curriculum_rl.suites import registered_suites, resolve_suite
     from curriculum_rl.suites.spec_file import load_suites, packaged_envs_dir
 
@@ -60,21 +59,34 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """One run under the chosen controller, beside uniform weighting on the same instance
+    and seed (the paired gain G), with Δm% against single-task training."""
     from curriculum_rl.agents.controller import load_controller
-    from curriculum_rl.runner import run_controller
+    from curriculum_rl.controllers.registry import make_controller
     from curriculum_rl.suites import resolve_suite
     from curriculum_rl.trainer import TrainerConfig
 
-    suite = resolve_suite(args.suite)
-    instance = suite.sample(args.seed)
+    instance = resolve_suite(args.suite).sample(args.seed)
     controller = load_controller(args.controller)
     config = TrainerConfig(device=args.device)
-    bar = tqdm(
-        total=None,
-        desc=f"{controller.name} on {instance.name}",
-        unit="decision",
-        disable=args.quiet,
-    )
+    record = _run_one(instance, controller, args, config)
+    baseline = record
+    if controller.name != "uniform":
+        baseline = _run_one(instance, make_controller("uniform"), args, config)
+    reference = None if args.no_reference else _single_task(instance, args, config)
+    summary = _run_summary(record, baseline, reference)
+    _print_run(instance, record, baseline, summary, args)
+    if args.out:
+        _write_run(Path(args.out), record, baseline, summary)
+    if args.json:
+        _print_json_last({**summary, "run": record.to_dict(), "uniform": baseline.to_dict()})
+    return 0
+
+
+def _run_one(instance, controller, args: argparse.Namespace, config):
+    from curriculum_rl.runner import run_controller
+
+    bar = tqdm(desc=f"{controller.name} on {instance.name}", unit="decision", disable=args.quiet)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -90,35 +102,89 @@ def cmd_run(args: argparse.Namespace) -> int:
         on_decision=progress,
     )
     bar.close()
+    return record
+
+
+def _single_task(instance, args: argparse.Namespace, config) -> dict:
+    from curriculum_rl.reference import single_task_reference
+
+    cache = Path(args.out) / "reference" if args.out else Path.home() / ".cache" / "curriculum-rl"
+    if not args.quiet:
+        print("single-task references (each task alone, same budget; cached)", file=sys.stderr)
+    return single_task_reference(instance, args.seed, args.budget, args.interval, config, cache)
+
+
+def _run_summary(record, baseline, reference: dict | None) -> dict:
+    from curriculum_rl.reference import delta_m, worst_task_change
+
+    summary = {
+        "controller": record.controller,
+        "suite": record.suite,
+        "seed": record.seed,
+        "test_j_final": record.final_test_j,
+        "test_j_best": record.best_test_j,
+        "gain_over_uniform_final": baseline.final_test_j - record.final_test_j,
+        "gain_over_uniform_best": baseline.best_test_j - record.best_test_j,
+        "diverged": record.diverged,
+    }
+    if reference is not None:
+        for name, rec in (("", record), ("uniform_", baseline)):
+            args3 = (rec.final_test_metric, reference["final_test_metric"], rec.higher_is_better)
+            summary[f"{name}delta_m"] = _or_nan(delta_m, *args3)
+            summary[f"{name}worst_task_change"] = _or_nan(worst_task_change, *args3)
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
+
+
+def _or_nan(fn, *args) -> float:
+    try:
+        return float(fn(*args))
+    except ValueError:  # a reference metric of 0 or a diverged reference: undefined
+        return float("nan")
+
+
+def _print_run(instance, record, baseline, summary: dict, args: argparse.Namespace) -> None:
     print(
-        f"suite {instance.name} ({len(record.tasks)} tasks), controller {controller.name}, "
+        f"suite {instance.name} ({len(record.tasks)} tasks), controller {record.controller}, "
         f"seed {args.seed}, {args.budget} steps"
     )
-    print(f"{'task':<20} {'metric':<15} {'final':>12} {'best-val ckpt':>14}")
+    print(f"{'task':<16} {'metric':<15} {record.controller[:14]:>14} {'uniform':>10}")
     for i, name in enumerate(record.tasks):
-        metric = instance.tasks[i].metric
         print(
-            f"{name:<20} {metric:<15} {record.final_test_metric[i]:>12.4g} "
-            f"{record.best_test_metric[i]:>14.4g}"
+            f"{name:<16} {instance.tasks[i].metric:<15} {record.final_test_metric[i]:>14.4g} "
+            f"{baseline.final_test_metric[i]:>10.4g}"
         )
     print(
-        f"test J (mean log loss): final {record.final_test_j:.4f}, "
-        f"best-val checkpoint {record.best_test_j:.4f}"
+        f"test J (mean log loss, lower is better): final {record.final_test_j:.4f} "
+        f"(uniform {baseline.final_test_j:.4f}), best-val checkpoint "
+        f"{record.best_test_j:.4f} (uniform {baseline.best_test_j:.4f})"
     )
-    if args.out:
-        from pathlib import Path
+    print(f"gain over uniform G = J_uniform - J: {summary['gain_over_uniform_final']:+.4f}")
+    if "delta_m" in summary:
+        print(
+            f"Δm% vs single-task training (lower is better): {_num(summary['delta_m'])} "
+            f"(uniform {_num(summary['uniform_delta_m'])}); worst task "
+            f"{_num(summary['worst_task_change'])}%"
+        )
 
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "run.json").write_text(json.dumps(record.to_dict(), indent=1))
-    if args.json:
-        _print_json_last(record.to_dict())
-    return 0
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
+
+
+def _write_run(out: Path, record, baseline, summary: dict) -> None:
+    from curriculum_rl.benchmark.plots import learning_curves, save_figure, schedules
+
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {record.controller: [record.to_dict()]}
+    if baseline is not record:
+        runs["uniform"] = [baseline.to_dict()]
+    (out / "run.json").write_text(json.dumps({**summary, "runs": runs}, indent=1))
+    save_figure(schedules(record.suite, runs), out / "schedules.png")
+    save_figure(learning_curves(record.suite, runs), out / "learning_curves.png")
+    print(f"wrote {out / 'run.json'}, {out / 'schedules.png'}, {out / 'learning_curves.png'}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from curriculum_rl.agents.train import config_from_dict, load_config, train
 
     out = Path(args.out)
@@ -143,9 +209,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if result.evaluations:
         last = result.evaluations[-1]
+        # The best may come from before a --resume: read it from the saved best policy.
+        best = json.loads(result.best.read_text())["notes"]["eval"] if result.best else last
         print(
             f"held-out test-J gain over uniform: last {last['gain_mean']:+.3f}, best "
-            f"{max(e['gain_mean'] for e in result.evaluations):+.3f} (saved as {result.best})"
+            f"{best['gain_mean']:+.3f} at {best['timesteps']} timesteps (saved as {result.best})"
         )
     print(f"TensorBoard: tensorboard --logdir {out / 'tb'}; curve: {out / 'learning_curve.png'}")
     if args.json:
@@ -221,7 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=int, default=25, help="inner steps per decision")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--out", default=None, help="folder for run.json")
+    p.add_argument(
+        "--out", default=None, help="folder for run.json and plots of the weights and sampling"
+    )
+    p.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the single-task references (and Δm%%); they cost one run per task, cached",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)

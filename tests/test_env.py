@@ -15,6 +15,8 @@ SMALL = {
     "interval": 25,
     "trainer": {"batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"},
 }
+# An absurd learning rate: SGD blows the parameters up within a few steps.
+DIVERGING = {**SMALL["trainer"], "lr": 1e12, "optimizer": "sgd"}
 
 
 def fixed_k_suite(k: int) -> SyntheticSuite:
@@ -70,18 +72,7 @@ def test_vecenv_slots_equal_single_envs_with_the_same_seeds(num_envs):
 
 
 def test_divergence_ends_the_episode_and_keeps_observations_valid():
-    env = CurriculumEnv(
-        budget=100,
-        interval=25,
-        trainer={
-            "lr": 1e12,
-            "optimizer": "sgd",
-            "batch_size": 32,
-            "proj_dim": 16,
-            "val_probe": 16,
-            "device": "cpu",
-        },
-    )
+    env = CurriculumEnv(budget=100, interval=25, trainer=DIVERGING)
     obs, _ = env.reset(seed=0)
     for _ in range(4):
         obs, reward, terminated, _truncated, info = env.step(env.action_space.sample())
@@ -94,15 +85,7 @@ def test_divergence_ends_the_episode_and_keeps_observations_valid():
 
 
 def test_vecenv_restarts_a_diverged_run_alone():
-    trainer = {
-        "lr": 1e12,
-        "optimizer": "sgd",
-        "batch_size": 32,
-        "proj_dim": 16,
-        "val_probe": 16,
-        "device": "cpu",
-    }
-    vec = BatchedCurriculumVecEnv(2, budget=100, interval=25, trainer=trainer)
+    vec = BatchedCurriculumVecEnv(2, budget=100, interval=25, trainer=DIVERGING)
     vec.seed(0)
     vec.reset()
     for _ in range(3):

@@ -24,9 +24,11 @@ def write_plots(out: Path, records: Records, summary: dict) -> list[Path]:
     suites = list(summary["suites"])
     for suite in suites:
         runs = {c: records[suite, c] for c in summary["suites"][suite]}
-        paths.append(_save(learning_curves(suite, runs), folder / suite / "learning_curves.png"))
-        paths.append(_save(schedules(suite, runs), folder / suite / "schedules.png"))
-    paths.append(_save(aggregate_chart(summary["aggregate"]), folder / "aggregate_gain.png"))
+        paths.append(
+            save_figure(learning_curves(suite, runs), folder / suite / "learning_curves.png")
+        )
+        paths.append(save_figure(schedules(suite, runs), folder / suite / "schedules.png"))
+    paths.append(save_figure(aggregate_chart(summary["aggregate"]), folder / "aggregate_gain.png"))
     return paths
 
 
@@ -91,7 +93,8 @@ def aggregate_chart(aggregate: dict) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig).print_png(str(path))
     return path

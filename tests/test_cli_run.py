@@ -1,0 +1,46 @@
+"""`curriculum-rl run`: the paired comparison, Δm%, plots and the JSON last line."""
+
+import json
+
+import pytest
+
+from curriculum_rl.cli import main
+
+FAST = ["--budget", "50", "--interval", "25", "--quiet", "--json"]
+
+
+def last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_run_with_the_shipped_policy_writes_records_plots_and_delta_m(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(["run", "--suite", "synthetic-scales", "--seed", "1", "--out", str(out), *FAST]) == 0
+    )
+    result = last_json(capsys)
+    assert result["controller"] == "default"
+    assert result["gain_over_uniform_final"] == pytest.approx(
+        result["uniform"]["final_test_j"] - result["run"]["final_test_j"]
+    )
+    assert result["delta_m"] is not None and result["uniform_delta_m"] is not None
+    for name in ("run.json", "schedules.png", "learning_curves.png"):
+        assert (out / name).stat().st_size > 0
+    stored = json.loads((out / "run.json").read_text())
+    assert set(stored["runs"]) == {"default", "uniform"}
+    assert len(stored["runs"]["default"][0]["weights"]) == 50 // 25 + 1
+
+
+def test_uniform_run_is_its_own_baseline_and_reference_can_be_skipped(capsys):
+    args = ["run", "--suite", "synthetic-related", "--controller", "uniform", "--no-reference"]
+    assert main([*args, *FAST]) == 0
+    result = last_json(capsys)
+    assert result["gain_over_uniform_final"] == 0.0
+    assert "delta_m" not in result
+
+
+def test_bad_suite_and_controller_are_clear_errors(capsys):
+    assert main(["run", "--suite", "no-such-suite", *FAST]) == 2
+    assert "unknown suite" in capsys.readouterr().err
+    assert main(["run", "--controller", "no-such-controller", *FAST]) == 2
+    assert "no-such-controller" in capsys.readouterr().err
