@@ -45,18 +45,8 @@ def _command(out: Path, controllers: Sequence[str] = ("all",)) -> list[str]:
     return ["benchmark", "--suite", *SUITES, "--controller", *controllers, "--out", str(out), *ARGS]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is ~10x faster than two on a shared 2-core box
-    (threads spin while waiting for each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory, one_thread) -> tuple[Path, dict]:
+def bench(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("bench")
     code, stdout = _cli(_command(out))
     assert code == 0, stdout

@@ -32,16 +32,6 @@ SMALL = {
 BUDGET = {"digits": 400, "mnist1d": 300, "sequence": 200}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Small batched kernels gain nothing from a second thread, and on a shared 2-core
-    # machine two spinning threads per process slow everything down many times.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def constant_baseline(y: torch.Tensor) -> float:
     """Best constant predictor on the split itself: majority-class (token) accuracy, or
     the variance of the targets (the MSE of predicting their mean)."""

@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from curriculum_rl.controllers import Uniform
 from curriculum_rl.runner import run_controller
@@ -21,15 +20,6 @@ from curriculum_rl.trainer import TrainerConfig
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "my_suite.py"
 CONFIG = TrainerConfig(device="cpu", lr=3e-3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # See tests/test_suites_real.py: one thread per process on the shared CI machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write(path: Path, text: str) -> Path:
