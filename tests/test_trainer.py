@@ -166,3 +166,24 @@ def test_a_run_does_not_depend_on_the_padding_of_its_batch():
     wide.train(30)
     torch.testing.assert_close(wide.measure().val_loss[0, :2], alone.val_loss[0, :2])
     torch.testing.assert_close(wide.evaluate("test")[1][0, :2], alone_eval[1][0, :2])
+
+
+def test_both_gram_routes_equal_the_explicit_gradients():
+    from curriculum_rl.trainer.trainer import task_gradient_gram
+
+    gen = torch.Generator().manual_seed(0)
+    for rows, width in ((6, 32), (64, 4)):  # one short batch, one long batch: both routes
+        a = torch.randn(2, rows, width, generator=gen)
+        d = torch.randn(2, rows, width, generator=gen)
+        task = torch.randint(3, (2, rows), generator=gen)
+        one_hot = torch.nn.functional.one_hot(task, 3).float()
+        grads = torch.stack(
+            [
+                torch.stack([a[n, task[n] == k].T @ d[n, task[n] == k] for k in range(3)])
+                for n in range(2)
+            ]
+        ).flatten(2)
+        expected = grads @ grads.transpose(1, 2)
+        torch.testing.assert_close(
+            task_gradient_gram(a, d, one_hot), expected, rtol=1e-4, atol=1e-4
+        )

@@ -161,21 +161,29 @@ class CurriculumCore:
         rewards = np.where(diverged, -self.config.divergence_penalty, rewards)
         rewards = np.nan_to_num(rewards, nan=-self.config.divergence_penalty)
         terminated = diverged | (self.decisions >= self.config.episode_length)
-        infos = [self._info(run, bool(diverged[run])) for run in range(self.num_runs)]
-        return obs, rewards, terminated, infos
+        return obs, rewards, terminated, self._infos(diverged)
 
-    def _info(self, run: int, diverged: bool) -> dict:
-        k = int(self.trainer.mask[run].sum())
-        return {
-            "diverged": diverged,
-            "j": float(self.j[run]),
-            "steps": int(self.signals.steps[run]),
-            "num_tasks": k,
-            "weights": self.previous.weights[run, :k].cpu().numpy(),
-            "sampling": self.previous.sampling[run, :k].cpu().numpy(),
-            "val_loss": self.signals.val_loss[run, :k].cpu().numpy(),
-            "setting": self.trainer.instances[run].info.get("setting"),
+    def _infos(self, diverged: np.ndarray) -> list[dict]:
+        # One device-to-host copy per field, then numpy slices: per-run tensor
+        # conversions would cost more than the rest of a batched step's bookkeeping.
+        k = self.trainer.mask.sum(1).tolist()
+        host = {
+            "weights": self.previous.weights.cpu().numpy(),
+            "sampling": self.previous.sampling.cpu().numpy(),
+            "val_loss": self.signals.val_loss.cpu().numpy(),
         }
+        steps = self.signals.steps.tolist()
+        return [
+            {
+                "diverged": bool(diverged[run]),
+                "j": float(self.j[run]),
+                "steps": int(steps[run]),
+                "num_tasks": int(k[run]),
+                **{name: values[run, : k[run]] for name, values in host.items()},
+                "setting": self.trainer.instances[run].info.get("setting"),
+            }
+            for run in range(self.num_runs)
+        ]
 
 
 def _merge(old: Signals, new: Signals, runs: torch.Tensor) -> Signals:

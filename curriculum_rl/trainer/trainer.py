@@ -394,18 +394,18 @@ class BatchedMultitaskTrainer:
         return loss, metric
 
     def _measure_grads(self, proj_in, proj_out, losses, one_hot, counts) -> None:
-        """Per-task gradients of the mean task loss on the last shared layer's weight,
-        ``g_k = sum_{rows of task k} a_r^T delta_r / count_k``: one backward through the
-        heads only, then one einsum; their Gram matrix is all the signals need."""
+        """Gram matrix of the per-task gradients of the mean task loss on the last shared
+        layer's weight, ``g_k = sum_{rows r of task k} a_r^T delta_r / count_k``, after one
+        backward through the heads only (``delta``: gradient at the layer's output)."""
         (delta,) = torch.autograd.grad(losses.sum(), proj_out, retain_graph=True)
         a, d = proj_in.detach(), delta
         if a.dim() == 4:  # per-token rows inherit their example's task
             one_hot = one_hot[:, :, None].expand(-1, -1, a.shape[2], -1)
             a, d = a.flatten(1, 2), d.flatten(1, 2)
             one_hot = one_hot.flatten(1, 2)
-        per_task = torch.einsum("nri,nrk,nrj->nkij", a, one_hot, d)
-        per_task = per_task / counts.clamp_min(1)[..., None, None]
-        gram = torch.einsum("nkij,nlij->nkl", per_task, per_task)
+        gram = task_gradient_gram(a, d, one_hot) / (
+            counts[:, :, None] * counts[:, None, :]
+        ).clamp_min(1)
         self._gram = torch.nan_to_num(gram.detach(), nan=0.0, posinf=0.0, neginf=0.0)
 
     # ------------------------------------------------------------------ measuring
@@ -519,6 +519,21 @@ class BatchedMultitaskTrainer:
             y[run, :m] = _pad_targets(ys, self.target_width).to(self.device)
             valid[run, :m] = 1
         return x, y, valid
+
+
+def task_gradient_gram(a: torch.Tensor, d: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+    """``<G_k, G_l>`` for the per-task weight gradients ``G_k = sum_{r in k} a_r^T d_r`` of a
+    linear layer, from its inputs ``a`` (N, R, I), output gradients ``d`` (N, R, J) and row
+    tasks ``one_hot`` (N, R, K), by the cheaper of two exact routes: forming every ``G_k``
+    (cost ~ R K I J) or the row-kernel identity ``<G_k, G_l> = sum_{r in k, s in l}
+    (a_r . a_s)(d_r . d_s)`` (cost ~ R^2 (I + J)), which wins for short batches."""
+    rows, width_in, width_out = a.shape[1], a.shape[2], d.shape[2]
+    k = one_hot.shape[2]
+    if rows * (width_in + width_out) < k * width_in * width_out:
+        kernel = (a @ a.transpose(1, 2)) * (d @ d.transpose(1, 2))
+        return one_hot.transpose(1, 2) @ kernel @ one_hot
+    per_task = torch.einsum("nri,nrk,nrj->nkij", a, one_hot, d)
+    return torch.einsum("nkij,nlij->nkl", per_task, per_task)
 
 
 def _select_task(out: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
