@@ -267,6 +267,13 @@ def _fmt_estimate(est: dict) -> str:
     return f"{num(est['iqm'])} [{num(est['ci'][0])}, {num(est['ci'][1])}]"
 
 
+def _output_flags(p: argparse.ArgumentParser, progress: bool = True) -> None:
+    """The flags every command shares: ``--json`` (and ``--quiet`` for long work)."""
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    if progress:
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="curriculum-rl",
@@ -275,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("suites", help="list suites, their tasks and metric directions")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _output_flags(p, progress=False)
     p.set_defaults(func=cmd_suites)
 
     p = sub.add_parser("run", help="one multitask run on a suite under a controller")
@@ -297,8 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the single-task references (and Δm%%); they cost one run per task, cached",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _output_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -329,8 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="override [train] total_timesteps (e.g. to extend a resumed run)",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _output_flags(p)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser(
         "benchmark",
@@ -370,8 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the single-task reference: no Δm%% columns, but K fewer "
         "single-task runs per suite and seed",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _output_flags(p)
     p.set_defaults(func=cmd_benchmark)
     return parser
 
