@@ -4,20 +4,20 @@ Suites are SPECs for :func:`~curriculum_rl.suites.resolve_suite` (a TOML file ma
 declare several). Controllers are registered heuristic names (``all`` expands to every
 one whose optional dependencies are installed, plus ``static-tuned``: static weights
 tuned on the validation split per instance), ``default`` (the shipped learned policy)
-or a policy file path; the latter two go through ``curriculum_rl.load_controller`` when
-the learned-policy package provides it. Uniform weighting is always added: it is the
-reference of the paired gain G.
+or a policy file path; every name is resolved by ``curriculum_rl.load_controller``.
+Uniform weighting is always added: it is the reference of the paired gain G.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curriculum_rl.agents.controller import load_controller
 from curriculum_rl.controllers.base import Controller
-from curriculum_rl.controllers.registry import controller_names, make_controller
+from curriculum_rl.controllers.registry import controller_names
 from curriculum_rl.controllers.static import StaticWeights, tune_static_weights
 from curriculum_rl.suites import Suite, SuiteInstance
 from curriculum_rl.suites.registry import resolve_suites
@@ -111,12 +111,7 @@ class ControllerEntry:
             weights = tune_static_weights(instances, [TUNING_SEED], budget, interval, trainer)
             return StaticWeights(weights)
         try:
-            if self.spec in controller_names():
-                return make_controller(self.spec)
-            loader = _policy_loader()
-            if loader is None:  # learned policies not available: make_controller explains
-                return make_controller(self.spec)
-            return loader(self.spec)
+            return load_controller(self.spec)
         except ImportError as err:
             raise ValueError(str(err)) from err
 
@@ -170,19 +165,6 @@ def resolve_suite_entries(specs: Sequence[str]) -> list[SuiteEntry]:
             seen.add(label)
             entries.append(SuiteEntry(label, spec, suite))
     return entries
-
-
-def _policy_loader() -> Callable[[str], Controller] | None:
-    """``curriculum_rl.load_controller`` when the learned-policy package provides it.
-
-    Imported lazily: it lives above the heuristics and loads torch weights only when a
-    policy is actually named.
-    """
-    try:
-        from curriculum_rl import load_controller
-    except ImportError:
-        return None
-    return load_controller
 
 
 def _safe(name: str) -> str:

@@ -11,7 +11,7 @@ from curriculum_rl.benchmark.run import Records
 
 NO_REFERENCE_NOTE = (
     "Δm% and the worst-task change against single-task training are omitted: the "
-    "single-task reference (`curriculum_rl.reference`) was not available or was switched off."
+    "single-task reference was switched off (`--no-reference`)."
 )
 
 
