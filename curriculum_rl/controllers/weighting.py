@@ -249,7 +249,30 @@ class _ElementwiseHook:
         self.param.grad = None
 
 
-class UncertaintyWeighting(_HookController):
+class _LearnedScaleController(_HookController):
+    """A controller around an :class:`_ElementwiseHook`: one learnable scale per run and
+    task, learned by its own Adam at ``lr`` (default: the trainer's default lr)."""
+
+    scalarizer_class: type[Scalarizer]
+
+    def __init__(self, lr: float = DEFAULT_LR) -> None:
+        self.lr = lr
+
+    def make_hook(self, context: RunContext) -> _ElementwiseHook:
+        shape = tuple(context.mask.shape)
+        return _ElementwiseHook(self.scalarizer_class(shape), context.mask, self.lr)
+
+    def _learned(self) -> torch.Tensor:
+        """(N, K) learned parameters (0 at padded tasks)."""
+        return self._hook.param.detach() * self._hook.mask
+
+    def current_weights(self, signals: Signals) -> torch.Tensor:
+        return _gradient_weights(
+            self._hook.scalarizer, torch.ones(signals.mask.shape, device=signals.mask.device)
+        )
+
+
+class UncertaintyWeighting(_LearnedScaleController):
     """Uncertainty weighting (Kendall, Gal & Cipolla 2018, "Multi-Task Learning Using
     Uncertainty to Weigh Losses for Scene Geometry and Semantics"), via
     ``torchjd.scalarization.UW``.
@@ -261,25 +284,15 @@ class UncertaintyWeighting(_HookController):
     """
 
     name = "uw"
-
-    def __init__(self, lr: float = DEFAULT_LR) -> None:
-        self.lr = lr
-
-    def make_hook(self, context: RunContext) -> _ElementwiseHook:
-        return _ElementwiseHook(UW(tuple(context.mask.shape)), context.mask, self.lr)
+    scalarizer_class = UW
 
     @property
     def log_variances(self) -> torch.Tensor:
         """(N, K) learned s_k (0 at padded tasks)."""
-        return self._hook.param.detach() * self._hook.mask
-
-    def current_weights(self, signals: Signals) -> torch.Tensor:
-        return _gradient_weights(
-            self._hook.scalarizer, torch.ones(signals.mask.shape, device=signals.mask.device)
-        )
+        return self._learned()
 
 
-class ImpartialLossWeighting(_HookController):
+class ImpartialLossWeighting(_LearnedScaleController):
     """IMTL-L, the loss-balancing half of Impartial Multi-Task Learning (Liu et al. 2021,
     "Towards Impartial Multi-task Learning"), via ``torchjd.scalarization.IMTLL``.
 
@@ -289,22 +302,12 @@ class ImpartialLossWeighting(_HookController):
     """
 
     name = "imtl-l"
-
-    def __init__(self, lr: float = DEFAULT_LR) -> None:
-        self.lr = lr
-
-    def make_hook(self, context: RunContext) -> _ElementwiseHook:
-        return _ElementwiseHook(IMTLL(tuple(context.mask.shape)), context.mask, self.lr)
+    scalarizer_class = IMTLL
 
     @property
     def log_scales(self) -> torch.Tensor:
         """(N, K) learned s_k (0 at padded tasks)."""
-        return self._hook.param.detach() * self._hook.mask
-
-    def current_weights(self, signals: Signals) -> torch.Tensor:
-        return _gradient_weights(
-            self._hook.scalarizer, torch.ones(signals.mask.shape, device=signals.mask.device)
-        )
+        return self._learned()
 
 
 # ------------------------------------------------------------------------ random (RLW)
