@@ -27,7 +27,7 @@ from collections import defaultdict
 import torch
 
 from curriculum_rl.controllers.registry import make_controller
-from curriculum_rl.controllers.static import StaticWeights, tune_static_weights
+from curriculum_rl.controllers.static import StaticGrid, StaticWeights, tune_static_weights
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import SyntheticSuite
 from curriculum_rl.trainer import TrainerConfig
@@ -50,7 +50,8 @@ def gains(args, config: TrainerConfig) -> tuple[list[str], dict[str, list[float]
         return torch.tensor([r.final_test_j for r in records])
 
     tuning_seeds = [TUNING_SEED + i for i in range(args.tuning_seeds)]
-    tuned = tune_static_weights(instances, tuning_seeds, args.budget, args.interval, config)
+    grid = StaticGrid(factors=tuple(args.factors), rounds=args.rounds)
+    tuned = tune_static_weights(instances, tuning_seeds, args.budget, args.interval, config, grid)
     uniform = test_j(make_controller("uniform"))
     results = {
         "best_static": uniform
@@ -71,6 +72,19 @@ def main() -> None:
     parser.add_argument("--tuning-seeds", type=int, default=2, help="seeds scoring each candidate")
     parser.add_argument("--budget", type=int, default=1500)
     parser.add_argument("--interval", type=int, default=25)
+    parser.add_argument(
+        "--factors",
+        type=float,
+        nargs="+",
+        default=list(StaticGrid.factors),
+        help="stage-2 factors of the static grid (one task re-weighted at a time)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=StaticGrid.rounds,
+        help="greedy passes of stage 2 of the static grid",
+    )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object as the last line"
     )
@@ -96,6 +110,7 @@ def main() -> None:
         "tuning_seeds": args.tuning_seeds,
         "budget": args.budget,
         "interval": args.interval,
+        "grid": {"factors": args.factors, "rounds": args.rounds},
         "seconds": round(time.perf_counter() - start, 1),
     }
     print(

@@ -463,7 +463,7 @@ def test_static_weights_are_fixed_per_run_and_checked():
 def test_tune_static_weights_picks_the_best_candidate_on_validation():
     instance = tiny_instances(((2, 2),), seed=4)[0]
     seeds, budget, interval = [0], 20, 10
-    grid = StaticGrid(gammas=(0.0, 1.0), factors=(0.25, 4.0))
+    grid = StaticGrid(gammas=(0.0, 1.0), factors=(0.25, 4.0), rounds=1)
     (best,) = tune_static_weights([instance], seeds, budget, interval, TINY, grid)
     assert len(best) == 2 and sum(best) == pytest.approx(2.0)
 
@@ -482,6 +482,34 @@ def test_tune_static_weights_picks_the_best_candidate_on_validation():
     candidates = family + [[2 * w / sum(u) for w in u] for u in ups]
     assert any(best == pytest.approx(c, rel=1e-5) for c in candidates)
     assert val_j(best) <= min(val_j(c) for c in candidates) + 1e-4
+
+
+def test_tune_static_weights_later_rounds_take_the_best_strictly_better_move():
+    """Greedy coordinate search: round 2 starts from round 1's pick and moves to its best
+    one-task re-weighting only if that is strictly better on validation."""
+    instance = tiny_instances(((3, 3),), seed=1)[0]
+    seeds, budget, interval = [0], 20, 10
+    grid = StaticGrid(gammas=(0.0,), factors=(0.25, 4.0), rounds=1)
+    (first,) = tune_static_weights([instance], seeds, budget, interval, TINY, grid)
+    (second,) = tune_static_weights(
+        [instance], seeds, budget, interval, TINY, StaticGrid((0.0,), (0.25, 4.0), rounds=2)
+    )
+
+    def val_j(weights):
+        (record,) = run_controller(
+            [instance], seeds, StaticWeights(weights), budget, interval, TINY
+        )
+        return record.j_curve[-1]
+
+    moves = []
+    for k in range(3):
+        for factor in grid.factors:
+            vector = [w * (factor if i == k else 1.0) for i, w in enumerate(first)]
+            moves.append([3 * w / sum(vector) for w in vector])
+    scores = [val_j(m) for m in moves]
+    best = min(range(len(moves)), key=lambda i: scores[i])
+    assert scores[best] < val_j(first) - 1e-4, "this instance must leave room for round 2"
+    assert second == pytest.approx(moves[best], rel=1e-5)
 
 
 # ---------------------------------------------------------------------- integration

@@ -54,8 +54,9 @@ def test_systematic_sampling_follows_probabilities():
     trainer = BatchedMultitaskTrainer([inst], [0], CONFIG)
     probs = torch.tensor([[0.5, 0.3, 0.2]])
     trainer.set_schedule(torch.ones(1, 3), probs)
+    gen = torch.Generator().manual_seed(0)
     for _ in range(20):
-        task, rows = trainer._sample_batch()
+        task, rows = trainer._sample_batch(torch.rand(1, 33, generator=gen))
         counts = torch.bincount(task[0], minlength=3).float()
         assert (counts - 32 * probs[0]).abs().max() <= 1.0
         # every row lies inside its own task's block of the training data
@@ -70,7 +71,8 @@ def test_gram_equals_autograd_per_task_gradients():
     trainer = BatchedMultitaskTrainer([inst], [0], CONFIG)
     torch.manual_seed(0)
     gen_state = [g.get_state() for g in trainer.generators]
-    task, rows = trainer._sample_batch()
+    draws = torch.stack([torch.rand(33, generator=g) for g in trainer.generators])
+    task, rows = trainer._sample_batch(draws)
     for g, s in zip(trainer.generators, gen_state, strict=True):
         g.set_state(s)
     trainer.train(1)
@@ -106,6 +108,47 @@ def test_batched_adam_matches_torch_adam():
         ((ref - target) ** 2).sum().backward()
         theirs.step()
         torch.testing.assert_close(layer.weight.detach()[1], ref.detach(), msg=f"step {step}")
+
+
+def test_batched_adam_keeps_one_step_count_per_run_and_skips_inactive_runs():
+    """Two parameters, three runs: run 2 restarts mid-way (its own bias correction) and run
+    1 sits out a step (left bit-for-bit unchanged); each run still equals torch's Adam."""
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(3, 4, 2))
+    bias = torch.nn.Parameter(torch.randn(3, 2))
+    ours = BatchedOptimizer([weight, bias], 3, lr=0.05)
+    refs = [
+        [
+            torch.nn.Parameter(weight.detach()[r].clone()),
+            torch.nn.Parameter(bias.detach()[r].clone()),
+        ]
+        for r in range(3)
+    ]
+    theirs = [torch.optim.Adam(params, lr=0.05) for params in refs]
+    for step in range(6):
+        if step == 3:  # run 2 starts afresh from its current parameters
+            ours.reset_run(2)
+            theirs[2] = torch.optim.Adam(refs[2], lr=0.05)
+        active = torch.tensor([True, step != 4, True])
+        target = torch.randn(4, 2)
+        before = [weight.detach()[1].clone(), bias.detach()[1].clone()]
+        weight.grad = 2 * (weight.detach() - target)  # assigned, as a step hook may do
+        bias.grad = 2 * bias.detach()
+        ours.step(active)
+        for run in range(3):
+            if not active[run]:
+                continue
+            w, b = refs[run]
+            theirs[run].zero_grad()
+            ((w - target) ** 2).sum().add((b**2).sum()).backward()
+            theirs[run].step()
+        if step == 4:
+            assert torch.equal(weight.detach()[1], before[0])
+            assert torch.equal(bias.detach()[1], before[1])
+        for run in range(3):
+            torch.testing.assert_close(weight.detach()[run], refs[run][0].detach())
+            torch.testing.assert_close(bias.detach()[run], refs[run][1].detach())
+    assert ours.steps.tolist() == [6.0, 5.0, 3.0]
 
 
 def test_reset_run_restarts_only_that_run():

@@ -69,22 +69,27 @@ class StaticGrid:
     Stage 1, loss-scale family: ``w_k ∝ L_k(0)^-gamma`` for each gamma in ``gammas``, with
     ``L_k(0)`` the validation loss at initialisation (geometric mean over the tuning seeds).
     gamma = 0 is uniform; gamma = 1 equalises the initial losses (a static 1/L weighting).
-    Stage 2, one task re-weighted: starting from stage 1's best vector, each task in turn
-    multiplied by each factor in ``factors`` (down-weighting a noisy or a tiny, overfitting
-    task helps as often as up-weighting a lagging one). The best of all
-    ``len(gammas) + K len(factors)`` candidates wins. Cost per instance:
-    ``(len(gammas) + K len(factors)) x len(seeds)`` runs of the full budget (batched as one
-    trainer per stage).
+    Stage 2, one task re-weighted at a time (greedy coordinate search): starting from the
+    best vector so far, each task in turn multiplied by each factor in ``factors``
+    (down-weighting a noisy or a tiny, overfitting task helps as often as up-weighting a
+    lagging one); the best candidate becomes the start of the next of ``rounds`` passes,
+    and the search stops early when a pass improves nothing. So two noisy tasks can both be
+    down-weighted. Cost per instance: at most
+    ``(len(gammas) + rounds K len(factors)) x len(seeds)`` runs of the full budget
+    (batched as one trainer per pass).
     """
 
     gammas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     factors: tuple[float, ...] = (0.25, 4.0)
+    rounds: int = 2
 
     def __post_init__(self) -> None:
         if not self.gammas:
             raise ValueError("give at least one gamma")
         if not self.factors or not all(f > 0 for f in self.factors):
             raise ValueError(f"factors must be > 0, got {self.factors}")
+        if self.rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
 
 
 def initial_val_losses(
@@ -151,15 +156,18 @@ def tune_static_weights(
         family = [_mean_one(start.pow(-g)) for g in grid.gammas]
         scores = _final_val_j(instance, seeds, family, budget, config)
         best = min(range(len(family)), key=lambda i: scores[i])
-        base = torch.tensor(family[best])
-        ups = []
-        for k in range(len(base)):
-            for factor in grid.factors:
-                vector = base.clone()
-                vector[k] *= factor
-                ups.append(_mean_one(vector))
-        up_scores = _final_val_j(instance, seeds, ups, budget, config)
-        best_up = min(range(len(ups)), key=lambda i: up_scores[i])
-        chosen = ups[best_up] if up_scores[best_up] < scores[best] else family[best]
+        chosen, chosen_score = family[best], scores[best]
+        for _ in range(grid.rounds):
+            base = torch.tensor(chosen)
+            moves = [
+                _mean_one(base * torch.where(torch.arange(len(base)) == k, factor, 1.0))
+                for k in range(len(base))
+                for factor in grid.factors
+            ]
+            move_scores = _final_val_j(instance, seeds, moves, budget, config)
+            best_move = min(range(len(moves)), key=lambda i: move_scores[i])
+            if not move_scores[best_move] < chosen_score:
+                break
+            chosen, chosen_score = moves[best_move], move_scores[best_move]
         best_weights.append(chosen)
     return best_weights

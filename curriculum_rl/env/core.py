@@ -102,7 +102,12 @@ class CurriculumCore:
         drawn = [self._draw(run) for run in range(self.num_runs)]
         instances, seeds = [d[0] for d in drawn], [d[1] for d in drawn]
         self.trainer = BatchedMultitaskTrainer(
-            instances, seeds, self.config.trainer, max_tasks=self.config.max_tasks
+            instances,
+            seeds,
+            self.config.trainer,
+            max_tasks=self.config.max_tasks,
+            # runs restart one by one on fresh instances: size heads for the widest task
+            out_max=max(spec.out_dim for spec in self.suite.describe()),
         )
         self.tracker = SignalTracker(
             self.num_runs, self.config.max_tasks, device=self.trainer.device

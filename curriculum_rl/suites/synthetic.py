@@ -1,7 +1,9 @@
-"""Procedural synthetic regression suites: the training distribution of the controller.
+"""Procedural synthetic suites: the training distribution of the controller.
 
-Every task regresses a smooth nonlinear function of a low-rank projection of a shared
-Gaussian input, ``y_k = s_k * std(v_k . g(A_k^T x)) + noise``. Knobs make pacing matter:
+Every task reads a smooth nonlinear function of a low-rank projection of a shared
+Gaussian input, ``h_k = g(A_k^T x)``. A regression task predicts
+``y_k = s_k * std(v_k . h_k) + noise``; a classification task predicts which of ``C_k``
+prototypes (drawn from the data's own ``h_k``) lies nearest. Knobs make pacing matter:
 
 * ``relatedness`` rho: ``A_k = sqrt(rho) A_shared + sqrt(1 - rho) A_own``; rho = 1 means
   the tasks read the same latent directions.
@@ -11,7 +13,12 @@ Gaussian input, ``y_k = s_k * std(v_k . g(A_k^T x)) + noise``. Knobs make pacing
   the target would not conflict: a linear head absorbs it).
 * ``scale_spread`` S: output scales spread log-evenly over ``[1, S]`` (the synthetic
   benchmark of GradNorm, Chen et al. 2018, scales task outputs the same way).
-* ``noisy_tasks`` / ``noise``: that many tasks get label noise of std ``noise`` x scale.
+* ``noisy_tasks`` / ``noise``: that many tasks get label noise: Gaussian of std
+  ``noise`` x scale for regression; for classification, each label is replaced by a
+  uniformly drawn class with probability ``noise / (1 + noise)``.
+* ``classification`` / ``classes``: that fraction of the tasks classify (cross-entropy
+  loss, accuracy metric), each with a class count drawn from ``classes``; losses of
+  different kinds and class counts live on different scales, as in real suites.
 * ``imbalance``: train sizes spread log-evenly from ``n_train`` down to ``n_train / imbalance``.
 * ``difficulty``: weight of the high-frequency sine in ``g`` (0 = smooth).
 
@@ -48,6 +55,8 @@ class SyntheticSetting:
     noise: Range = (0.0, 0.0)
     imbalance: Range = (1.0, 1.0)
     difficulty: Range = (0.0, 0.5)
+    classification: Range = (0.0, 0.0)
+    classes: tuple[int, int] = (2, 10)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -65,15 +74,20 @@ class SyntheticSetting:
             raise ValueError(f"setting {self.name!r}: relatedness must lie in [0, 1]")
         if not 0 <= self.conflict[0] <= self.conflict[1] <= 1:
             raise ValueError(f"setting {self.name!r}: conflict must lie in [0, 1]")
+        if not 0 <= self.classification[0] <= self.classification[1] <= 1:
+            raise ValueError(f"setting {self.name!r}: classification must lie in [0, 1]")
+        if self.classes[0] < 2:
+            raise ValueError(f"setting {self.name!r}: classes must be >= 2")
         if self.weight <= 0:
             raise ValueError(f"setting {self.name!r}: weight must be > 0")
 
 
 def default_settings() -> tuple[SyntheticSetting, ...]:
     """The default training mix: settings where pacing matters (spread scales, noisy and
-    tiny tasks, everything mixed) and, in a quarter of the instances, settings where it
-    barely does (related or conflicting tasks of equal scale), so a policy also learns when
-    to leave uniform weighting alone. Ranges and weights were set with
+    tiny tasks, everything mixed, classification tasks of 2 to 10 classes beside a few
+    regressions) and, in a fifth of the instances, settings where it barely does (related
+    or conflicting tasks of equal scale), so a policy also learns when to leave uniform
+    weighting alone. Ranges and weights were set with
     ``benchmarks/headroom.py`` (figures in benchmarks/RESULTS.md)."""
     return (
         SyntheticSetting("related", weight=0.5, relatedness=(0.7, 1.0), difficulty=(0.0, 0.3)),
@@ -89,13 +103,22 @@ def default_settings() -> tuple[SyntheticSetting, ...]:
             noisy_tasks=(0, 2),
             noise=(0.5, 3.0),
             imbalance=(3.0, 30.0),
+            classification=(0.0, 0.5),
+        ),
+        SyntheticSetting(
+            "classes",
+            classification=(0.5, 1.0),
+            classes=(2, 10),
+            noisy_tasks=(0, 1),
+            noise=(0.5, 2.0),
+            imbalance=(1.0, 10.0),
         ),
     )
 
 
 @dataclass(frozen=True)
 class SyntheticSuite:
-    """A distribution of synthetic regression suites (see the module docstring)."""
+    """A distribution of synthetic multitask suites (see the module docstring)."""
 
     name: str = "synthetic"
     settings: tuple[SyntheticSetting, ...] = field(default_factory=default_settings)
@@ -116,7 +139,14 @@ class SyntheticSuite:
             raise ValueError(f"suite {self.name!r}: n_train, n_val, n_test must be >= 8")
 
     def describe(self) -> list[TaskSpec]:
+        """The widest task each slot can hold (K and task kinds vary by instance), so a
+        trainer sized from this list fits every instance: classification with the
+        largest class count where a setting allows classification, else regression."""
         k = max(s.num_tasks[1] for s in self.settings)
+        classifying = [s for s in self.settings if s.classification[1] > 0]
+        if classifying:
+            classes = max(s.classes[1] for s in classifying)
+            return [TaskSpec(f"task{i}", "classification", classes, "accuracy") for i in range(k)]
         return [TaskSpec(f"task{i}", "regression", 1, "mse") for i in range(k)]
 
     def sample(self, seed: int) -> SuiteInstance:
@@ -155,29 +185,65 @@ class SyntheticSuite:
         scales = _spread(knobs["scale_spread"], k, rng)
         sizes = [max(16, round(self.n_train / f)) for f in _spread(knobs["imbalance"], k, rng)]
         noisy = set(rng.permutation(k)[: knobs["noisy_tasks"]].tolist())
+        # Drawn only when a setting classifies, so regression-only instances keep the
+        # exact random streams (and data) they had before classification existed.
+        n_classify = round(knobs["classification"] * k)
+        classes = {}
+        if n_classify:
+            low, high = knobs["classes"]
+            for i in rng.permutation(k)[:n_classify].tolist():
+                classes[i] = int(rng.integers(low, high + 1))
         tasks, data = [], []
         for i in range(k):
-            readout = torch.randn(r, generator=gen) / math.sqrt(r)
+            features = self._latent_features(projections[i], knobs["difficulty"])
             noise = knobs["noise"] if i in noisy else 0.0
-
-            def target(x, a=projections[i], v=readout):
-                u = x @ a / math.sqrt(d)
-                g = torch.nn.functional.softplus(2 * u) + knobs["difficulty"] * torch.sin(
-                    self.frequency * u
-                )
-                return g @ v
-
-            std = target(torch.randn(4096, d, generator=gen)).std().clamp_min(1e-6)
-
-            def split(n, target=target, std=std, scale=scales[i], noise=noise):
-                x = torch.randn(n, d, generator=gen)
-                clean = target(x) / std
-                y = scale * (clean + noise * torch.randn(n, generator=gen))
-                return x, y.unsqueeze(1)
-
-            tasks.append(TaskSpec(f"task{i}", "regression", 1, "mse"))
-            data.append(TaskData(*split(sizes[i]), *split(self.n_val), *split(self.n_test)))
+            if i in classes:
+                task, make = self._classification_task(i, features, classes[i], noise, gen)
+            else:
+                task, make = self._regression_task(i, features, scales[i], noise, gen)
+            tasks.append(task)
+            data.append(TaskData(*make(sizes[i]), *make(self.n_val), *make(self.n_test)))
         return tasks, data
+
+    def _latent_features(self, projection: torch.Tensor, difficulty: float):
+        """``x -> g(A^T x)``: softplus plus a sine of weight ``difficulty`` (not odd, so
+        a negated projection needs different features, see ``conflict``)."""
+        scale = math.sqrt(self.in_dim)
+
+        def features(x: torch.Tensor) -> torch.Tensor:
+            u = x @ projection / scale
+            return torch.nn.functional.softplus(2 * u) + difficulty * torch.sin(self.frequency * u)
+
+        return features
+
+    def _regression_task(self, i: int, features, scale: float, noise: float, gen):
+        readout = torch.randn(self.latent_dim, generator=gen) / math.sqrt(self.latent_dim)
+        std = (features(torch.randn(4096, self.in_dim, generator=gen)) @ readout).std()
+        std = std.clamp_min(1e-6)
+
+        def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.randn(n, self.in_dim, generator=gen)
+            clean = features(x) @ readout / std
+            y = scale * (clean + noise * torch.randn(n, generator=gen))
+            return x, y.unsqueeze(1)
+
+        return TaskSpec(f"task{i}", "regression", 1, "mse"), make
+
+    def _classification_task(self, i: int, features, classes: int, noise: float, gen):
+        # Class c is the Voronoi cell of a prototype drawn from the data's own features,
+        # so every class occurs and the boundaries follow the latent structure.
+        reference = features(torch.randn(4096, self.in_dim, generator=gen))
+        prototypes = reference[torch.randperm(len(reference), generator=gen)[:classes]]
+        flip = noise / (1 + noise)
+
+        def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.randn(n, self.in_dim, generator=gen)
+            y = torch.cdist(features(x), prototypes).argmin(1)
+            replace = torch.rand(n, generator=gen) < flip
+            y = torch.where(replace, torch.randint(classes, (n,), generator=gen), y)
+            return x, y
+
+        return TaskSpec(f"task{i}", "classification", classes, "accuracy"), make
 
 
 def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
@@ -199,6 +265,11 @@ def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
         "noise": uniform(setting.noise),
         "imbalance": log_uniform(setting.imbalance),
         "difficulty": uniform(setting.difficulty),
+        **(
+            {"classification": uniform(setting.classification), "classes": setting.classes}
+            if setting.classification[1] > 0
+            else {"classification": 0.0, "classes": setting.classes}
+        ),
     }
 
 

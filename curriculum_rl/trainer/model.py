@@ -59,7 +59,7 @@ class BatchedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            x = torch.relu(layer(x))
+            x = layer(x).relu_()  # in place: baddbmm's backward does not need its output
         return x
 
 

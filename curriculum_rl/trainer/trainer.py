@@ -111,8 +111,9 @@ class StepHook(Protocol):
 class BatchedMultitaskTrainer:
     """Trains N runs (one :class:`SuiteInstance` and seed each) side by side.
 
-    All instances must share the input shape, body and head width; the number of tasks
-    may differ (padded to ``max_tasks`` and masked).
+    All instances must share the input shape and body; the number of tasks may differ
+    (padded to ``max_tasks`` and masked), and so may head widths (padded to the widest,
+    at least ``out_max``: give the widest a later :meth:`reset_run` may bring).
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class BatchedMultitaskTrainer:
         config: TrainerConfig | None = None,
         max_tasks: int | None = None,
         objective_tasks: Sequence[Sequence[int] | None] | None = None,
+        out_max: int = 1,
     ) -> None:
         if not instances:
             raise ValueError("give at least one suite instance")
@@ -134,7 +136,7 @@ class BatchedMultitaskTrainer:
         first = instances[0]
         self.input_shape = tuple(first.input_shape)
         self.body_spec = first.body
-        self.out_max = max(t.out_dim for i in instances for t in i.tasks)
+        self.out_max = max(out_max, *(t.out_dim for i in instances for t in i.tasks))
         self.target_width = max(_target_width(i) for i in instances)
         self.net = MultitaskNet(
             self.num_runs, first.body, self.config.proj_dim, self.max_tasks, self.out_max
@@ -173,7 +175,10 @@ class BatchedMultitaskTrainer:
         self.generators: list[torch.Generator] = [torch.Generator(device=dev) for _ in range(n)]
         self._reset_accumulators()
         self.best_j = torch.full((n,), float("inf"), device=dev)
-        self.best_state = [p.detach().clone() for p in self.net.parameters()]
+        # Every parameter is a view of the optimiser's (N, P) buffer, so a run's whole
+        # state is one row: best-checkpoint copies and finiteness checks are single ops.
+        self.flat_params = self.optimizer.flat
+        self.best_params = self.flat_params.clone()
 
     def _reset_accumulators(self) -> None:
         n, k, dev = self.num_runs, self.max_tasks, self.device
@@ -216,8 +221,7 @@ class BatchedMultitaskTrainer:
         self.steps[run] = 0
         self.diverged[run] = False
         self.best_j[run] = float("inf")
-        for p, best in zip(self.net.parameters(), self.best_state, strict=True):
-            best[run] = p.detach()[run]
+        self.best_params[run] = self.flat_params[run]
         for acc in (self._loss_sum, self._loss_count, self._gram, self._combined):
             acc[run] = 0
 
@@ -239,7 +243,10 @@ class BatchedMultitaskTrainer:
             )
         if max(t.out_dim for t in instance.tasks) > self.out_max:
             raise ValueError(
-                f"suite {instance.name!r} has a task wider than out_max={self.out_max}"
+                f"suite {instance.name!r} has a task with "
+                f"{max(t.out_dim for t in instance.tasks)} outputs, wider than this trainer's "
+                f"heads (out_max={self.out_max}); pass out_max=, or make the suite's describe() "
+                "list its widest task (the env sizes heads from it)"
             )
         if _target_width(instance) > self.target_width:
             raise ValueError(f"suite {instance.name!r} has targets wider than {self.target_width}")
@@ -306,14 +313,23 @@ class BatchedMultitaskTrainer:
     # ------------------------------------------------------------------ training
     def train(self, steps: int, hook: StepHook | None = None) -> None:
         """Run ``steps`` inner optimisation steps on every live run."""
+        # All uniforms of the call at once, one call per run's generator: the same stream
+        # as drawing step by step, with N calls per ``train`` instead of N per inner step.
+        batch = self.config.batch_size
+        draws = torch.stack(
+            [
+                torch.rand(steps, batch + 1, generator=g, device=self.device)
+                for g in self.generators
+            ],
+            1,
+        )
         for step in range(steps):
-            self._inner_step(hook, measure_grads=step == steps - 1)
+            self._inner_step(draws[step], hook, measure_grads=step == steps - 1)
 
-    def _inner_step(self, hook: StepHook | None, measure_grads: bool) -> None:
+    def _inner_step(self, draws: torch.Tensor, hook: StepHook | None, measure_grads: bool) -> None:
         active = ~self.diverged
-        task, rows = self._sample_batch()
-        idx = torch.arange(self.num_runs, device=self.device)[:, None]
-        x, y = self.x[idx, rows], self.y[idx, rows]
+        task, rows = self._sample_batch(draws)
+        x, y = _take_rows(self.x, rows), _take_rows(self.y, rows)
         proj_in, proj_out = self.net(x)
         losses, _ = self._example_losses(proj_out, task, y)
         one_hot = torch.nn.functional.one_hot(task, self.max_tasks).to(losses.dtype)
@@ -344,12 +360,10 @@ class BatchedMultitaskTrainer:
         self.steps += active.long()
         self._combined = self.weights * k_valid * share
 
-    def _sample_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Systematic sampling of task ids (counts within 1 of B p_k) and of example rows."""
+    def _sample_batch(self, draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Systematic sampling of task ids (counts within 1 of B p_k) and of example rows,
+        from ``draws``: (N, B + 1) uniforms, the first placing the grid, the rest rows."""
         batch = self.config.batch_size
-        draws = torch.stack(
-            [torch.rand(batch + 1, generator=g, device=self.device) for g in self.generators]
-        )
         grid = (torch.arange(batch, device=self.device) + draws[:, :1]) / batch
         cdf = self.sampling.cumsum(1)
         cdf[:, -1] = 1.0 + 1e-6  # guard round-off at the top end
@@ -415,8 +429,7 @@ class BatchedMultitaskTrainer:
         val_loss, _ = self._probe_losses()
         bad = ~torch.isfinite(val_loss).all(1) & self.mask.any(1)
         self.diverged |= bad
-        for p in self.net.parameters():
-            self.diverged |= ~torch.isfinite(p.detach().flatten(1)).all(1)
+        self.diverged |= ~torch.isfinite(self.flat_params).all(1)
         train_loss = torch.where(
             self._loss_count > 0, self._loss_sum / self._loss_count.clamp_min(1), float("nan")
         )
@@ -452,9 +465,7 @@ class BatchedMultitaskTrainer:
         if not better.any():
             return
         self.best_j = torch.where(better, j, self.best_j)
-        for p, best in zip(self.net.parameters(), self.best_state, strict=True):
-            mask = better.view((-1,) + (1,) * (p.dim() - 1))
-            best.copy_(torch.where(mask, p.detach(), best))
+        self.best_params[better] = self.flat_params[better]
 
     @torch.no_grad()
     def evaluate(
@@ -467,17 +478,14 @@ class BatchedMultitaskTrainer:
             raise ValueError(f"split must be train, val or test, got {split!r}")
         if checkpoint not in ("final", "best"):
             raise ValueError(f"checkpoint must be 'final' or 'best', got {checkpoint!r}")
-        params = list(self.net.parameters())
-        saved = [p.detach().clone() for p in params] if checkpoint == "best" else None
+        saved = self.flat_params.clone() if checkpoint == "best" else None
         if saved is not None:
-            for p, best in zip(params, self.best_state, strict=True):
-                p.copy_(best)
+            self.flat_params.copy_(self.best_params)
         try:
             return self._evaluate_split(split, chunk)
         finally:
             if saved is not None:
-                for p, old in zip(params, saved, strict=True):
-                    p.copy_(old)
+                self.flat_params.copy_(saved)
 
     def _evaluate_split(self, split: str, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
         n, k = self.num_runs, self.max_tasks
@@ -534,6 +542,15 @@ def task_gradient_gram(a: torch.Tensor, d: torch.Tensor, one_hot: torch.Tensor) 
         return one_hot.transpose(1, 2) @ kernel @ one_hot
     per_task = torch.einsum("nri,nrk,nrj->nkij", a, one_hot, d)
     return torch.einsum("nkij,nlij->nkl", per_task, per_task)
+
+
+def _take_rows(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``table[n, rows[n]]`` for every run n, as one ``index_select`` on the flattened
+    table (several times faster than advanced indexing with a broadcast run index)."""
+    n, length = table.shape[:2]
+    flat_rows = rows + torch.arange(n, device=rows.device)[:, None] * length
+    picked = table.flatten(0, 1).index_select(0, flat_rows.flatten())
+    return picked.view(n, rows.shape[1], *table.shape[2:])
 
 
 def _select_task(out: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
