@@ -8,6 +8,11 @@
   inner steps on the same data. Target <= 1.15.
 * ``env_overhead_vs_trainer``: the same env step vs our trainer's bare ``train(D)``, i.e.
   the cost of measuring and observing alone.
+* ``scaling_fixed_ms`` / ``scaling_per_run_ms``: a least-squares line through the batched
+  step time at N = 1, 2, 4, 8, 16: what a step costs regardless of N (dispatch, Python)
+  and what each extra run adds (arithmetic). 16 separate envs pay the fixed part 16 times,
+  the batched env once, so ``batched_speedup`` <= 16 (fixed + per_run) / (fixed + 16
+  per_run): it rises only when per-run arithmetic gets cheaper.
 * ``bmm_speedup_over_vmap``: the MLP body as stacked ``baddbmm`` vs the same network as an
   ``nn.Sequential`` run through ``torch.func.vmap`` (N=16, D inner steps).
 
@@ -143,6 +148,23 @@ def env_vs_plain_loop(reps: int) -> dict[str, float]:
     }
 
 
+def scaling(reps: int, sizes: tuple[int, ...] = (1, 2, 4, 8, 16)) -> dict[str, float]:
+    envs = {}
+    for n in sizes:
+        vec = BatchedCurriculumVecEnv(n, **ENV_KW)
+        vec.seed(0)
+        vec.reset()
+        envs[n] = vec
+
+    def stepper(n: int) -> Callable[[], None]:
+        zero = np.zeros((n, *envs[n].action_space.shape), np.float32)
+        return lambda: envs[n].step(zero)
+
+    t = interleaved({str(n): stepper(n) for n in sizes}, reps)
+    per_run, fixed = np.polyfit(np.array(sizes, float), np.array([t[str(n)] for n in sizes]), 1)
+    return {"scaling_fixed_ms": 1000 * fixed, "scaling_per_run_ms": 1000 * per_run}
+
+
 def bmm_vs_vmap(n: int, reps: int) -> dict[str, float]:
     env = CurriculumEnv(**ENV_KW)
     env.reset(seed=1)
@@ -188,6 +210,7 @@ def main() -> None:
     result = {
         **batched_vs_separate(args.runs, args.reps),
         **env_vs_plain_loop(args.reps * 3),
+        **scaling(args.reps),
         **bmm_vs_vmap(args.runs, args.reps),
         "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()} {platform.processor()} torch {torch.__version__}",

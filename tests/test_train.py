@@ -22,9 +22,11 @@ from curriculum_rl.agents.train import (
     load_config,
     load_model,
     make_env,
+    make_model,
     train,
 )
 from curriculum_rl.cli import main
+from curriculum_rl.suites import resolve_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +43,20 @@ def _tiny(total: int = 16) -> TrainConfig:
     return replace(config, train=replace(config.train, total_timesteps=total))
 
 
+def test_linear_lr_schedule_decays_to_zero_over_the_run():
+    config = config_from_dict({**TINY, "ppo": {**TINY["ppo"], "lr_schedule": "linear"}})
+    env = make_env(config)
+    try:
+        model = make_model(config, env)
+        rate = config.ppo.learning_rate
+        assert model.lr_schedule(1.0) == pytest.approx(rate)
+        assert model.lr_schedule(0.25) == pytest.approx(rate / 4)
+        constant = make_model(_tiny(), env)
+        assert constant.lr_schedule(0.25) == pytest.approx(rate)
+    finally:
+        env.close()
+
+
 def test_shipped_config_parses_and_is_packaged():
     config = load_config(ROOT / "agents" / "default.toml")
     assert config.env.suite == "synthetic" and config.env.n_envs == 16
@@ -48,6 +64,22 @@ def test_shipped_config_parses_and_is_packaged():
     packaged = PACKAGED_CONFIG_DIR / "default.toml"
     assert packaged.read_text() == (ROOT / "agents" / "default.toml").read_text()
     assert load_config() == config
+
+
+def test_with_classes_experiment_config_trains_on_classification_tasks(monkeypatch):
+    monkeypatch.chdir(ROOT)  # its suite path is relative to the repository root
+    config = load_config(ROOT / "agents" / "with-classes.toml")
+    default = load_config(ROOT / "agents" / "default.toml")
+    as_default = replace(
+        config,
+        env=replace(config.env, suite="synthetic"),
+        eval=default.eval,
+        ppo=replace(config.ppo, lr_schedule="linear"),
+    )
+    assert as_default == default  # only the distribution (and the then-constant lr) differ
+    suite = resolve_suite(config.env.suite)
+    kinds = {t.kind for seed in range(20) for t in suite.sample(seed).tasks}
+    assert kinds == {"regression", "classification"}
 
 
 @pytest.mark.parametrize(
@@ -58,6 +90,7 @@ def test_shipped_config_parses_and_is_packaged():
             "unknown key 'learning_rat' in \\[config.ppo\\]; did you mean 'learning_rate'",
         ),
         ({"ppo": {"n_steps": "40"}}, "n_steps must be int"),
+        ({"ppo": {"lr_schedule": "cosine"}}, "lr_schedule must be 'constant' or 'linear'"),
         ({"env": {"trainer": {"lr": "fast"}}}, "\\[config.env.trainer\\] lr must be float"),
         ({"policy": {"activation": "sigmoid"}}, "unknown activation"),
         ({"envs": {}}, "unknown key 'envs'"),

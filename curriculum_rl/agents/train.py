@@ -52,6 +52,7 @@ import typing
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,13 @@ class PPOSettings:
 
     ``n_steps`` is per env: with ``n_steps = budget / interval`` one rollout holds one
     whole episode of every env, so advantages rarely need bootstrapping from the critic.
+    ``lr_schedule`` is ``"constant"`` or ``"linear"`` (``learning_rate`` decayed linearly
+    to 0 over ``total_timesteps``, as in the PPO paper's Atari setting, Schulman et al.
+    2017): late updates shrink instead of undoing what was learned.
     """
 
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     n_steps: int = 40
     batch_size: int = 64
     n_epochs: int = 10
@@ -137,6 +142,25 @@ class PPOSettings:
             raise ValueError("[ppo] learning_rate, n_steps, batch_size, n_epochs must be positive")
         if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
             raise ValueError("[ppo] gamma must lie in (0, 1] and gae_lambda in [0, 1]")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(
+                f"[ppo] lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}"
+            )
+
+    def sb3_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``stable_baselines3.PPO`` (the schedule as SB3 wants it)."""
+        kwargs = asdict(self)
+        rate = kwargs.pop("learning_rate")
+        if kwargs.pop("lr_schedule") == "linear":
+            kwargs["learning_rate"] = partial(_linear_schedule, rate)
+        else:
+            kwargs["learning_rate"] = rate
+        return kwargs
+
+
+def _linear_schedule(initial: float, progress_remaining: float) -> float:
+    """SB3 schedule: ``progress_remaining`` goes from 1 (start) to 0 (end of training)."""
+    return initial * progress_remaining
 
 
 @dataclass(frozen=True)
@@ -318,7 +342,7 @@ def make_model(config: TrainConfig, env):
         seed=config.train.seed,
         device=config.train.device,
         verbose=0,
-        **asdict(config.ppo),
+        **config.ppo.sb3_kwargs(),
     )
 
 

@@ -84,10 +84,9 @@ class SyntheticSetting:
 
 def default_settings() -> tuple[SyntheticSetting, ...]:
     """The default training mix: settings where pacing matters (spread scales, noisy and
-    tiny tasks, everything mixed, classification tasks of 2 to 10 classes beside a few
-    regressions) and, in a fifth of the instances, settings where it barely does (related
-    or conflicting tasks of equal scale), so a policy also learns when to leave uniform
-    weighting alone. Ranges and weights were set with
+    tiny tasks, everything mixed) and, in a quarter of the instances, settings where it
+    barely does (related or conflicting tasks of equal scale), so a policy also learns when
+    to leave uniform weighting alone. Ranges and weights were set with
     ``benchmarks/headroom.py`` (figures in benchmarks/RESULTS.md)."""
     return (
         SyntheticSetting("related", weight=0.5, relatedness=(0.7, 1.0), difficulty=(0.0, 0.3)),
@@ -103,15 +102,6 @@ def default_settings() -> tuple[SyntheticSetting, ...]:
             noisy_tasks=(0, 2),
             noise=(0.5, 3.0),
             imbalance=(3.0, 30.0),
-            classification=(0.0, 0.5),
-        ),
-        SyntheticSetting(
-            "classes",
-            classification=(0.5, 1.0),
-            classes=(2, 10),
-            noisy_tasks=(0, 1),
-            noise=(0.5, 2.0),
-            imbalance=(1.0, 10.0),
         ),
     )
 
