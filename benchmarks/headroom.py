@@ -8,7 +8,7 @@ geometric-mean loss (weights ~ 1/L_k at every step). Report the gain
 ``G = J_uniform - J`` on the test split (log-loss units, higher is better), paired on the
 same instance and seed, pooled and per setting.
 
-    python benchmarks/headroom.py [--instances 20] [--seeds 2] [--tuning-seeds 2] [--budget 1500]
+    python benchmarks/headroom.py [--instances 40] [--seeds 2] [--tuning-seeds 2] [--budget 1500]
                                   [--json]
 
 The last line with ``--json`` holds ``median_gain_best_static`` (median over all sampled
@@ -67,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--instances", type=int, default=20, help="sampled instances")
+    parser.add_argument("--instances", type=int, default=40, help="sampled instances")
     parser.add_argument("--seeds", type=int, default=2, help="evaluation seeds per instance")
     parser.add_argument("--tuning-seeds", type=int, default=2, help="seeds scoring each candidate")
     parser.add_argument("--budget", type=int, default=1500)
