@@ -9,7 +9,7 @@ from curriculum_rl.controllers import (
     build_observation,
     decision_to_actions,
 )
-from curriculum_rl.controllers.actions import SAMPLING_FLOOR
+from curriculum_rl.controllers.actions import SAMPLING_FLOOR, emphasis_divergence
 from curriculum_rl.controllers.observation import OBS_CLIP
 from curriculum_rl.trainer.signals import Signals
 
@@ -30,6 +30,21 @@ def test_weights_mean_one_sampling_sums_one_with_floor():
     torch.testing.assert_close(d.sampling.sum(1), torch.ones(2))
     assert (d.sampling[MASK] >= SAMPLING_FLOOR / k.repeat_interleave(MASK.sum(1)) - 1e-7).all()
     assert (d.weights[~MASK] == 0).all() and (d.sampling[~MASK] == 0).all()
+
+
+def test_emphasis_divergence_is_kl_from_uniform_and_ignores_padding():
+    actions = torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    d = actions_to_decision(actions, MASK)
+    got = emphasis_divergence(d, MASK)
+    for run in range(2):
+        k = int(MASK[run].sum())
+        q = d.weights[run, :k] * d.sampling[run, :k]
+        q = q / q.sum()
+        expected = (torch.full((k,), 1 / k) * (1 / k / q).log()).sum()
+        torch.testing.assert_close(got[run], expected)
+    assert (got > 0).all()
+    uniform = actions_to_decision(torch.zeros(2, 4, 2), MASK)
+    torch.testing.assert_close(emphasis_divergence(uniform, MASK), torch.zeros(2))
 
 
 def test_inverse_transform_round_trips():

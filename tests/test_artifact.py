@@ -152,3 +152,32 @@ def test_the_shipped_default_policy_loads():
     assert isinstance(controller, LearnedController) and controller.name == "default"
     records = run_controller(_instances(3, 1), [0], controller, budget=50, interval=25)
     assert torch.isfinite(torch.tensor(records[0].final_test_j))
+
+
+def test_ignored_features_do_not_move_the_policy_and_travel_with_the_artifact(tmp_path: Path):
+    torch.manual_seed(0)
+    ignored = ("log_train_centred", "log_val_centred")
+    actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0, ignore_features=ignored))
+    init_weights(actor)
+    loaded = load_artifact(save_artifact(tmp_path / "p", actor, max_tasks=8)).actor
+    assert loaded.config.ignore_features == ignored
+    obs = torch.randn(2, 8, 17)
+    obs[..., 0] = 1.0
+    changed = obs.clone()
+    changed[..., 1:3] += 5.0  # the two ignored columns
+    other = obs.clone()
+    other[..., 3] += 5.0  # log_val_ratio, read
+    with torch.no_grad():
+        base = loaded(obs)
+        torch.testing.assert_close(loaded(changed), base)
+        assert not torch.allclose(loaded(other), base)
+        torch.testing.assert_close(base, actor(obs))
+
+
+@pytest.mark.parametrize(
+    ("ignored", "message"),
+    [(("log_val",), "unknown feature"), (("mask",), "cannot hold 'mask'")],
+)
+def test_bad_ignored_features_are_refused(ignored, message):
+    with pytest.raises(ValueError, match=message):
+        NetworkConfig(ignore_features=ignored)

@@ -3,10 +3,12 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from curriculum_rl.controllers.actions import actions_to_decision, emphasis_divergence
 from curriculum_rl.env import ENV_ID, BatchedCurriculumVecEnv, CurriculumEnv
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 
@@ -120,8 +122,28 @@ def test_reward_telescopes_to_the_log_improvement_of_the_run():
     assert total == pytest.approx(j_start - info["j"], abs=1e-5)
 
 
+def test_emphasis_cost_prices_leaving_uniform_and_nothing_else():
+    cost = 0.05
+    plain, priced = CurriculumEnv(**SMALL), CurriculumEnv(**SMALL, emphasis_cost=cost)
+    plain.reset(seed=4)
+    priced.reset(seed=4)
+    zero = np.zeros((8, 2), np.float32)
+    assert plain.step(zero)[1] == pytest.approx(priced.step(zero)[1], abs=1e-6)  # float32 KL
+    skewed = zero.copy()
+    skewed[:, 0] = np.linspace(-1, 1, 8)
+    _, r_plain, *_ = plain.step(skewed)
+    _, r_priced, *_ = priced.step(skewed)
+    mask = priced._core.trainer.mask
+    decision = actions_to_decision(torch.from_numpy(skewed)[None], mask)
+    expected = cost * float(emphasis_divergence(decision, mask)[0])
+    assert expected > 0
+    assert r_plain - r_priced == pytest.approx(expected, rel=1e-5)
+
+
 def test_bad_env_config_names_the_problem():
     with pytest.raises(ValueError, match="multiple of interval"):
         CurriculumEnv(budget=60, interval=25)
     with pytest.raises(ValueError, match="unknown suite"):
         CurriculumEnv(suite="no-such-suite")
+    with pytest.raises(ValueError, match="emphasis_cost must be >= 0"):
+        CurriculumEnv(emphasis_cost=-0.1)

@@ -74,12 +74,18 @@ def test_with_classes_experiment_config_trains_on_classification_tasks(monkeypat
         config,
         env=replace(config.env, suite="synthetic"),
         eval=default.eval,
-        ppo=replace(config.ppo, lr_schedule="linear"),
     )
-    assert as_default == default  # only the distribution (and the then-constant lr) differ
+    assert as_default == default  # only the training distribution differs
     suite = resolve_suite(config.env.suite)
     kinds = {t.kind for seed in range(20) for t in suite.sample(seed).tasks}
     assert kinds == {"regression", "classification"}
+
+
+def test_ablation_config_is_the_shipped_recipe_with_two_features_ignored():
+    config = load_config(ROOT / "agents" / "ablate-loss-level.toml")
+    default = load_config(ROOT / "agents" / "default.toml")
+    assert config.policy.ignore_features == ["log_train_centred", "log_val_centred"]
+    assert replace(config, policy=default.policy) == default
 
 
 @pytest.mark.parametrize(

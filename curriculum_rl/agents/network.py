@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from curriculum_rl.controllers.observation import FEATURES
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
 
@@ -38,6 +40,10 @@ class NetworkConfig:
             schedules wildly random; -1 (std 0.37) explores without drowning the signal.
         action_init_gain: gain of the orthogonal init of the last action layer; small so
             the initial policy is close to the zero action, i.e. uniform weighting.
+        ignore_features: observation features (names from ``FEATURES``) the networks
+            never read: they are zeroed before the per-task encoder. For ablations: the
+            observation layout stays the same, and the list travels with the artifact, so
+            a policy always reads what it was trained on. ``mask`` cannot be ignored.
     """
 
     num_features: int = 17
@@ -45,8 +51,18 @@ class NetworkConfig:
     activation: str = "tanh"
     log_std_init: float = -1.0
     action_init_gain: float = 0.01
+    ignore_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # JSON and TOML give lists; keep a tuple so the config stays hashable.
+        object.__setattr__(self, "ignore_features", tuple(self.ignore_features))
+        unknown = [name for name in self.ignore_features if name not in FEATURES]
+        if unknown:
+            raise ValueError(
+                f"ignore_features: unknown feature(s) {unknown}; valid names: {', '.join(FEATURES)}"
+            )
+        if "mask" in self.ignore_features:
+            raise ValueError("ignore_features cannot hold 'mask': it marks the valid tasks")
         if self.num_features < 1 or self.hidden < 1:
             raise ValueError(
                 f"num_features and hidden must be >= 1, got {self.num_features}, {self.hidden}"
@@ -62,6 +78,13 @@ class NetworkConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def feature_keep(self) -> torch.Tensor:
+        """(F,) float multiplier: 0 on ignored features, 1 elsewhere."""
+        keep = torch.ones(self.num_features)
+        for name in self.ignore_features:
+            keep[FEATURES.index(name)] = 0.0
+        return keep
 
 
 def task_mask(obs: torch.Tensor) -> torch.Tensor:
@@ -97,9 +120,12 @@ class TaskSetEncoder(nn.Module):
         act, h = ACTIVATIONS[config.activation], config.hidden
         self.phi = nn.Sequential(nn.Linear(config.num_features, h), act(), nn.Linear(h, h), act())
         self.mix = nn.Sequential(nn.Linear(3 * h, h), act())
+        # Not persistent: the state dict (and so every artifact's tensor list) is the same
+        # with or without ignored features; the config rebuilds it.
+        self.register_buffer("keep", config.feature_keep(), persistent=False)
 
     def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        phi = self.phi(obs)
+        phi = self.phi(obs * self.keep)
         context = masked_pool(phi, mask)
         joined = torch.cat([phi, context.unsqueeze(1).expand(-1, phi.shape[1], -1)], dim=-1)
         return self.mix(joined) * mask.unsqueeze(-1)

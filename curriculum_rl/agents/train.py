@@ -9,7 +9,8 @@ names the table, the key and the valid choices:
   ``max_tasks``); ``[env.trainer]``: the inner trainer
   (:class:`~curriculum_rl.trainer.TrainerConfig`).
 * ``[ppo]``: stable-baselines3 PPO hyper-parameters.
-* ``[policy]``: network sizes (:class:`~curriculum_rl.agents.network.NetworkConfig`).
+* ``[policy]``: network sizes (:class:`~curriculum_rl.agents.network.NetworkConfig`) and
+  ``ignore_features``, observation features the policy must not read (ablations).
 * ``[train]``: ``total_timesteps``, ``seed``, checkpoint cadence, threads.
 * ``[eval]``: periodic evaluation on held-out instances: the current policy drives
   :func:`~curriculum_rl.runner.run_controller` on ``seeds`` instances of each suite in
@@ -97,6 +98,7 @@ class EnvSettings:
     max_tasks: int = 8
     divergence_penalty: float = 1.0
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(device="cpu"))
+    emphasis_cost: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n_envs < 1:
@@ -171,9 +173,10 @@ class PolicySettings:
     activation: str = "tanh"
     log_std_init: float = -1.0
     action_init_gain: float = 0.01
+    ignore_features: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        NetworkConfig(**asdict(self))  # validates activation, sizes, init values
+        NetworkConfig(**asdict(self))  # validates activation, sizes, init values, names
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,7 @@ def make_env(config: TrainConfig):
             max_tasks=env.max_tasks,
             divergence_penalty=env.divergence_penalty,
             trainer=env.trainer,
+            emphasis_cost=env.emphasis_cost,
         )
     )
 

@@ -40,6 +40,19 @@ def actions_to_decision(actions: torch.Tensor, mask: torch.Tensor) -> Decision:
     return Decision(weights, sampling)
 
 
+def emphasis_divergence(decision: Decision, mask: torch.Tensor) -> torch.Tensor:
+    """KL(uniform || q) per run, (N,): how far a decision's effective per-task emphasis is
+    from uniform training. ``q_k`` is proportional to ``w_k p_k`` (a task's share of the
+    weighted loss: its weight times its share of the batch) over the valid tasks. 0 for
+    uniform weighting and sampling; it grows with the log of how much a task is starved
+    (a task at 1/r of its uniform share adds log(r) / K)."""
+    emphasis = (decision.weights * decision.sampling).clamp_min(1e-12) * mask
+    q = emphasis / emphasis.sum(1, keepdim=True).clamp_min(1e-12)
+    k = mask.sum(1).clamp_min(1).float()
+    log_q = torch.where(mask, q.clamp_min(1e-12).log(), torch.zeros_like(q))
+    return -k.log() - log_q.sum(1) / k
+
+
 def decision_to_actions(decision: Decision, mask: torch.Tensor) -> torch.Tensor:
     """The action that reproduces ``decision`` as closely as [-1, 1] allows (inverse
     transform; logits are centred over the valid tasks, then clipped)."""

@@ -7,7 +7,9 @@ seeded ``s`` replays exactly what a single env reset with ``seed=s`` does.
 
 One step = one decision: apply the action, train ``interval`` inner steps, measure.
 Reward = J(before) - J(after), J = mean over objective tasks of log val loss, so an
-episode's return telescopes to the log-improvement of the run. A run whose loss turns
+episode's return telescopes to the log-improvement of the run; minus, if
+``emphasis_cost`` > 0, that cost times the decision's divergence from uniform emphasis
+(:func:`~curriculum_rl.controllers.actions.emphasis_divergence`). A run whose loss turns
 non-finite ends with ``terminated=True``, ``info["diverged"] = True`` and reward
 ``-divergence_penalty``.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from curriculum_rl.controllers.actions import actions_to_decision
+from curriculum_rl.controllers.actions import actions_to_decision, emphasis_divergence
 from curriculum_rl.controllers.base import Decision, uniform_decision
 from curriculum_rl.controllers.observation import NUM_FEATURES, build_observation
 from curriculum_rl.suites import Suite, resolve_suite
@@ -37,6 +39,9 @@ class EnvConfig:
         max_tasks: K_max, the padded task dimension of observations and actions.
         divergence_penalty: reward of the step at which a run diverges (negated).
         trainer: inner-training hyper-parameters.
+        emphasis_cost: per-decision reward cost per unit of KL(uniform || effective task
+            emphasis); 0 (default) is the plain log-improvement reward. A price on leaving
+            uniform training, so a policy moves away from it only where that pays.
     """
 
     suite: str | Suite = "synthetic"
@@ -45,6 +50,7 @@ class EnvConfig:
     max_tasks: int = 8
     divergence_penalty: float = 1.0
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    emphasis_cost: float = 0.0
 
     def __post_init__(self) -> None:
         if self.budget < 1 or self.interval < 1:
@@ -61,6 +67,8 @@ class EnvConfig:
             raise ValueError(f"max_tasks must be >= 1, got {self.max_tasks}")
         if self.divergence_penalty < 0:
             raise ValueError("divergence_penalty must be >= 0")
+        if not self.emphasis_cost >= 0:
+            raise ValueError(f"emphasis_cost must be >= 0, got {self.emphasis_cost}")
 
     @property
     def episode_length(self) -> int:
@@ -163,6 +171,9 @@ class CurriculumCore:
         self.decisions += 1
         diverged = self.signals.diverged.cpu().numpy()
         rewards = (j_before - self.j).numpy().astype(np.float64)
+        if self.config.emphasis_cost:
+            divergence = emphasis_divergence(decision, self.trainer.mask).cpu().numpy()
+            rewards = rewards - self.config.emphasis_cost * divergence
         rewards = np.where(diverged, -self.config.divergence_penalty, rewards)
         rewards = np.nan_to_num(rewards, nan=-self.config.divergence_penalty)
         terminated = diverged | (self.decisions >= self.config.episode_length)

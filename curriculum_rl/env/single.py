@@ -33,12 +33,19 @@ def env_config(
     max_tasks: int = 8,
     divergence_penalty: float = 1.0,
     trainer: TrainerConfig | dict | None = None,
+    emphasis_cost: float = 0.0,
 ) -> EnvConfig:
     """Build an :class:`EnvConfig` from keyword arguments (``trainer`` may be a dict)."""
     if isinstance(trainer, dict):
         trainer = TrainerConfig(**trainer)
     return EnvConfig(
-        suite, budget, interval, max_tasks, divergence_penalty, trainer or TrainerConfig()
+        suite,
+        budget,
+        interval,
+        max_tasks,
+        divergence_penalty,
+        trainer or TrainerConfig(),
+        emphasis_cost,
     )
 
 
@@ -49,7 +56,7 @@ class CurriculumEnv(gym.Env):
 
     def __init__(self, **kwargs: Any) -> None:
         """Keyword arguments: those of :func:`env_config` (suite, budget, interval,
-        max_tasks, divergence_penalty, trainer)."""
+        max_tasks, divergence_penalty, trainer, emphasis_cost)."""
         super().__init__()
         self.config = env_config(**kwargs)
         self.observation_space, self.action_space = make_spaces(self.config)
