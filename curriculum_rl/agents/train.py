@@ -729,7 +729,7 @@ def plot_learning_curve(run_dir: str | Path, png: str | Path, window: int = 64) 
     ax.plot(steps[kernel - 1 :], smooth, lw=2, label=f"mean of {kernel}")
     ax.set(
         xlabel="timesteps (decisions)",
-        ylabel="episode return (J_start - J_end)",
+        ylabel="episode return (J_start - J_end - emphasis cost)",
         title="PPO training on synthetic",
     )
     ax.legend()
