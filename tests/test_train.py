@@ -74,8 +74,10 @@ def test_with_classes_experiment_config_trains_on_classification_tasks(monkeypat
         config,
         env=replace(config.env, suite="synthetic", emphasis_cost=default.env.emphasis_cost),
         eval=default.eval,
+        train=default.train,
     )
-    assert as_default == default  # only the distribution (and the then-free emphasis) differ
+    # only the distribution differs, and what the shipped recipe changed since (price, length)
+    assert as_default == default
     suite = resolve_suite(config.env.suite)
     kinds = {t.kind for seed in range(20) for t in suite.sample(seed).tasks}
     assert kinds == {"regression", "classification"}
@@ -90,6 +92,7 @@ def test_ablation_config_is_the_shipped_recipe_with_two_features_ignored():
         config,
         policy=default.policy,
         env=replace(config.env, emphasis_cost=default.env.emphasis_cost),
+        train=default.train,
     )
     assert as_default == default
 
