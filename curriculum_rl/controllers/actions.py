@@ -46,7 +46,7 @@ def emphasis_divergence(decision: Decision, mask: torch.Tensor) -> torch.Tensor:
     weighted loss: its weight times its share of the batch) over the valid tasks. 0 for
     uniform weighting and sampling; it grows with the log of how much a task is starved
     (a task at 1/r of its uniform share adds log(r) / K)."""
-    emphasis = (decision.weights * decision.sampling).clamp_min(1e-12) * mask
+    emphasis = decision.weights * decision.sampling * mask
     q = emphasis / emphasis.sum(1, keepdim=True).clamp_min(1e-12)
     k = mask.sum(1).clamp_min(1).float()
     log_q = torch.where(mask, q.clamp_min(1e-12).log(), torch.zeros_like(q))
