@@ -38,6 +38,10 @@ class BatchedLinear(nn.Module):
                 p[run].copy_(noise.to(p.device) * 2 * bound - bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            # No reshape here: a reshaped output is a view, and an in-place op on a view
+            # (the ReLU after this layer) makes autograd copy whole gradients around.
+            return torch.baddbmm(self.bias, x, self.weight)
         shape = x.shape
         out = torch.baddbmm(self.bias, x.reshape(shape[0], -1, shape[-1]), self.weight)
         return out.reshape(*shape[:-1], out.shape[-1])
