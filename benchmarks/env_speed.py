@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from curriculum_rl.env import BatchedCurriculumVecEnv, CurriculumEnv, EnvConfig
-from curriculum_rl.suites import ModuleBody, SuiteInstance
+from curriculum_rl.suites import MLPBody, ModuleBody, SuiteInstance
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 
 ENV_KW = {"budget": 1500, "interval": 25, "trainer": {"device": "cpu"}}
@@ -98,8 +98,10 @@ class PlainMultitaskNet(nn.Module):
 def plain_loop(instance: SuiteInstance, env_config: EnvConfig) -> Callable[[], None]:
     """What a user would write for one run of ``instance``: D inner steps of a plain
     multitask loop with fixed (uniform) weights and ``torch.optim.Adam``."""
-    if any(d.y_train.shape[1:] != (1,) for d in instance.data):
-        raise ValueError("the plain loop is written for 1-output regression tasks only")
+    if not isinstance(instance.body, MLPBody) or any(
+        t.kind != "regression" or t.out_dim != 1 for t in instance.tasks
+    ):
+        raise ValueError("the plain loop is written for an MLP body and 1-output regression")
     config = env_config.trainer
     k, batch, interval = instance.num_tasks, config.batch_size, env_config.interval
     net = PlainMultitaskNet(instance.body.in_dim, instance.body.hidden, config.proj_dim, k)

@@ -4,6 +4,7 @@ here; the real figures are in benchmarks/RESULTS.md)."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,8 @@ def test_env_speed_reports_the_speed_ratios():
     ):
         assert math.isfinite(result[key]) and result[key] > 0, key
     assert result["batched_speedup"] == result["separate_steps_s"] / result["batched_step_s"]
+    if (os.cpu_count() or 1) >= 2:
+        assert result["two_threads_single"] > 0 and result["two_threads_batched"] > 0
 
 
 def test_headroom_reports_the_median_gain_of_best_static_weights():
