@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from curriculum_rl.env import BatchedCurriculumVecEnv, CurriculumEnv, EnvConfig
+from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
+from curriculum_rl.env import CurriculumEnv, EnvConfig
 from curriculum_rl.suites import MLPBody, ModuleBody, SuiteInstance
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 

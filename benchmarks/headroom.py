@@ -51,7 +51,7 @@ def gains(args, config: TrainerConfig) -> tuple[list[str], dict[str, list[float]
 
     tuning_seeds = [TUNING_SEED + i for i in range(args.tuning_seeds)]
     grid = StaticGrid(factors=tuple(args.factors), rounds=args.rounds)
-    tuned = tune_static_weights(instances, tuning_seeds, args.budget, args.interval, config, grid)
+    tuned = tune_static_weights(instances, tuning_seeds, args.budget, config=config, grid=grid)
     uniform = test_j(make_controller("uniform"))
     results = {
         "best_static": uniform

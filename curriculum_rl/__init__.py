@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from curriculum_rl.agents.controller import load_controller
-    from curriculum_rl.agents.loop import CurriculumSession
+    from curriculum_rl.controllers.load import load_controller
+    from curriculum_rl.session import CurriculumSession
 
 _LAZY = {
-    "load_controller": "curriculum_rl.agents.controller",
-    "CurriculumSession": "curriculum_rl.agents.loop",
+    "load_controller": "curriculum_rl.controllers.load",
+    "CurriculumSession": "curriculum_rl.session",
 }
 
 __all__ = ["CurriculumSession", "__version__", "load_controller"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,7 +62,7 @@ def cmd_suites(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """One run under the chosen controller, beside uniform weighting on the same instance
     and seed (the paired gain G), with Δm% against single-task training."""
-    from curriculum_rl.agents.controller import load_controller
+    from curriculum_rl.controllers.load import load_controller
     from curriculum_rl.controllers.registry import make_controller
     from curriculum_rl.suites import resolve_suite
     from curriculum_rl.trainer import TrainerConfig
@@ -115,31 +116,33 @@ def _single_task(instance, args: argparse.Namespace, config) -> dict:
 
 
 def _run_summary(record, baseline, reference: dict | None) -> dict:
-    from curriculum_rl.reference import delta_m, worst_task_change
+    from curriculum_rl.scores import score_run
 
+    run, uniform = record.to_dict(), baseline.to_dict()
     summary = {
         "controller": record.controller,
         "suite": record.suite,
         "seed": record.seed,
         "test_j_final": record.final_test_j,
         "test_j_best": record.best_test_j,
-        "gain_over_uniform_final": baseline.final_test_j - record.final_test_j,
-        "gain_over_uniform_best": baseline.best_test_j - record.best_test_j,
         "diverged": record.diverged,
+        "uniform_diverged": baseline.diverged,
     }
+    for checkpoint in ("final", "best"):
+        scores = score_run(run, uniform, reference, checkpoint)
+        summary[f"gain_over_uniform_{checkpoint}"] = scores.gain
+        summary[f"gain_j_over_uniform_{checkpoint}"] = scores.gain_j
+        summary[f"worst_task_change_vs_uniform_{checkpoint}"] = scores.worst_vs_uniform
     if reference is not None:
-        for name, rec in (("", record), ("uniform_", baseline)):
-            args3 = (rec.final_test_metric, reference["final_test_metric"], rec.higher_is_better)
-            summary[f"{name}delta_m"] = _or_nan(delta_m, *args3)
-            summary[f"{name}worst_task_change"] = _or_nan(worst_task_change, *args3)
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
+        for prefix, rec in (("", run), ("uniform_", uniform)):
+            scores = score_run(rec, uniform, reference)
+            summary[f"{prefix}delta_m"] = scores.delta_m
+            summary[f"{prefix}worst_task_change"] = scores.worst_vs_reference
+    return {k: _finite_or_none(v) for k, v in summary.items()}
 
 
-def _or_nan(fn, *args) -> float:
-    try:
-        return float(fn(*args))
-    except ValueError:  # a reference metric of 0 or a diverged reference: undefined
-        return float("nan")
+def _finite_or_none(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _print_run(instance, record, baseline, summary: dict, args: argparse.Namespace) -> None:
@@ -149,26 +152,60 @@ def _print_run(instance, record, baseline, summary: dict, args: argparse.Namespa
     )
     print(f"{'task':<16} {'metric':<15} {record.controller[:14]:>14} {'uniform':>10}")
     for i, name in enumerate(record.tasks):
+        role = "" if record.targets[i] else " (aux)"
         print(
-            f"{name:<16} {instance.tasks[i].metric:<15} {record.final_test_metric[i]:>14.4g} "
-            f"{baseline.final_test_metric[i]:>10.4g}"
+            f"{(name + role)[:16]:<16} {instance.tasks[i].metric:<15} "
+            f"{record.final_test_metric[i]:>14.4g} {baseline.final_test_metric[i]:>10.4g}"
         )
     print(
         f"test J (mean log loss, lower is better): final {record.final_test_j:.4f} "
         f"(uniform {baseline.final_test_j:.4f}), best-val checkpoint "
         f"{record.best_test_j:.4f} (uniform {baseline.best_test_j:.4f})"
     )
-    print(f"gain over uniform G = J_uniform - J: {summary['gain_over_uniform_final']:+.4f}")
+    print(
+        f"gain over uniform on task metrics G_m = mean log(E_uniform / E): "
+        f"{_num(summary['gain_over_uniform_final'], '+.4f')}; on log loss G_J: "
+        f"{_num(summary['gain_j_over_uniform_final'], '+.4f')}"
+    )
     if "delta_m" in summary:
         print(
             f"Δm% vs single-task training (lower is better): {_num(summary['delta_m'])} "
             f"(uniform {_num(summary['uniform_delta_m'])}); worst task "
             f"{_num(summary['worst_task_change'])}%"
         )
+    print(run_verdict(record.controller, summary))
 
 
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.2f}"
+def run_verdict(controller: str, summary: dict) -> str:
+    """One plain sentence: who won this run, by how much, and what one seed is worth."""
+    if summary["diverged"] or summary["gain_over_uniform_final"] is None:
+        return (
+            f"verdict: {controller} DIVERGED on this seed (non-finite loss, or validation J far "
+            "above its start); uniform "
+            + ("diverged too." if summary["uniform_diverged"] else "did not.")
+        )
+    if summary["uniform_diverged"]:
+        return f"verdict: uniform DIVERGED on this seed; {controller} did not."
+    gain = summary["gain_over_uniform_final"]
+    if controller == "uniform":
+        return "verdict: this is the uniform reference itself (G_m = 0 by definition)."
+    if abs(gain) < 0.01:
+        outcome = f"{controller} and uniform tie (G_m {gain:+.3f})"
+    elif gain > 0:
+        outcome = f"{controller} beats uniform: task errors {math.exp(gain):.2f}x lower on average"
+    else:
+        outcome = (
+            f"uniform beats {controller}: {controller}'s task errors {math.exp(-gain):.2f}x "
+            "higher on average"
+        )
+    return (
+        f"verdict: {outcome} (G_m {gain:+.3f}). One seed only: use `curriculum-rl benchmark` "
+        "for a claim."
+    )
+
+
+def _num(x: float | None, spec: str = "+.2f") -> str:
+    return "n/a (failed run)" if x is None else format(x, spec)
 
 
 def _write_run(out: Path, record, baseline, summary: dict) -> None:
@@ -185,7 +222,8 @@ def _write_run(out: Path, record, baseline, summary: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from curriculum_rl.agents.train import config_from_dict, load_config, train
+    from curriculum_rl.agents.config import config_from_dict, load_config
+    from curriculum_rl.agents.train import train
 
     out = Path(args.out)
     if args.config is None and args.resume and (out / "config.json").is_file():

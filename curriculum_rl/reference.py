@@ -1,9 +1,9 @@
-"""Single-task references and the relative scores built on them (Δm%, worst-task change).
+"""Single-task references: each task of an instance trained alone with the same budget.
 
 The evaluation protocol compares a multitask run with training each task *alone* under
-the same budget: :func:`single_task_reference` produces those numbers (cached on disk),
-:func:`delta_m` and :func:`worst_task_change` turn a run's metrics into relative scores.
-This module sits above the runner (it trains), so the suites stay at the bottom layer.
+the same budget: :func:`single_task_reference` produces those numbers (cached on disk);
+:mod:`curriculum_rl.scores` turns a run's metrics into Δm% and worst-task changes
+against them. This module sits above the runner (it trains).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from curriculum_rl.controllers.base import Uniform
@@ -30,7 +29,7 @@ def single_task_instances(instance: SuiteInstance) -> list[SuiteInstance]:
     return [
         SuiteInstance(
             name=f"{instance.name}/{spec.name}",
-            tasks=[spec],
+            tasks=[dataclasses.replace(spec, auxiliary=False)],
             data=[data],
             body=instance.body,
             input_shape=tuple(instance.input_shape),
@@ -127,70 +126,3 @@ def single_task_reference(
 
 def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
-
-
-def relative_changes(
-    metrics: Sequence[float],
-    reference_metrics: Sequence[float],
-    higher_is_better: Sequence[bool],
-) -> list[float]:
-    """Per-task signed relative change in percent, positive = worse than the reference:
-    ``(-1)^{s_k} (M_k - M_ref,k) / M_ref,k * 100`` with ``s_k = 1`` when higher is better.
-
-    Raises ``ValueError`` on mismatched lengths, or a reference metric that is zero or
-    not finite (the relative change is undefined there).
-    """
-    if not len(metrics) == len(reference_metrics) == len(higher_is_better):
-        raise ValueError(
-            f"got {len(metrics)} metrics, {len(reference_metrics)} reference metrics and "
-            f"{len(higher_is_better)} directions; give one of each per task"
-        )
-    if not metrics:
-        raise ValueError("give at least one task")
-    changes = []
-    for k, (m, ref, higher) in enumerate(
-        zip(metrics, reference_metrics, higher_is_better, strict=True)
-    ):
-        if ref is None or not math.isfinite(ref) or ref == 0:
-            raise ValueError(f"task {k}: reference metric {ref!r} must be finite and non-zero")
-        m = math.nan if m is None else float(m)
-        sign = -1.0 if higher else 1.0
-        changes.append(sign * (m - ref) / abs(ref) * 100.0)
-    return changes
-
-
-def delta_m(
-    metrics: Sequence[float],
-    reference_metrics: Sequence[float],
-    higher_is_better: Sequence[bool],
-) -> float:
-    """Δm%: the mean relative change of a multitask run against single-task references,
-
-        Δm = (1/K) Σ_k (−1)^{s_k} (M_k − M_STL,k) / M_STL,k × 100,
-
-    with ``s_k = 1`` when task k's metric is higher-is-better (accuracy) and 0 when it is
-    lower-is-better (MSE). **Lower is better**; a negative Δm beats single-task training.
-    This follows DESIGN.md, whose sign is the opposite of the "multi-task performance"
-    of Maninis et al. 2019 (Attentive single-tasking of multiple tasks, CVPR) and
-    Vandenhende et al. 2021 (Multi-task learning for dense prediction tasks: a survey,
-    TPAMI), where higher is better: ``delta_m = -Δ_MTL`` of those papers.
-
-    A non-finite metric (a diverged run) gives ``nan``.
-    """
-    changes = relative_changes(metrics, reference_metrics, higher_is_better)
-    return sum(changes) / len(changes)
-
-
-def worst_task_change(
-    metrics: Sequence[float],
-    reference_metrics: Sequence[float],
-    higher_is_better: Sequence[bool],
-) -> float:
-    """The worst task's relative change in percent, in the sign convention of
-    :func:`delta_m` (positive = worse than single-task):
-    ``max_k (−1)^{s_k} (M_k − M_STL,k) / M_STL,k × 100``. It exposes a task that a good
-    average Δm hides. A non-finite metric gives ``nan``."""
-    changes = relative_changes(metrics, reference_metrics, higher_is_better)
-    if any(math.isnan(c) for c in changes):
-        return math.nan
-    return max(changes)

@@ -1,8 +1,8 @@
 """The plain multitask loop: a controller drives a batch of runs from start to finish.
 
-This is what ``curriculum-rl run`` and the benchmark execute, and the reference loop
-that the environment's overhead is measured against. Per decision: train ``interval``
-inner steps, measure, update the signals, ask the controller, apply its decision.
+This is what ``curriculum-rl run`` and the benchmark execute. Per decision: measure,
+let the :class:`~curriculum_rl.loop.DecisionLoop` turn it into the controller's state,
+apply the controller's decision, train ``interval`` inner steps.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from curriculum_rl.controllers.base import Controller, Decision, RunContext, uniform_decision
+from curriculum_rl.controllers.base import Controller, RunContext
+from curriculum_rl.controllers.decision import Decision
+from curriculum_rl.loop import DecisionLoop
 from curriculum_rl.suites.base import SuiteInstance
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
-from curriculum_rl.trainer.signals import SignalTracker
+from curriculum_rl.trainer.objective import mean_log_loss
+from curriculum_rl.trainer.signals import Signals
 
 
 @dataclass
@@ -26,6 +29,9 @@ class RunRecord:
     Curves hold one entry per decision (the first before any training). ``final_*`` and
     ``best_*`` are on the full test split, with the final parameters and with those at the
     best validation-probe J (the two checkpoint rules of the evaluation protocol).
+    ``kinds``, ``test_sizes`` (scored test predictions per task: examples, or tokens for
+    tagging) and ``targets`` (the tasks that count in J and in the scores) are what
+    :mod:`curriculum_rl.scores` needs besides the metrics.
     """
 
     suite: str
@@ -33,6 +39,9 @@ class RunRecord:
     seed: int
     tasks: list[str]
     higher_is_better: list[bool]
+    kinds: list[str] = field(default_factory=list)
+    test_sizes: list[int] = field(default_factory=list)
+    targets: list[bool] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     j_curve: list[float] = field(default_factory=list)
     val_loss_curve: list[list[float]] = field(default_factory=list)
@@ -62,12 +71,6 @@ def _jsonable(value):
     return value
 
 
-def split_j(losses: torch.Tensor, objective: torch.Tensor) -> torch.Tensor:
-    """J on a split: mean over objective tasks of log loss, per run."""
-    logs = losses.clamp_min(1e-12).log().nan_to_num(math.inf)
-    return (logs * objective).nan_to_num(0.0).sum(1) / objective.sum(1).clamp_min(1)
-
-
 def run_controller(
     instances: Sequence[SuiteInstance],
     seeds: Sequence[int],
@@ -77,32 +80,40 @@ def run_controller(
     config: TrainerConfig | None = None,
     objective_tasks: Sequence[Sequence[int] | None] | None = None,
     on_decision: Callable[[int, int], None] | None = None,
+    max_tasks: int | None = None,
+    out_max: int = 1,
 ) -> list[RunRecord]:
     """Train one run per (instance, seed) under ``controller``; return their records.
 
     Args:
         budget: inner optimisation steps per run. interval: inner steps per decision.
+        objective_tasks: per run, the tasks that define J (default: the instance's
+            target tasks).
         on_decision: called as ``on_decision(done, total)`` after each decision
             (progress bars).
+        max_tasks / out_max: pad the trainer's task slots and head widths (as the
+            environment does, which sizes them for the whole training distribution);
+            by default they fit the instances.
     """
     if budget < 1 or interval < 1:
         raise ValueError(f"budget and interval must be >= 1, got {budget} and {interval}")
-    trainer = BatchedMultitaskTrainer(instances, seeds, config, objective_tasks=objective_tasks)
-    tracker = SignalTracker(trainer.num_runs, trainer.max_tasks, device=trainer.device)
+    trainer = BatchedMultitaskTrainer(
+        instances, seeds, config, max_tasks, objective_tasks=objective_tasks, out_max=out_max
+    )
+    loop = DecisionLoop(trainer.mask, trainer.sizes, budget)
     context = RunContext(trainer.mask.clone(), trainer.sizes.clone(), budget, interval, list(seeds))
     controller.reset(context)
     records = [
-        _new_record(inst, controller.name, seed)
-        for inst, seed in zip(instances, seeds, strict=True)
+        _new_record(inst, controller.name, seed, trainer.objective[run, : inst.num_tasks])
+        for run, (inst, seed) in enumerate(zip(instances, seeds, strict=True))
     ]
-    decision = uniform_decision(trainer.mask)
     total = context.num_decisions
     for done in range(total + 1):
-        signals = tracker.update(trainer.measure(), budget, trainer.sizes)
+        state = loop.observe(trainer.measure())
         if done < total:
-            decision = controller.decide(signals)
+            decision = loop.decide(controller)
             trainer.set_schedule(decision.weights, decision.sampling)
-        _append(records, trainer, signals, decision)
+        _append(records, state, loop.previous)
         if done < total:
             trainer.train(min(interval, budget - done * interval), controller.hook)
             if on_decision is not None:
@@ -111,18 +122,32 @@ def run_controller(
     return records
 
 
-def _new_record(instance: SuiteInstance, controller: str, seed: int) -> RunRecord:
+def _new_record(
+    instance: SuiteInstance, controller: str, seed: int, targets: torch.Tensor
+) -> RunRecord:
     return RunRecord(
         suite=instance.name,
         controller=controller,
         seed=seed,
         tasks=[t.name for t in instance.tasks],
         higher_is_better=[t.higher_is_better for t in instance.tasks],
+        kinds=[t.kind for t in instance.tasks],
+        test_sizes=[
+            _scored_predictions(t.kind, d.y_test)
+            for t, d in zip(instance.tasks, instance.data, strict=True)
+        ],
+        targets=targets.tolist(),
         info=dict(instance.info),
     )
 
 
-def _append(records, trainer, signals, decision: Decision) -> None:
+def _scored_predictions(kind: str, targets: torch.Tensor) -> int:
+    """Test predictions a task's metric averages over: one per example, one per token
+    for tagging."""
+    return int(targets.numel()) if kind == "tagging" else len(targets)
+
+
+def _append(records: list[RunRecord], signals: Signals, decision: Decision) -> None:
     for run, rec in enumerate(records):
         k = len(rec.tasks)
         rec.steps.append(int(signals.steps[run]))
@@ -136,7 +161,7 @@ def _append(records, trainer, signals, decision: Decision) -> None:
 def _finish(records, trainer: BatchedMultitaskTrainer) -> None:
     for checkpoint in ("final", "best"):
         losses, metrics = trainer.evaluate("test", checkpoint)
-        js = split_j(losses, trainer.objective)
+        js = mean_log_loss(losses, trainer.objective)
         for run, rec in enumerate(records):
             k = len(rec.tasks)
             setattr(rec, f"{checkpoint}_test_loss", losses[run, :k].tolist())

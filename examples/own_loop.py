@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import curriculum_rl
-from curriculum_rl.agents.loop import CurriculumSession
+from curriculum_rl.session import CurriculumSession
 
 STEPS, INTERVAL, BATCH = 1000, 25, 64
 torch.manual_seed(0)

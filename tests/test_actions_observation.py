@@ -1,6 +1,7 @@
 """Action transform and observation: ranges, uniform at zero, equivariance, padding."""
 
 import torch
+from helpers import make_signals
 
 from curriculum_rl.controllers import (
     NUM_FEATURES,
@@ -59,13 +60,16 @@ def test_inverse_transform_round_trips():
 
 
 def fake_signals(mask, seed=0):
+    """Random signals of every scale the observation must absorb."""
     g = torch.Generator().manual_seed(seed)
     n, k = mask.shape
     rnd = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
     a = torch.randn(n, k, 5, generator=g)
     gram = a @ a.transpose(1, 2)
     norm = gram.diagonal(dim1=1, dim2=2).sqrt()
-    return Signals(
+    return make_signals(
+        mask,
+        rnd(n, k) * 100 + 1,
         train_loss=rnd(n, k) * 1e4,
         val_loss=rnd(n, k) + 1e-3,
         log_val_ratio=-rnd(n, k),
@@ -75,13 +79,6 @@ def fake_signals(mask, seed=0):
         grad_cos=gram / (norm[:, :, None] * norm[:, None, :]),
         cos_update=rnd(n, k),
         progress=rnd(n),
-        train_sizes=rnd(n, k) * 100 + 1,
-        mask=mask,
-        objective=mask.clone(),
-        diverged=torch.zeros(n, dtype=torch.bool),
-        steps=torch.zeros(n),
-        j=torch.zeros(n),
-        decisions=torch.ones(n, dtype=torch.long),
     )
 
 
@@ -110,3 +107,18 @@ def test_observation_is_permutation_equivariant():
     )
     obs_p = build_observation(permuted, Decision(dec.weights[:, perm], dec.sampling[:, perm]))
     torch.testing.assert_close(obs_p, obs[:, perm])
+
+
+def test_the_documented_feature_table_is_the_schema():
+    """docs/environment.md lists every feature of the schema, in order."""
+    from pathlib import Path
+
+    from curriculum_rl.controllers.observation import FEATURES
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "environment.md").read_text()
+    rows = [
+        line.split("|")[2].strip().strip("`")
+        for line in docs.splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    ]
+    assert rows == list(FEATURES)

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 import curriculum_rl
-from curriculum_rl.agents.artifact import ArtifactError, load_artifact, save_artifact
-from curriculum_rl.agents.controller import LearnedController, load_controller
-from curriculum_rl.agents.network import NetworkConfig, TaskSetActor, init_weights
 from curriculum_rl.controllers.base import Uniform
+from curriculum_rl.controllers.learned.artifact import ArtifactError, load_artifact, save_artifact
+from curriculum_rl.controllers.learned.controller import LearnedController
+from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
+from curriculum_rl.controllers.load import load_controller
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 

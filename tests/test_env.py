@@ -8,8 +8,9 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
 from curriculum_rl.controllers.actions import actions_to_decision, emphasis_divergence
-from curriculum_rl.env import ENV_ID, BatchedCurriculumVecEnv, CurriculumEnv
+from curriculum_rl.env import ENV_ID, CurriculumEnv
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 
 SMALL = {
@@ -114,7 +115,7 @@ def test_k2_and_k8_suites_work_in_the_same_env_class(k):
 def test_reward_telescopes_to_the_log_improvement_of_the_run():
     env = CurriculumEnv(**SMALL)
     env.reset(seed=3)
-    j_start = float(env._core.j[0])
+    j_start = float(env._core.loop.state.j[0])
     total, terminated = 0.0, False
     while not terminated:
         _, reward, terminated, _, info = env.step(np.zeros((8, 2), np.float32))

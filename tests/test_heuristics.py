@@ -4,8 +4,8 @@ hand-made signals and losses, plus every registered controller through ``run_con
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
+import helpers
 import pytest
 import torch
 
@@ -36,11 +36,11 @@ from curriculum_rl.controllers import (
     make_controller,
     tune_static_weights,
 )
-from curriculum_rl.controllers.hooks import run_generator
+from curriculum_rl.controllers.hooks import EPS, run_generator
 from curriculum_rl.controllers.static import initial_val_losses
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites.synthetic import SyntheticSetting, SyntheticSuite
-from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
+from curriculum_rl.trainer import BatchedMultitaskTrainer, StepContext, TrainerConfig
 from curriculum_rl.trainer.signals import Signals
 
 # Two runs: run 0 has 3 of 4 task slots, run 1 has 2 (the rest is padding).
@@ -59,38 +59,30 @@ def make_context(mask=MASK, budget=100, interval=10, seeds=None) -> RunContext:
 def make_signals(mask=MASK, **values) -> Signals:
     """Signals with neutral defaults (losses 1, no progress); ``values`` override fields."""
     n, k = mask.shape
-    ones, zeros = torch.ones(n, k), torch.zeros(n, k)
-    fields = dict(
-        train_loss=ones, val_loss=ones, log_val_ratio=zeros, lp_slope=zeros, lp_gap=zeros,
-        grad_norm=ones, grad_cos=torch.eye(k).expand(n, k, k), cos_update=ones,
-        progress=torch.zeros(n), train_sizes=SIZES[:n, :k], mask=mask, objective=mask,
-        diverged=torch.zeros(n, dtype=torch.bool), steps=torch.zeros(n, dtype=torch.long),
-        j=torch.zeros(n), decisions=torch.ones(n, dtype=torch.long),
-    )  # fmt: skip
-    fields.update(values)
-    return Signals(**fields)
+    return helpers.make_signals(mask, SIZES[:n, :k], **values)
 
 
 class _QuadraticNet:
-    """A stand-in ``net`` whose last shared layer weight W feeds L_k = s_k |W|^2 f_k."""
+    """A stand-in net whose last shared layer weight W feeds L_k = s_k |W|^2 f_k."""
 
     def __init__(self, runs: int) -> None:
-        self.proj = SimpleNamespace(weight=torch.nn.Parameter(torch.ones(runs, 3, 2)))
+        self.weight = torch.nn.Parameter(torch.ones(runs, 3, 2))
 
     def losses(self, scale: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        return scale * factor * (self.proj.weight**2).flatten(1).sum(1, keepdim=True)
+        return scale * factor * (self.weight**2).flatten(1).sum(1, keepdim=True)
 
 
-def step_context(mask=MASK, net=None) -> SimpleNamespace:
-    """The parts of a StepContext the loss-weighting hooks read."""
+def step_context(mask=MASK, net=None, active=None) -> StepContext:
+    """A StepContext for the loss-weighting hooks (all runs active unless told)."""
     net = net or _QuadraticNet(mask.shape[0])
-    return SimpleNamespace(net=net, shared_params=[], head_params=[], features=None, mask=mask)
+    active = torch.ones(mask.shape[0], dtype=torch.bool) if active is None else active
+    return StepContext([], [], mask, active, net.weight)
 
 
-def hook_weights(controller, losses: torch.Tensor, mask=MASK) -> torch.Tensor:
+def hook_weights(controller, losses: torch.Tensor, mask=MASK, active=None) -> torch.Tensor:
     """One hook step on leaf losses; returns d objective / d L_k, the per-task weights."""
     leaf = losses.clone().requires_grad_(True)
-    controller.hook.backward(leaf * mask, mask.float(), step_context(mask))
+    controller.hook.backward(leaf * mask, mask.float(), step_context(mask, active=active))
     return leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
 
 
@@ -324,13 +316,14 @@ def test_loss_weighting_hooks_keep_runs_independent():
 
 def test_diverged_run_does_not_poison_hooks():
     losses = torch.tensor([[0.5, 2.0, 8.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # run 1 diverged
+    diverged = torch.tensor([True, False])  # the trainer's StepContext.active
     for cls in DECIDERS:
         controller = cls()
         controller.reset(make_context())
         if controller.hook is None:
             continue
         for _ in range(3):
-            weights = hook_weights(controller, losses)
+            weights = hook_weights(controller, losses, active=diverged)
         assert torch.isfinite(weights).all(), cls.name
         assert_valid(controller.decide(make_signals(train_loss=losses + 1)))
     for cls, state in (
@@ -339,10 +332,87 @@ def test_diverged_run_does_not_poison_hooks():
     ):
         controller = cls(lr=0.1)
         controller.reset(make_context())
-        hook_weights(controller, losses)
+        hook_weights(controller, losses, active=diverged)
         assert (getattr(controller, state)[1] == 0).all() and (
             getattr(controller, state)[0] != 0
         ).any()
+
+
+LEARNED_STATE = {UncertaintyWeighting: "log_variances", ImpartialLossWeighting: "log_scales"}
+
+
+def test_hooks_follow_the_trainers_active_runs_not_the_loss_values():
+    """Run 1 is inactive but has non-zero losses: no hook learns from it or weights it.
+    Run 1 is active with every loss exactly 0: it is weighted and learned from."""
+    losses = torch.tensor([[0.5, 2.0, 8.0, 0.0], [3.0, 0.1, 0.0, 0.0]])
+    zero_run = losses * torch.tensor([[1.0], [0.0]])
+    only_run_0 = torch.tensor([True, False])
+    for cls in (DynamicWeightAverage, RandomLossWeighting):
+        for inputs, active in ((losses, only_run_0), (zero_run, None)):
+            controller = cls()
+            controller.reset(make_context())
+            weights = hook_weights(controller, inputs, active=active)
+            assert (weights[1, MASK[1]] > 0).all() == (active is None), cls.name
+    for cls, state in LEARNED_STATE.items():
+        for inputs, active in ((losses, only_run_0), (zero_run, None)):
+            controller = cls()
+            controller.reset(make_context())
+            for _ in range(3):
+                hook_weights(controller, inputs, active=active)
+            moved = getattr(controller, state) != 0
+            assert moved[0, MASK[0]].all() and not moved[~MASK].any(), cls.name
+            assert moved[1, MASK[1]].all() == (active is None), (cls.name, active)
+    gradnorm = GradNorm()
+    gradnorm.reset(make_context())
+    hook_weights(gradnorm, losses, active=only_run_0)
+    assert gradnorm.hook.has_initial.tolist() == [True, False]
+    hook_weights(gradnorm, zero_run)
+    assert gradnorm.hook.has_initial.tolist() == [True, True]
+    assert (gradnorm.hook.initial[1, MASK[1]] == EPS).all()  # its loss at start: 0
+
+
+class _RecordingHook:
+    """Passes the trainer's losses (times ``scale``) to ``inner`` and keeps each
+    step's ``context.active``."""
+
+    def __init__(self, inner, scale: float = 1.0) -> None:
+        self.inner, self.scale, self.active = inner, scale, []
+
+    def backward(self, task_losses, weights, context):
+        self.active.append(context.active.tolist())
+        self.inner.backward(task_losses * self.scale, weights, context)
+
+
+def _train_beside_a_diverged_run(controller, scale: float = 1.0) -> _RecordingHook:
+    """Three steps of a real trainer whose run 1 has diverged, through ``controller``'s
+    hook (losses times ``scale``); every step must pass run 0 alone as active."""
+    trainer = BatchedMultitaskTrainer(tiny_instances(), [0, 1], TINY)
+    trainer.diverged[1] = True
+    controller.reset(make_context(trainer.mask, seeds=[0, 1]))
+    hook = _RecordingHook(controller.hook, scale)
+    trainer.train(3, hook)
+    assert hook.active == [[True, False]] * 3
+    return hook
+
+
+@pytest.mark.parametrize("cls", list(LEARNED_STATE), ids=lambda c: c.name)
+def test_trainer_passes_its_active_runs_to_the_hook(cls):
+    """In a real trainer, a diverged run's learned scales never move; an active run whose
+    losses are all exactly 0 (scaled to 0 here) still learns its scales."""
+    for scale in (1.0, 0.0):
+        controller = cls()
+        _train_beside_a_diverged_run(controller, scale)
+        moved = getattr(controller, LEARNED_STATE[cls]) != 0
+        assert moved[0].any() and not moved[1].any(), (cls.name, scale)
+
+
+def test_gradnorm_measures_on_the_last_shared_weight_of_active_runs_only():
+    controller = GradNorm()
+    _train_beside_a_diverged_run(controller)
+    weights = controller.task_weights
+    assert controller.hook.has_initial.tolist() == [True, False]
+    assert not torch.equal(weights[0], controller.context.mask[0].float())
+    assert torch.equal(weights[1], controller.context.mask[1].float())
 
 
 # -------------------------------------------------------------------------- bandits
@@ -464,7 +534,7 @@ def test_tune_static_weights_picks_the_best_candidate_on_validation():
     instance = tiny_instances(((2, 2),), seed=4)[0]
     seeds, budget, interval = [0], 20, 10
     grid = StaticGrid(gammas=(0.0, 1.0), factors=(0.25, 4.0), rounds=1)
-    (best,) = tune_static_weights([instance], seeds, budget, interval, TINY, grid)
+    (best,) = tune_static_weights([instance], seeds, budget, config=TINY, grid=grid)
     assert len(best) == 2 and sum(best) == pytest.approx(2.0)
 
     def val_j(weights):
@@ -490,10 +560,9 @@ def test_tune_static_weights_later_rounds_take_the_best_strictly_better_move():
     instance = tiny_instances(((3, 3),), seed=1)[0]
     seeds, budget, interval = [0], 20, 10
     grid = StaticGrid(gammas=(0.0,), factors=(0.25, 4.0), rounds=1)
-    (first,) = tune_static_weights([instance], seeds, budget, interval, TINY, grid)
-    (second,) = tune_static_weights(
-        [instance], seeds, budget, interval, TINY, StaticGrid((0.0,), (0.25, 4.0), rounds=2)
-    )
+    (first,) = tune_static_weights([instance], seeds, budget, config=TINY, grid=grid)
+    second_grid = StaticGrid((0.0,), (0.25, 4.0), rounds=2)
+    (second,) = tune_static_weights([instance], seeds, budget, config=TINY, grid=second_grid)
 
     def val_j(weights):
         (record,) = run_controller(
@@ -513,7 +582,18 @@ def test_tune_static_weights_later_rounds_take_the_best_strictly_better_move():
 
 
 # ---------------------------------------------------------------------- integration
-@pytest.mark.parametrize("name", controller_names())
+# Solver-based aggregators take seconds per run: their end-to-end run is in the slow tier
+# (their defining properties are tested above in the default run).
+_SLOW_SOLVERS = {"cagrad", "nash-mtl"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_SOLVERS else n
+        for n in controller_names()
+    ],
+)
 def test_every_registered_controller_runs_end_to_end(name):
     if not controller_available(name):
         pytest.skip(f"{name} needs an optional extra: pip install 'curriculum-rl[aggregators]'")

@@ -7,10 +7,15 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
-from curriculum_rl.agents.network import NetworkConfig, TaskSetActor, TaskSetCritic, init_weights
 from curriculum_rl.agents.policy import TaskSetPolicy
+from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
+from curriculum_rl.controllers.learned.network import (
+    NetworkConfig,
+    TaskSetActor,
+    TaskSetCritic,
+    init_weights,
+)
 from curriculum_rl.controllers.observation import NUM_FEATURES
-from curriculum_rl.env import BatchedCurriculumVecEnv
 
 K_MAX = 8
 

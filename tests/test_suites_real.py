@@ -14,8 +14,9 @@ import torch
 from curriculum_rl import reference
 from curriculum_rl.cli import main
 from curriculum_rl.controllers import Uniform
-from curriculum_rl.reference import delta_m, single_task_reference, worst_task_change
+from curriculum_rl.reference import single_task_reference
 from curriculum_rl.runner import run_controller
+from curriculum_rl.scores import delta_m, worst_task_change
 from curriculum_rl.suites.base import SuiteInstance
 from curriculum_rl.suites.digits import DIGITS_TASKS, DigitsSuite
 from curriculum_rl.suites.mnist1d import MNIST1D_TASKS, Mnist1dSuite

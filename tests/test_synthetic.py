@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from curriculum_rl.env import BatchedCurriculumVecEnv
+from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 
 

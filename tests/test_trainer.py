@@ -6,7 +6,7 @@ import torch
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 from curriculum_rl.trainer.model import BatchedLinear, seeded_generator
-from curriculum_rl.trainer.optim import BatchedOptimizer
+from curriculum_rl.trainer.optim import BatchedOptimizer, fused_adam_supported
 
 
 def small_suite(k_low=3, k_high=3, **knobs) -> SyntheticSuite:
@@ -230,3 +230,84 @@ def test_both_gram_routes_equal_the_explicit_gradients():
         torch.testing.assert_close(
             task_gradient_gram(a, d, one_hot), expected, rtol=1e-4, atol=1e-4
         )
+
+
+def _adam_trio(fused: bool | None, init: list[torch.Tensor], lr: float = 0.05):
+    """Stacked parameters copied from ``init`` and a BatchedOptimizer over them."""
+    params = [torch.nn.Parameter(t.clone()) for t in init]
+    return params, BatchedOptimizer(params, init[0].shape[0], lr=lr, fused=fused)
+
+
+def _step_adam_paths(optimizers, refs, gen, steps=8, lr=0.05):
+    """Random gradients and random active runs for ``steps`` steps; every optimiser in
+    ``optimizers`` ((params, opt) pairs) and torch's Adam per run (``refs``) take them.
+    Run 0 is always active, run 1 restarts at step 4 (so step counts differ per run)."""
+    runs = len(refs)
+    theirs = [torch.optim.Adam(r, lr=lr) for r in refs]
+    for step in range(steps):
+        if step == 4:
+            for _, opt in optimizers:
+                opt.reset_run(1)
+            theirs[1] = torch.optim.Adam(refs[1], lr=lr)
+        active = (torch.rand(runs, generator=gen) < 0.6) | (torch.arange(runs) == 0)
+        grads = [torch.randn(p.shape, generator=gen) for p in optimizers[0][0]]
+        for params, opt in optimizers:
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            opt.step(active if step else None)  # the first step: every run, no mask
+        for run in range(runs):
+            if active[run] or not step:
+                for p, g in zip(refs[run], grads, strict=True):
+                    p.grad = g[run].clone()
+                theirs[run].step()
+
+
+def _check_against_torch_adam(params, refs) -> None:
+    for run, ref in enumerate(refs):
+        for p, r in zip(params, ref, strict=True):
+            torch.testing.assert_close(p.detach()[run], r.detach(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(
+    not fused_adam_supported(torch.device("cpu"), torch.float32),
+    reason="torch's private fused Adam kernel is unavailable here",
+)
+def test_fused_and_public_adam_paths_agree_with_per_run_step_counts():
+    """Both Adam paths give the same parameters after steps where runs sit out at random
+    and one restarts (per-run step counts differ), and both equal torch's Adam per run."""
+    gen = torch.Generator().manual_seed(0)
+    init = [torch.randn(5, 4, 3, generator=gen), torch.randn(5, 3, generator=gen)]
+    fused, public = _adam_trio(True, init), _adam_trio(False, init)
+    assert fused[1].fused and not public[1].fused
+    refs = [[torch.nn.Parameter(t[run].clone()) for t in init] for run in range(5)]
+    _step_adam_paths([fused, public], refs, gen)
+    assert len(set(fused[1].steps.tolist())) > 2  # the step counts really differ
+    assert torch.equal(fused[1].steps, public[1].steps)
+    for a, b in zip(fused[0], public[0], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    for params, _ in (fused, public):
+        _check_against_torch_adam(params, refs)
+
+
+@pytest.mark.parametrize("broken", ["missing", "NotImplementedError", "RuntimeError"])
+def test_adam_falls_back_to_public_ops_without_the_fused_kernel(monkeypatch, broken):
+    def refuse(*args, **kwargs):
+        raise {"NotImplementedError": NotImplementedError, "RuntimeError": RuntimeError}[broken]
+
+    if broken == "missing":
+        monkeypatch.delattr(torch, "_fused_adam_")
+    else:
+        monkeypatch.setattr(torch, "_fused_adam_", refuse)
+    fused_adam_supported.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="fused Adam kernel is unavailable"):
+            _adam_trio(True, [torch.zeros(2, 3)])
+        gen = torch.Generator().manual_seed(1)
+        init = [torch.randn(3, 4, generator=gen)]
+        params, opt = _adam_trio(None, init)
+        assert not opt.fused
+        refs = [[torch.nn.Parameter(init[0][run].clone())] for run in range(3)]
+        _step_adam_paths([(params, opt)], refs, gen)
+        _check_against_torch_adam(params, refs)
+    finally:
+        fused_adam_supported.cache_clear()

@@ -1,7 +1,7 @@
 """The PPO meta-controller as a stable-baselines3 ``ActorCriticPolicy``.
 
 :class:`TaskSetPolicy` plugs the permutation-equivariant networks of
-:mod:`curriculum_rl.agents.network` into SB3:
+:mod:`curriculum_rl.controllers.learned.network` into SB3:
 
 * :class:`TaskSetExtractor` (the ``BaseFeaturesExtractor`` seam) hands the observation on
   as ``(B, K_max, F)`` task rows instead of flattening it, which would tie every weight to a
@@ -26,7 +26,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
-from curriculum_rl.agents.network import (
+from curriculum_rl.controllers.learned.network import (
     NetworkConfig,
     TaskSetActor,
     TaskSetCritic,

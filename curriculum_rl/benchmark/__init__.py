@@ -11,7 +11,7 @@ in ``out``, and writes
 * ``plots/*.png`` and TensorBoard logs under ``tb/``.
 
 See :mod:`curriculum_rl.benchmark.metrics` for the scores and
-:mod:`curriculum_rl.benchmark.stats` for the statistics.
+:mod:`curriculum_rl.stats` for the statistics.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curriculum_rl.agents.controller import load_controller
 from curriculum_rl.controllers.base import Controller
+from curriculum_rl.controllers.load import load_controller
 from curriculum_rl.controllers.registry import controller_names
 from curriculum_rl.controllers.static import StaticWeights, tune_static_weights
 from curriculum_rl.suites import Suite, SuiteInstance
@@ -93,7 +93,6 @@ class ControllerEntry:
         self,
         instances: Sequence[SuiteInstance] = (),
         budget: int = 0,
-        interval: int = 1,
         trainer: TrainerConfig | None = None,
     ) -> Controller:
         """A fresh controller (one per batch of seeds, so no state leaks between suites).
@@ -101,14 +100,14 @@ class ControllerEntry:
         ``static-tuned`` is tuned here, per instance of the batch, on the validation
         split with a tuning seed no evaluated run uses (search space and budget:
         :class:`~curriculum_rl.controllers.static.StaticGrid`), so it needs the batch's
-        ``instances``, ``budget``, ``interval`` and ``trainer``.
+        ``instances``, ``budget`` and ``trainer``.
 
         Raises:
             ValueError: unknown name, or an optional dependency is missing (the message
                 names what to install).
         """
         if self.spec == STATIC_TUNED:
-            weights = tune_static_weights(instances, [TUNING_SEED], budget, interval, trainer)
+            weights = tune_static_weights(instances, [TUNING_SEED], budget, config=trainer)
             return StaticWeights(weights)
         try:
             return load_controller(self.spec)

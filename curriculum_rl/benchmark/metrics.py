@@ -1,29 +1,34 @@
-"""Per-run figures of merit (one row of ``results.csv`` per run).
+"""Per-run rows of ``results.csv``: every score of :mod:`curriculum_rl.scores` for one run,
+at the final and at the best-validation checkpoint.
 
-* G, the paired gain over uniform weighting on the same seed: ``J_uniform - J`` on the
-  test split (log-loss units, higher is better), at the final parameters and at the
-  best-validation checkpoint. A run whose loss turned non-finite has J = +inf, so its G is
-  -inf (a failure that the IQM's trimming may absorb, never a silent drop); when uniform
-  failed too, the two tie (G = 0).
-* Δm% and the worst-task change against single-task training (positive = worse), when
-  the reference is available; the worst-task change against uniform on the same seed,
-  in the same convention, which is paired and free of the capacity confound of Δm%.
-* Anytime performance: the area under the validation-J curve, as its mean over the
-  decisions (lower is better).
+* ``gain`` (G_m, the headline: paired gain over uniform on task metrics) and ``gain_j``
+  (G_J, on log test loss);
+* ``worst_vs_uniform``: the worst task's change against uniform on the same seed (%);
+* ``delta_m`` / ``worst_vs_stl``: Δm% and the worst-task change against single-task
+  training, when the reference is available;
+* ``auc_val_j``: the anytime area under the validation-J curve (mean over decisions);
+* ``failed``: the run diverged (the trainer's one definition); its gains are -inf.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from curriculum_rl.benchmark.config import UNIFORM
 from curriculum_rl.benchmark.run import Records
-from curriculum_rl.benchmark.single_task import References, relative_score
+from curriculum_rl.benchmark.single_task import References
+from curriculum_rl.scores import CHECKPOINTS, anytime_auc, score_run
 
 REFERENCE_FIELDS = ("delta_m_final", "delta_m_best", "worst_vs_stl_final", "worst_vs_stl_best")
+_SCORE_COLUMNS = {
+    "gain": "gain",
+    "gain_j": "gain_j",
+    "worst_vs_uniform": "worst_vs_uniform",
+    "delta_m": "delta_m",
+    "worst_vs_stl": "worst_vs_reference",
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class RunRow:
     best_test_j: float
     gain_final: float
     gain_best: float
+    gain_j_final: float
+    gain_j_best: float
     worst_vs_uniform_final: float
     worst_vs_uniform_best: float
     delta_m_final: float
@@ -45,7 +52,7 @@ class RunRow:
     worst_vs_stl_final: float
     worst_vs_stl_best: float
     auc_val_j: float
-    diverged: bool
+    failed: bool
 
 
 def run_rows(records: Records, references: References | None) -> list[RunRow]:
@@ -62,52 +69,28 @@ def run_rows(records: Records, references: References | None) -> list[RunRow]:
 def _row(
     suite: str, controller: str, seed: int, run: dict, uniform: dict, ref: dict | None
 ) -> RunRow:
-    hib = run["higher_is_better"]
-    scores = {}
-    for ckpt in ("final", "best"):
-        metric = run[f"{ckpt}_test_metric"]
-        scores[f"gain_{ckpt}"] = paired_gain(uniform[f"{ckpt}_test_j"], run[f"{ckpt}_test_j"])
-        scores[f"worst_vs_uniform_{ckpt}"] = relative_score(
-            "worst_task_change", metric, uniform[f"{ckpt}_test_metric"], hib
-        )
-        stl = ref[f"{ckpt}_test_metric"] if ref is not None else None
-        for name, kind in (("delta_m", "delta_m"), ("worst_vs_stl", "worst_task_change")):
-            value = relative_score(kind, metric, stl, hib) if stl is not None else math.nan
-            scores[f"{name}_{ckpt}"] = value
-        if any(m is None for m in metric):
-            # A non-finite metric is this run's failure: the worst score, not "undefined"
-            # (NaN stays for a reference that is itself undefined, and is left out).
-            failed = ["worst_vs_uniform"] + (["delta_m", "worst_vs_stl"] if stl else [])
-            scores.update({f"{name}_{ckpt}": math.inf for name in failed})
+    columns = {}
+    failed = False
+    for checkpoint in CHECKPOINTS:
+        scores = score_run(run, uniform, ref, checkpoint)
+        failed |= scores.failed
+        for column, attribute in _SCORE_COLUMNS.items():
+            columns[f"{column}_{checkpoint}"] = getattr(scores, attribute)
     return RunRow(
         suite=suite,
         controller=controller,
         seed=seed,
         num_tasks=len(run["tasks"]),
-        final_test_j=_j(run["final_test_j"]),
-        best_test_j=_j(run["best_test_j"]),
+        final_test_j=_finite_or_inf(run["final_test_j"]),
+        best_test_j=_finite_or_inf(run["best_test_j"]),
         auc_val_j=anytime_auc(run["j_curve"]),
-        diverged=bool(run["diverged"]),
-        **scores,
+        failed=failed,
+        **columns,
     )
 
 
-def paired_gain(j_uniform: float | None, j: float | None) -> float:
-    """G = J_uniform - J; ``None`` (a non-finite J in the JSON) counts as +inf."""
-    ju, jc = _j(j_uniform), _j(j)
-    if math.isinf(ju) and math.isinf(jc):
-        return 0.0  # both runs failed: no difference between them
-    return ju - jc
-
-
-def anytime_auc(j_curve: list[float | None]) -> float:
-    """Mean of the validation-J curve over the decisions (area under it, per decision)."""
-    values = [_j(v) for v in j_curve]
-    return sum(values) / len(values) if values else math.nan
-
-
-def _j(value: float | None) -> float:
-    return math.inf if value is None else float(value)
+def _finite_or_inf(value: float | None) -> float:
+    return float("inf") if value is None else float(value)
 
 
 def write_csv(rows: list[RunRow], path: Path, with_reference: bool) -> None:

@@ -73,7 +73,7 @@ def schedules(suite: str, runs: dict[str, list[dict]]) -> Figure:
 
 
 def aggregate_chart(aggregate: dict) -> Figure:
-    """IQM of G over all suites and seeds with 95% CI bars, final and best checkpoint."""
+    """IQM of G_m over all suites and seeds with 95% CI bars, final and best checkpoint."""
     controllers = list(aggregate)
     fig = Figure(figsize=(9, 0.4 * len(controllers) + 1.5), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
@@ -87,7 +87,10 @@ def aggregate_chart(aggregate: dict) -> Figure:
         high = np.array([_finite(e["ci"][1]) for e in est])
         ax.errorbar(mid, y, xerr=np.abs([mid - low, high - mid]), fmt="o", capsize=3)
         ax.axvline(0.0, color="grey", lw=0.8)
-        ax.set(title=f"G over uniform, {title}", xlabel="IQM of G (95% CI); > 0 beats uniform")
+        ax.set(
+            title=f"G_m over uniform, {title}",
+            xlabel="IQM of G_m, task-metric gain (95% CI); > 0 beats uniform",
+        )
     axes[0].set_yticks(y, controllers)
     axes[0].invert_yaxis()
     return fig

@@ -24,6 +24,7 @@ def write_summary(
 ) -> None:
     """Write the Markdown report of ``summary`` (see :func:`summarize`) to ``path``."""
     lines = _preamble(config, with_reference, summary["settings"]["skipped_controllers"])
+    lines += ["## Who won", ""] + [f"* {line}" for line in verdicts(summary)] + [""]
     for suite, cells in summary["suites"].items():
         lines += [f"## {suite}", ""]
         lines += _suite_table(cells, with_reference)
@@ -37,13 +38,48 @@ def write_summary(
     lines += [
         "## Aggregate over suites",
         "",
-        "IQM of G over all (suite, seed) runs; 95% CI from a bootstrap stratified by suite.",
+        "IQM over all (suite, seed) runs; 95% CI from a bootstrap stratified by suite.",
         "",
     ]
     lines += _aggregate_table(summary["aggregate"])
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
+
+
+def ranking(cells: dict[str, dict]) -> list[str]:
+    """Controllers by the IQM of G_m, best first (a non-finite IQM ranks last)."""
+
+    def key(name: str) -> float:
+        value = cells[name]["gain"]["iqm"]
+        return -value if value is not None and math.isfinite(value) else math.inf
+
+    return sorted(cells, key=key)
+
+
+def verdicts(summary: dict) -> list[str]:
+    """One plain sentence per suite and one for the aggregate: who won, by how much over
+    the runner-up, and whether their CIs overlap (then the lead is not established)."""
+    lines = []
+    tables = [*summary["suites"].items(), ("all suites (aggregate)", summary["aggregate"])]
+    for suite, cells in tables:
+        order = ranking(cells)
+        if len(order) < 2:
+            continue
+        best, second = cells[order[0]]["gain"], cells[order[1]]["gain"]
+        lead = _num(_difference(best["iqm"], second["iqm"]))
+        low, high = best["ci"][0], second["ci"][1]
+        overlap = low is None or high is None or low <= high
+        certainty = "CIs overlap: not a clear win" if overlap else "CIs do not overlap"
+        lines.append(
+            f"{suite}: **{order[0]}** (G_m {_num(best['iqm'])}), ahead of {order[1]} "
+            f"({_num(second['iqm'])}) by {lead}; {certainty}."
+        )
+    return lines
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str]) -> list[str]:
@@ -55,16 +91,22 @@ def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str])
         f"controller trains on the same instances from the same initialisations). Budget: "
         f"{config.budget} inner steps, a decision every {config.interval}. Trainer: {trainer}.",
         "",
-        "* **G** = J_uniform − J on the test split of the same seed (mean log loss; higher "
-        "is better; > 0 beats uniform). *final*: last parameters; *best*: the checkpoint "
-        "with the best validation J.",
+        "* **G_m** (the headline) = mean over target tasks of log(E_uniform / E) on the test "
+        "split of the same seed, E the task error (MSE; error rate with add-one smoothing for "
+        "classification and tagging): relative error reduction over uniform weighting on "
+        "task metrics; > 0 beats uniform. **G_J** = J_uniform − J (mean log test loss), "
+        "reported beside it: it can be gamed by driving already-solved tasks' loss to 0. "
+        "*final*: last parameters; *best*: the checkpoint with the best validation J.",
         "* Cells show the IQM over seeds with its 95% bootstrap CI in brackets "
         f"({config.reps} replicates).",
         "* **Δm%** (vs single-task training, same budget) and **worst-task** relative change "
         "(the worst task's change, in %): lower is better, positive = worse than the "
         "reference. Δm% partly measures trunk capacity (one trunk for K tasks vs K trunks).",
         "* **AUC**: mean validation J over the decisions (anytime performance; lower is better).",
-        "* Only differences of about 0.1 in J were reliable with 5 seeds; use ≥ 10 for claims.",
+        "* A failed run (diverged: non-finite, or validation J far above its start) scores "
+        "G = -inf and counts in *failed*. Rows are ranked by the IQM of G_m; the best is in "
+        "bold.",
+        "* Only differences of about 0.1 were reliable with 5 seeds; use ≥ 10 for claims.",
         "",
     ]
     if not with_reference:
@@ -75,25 +117,25 @@ def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str])
 
 
 def _suite_table(cells: dict, with_reference: bool) -> list[str]:
-    header = ["controller", "G final", "G best"]
+    header = ["rank", "controller", "G_m final", "G_m best", "G_J final"]
     if with_reference:
-        header += ["Δm% final", "Δm% best", "worst vs STL final", "worst vs STL best"]
-    header += ["worst vs uniform final", "worst vs uniform best", "AUC val J", "diverged"]
+        header += ["Δm% final", "Δm% best", "worst vs STL final"]
+    header += ["worst vs uniform final", "AUC val J", "failed"]
     rows = []
-    for controller, cell in cells.items():
-        row = [controller, _ci(cell["gain"]), _ci(cell["gain_best"])]
+    for rank, controller in enumerate(ranking(cells), start=1):
+        cell = cells[controller]
+        name = f"**{controller}**" if rank == 1 else controller
+        row = [str(rank), name, _ci(cell["gain"]), _ci(cell["gain_best"]), _ci(cell["gain_j"])]
         if with_reference:
             row += [
                 _ci(cell["delta_m"]),
                 _ci(cell["delta_m_best"]),
                 _num(cell["worst_task_change"]["iqm"]),
-                _num(cell["worst_task_change_best"]["iqm"]),
             ]
         row += [
             _num(cell["worst_task_change_vs_uniform"]["iqm"]),
-            _num(cell["worst_task_change_vs_uniform_best"]["iqm"]),
             _num(cell["auc_val_j"]),
-            f"{cell['diverged']}/{cell['runs']}",
+            f"{cell['failed']}/{cell['runs']}",
         ]
         rows.append(row)
     return _table(header, rows)
@@ -132,8 +174,13 @@ def _task_mean(runs: Sequence[dict], task: str, checkpoint: str) -> float:
 
 
 def _aggregate_table(aggregate: dict) -> list[str]:
-    header = ["controller", "G final", "G best", "runs"]
-    rows = [[c, _ci(a["gain"]), _ci(a["gain_best"]), str(a["runs"])] for c, a in aggregate.items()]
+    header = ["rank", "controller", "G_m final", "G_m best", "G_J final", "failed"]
+    rows = []
+    for rank, c in enumerate(ranking(aggregate), start=1):
+        a = aggregate[c]
+        name = f"**{c}**" if rank == 1 else c
+        row = [str(rank), name, _ci(a["gain"]), _ci(a["gain_best"]), _ci(a["gain_j"])]
+        rows.append([*row, f"{a['failed']}/{a['runs']}"])
     return _table(header, rows)
 
 

@@ -104,7 +104,7 @@ def _run_batch(
     results = runner.run_controller(
         batch,
         seeds,
-        ctrl.make(batch, config.budget, config.interval, config.trainer),
+        ctrl.make(batch, config.budget, config.trainer),
         config.budget,
         config.interval,
         config.trainer,

@@ -1,13 +1,13 @@
 """The single-task reference of Δm%: each task trained alone with the same budget.
 
-It comes from :mod:`curriculum_rl.reference` (``single_task_reference``, ``delta_m``,
-``worst_task_change``). References are cached under ``<out>/reference``, so a resumed
-benchmark does not retrain them; ``--no-reference`` skips them (and the Δm% columns).
+It comes from :func:`curriculum_rl.reference.single_task_reference`; the scores built on
+it are :mod:`curriculum_rl.scores`. References are cached under ``<out>/reference``, so a
+resumed benchmark does not retrain them; ``--no-reference`` skips them (and the Δm%
+columns).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from tqdm.auto import tqdm
@@ -41,13 +41,3 @@ def compute_references(
             cache_dir=config.out / "reference",
         )
     return refs
-
-
-def relative_score(kind: str, metrics: list, ref_metrics: list, higher_is_better: list) -> float:
-    """``delta_m`` or ``worst_task_change`` of :mod:`curriculum_rl.reference` (positive =
-    worse than the reference); NaN where it is undefined (a reference metric that is
-    missing, zero or non-finite, e.g. a diverged reference run)."""
-    try:
-        return float(getattr(reference, kind)(metrics, ref_metrics, higher_is_better))
-    except ValueError:
-        return math.nan

@@ -1,7 +1,7 @@
 """Aggregates over seeds: per (suite, controller), and per controller over all suites.
 
 Every score is summarised by its IQM with a 95% stratified-bootstrap interval
-(:mod:`curriculum_rl.benchmark.stats`): per suite, the seeds are the one stratum; in
+(:mod:`curriculum_rl.stats`): per suite, the seeds are the one stratum; in
 the aggregate over suites, each suite is a stratum (rliable's convention for the
 runs x tasks score matrix, with suites as tasks). NaN scores (relative changes against a
 reference that is itself undefined) are left out; infinite ones (failed runs) stay in.
@@ -14,12 +14,14 @@ import math
 from collections.abc import Sequence
 
 from curriculum_rl.benchmark.metrics import RunRow
-from curriculum_rl.benchmark.stats import Estimate, stratified_iqm
+from curriculum_rl.stats import Estimate, stratified_iqm
 
 # summary key -> RunRow field; "_best" keys are at the best-validation checkpoint.
 SCORES = {
     "gain": "gain_final",
     "gain_best": "gain_best",
+    "gain_j": "gain_j_final",
+    "gain_j_best": "gain_j_best",
     "worst_task_change_vs_uniform": "worst_vs_uniform_final",
     "worst_task_change_vs_uniform_best": "worst_vs_uniform_best",
 }
@@ -29,7 +31,7 @@ REFERENCE_SCORES = {
     "worst_task_change": "worst_vs_stl_final",
     "worst_task_change_best": "worst_vs_stl_best",
 }
-AGGREGATE_SCORES = ("gain", "gain_best")
+AGGREGATE_SCORES = ("gain", "gain_best", "gain_j", "gain_j_best")
 
 
 def summarize(
@@ -41,11 +43,12 @@ def summarize(
 ) -> dict:
     """``{"suites": {suite: {controller: {...}}}, "aggregate": {controller: {...}}}``.
 
-    Per suite and controller: ``gain``/``gain_best`` (G), ``delta_m``/``delta_m_best``
+    Per suite and controller: ``gain``/``gain_best`` (G_m, the headline),
+    ``gain_j``/``gain_j_best`` (G_J), ``delta_m``/``delta_m_best``
     and ``worst_task_change``/``worst_task_change_best`` (against single-task training;
     ``None`` without the reference), ``worst_task_change_vs_uniform[_best]``, each as
-    ``{"iqm": x, "ci": [low, high]}``; ``auc_val_j`` (mean), ``runs`` and ``diverged``
-    (counts). Aggregate per controller: ``gain`` and ``gain_best`` pooled over suites.
+    ``{"iqm": x, "ci": [low, high]}``; ``auc_val_j`` (mean), ``runs`` and ``failed``
+    (counts). Aggregate per controller: the gains pooled over suites, and ``failed``.
     Floats may be non-finite (failed runs); :func:`json_ready` maps them to ``None``.
     """
     by_key: dict[tuple[str, str], list[RunRow]] = {}
@@ -62,7 +65,10 @@ def summarize(
             ).to_dict()
             for key in AGGREGATE_SCORES
         }
-        | {"runs": sum(len(by_key[s, c]) for s in suites)}
+        | {
+            "runs": sum(len(by_key[s, c]) for s in suites),
+            "failed": sum(r.failed for s in suites for r in by_key[s, c]),
+        }
         for c in controllers
     }
     return {"suites": per_suite, "aggregate": aggregate}
@@ -82,7 +88,7 @@ def _cell(rows: list[RunRow], with_reference: bool, reps: int) -> dict:
     aucs = [r.auc_val_j for r in rows]
     cell["auc_val_j"] = sum(aucs) / len(aucs)
     cell["runs"] = len(rows)
-    cell["diverged"] = sum(r.diverged for r in rows)
+    cell["failed"] = sum(r.failed for r in rows)
     return cell
 
 

@@ -34,7 +34,7 @@ from torchjd.aggregation import (
 )
 
 from curriculum_rl.controllers.base import Controller, Decision, RunContext, uniform_decision
-from curriculum_rl.controllers.hooks import active_runs, per_task_grads, run_generator
+from curriculum_rl.controllers.hooks import per_task_grads, run_generator
 from curriculum_rl.trainer import StepContext, StepHook
 from curriculum_rl.trainer.signals import Signals
 
@@ -59,8 +59,7 @@ class AggregatorHook:
     def backward(
         self, task_losses: torch.Tensor, weights: torch.Tensor, context: StepContext
     ) -> None:
-        mask = context.mask
-        active = active_runs(task_losses, mask)
+        mask, active = context.mask, context.active.tolist()
         shared = list(context.shared_params)
         rows = per_task_grads(task_losses, shared, mask)
         heads = list(context.head_params)

@@ -1,32 +1,37 @@
 """One interface for everything that sets task weights and sampling probabilities.
 
-A controller is reset at the start of a batch of runs, then asked for a :class:`Decision`
-at every decision point, given the :class:`~curriculum_rl.trainer.signals.Signals`.
-Methods that must act inside every optimisation step (uncertainty weighting, GradNorm,
-FAMO, gradient aggregators) also expose a :class:`~curriculum_rl.trainer.StepHook` as
-``hook``; the trainer then lets the hook do each step's backward pass. The learned PPO
-policy, every heuristic, the environment, the benchmark and a user's own loop all speak
-this one interface.
+A controller is reset at the start of a batch of runs, then asked for a
+:class:`~curriculum_rl.controllers.decision.Decision` at every decision point, given the
+:class:`DecisionState`: the runs' :class:`~curriculum_rl.trainer.signals.Signals` plus
+the decision in force and the observation built from both. The one decision loop
+(:class:`curriculum_rl.loop.DecisionLoop`) makes that state, for the environment, the
+benchmark's runner and a user's own loop alike. Methods that must act inside every
+optimisation step (uncertainty weighting, GradNorm, FAMO, gradient aggregators) also
+expose a :class:`~curriculum_rl.trainer.StepHook` as ``hook``; the trainer then lets the
+hook do each step's backward pass.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from curriculum_rl.controllers.decision import Decision, normalize_decision, uniform_decision
+from curriculum_rl.controllers.observation import build_observation
 from curriculum_rl.trainer import StepHook
 from curriculum_rl.trainer.signals import Signals
 
-
-@dataclass
-class Decision:
-    """Per-task loss weights (mean 1 over valid tasks) and sampling probabilities
-    (sum 1 over valid tasks), both (N, K); padded tasks hold 0."""
-
-    weights: torch.Tensor
-    sampling: torch.Tensor
+__all__ = [
+    "Controller",
+    "Decision",
+    "DecisionState",
+    "RunContext",
+    "Uniform",
+    "normalize_decision",
+    "uniform_decision",
+]
 
 
 @dataclass
@@ -50,6 +55,27 @@ class RunContext:
         return max(1, -(-self.budget // self.interval))
 
 
+@dataclass
+class DecisionState(Signals):
+    """What a controller reads at a decision: the signals, and ``previous``, the decision
+    the last interval trained with (uniform at a run's first decision).
+
+    :meth:`observation` is the policy's input, built from both, so every controller and
+    the environment read the same table.
+    """
+
+    previous: Decision
+    _observations: dict[int, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
+
+    def observation(self, max_tasks: int | None = None) -> torch.Tensor:
+        """(N, max_tasks, F) observation (see :mod:`curriculum_rl.controllers.observation`);
+        computed once per width."""
+        width = self.max_tasks if max_tasks is None else max_tasks
+        if width not in self._observations:
+            self._observations[width] = build_observation(self, self.previous, width)
+        return self._observations[width]
+
+
 class Controller(ABC):
     """Base class: subclasses implement :meth:`decide`; stateful ones also :meth:`reset`."""
 
@@ -65,27 +91,8 @@ class Controller(ABC):
         self.context = context
 
     @abstractmethod
-    def decide(self, signals: Signals) -> Decision:
+    def decide(self, signals: DecisionState) -> Decision:
         """Weights and sampling for the next decision interval."""
-
-
-def uniform_decision(mask: torch.Tensor) -> Decision:
-    """Weight 1 and probability 1/K for every valid task."""
-    valid = mask.float()
-    return Decision(valid.clone(), valid / valid.sum(1, keepdim=True).clamp_min(1))
-
-
-def normalize_decision(
-    weights: torch.Tensor, sampling: torch.Tensor, mask: torch.Tensor
-) -> Decision:
-    """Scale weights to mean 1 and sampling to sum 1 over each run's valid tasks."""
-    valid = mask.float()
-    weights = weights * valid
-    sampling = sampling * valid
-    k = valid.sum(1, keepdim=True).clamp_min(1)
-    weights = weights * k / weights.sum(1, keepdim=True).clamp_min(1e-12)
-    sampling = sampling / sampling.sum(1, keepdim=True).clamp_min(1e-12)
-    return Decision(weights, sampling)
 
 
 class Uniform(Controller):
@@ -93,5 +100,5 @@ class Uniform(Controller):
 
     name = "uniform"
 
-    def decide(self, signals: Signals) -> Decision:
+    def decide(self, signals: DecisionState) -> Decision:
         return uniform_decision(signals.mask)

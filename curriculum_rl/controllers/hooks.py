@@ -3,7 +3,9 @@
 A :class:`~curriculum_rl.trainer.StepHook` receives the per-task losses ``(N, K)`` of all
 runs at once. Parameters are stacked over runs (leading dim N) and run ``n`` only touches
 slice ``n``, so summing per-run objectives and calling ``backward`` once gives every run
-exactly its own gradient; these helpers keep that bookkeeping in one place.
+exactly its own gradient; these helpers keep that bookkeeping in one place. Which runs
+train this step is the trainer's ``StepContext.active``: a hook that keeps state per run
+updates it for those runs only.
 """
 
 from __future__ import annotations
@@ -14,16 +16,6 @@ import numpy as np
 import torch
 
 EPS = 1e-12
-
-
-def active_runs(task_losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(N,) runs that are training this step.
-
-    The trainer zeroes the losses of a diverged run (and skips its optimiser update), so
-    a run whose valid losses are all exactly 0 is treated as inactive: stateful methods
-    must not learn from those placeholder zeros.
-    """
-    return ((task_losses.detach() != 0) & mask).any(1)
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -133,7 +133,7 @@ def tune_static_weights(
     instances: Sequence[SuiteInstance],
     seeds: Sequence[int],
     budget: int,
-    interval: int,
+    *,
     config: TrainerConfig | None = None,
     grid: StaticGrid | None = None,
 ) -> list[list[float]]:
@@ -143,9 +143,10 @@ def tune_static_weights(
     every seed in ``seeds`` for ``budget`` inner steps, and scored by the mean over seeds
     of the final validation-probe J (what ``run_controller`` records as
     ``RunRecord.j_curve[-1]``); ties keep the earlier candidate, so uniform wins unless
-    something is strictly better. ``interval`` is accepted for symmetry with
-    ``run_controller``; a static schedule does not depend on it. Use tuning seeds distinct
-    from the evaluation seeds.
+    something is strictly better. A static schedule does not depend on the decision
+    interval, so none is asked for; ``config`` and ``grid`` are keyword-only, so a
+    positional call that still passes an interval fails loudly instead of taking it for
+    the config. Use tuning seeds distinct from the evaluation seeds.
     """
     grid = grid or StaticGrid()
     if not seeds:

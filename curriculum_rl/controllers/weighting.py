@@ -26,12 +26,7 @@ import torch
 from torchjd.scalarization import DWA, FAMO, IMTLL, UW, GeometricMean, Scalarizer
 
 from curriculum_rl.controllers.base import Controller, Decision, RunContext, normalize_decision
-from curriculum_rl.controllers.hooks import (
-    EPS,
-    active_runs,
-    masked_softmax,
-    run_generator,
-)
+from curriculum_rl.controllers.hooks import EPS, masked_softmax, run_generator
 from curriculum_rl.trainer import StepContext, StepHook, TrainerConfig
 from curriculum_rl.trainer.optim import BatchedOptimizer
 from curriculum_rl.trainer.signals import Signals
@@ -92,8 +87,7 @@ class _RunwiseHook:
     def backward(
         self, task_losses: torch.Tensor, weights: torch.Tensor, context: StepContext
     ) -> None:
-        mask = context.mask
-        active = active_runs(task_losses, mask)
+        mask, active = context.mask, context.active.tolist()
         objective = task_losses.new_zeros(())
         for n, scalarizer in enumerate(self.scalarizers):
             if active[n]:
@@ -240,12 +234,11 @@ class _ElementwiseHook:
     def backward(
         self, task_losses: torch.Tensor, weights: torch.Tensor, context: StepContext
     ) -> None:
-        active = active_runs(task_losses, context.mask)
         # Padded entries see a loss of 0; their parameters' gradients are dropped below.
         _backward(self.scalarizer(task_losses * context.mask))
         if self.param.grad is not None:
             self.param.grad = self.param.grad * context.mask
-            self.optimizer.step(active)
+            self.optimizer.step(context.active)
         self.param.grad = None
 
 
@@ -327,7 +320,9 @@ class _RandomWeightsHook:
     def backward(
         self, task_losses: torch.Tensor, weights: torch.Tensor, context: StepContext
     ) -> None:
-        self.last_weights = self.draw(context.mask)
+        # Every run draws each step (its stream stays aligned with its steps); an
+        # inactive run's draw is not used.
+        self.last_weights = self.draw(context.mask) * context.active[:, None]
         _backward((self.last_weights * task_losses).sum())
 
 
@@ -367,8 +362,7 @@ class _GradNormHook:
     def backward(
         self, task_losses: torch.Tensor, weights: torch.Tensor, context: StepContext
     ) -> None:
-        mask = context.mask
-        active = active_runs(task_losses, mask)
+        active = context.active
         losses = task_losses.detach()
         start = active & ~self.has_initial
         self.initial = torch.where(start[:, None], losses.clamp_min(EPS), self.initial)
@@ -380,7 +374,7 @@ class _GradNormHook:
     @staticmethod
     def _grad_norms(task_losses: torch.Tensor, context: StepContext) -> torch.Tensor:
         """(N, K) ``||grad_W L_k||`` on the last shared layer's weight W (as in the paper)."""
-        weight = context.net.proj.weight
+        weight = context.last_shared_weight
         norms = torch.zeros_like(task_losses)
         for k in range(task_losses.shape[1]):
             if bool(context.mask[:, k].any()):
@@ -406,7 +400,8 @@ class _GradNormHook:
         self.optimizer.step(active)
         with torch.no_grad():  # renormalise to mean 1 over the valid tasks (paper, Sec. 3.2)
             w = self.w.clamp_min(1e-3) * mask
-            self.w.copy_(w * k / w.sum(1, keepdim=True).clamp_min(EPS))
+            w = w * k / w.sum(1, keepdim=True).clamp_min(EPS)
+            self.w.copy_(torch.where(active[:, None], w, self.w))  # inactive: untouched
         self.w.grad = None
 
 

@@ -1,10 +1,10 @@
-"""Gymnasium and stable-baselines3 environments around the batched trainer."""
+"""The Gymnasium environment around the batched trainer (the batched stable-baselines3
+``VecEnv`` over the same decision core is :mod:`curriculum_rl.agents.vec_env`)."""
 
 import gymnasium as gym
 
 from curriculum_rl.env.core import CurriculumCore, EnvConfig
 from curriculum_rl.env.single import CurriculumEnv, env_config, make_spaces
-from curriculum_rl.env.vec import BatchedCurriculumVecEnv
 
 ENV_ID = "curriculum_rl/Multitask-v0"
 
@@ -13,7 +13,6 @@ if ENV_ID not in gym.registry:
 
 __all__ = [
     "ENV_ID",
-    "BatchedCurriculumVecEnv",
     "CurriculumCore",
     "CurriculumEnv",
     "EnvConfig",

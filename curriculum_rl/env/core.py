@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from curriculum_rl.controllers.actions import actions_to_decision, emphasis_divergence
-from curriculum_rl.controllers.base import Decision, uniform_decision
-from curriculum_rl.controllers.observation import NUM_FEATURES, build_observation
+from curriculum_rl.controllers.base import DecisionState
+from curriculum_rl.controllers.observation import NUM_FEATURES
+from curriculum_rl.loop import DecisionLoop
 from curriculum_rl.suites import Suite, resolve_suite
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
-from curriculum_rl.trainer.signals import Signals, SignalTracker
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,7 @@ class CurriculumCore:
         self.num_runs = num_runs
         self.rngs = [np.random.default_rng() for _ in range(num_runs)]
         self.trainer: BatchedMultitaskTrainer | None = None
-        self.tracker: SignalTracker | None = None
-        self.signals: Signals | None = None
-        self.previous: Decision | None = None
-        self.j = torch.zeros(num_runs)
+        self.loop: DecisionLoop | None = None
         self.decisions = np.zeros(num_runs, dtype=int)
 
     def seed(self, run: int, seed: int | None) -> None:
@@ -117,42 +114,23 @@ class CurriculumCore:
             # runs restart one by one on fresh instances: size heads for the widest task
             out_max=max(spec.out_dim for spec in self.suite.describe()),
         )
-        self.tracker = SignalTracker(
-            self.num_runs, self.config.max_tasks, device=self.trainer.device
-        )
-        self.previous = uniform_decision(self.trainer.mask)
+        self.loop = DecisionLoop(self.trainer.mask, self.trainer.sizes, self.config.budget)
         self.decisions[:] = 0
-        return self._observe(
-            torch.ones(self.num_runs, dtype=torch.bool, device=self.trainer.device)
-        )
+        self.loop.observe(self.trainer.measure())
+        return self.observation()
 
     def reset_runs(self, runs: list[int]) -> np.ndarray:
         """Start a fresh episode in ``runs`` only; return all observations."""
         for run in runs:
             instance, seed = self._draw(run)
             self.trainer.reset_run(run, instance, seed)
-        self.tracker.reset_runs(runs)
-        fresh = uniform_decision(self.trainer.mask)
-        self.previous.weights[runs] = fresh.weights[runs]
-        self.previous.sampling[runs] = fresh.sampling[runs]
+        self.loop.restart(runs, self.trainer.mask, self.trainer.sizes)
         self.decisions[runs] = 0
-        selected = torch.zeros(self.num_runs, dtype=torch.bool, device=self.trainer.device)
-        selected[runs] = True
-        return self._observe(selected)
-
-    def _observe(self, runs: torch.Tensor) -> np.ndarray:
-        signals = self.tracker.update(
-            self.trainer.measure(), self.config.budget, self.trainer.sizes, runs=runs
-        )
-        if self.signals is None or runs.all():
-            self.signals = signals
-        else:
-            self.signals = _merge(self.signals, signals, runs)
-        self.j = torch.where(runs.cpu(), signals.j.cpu(), self.j)
+        self.loop.observe(self.trainer.measure(), runs=runs)
         return self.observation()
 
     def observation(self) -> np.ndarray:
-        return build_observation(self.signals, self.previous).cpu().numpy()
+        return self.loop.state.observation(self.config.max_tasks).cpu().numpy()
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         """Apply actions (N, K_max, 2); return obs, rewards, terminated, infos (before
@@ -160,39 +138,41 @@ class CurriculumCore:
         actions = np.asarray(actions, dtype=np.float32).reshape(
             self.num_runs, *self.config.action_shape
         )
-        decision = actions_to_decision(
-            torch.from_numpy(actions).to(self.trainer.device), self.trainer.mask
+        decision = self.loop.commit(
+            actions_to_decision(
+                torch.from_numpy(actions).to(self.trainer.device), self.trainer.mask
+            )
         )
         self.trainer.set_schedule(decision.weights, decision.sampling)
-        self.previous = decision
         self.trainer.train(self.config.interval)
-        j_before = self.j.clone()
-        obs = self._observe(torch.ones(self.num_runs, dtype=torch.bool, device=self.trainer.device))
+        j_before = self.loop.state.j
+        state = self.loop.observe(self.trainer.measure())
         self.decisions += 1
-        diverged = self.signals.diverged.cpu().numpy()
-        rewards = (j_before - self.j).numpy().astype(np.float64)
+        diverged = state.diverged.cpu().numpy()
+        rewards = (j_before - state.j).cpu().numpy().astype(np.float64)
         if self.config.emphasis_cost:
             divergence = emphasis_divergence(decision, self.trainer.mask).cpu().numpy()
             rewards = rewards - self.config.emphasis_cost * divergence
         rewards = np.where(diverged, -self.config.divergence_penalty, rewards)
         rewards = np.nan_to_num(rewards, nan=-self.config.divergence_penalty)
         terminated = diverged | (self.decisions >= self.config.episode_length)
-        return obs, rewards, terminated, self._infos(diverged)
+        return self.observation(), rewards, terminated, self._infos(state, diverged)
 
-    def _infos(self, diverged: np.ndarray) -> list[dict]:
+    def _infos(self, state: DecisionState, diverged: np.ndarray) -> list[dict]:
         # One device-to-host copy per field, then numpy slices: per-run tensor
         # conversions would cost more than the rest of a batched step's bookkeeping.
         k = self.trainer.mask.sum(1).tolist()
         host = {
-            "weights": self.previous.weights.cpu().numpy(),
-            "sampling": self.previous.sampling.cpu().numpy(),
-            "val_loss": self.signals.val_loss.cpu().numpy(),
+            "weights": state.previous.weights.cpu().numpy(),
+            "sampling": state.previous.sampling.cpu().numpy(),
+            "val_loss": state.val_loss.cpu().numpy(),
         }
-        steps = self.signals.steps.tolist()
+        j = state.j.tolist()
+        steps = state.steps.tolist()
         return [
             {
                 "diverged": bool(diverged[run]),
-                "j": float(self.j[run]),
+                "j": float(j[run]),
                 "steps": int(steps[run]),
                 "num_tasks": int(k[run]),
                 **{name: values[run, : k[run]] for name, values in host.items()},
@@ -200,12 +180,3 @@ class CurriculumCore:
             }
             for run in range(self.num_runs)
         ]
-
-
-def _merge(old: Signals, new: Signals, runs: torch.Tensor) -> Signals:
-    """Signals with the rows of ``runs`` taken from ``new`` and the rest from ``old``."""
-    merged = {}
-    for name, value in new.__dict__.items():
-        keep = runs.view((-1,) + (1,) * (value.dim() - 1))
-        merged[name] = torch.where(keep, value, getattr(old, name))
-    return Signals(**merged)

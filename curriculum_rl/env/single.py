@@ -15,8 +15,7 @@ import numpy as np
 
 from curriculum_rl.controllers.observation import OBS_CLIP
 from curriculum_rl.env.core import CurriculumCore, EnvConfig
-from curriculum_rl.suites import Suite
-from curriculum_rl.trainer import TrainerConfig
+from curriculum_rl.typed_config import build_dataclass
 
 
 def make_spaces(config: EnvConfig) -> tuple[gym.spaces.Box, gym.spaces.Box]:
@@ -26,27 +25,15 @@ def make_spaces(config: EnvConfig) -> tuple[gym.spaces.Box, gym.spaces.Box]:
     return obs, act
 
 
-def env_config(
-    suite: str | Suite = "synthetic",
-    budget: int = 1500,
-    interval: int = 25,
-    max_tasks: int = 8,
-    divergence_penalty: float = 1.0,
-    trainer: TrainerConfig | dict | None = None,
-    emphasis_cost: float = 0.0,
-) -> EnvConfig:
-    """Build an :class:`EnvConfig` from keyword arguments (``trainer`` may be a dict)."""
-    if isinstance(trainer, dict):
-        trainer = TrainerConfig(**trainer)
-    return EnvConfig(
-        suite,
-        budget,
-        interval,
-        max_tasks,
-        divergence_penalty,
-        trainer or TrainerConfig(),
-        emphasis_cost,
-    )
+def env_config(config: EnvConfig | None = None, **kwargs: Any) -> EnvConfig:
+    """The :class:`EnvConfig` of ``gymnasium.make`` keyword arguments (its field names;
+    ``trainer`` may be a dict), or ``config`` itself. Unknown names and wrong types raise
+    ``ValueError`` naming them."""
+    if config is not None:
+        if kwargs:
+            raise ValueError(f"give either config= or keyword arguments, not both ({kwargs})")
+        return config
+    return build_dataclass(EnvConfig, kwargs, "env")
 
 
 class CurriculumEnv(gym.Env):
@@ -55,8 +42,9 @@ class CurriculumEnv(gym.Env):
     metadata: ClassVar[dict] = {"render_modes": []}
 
     def __init__(self, **kwargs: Any) -> None:
-        """Keyword arguments: those of :func:`env_config` (suite, budget, interval,
-        max_tasks, divergence_penalty, trainer, emphasis_cost)."""
+        """Keyword arguments: the fields of :class:`~curriculum_rl.env.EnvConfig` (suite,
+        budget, interval, max_tasks, divergence_penalty, trainer, emphasis_cost), or
+        ``config=EnvConfig(...)``."""
         super().__init__()
         self.config = env_config(**kwargs)
         self.observation_space, self.action_space = make_spaces(self.config)

@@ -36,12 +36,18 @@ class TaskSpec:
         out_dim: regression outputs or number of classes.
         metric: one of :data:`METRICS` (``mse`` for regression, ``accuracy`` for
             classification, ``token_accuracy`` for tagging).
+        auxiliary: ``True`` for a task that is trained only to help the others (more
+            data, a related signal) and does not count in the score: J, the reward and
+            the trainer's default objective read the *target* tasks, those with
+            ``auxiliary=False`` (the default, so every task is a target unless marked).
+            An instance keeps at least one target task.
     """
 
     name: str
     kind: TaskKind
     out_dim: int
     metric: str
+    auxiliary: bool = False
 
     def __post_init__(self) -> None:
         expected = {"regression": "mse", "classification": "accuracy", "tagging": "token_accuracy"}
@@ -56,10 +62,17 @@ class TaskSpec:
             )
         if self.out_dim < 1 or (self.kind != "regression" and self.out_dim < 2):
             raise ValueError(f"task {self.name!r}: out_dim={self.out_dim} is too small")
+        if not isinstance(self.auxiliary, bool):
+            raise ValueError(f"task {self.name!r}: auxiliary must be True or False")
 
     @property
     def higher_is_better(self) -> bool:
         return METRICS[self.metric]
+
+    @property
+    def is_target(self) -> bool:
+        """Whether the task counts in the score (the opposite of ``auxiliary``)."""
+        return not self.auxiliary
 
 
 @dataclass
@@ -137,6 +150,12 @@ class SuiteInstance:
     def num_tasks(self) -> int:
         return len(self.tasks)
 
+    @property
+    def target_tasks(self) -> list[int]:
+        """Indices of the tasks that count in the score (the non-auxiliary ones): the
+        trainer's objective unless a run names its own ``objective_tasks``."""
+        return [i for i, t in enumerate(self.tasks) if t.is_target]
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the problem if the instance is inconsistent."""
         if not self.tasks:
@@ -149,6 +168,12 @@ class SuiteInstance:
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"suite {self.name!r}: task names must be unique, got {names}")
+        if not any(t.is_target for t in self.tasks):
+            raise ValueError(
+                f"suite {self.name!r}: every task ({', '.join(names)}) is auxiliary, so "
+                "nothing would count in the score; mark at least one task as a target "
+                "(TaskSpec(..., auxiliary=False), the default)"
+            )
         for spec, data in zip(self.tasks, self.data, strict=True):
             for split, (x, y) in data.splits().items():
                 self._validate_split(spec, split, x, y)

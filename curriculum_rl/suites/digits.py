@@ -35,6 +35,7 @@ from curriculum_rl.suites.base import MLPBody, SuiteInstance, TaskData, TaskSpec
 from curriculum_rl.suites.selection import (
     as_classes,
     as_regression,
+    mark_auxiliary,
     select_tasks,
     split_sizes,
     standardize,
@@ -53,7 +54,7 @@ SPLITS = ("train", "val", "test")
 
 
 @lru_cache(maxsize=1)
-def _load_images() -> tuple[np.ndarray, np.ndarray]:
+def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
     """The 1797 bundled 8x8 images scaled to [0, 1], and their labels (read once)."""
     from sklearn.datasets import load_digits  # local import: sklearn is slow to import
 
@@ -75,6 +76,8 @@ class DigitsSuite:
         n_train, n_val, n_test: pairs per split (the same pairs serve every task).
         val_fraction, test_fraction: share of the *source images* held out per split.
         hidden: widths of the shared MLP trunk.
+        auxiliary: task names that only help and do not count in the score; ``None``:
+            none (every task is a target).
     """
 
     name: str = "digits"
@@ -85,18 +88,20 @@ class DigitsSuite:
     val_fraction: float = 0.15
     test_fraction: float = 0.25
     hidden: tuple[int, ...] = (128, 64)
+    auxiliary: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        select_tasks(self.name, DIGITS_TASKS, self.tasks)  # fail early on a bad name
+        self.describe()  # fail early on a bad task name or auxiliary choice
         if min(self.n_train, self.n_val, self.n_test) < 1:
             raise ValueError(f"suite {self.name!r}: n_train, n_val, n_test must be >= 1")
         split_sizes(1797, self.val_fraction, self.test_fraction)
 
     def describe(self) -> list[TaskSpec]:
-        return select_tasks(self.name, DIGITS_TASKS, self.tasks)
+        specs = select_tasks(self.name, DIGITS_TASKS, self.tasks)
+        return mark_auxiliary(self.name, specs, self.auxiliary)
 
     def sample(self, seed: int) -> SuiteInstance:
-        images, labels = _load_images()
+        images, labels = load_digit_images()
         rng = np.random.default_rng(seed)
         pools = self._split_images(len(images), rng)
         counts = {"train": self.n_train, "val": self.n_val, "test": self.n_test}

@@ -35,6 +35,7 @@ from curriculum_rl.suites.base import MLPBody, SuiteInstance, TaskData, TaskSpec
 from curriculum_rl.suites.selection import (
     as_classes,
     as_regression,
+    mark_auxiliary,
     select_tasks,
     split_sizes,
     standardize,
@@ -98,6 +99,8 @@ class Mnist1dSuite:
         extra_noise: std of the extra white noise of ``class_shifted`` (signals have
             std 1).
         hidden: widths of the shared MLP trunk.
+        auxiliary: task names that only help and do not count in the score; ``None``:
+            none (every task is a target).
     """
 
     name: str = "mnist1d"
@@ -108,9 +111,10 @@ class Mnist1dSuite:
     extra_shift: int = 8
     extra_noise: float = 0.5
     hidden: tuple[int, ...] = (128, 64)
+    auxiliary: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        select_tasks(self.name, MNIST1D_TASKS, self.tasks)
+        self.describe()  # fail early on a bad task name or auxiliary choice
         if self.num_samples < 30:
             raise ValueError(f"suite {self.name!r}: num_samples must be >= 30")
         if self.extra_shift < 0 or self.extra_noise < 0:
@@ -118,7 +122,8 @@ class Mnist1dSuite:
         split_sizes(self.num_samples, self.val_fraction, self.test_fraction)
 
     def describe(self) -> list[TaskSpec]:
-        return select_tasks(self.name, MNIST1D_TASKS, self.tasks)
+        specs = select_tasks(self.name, MNIST1D_TASKS, self.tasks)
+        return mark_auxiliary(self.name, specs, self.auxiliary)
 
     def sample(self, seed: int) -> SuiteInstance:
         rng = np.random.default_rng(seed)

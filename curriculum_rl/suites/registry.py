@@ -26,9 +26,15 @@ from typing import Any
 
 from curriculum_rl.suites.base import Suite, SuiteInstance, TaskSpec
 from curriculum_rl.suites.digits import DigitsSuite
+from curriculum_rl.suites.digits_conv import DigitsConvSuite
 from curriculum_rl.suites.mnist1d import Mnist1dSuite
+from curriculum_rl.suites.near_zero import NearZeroSuite
+from curriculum_rl.suites.scales import ScalesSuite
 from curriculum_rl.suites.sequence import SequenceSuite
 from curriculum_rl.suites.synthetic import SyntheticSuite, default_settings
+from curriculum_rl.suites.tabular import TabularSuite
+from curriculum_rl.suites.teacher import TeacherAuxSuite
+from curriculum_rl.suites.tokens import TokensSuite
 
 _REGISTRY: dict[str, Callable[[], Suite]] = {}
 
@@ -208,3 +214,12 @@ for _setting in default_settings():
 register_suite("digits", DigitsSuite)
 register_suite("mnist1d", Mnist1dSuite)
 register_suite("sequence", SequenceSuite)
+# The test tier (envs/test.toml) uses these suites with their defaults.
+register_suite("wine", lambda: TabularSuite(dataset="wine"))
+register_suite("breast-cancer", lambda: TabularSuite(dataset="breast_cancer"))
+register_suite("diabetes", lambda: TabularSuite(dataset="diabetes"))
+register_suite("digits-conv", DigitsConvSuite)
+register_suite("tokens", TokensSuite)
+register_suite("gradnorm-scales", ScalesSuite)
+register_suite("near-zero", NearZeroSuite)
+register_suite("teacher-aux", TeacherAuxSuite)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,6 +35,35 @@ def select_tasks(
     return [by_name[name] for name in wanted]
 
 
+def mark_auxiliary(
+    suite: str, specs: Sequence[TaskSpec], auxiliary: Sequence[str] | None
+) -> list[TaskSpec]:
+    """``specs`` with their auxiliary flags set from ``auxiliary``.
+
+    ``None`` keeps the flags the catalogue gives (the suite's default auxiliaries); a
+    sequence of names makes exactly those tasks auxiliary and every other one a target
+    (``()`` for all targets). Raises ``ValueError`` on a name that is not among ``specs``,
+    or when no target task would remain, since then nothing counts in the score.
+    """
+    if auxiliary is not None:
+        if isinstance(auxiliary, str):  # a bare string would iterate over characters
+            auxiliary = (auxiliary,)
+        names = [spec.name for spec in specs]
+        unknown = [name for name in auxiliary if name not in names]
+        if unknown:
+            raise ValueError(
+                f"suite {suite!r}: auxiliary task {unknown[0]!r} is not among its tasks "
+                f"({', '.join(names)})"
+            )
+        specs = [dataclasses.replace(s, auxiliary=s.name in auxiliary) for s in specs]
+    if not any(spec.is_target for spec in specs):
+        raise ValueError(
+            f"suite {suite!r}: every chosen task is auxiliary, so nothing would count in the "
+            "score; keep a target task in `tasks` or name fewer tasks in `auxiliary`"
+        )
+    return list(specs)
+
+
 def split_sizes(total: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
     """Train/val/test counts of ``total`` items; each split keeps at least one item."""
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -55,11 +85,33 @@ def standardize(values: np.ndarray, train_rows: np.ndarray) -> np.ndarray:
     return (values - ref.mean()) / max(float(ref.std()), 1e-8)
 
 
+def standardize_columns(values: np.ndarray, train_rows: np.ndarray) -> np.ndarray:
+    """Z-score every column of ``(n, d)`` inputs with the training rows' statistics (a
+    constant column becomes 0), as float32."""
+    ref = values[train_rows]
+    std = ref.std(0)
+    std = np.where(std > 1e-8, std, 1.0)
+    return ((values - ref.mean(0)) / std).astype(np.float32)
+
+
+def split_rows(
+    total: int, val_fraction: float, test_fraction: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """A random partition of ``range(total)`` into train/val/test row indices."""
+    n_train, n_val, _ = split_sizes(total, val_fraction, test_fraction)
+    order = rng.permutation(total)
+    return {
+        "train": order[:n_train],
+        "val": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
+
+
 def as_regression(values: np.ndarray) -> torch.Tensor:
-    """(n,) floats -> (n, 1) float32 regression targets."""
-    return torch.as_tensor(np.asarray(values, dtype=np.float32)).reshape(-1, 1)
+    """(n,) floats -> (n, 1) float32 regression targets (a copy: sources may be read-only)."""
+    return torch.tensor(np.asarray(values, dtype=np.float32)).reshape(-1, 1)
 
 
 def as_classes(values: np.ndarray) -> torch.Tensor:
-    """Integer class ids (any shape) -> int64 targets."""
-    return torch.as_tensor(np.asarray(values, dtype=np.int64))
+    """Integer class ids (any shape) -> int64 targets (a copy: sources may be read-only)."""
+    return torch.tensor(np.asarray(values, dtype=np.int64))

@@ -37,7 +37,13 @@ import torch
 from torch import nn
 
 from curriculum_rl.suites.base import ModuleBody, SuiteInstance, TaskData, TaskSpec
-from curriculum_rl.suites.selection import as_classes, as_regression, select_tasks, standardize
+from curriculum_rl.suites.selection import (
+    as_classes,
+    as_regression,
+    mark_auxiliary,
+    select_tasks,
+    standardize,
+)
 
 SPLITS = ("train", "val", "test")
 
@@ -98,6 +104,8 @@ class SequenceSuite:
         motif: the bigram of the ``motif`` task.
         n_train, n_val, n_test: sequences per split (shared by every task).
         dim: width of the encoder's per-token features.
+        auxiliary: task names that only help and do not count in the score; ``None``:
+            none (every task is a target).
     """
 
     name: str = "sequence"
@@ -109,6 +117,7 @@ class SequenceSuite:
     n_val: int = 500
     n_test: int = 1000
     dim: int = 32
+    auxiliary: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.vocab < 3 or self.length < 4:
@@ -117,7 +126,7 @@ class SequenceSuite:
             raise ValueError(f"suite {self.name!r}: motif must be two token ids < vocab")
         if min(self.n_train, self.n_val, self.n_test) < 1 or self.dim < 1:
             raise ValueError(f"suite {self.name!r}: sizes and dim must be >= 1")
-        select_tasks(self.name, self.all_tasks(), self.tasks)
+        self.describe()  # fail early on a bad task name or auxiliary choice
 
     def all_tasks(self) -> tuple[TaskSpec, ...]:
         """Every task the suite offers (their widths depend on ``vocab``)."""
@@ -130,7 +139,8 @@ class SequenceSuite:
         )
 
     def describe(self) -> list[TaskSpec]:
-        return select_tasks(self.name, self.all_tasks(), self.tasks)
+        specs = select_tasks(self.name, self.all_tasks(), self.tasks)
+        return mark_auxiliary(self.name, specs, self.auxiliary)
 
     def sample(self, seed: int) -> SuiteInstance:
         rng = np.random.default_rng(seed)

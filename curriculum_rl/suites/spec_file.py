@@ -14,45 +14,43 @@ tables. Each table names a ``kind`` and sets that suite's constructor arguments:
 Keys are checked against the constructor's fields, with their types: an unknown key or a
 value of the wrong type is a ``ValueError`` naming the file, the table and the key. A
 path ``envs/NAME.toml`` is looked up relative to the working directory first, then in the
-copies shipped inside the package (``curriculum_rl/data/envs``).
+package's data (``curriculum_rl/data/envs``, the repository's ``envs/``; see
+:mod:`curriculum_rl.resources`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-import types
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from curriculum_rl.resources import packaged_envs_dir
 from curriculum_rl.suites.base import Suite
 from curriculum_rl.suites.digits import DigitsSuite
+from curriculum_rl.suites.digits_conv import DigitsConvSuite
 from curriculum_rl.suites.mnist1d import Mnist1dSuite
+from curriculum_rl.suites.near_zero import NearZeroSuite
+from curriculum_rl.suites.scales import ScalesSuite
 from curriculum_rl.suites.sequence import SequenceSuite
 from curriculum_rl.suites.synthetic import SyntheticSuite
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from curriculum_rl.suites.tabular import TabularSuite
+from curriculum_rl.suites.teacher import TeacherAuxSuite
+from curriculum_rl.suites.tokens import TokensSuite
+from curriculum_rl.typed_config import build_dataclass, expect_table, read_toml
 
 SUITE_KINDS: dict[str, type] = {
     "synthetic": SyntheticSuite,
     "digits": DigitsSuite,
     "mnist1d": Mnist1dSuite,
     "sequence": SequenceSuite,
+    "tabular": TabularSuite,
+    "digits-conv": DigitsConvSuite,
+    "tokens": TokensSuite,
+    "gradnorm-scales": ScalesSuite,
+    "near-zero": NearZeroSuite,
+    "teacher-aux": TeacherAuxSuite,
 }
 """``kind`` values of a suite table -> the dataclass its other keys configure. The extra
 kind ``"factory"`` takes one key, ``factory = "package.module:fn"`` or ``"file.py:fn"``
 (a relative file path is relative to the TOML file)."""
-
-
-def packaged_envs_dir() -> Path:
-    """The folder of TOML specs shipped inside the package."""
-    # Relative to this file rather than importlib.resources: it works the same for a
-    # source checkout, an editable install and a wheel.
-    return Path(__file__).resolve().parent.parent / "data" / "envs"
 
 
 def find_spec_file(path: str | Path) -> Path:
@@ -74,10 +72,7 @@ def find_spec_file(path: str | Path) -> Path:
 def read_spec_tables(path: str | Path) -> tuple[Path, dict[str, dict]]:
     """Parse a spec file; return its location and its suite tables by name, in file order."""
     found = find_spec_file(path)
-    try:
-        doc = tomllib.loads(found.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{found}: not valid TOML ({err})") from err
+    doc = read_toml(found)
     unknown = sorted(set(doc) - {"suite", "suites"})
     if unknown:
         raise ValueError(
@@ -87,14 +82,12 @@ def read_spec_tables(path: str | Path) -> tuple[Path, dict[str, dict]]:
     if ("suite" in doc) == ("suites" in doc):
         raise ValueError(f"{found}: give exactly one of a [suite] table or [suites.NAME] tables")
     if "suite" in doc:
-        table = _expect_table(doc["suite"], f"{found}: [suite]")
+        table = expect_table(doc["suite"], f"{found}: [suite]")
         return found, {str(table.get("name", found.stem)): table}
-    suites = _expect_table(doc["suites"], f"{found}: [suites]")
+    suites = expect_table(doc["suites"], f"{found}: [suites]")
     if not suites:
         raise ValueError(f"{found}: [suites] holds no suite tables")
-    return found, {
-        name: _expect_table(t, f"{found}: [suites.{name}]") for name, t in suites.items()
-    }
+    return found, {name: expect_table(t, f"{found}: [suites.{name}]") for name, t in suites.items()}
 
 
 def load_suites(path: str | Path) -> dict[str, Suite]:
@@ -153,82 +146,3 @@ def _factory_suite(table: dict, where: str, base_dir: Path) -> Suite:
     if target.endswith(".py") and not Path(target).is_absolute():
         target = str(base_dir / target)
     return load_factory(f"{target}:{attr}")
-
-
-def build_dataclass(cls: type, table: dict, where: str) -> Any:
-    """``cls(**table)`` after checking every key against ``cls``'s fields and its type
-    hints (TOML arrays become tuples; nested dataclasses are built from tables)."""
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    hints = get_type_hints(cls)
-    unknown = sorted(set(table) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown key {unknown[0]!r} for {cls.__name__}; valid keys: "
-            f"{', '.join(fields)}"
-        )
-    kwargs = {key: _convert(value, hints[key], f"{where}: {key}") for key, value in table.items()}
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{where}: {err}") from err
-
-
-def _convert(value: Any, hint: Any, where: str) -> Any:
-    """Check ``value`` against ``hint`` and convert it (lists -> tuples, int -> float)."""
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = [a for a in get_args(hint) if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return _convert(value, option, where)
-            except ValueError as err:
-                errors.append(str(err))
-        raise ValueError(errors[0])
-    if origin is tuple:
-        return _convert_tuple(value, get_args(hint), where)
-    if dataclasses.is_dataclass(hint):
-        return build_dataclass(hint, _expect_table(value, where), where)
-    check = _SCALARS.get(hint)
-    if check is None:
-        return value
-    ok, converted = check(value)
-    if not ok:
-        raise ValueError(f"{where} must be {_describe(hint)}, got {value!r}")
-    return converted
-
-
-def _convert_tuple(value: Any, args: tuple, where: str) -> tuple:
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"{where} must be an array, got {value!r}")
-    if len(args) == 2 and args[1] is Ellipsis:
-        return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-    if len(value) != len(args):
-        raise ValueError(f"{where} must be an array of {len(args)} values, got {value!r}")
-    return tuple(
-        _convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
-    )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-# A scalar type -> (accepts?, converted value). bool is excluded from the numbers because
-# TOML's `true` would otherwise pass as 1.
-_SCALARS: dict[Any, Callable[[Any], tuple[bool, Any]]] = {
-    int: lambda v: (isinstance(v, int) and not isinstance(v, bool), v),
-    float: lambda v: (_is_number(v), float(v) if _is_number(v) else v),
-    str: lambda v: (isinstance(v, str), v),
-    bool: lambda v: (isinstance(v, bool), v),
-}
-
-
-def _describe(hint: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[hint]
-
-
-def _expect_table(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise ValueError(f"{where} must be a table, got {value!r}")
-    return value

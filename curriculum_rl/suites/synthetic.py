@@ -22,6 +22,35 @@ prototypes (drawn from the data's own ``h_k``) lies nearest. Knobs make pacing m
 * ``imbalance``: train sizes spread log-evenly from ``n_train`` down to ``n_train / imbalance``.
 * ``difficulty``: weight of the high-frequency sine in ``g`` (0 = smooth).
 
+Knobs for breadth, all off by default (an off knob draws no random number, so settings
+that leave them off give bit-identical instances to those made before the knobs existed):
+
+* ``raw_scale`` ``[lo, hi]``: each regression task's targets are further multiplied by
+  its own factor, drawn log-uniformly in the range (e.g. ``[1, 1000]``), independently of
+  ``scale_spread``: the unstandardised targets of real data, losses spread by up to
+  ``hi^2 / lo^2``.
+* ``offset`` ``[lo, hi]``: each regression task's targets are shifted by a constant
+  ``o_k * s_k`` (``o_k`` uniform in the range, ``s_k`` the task's whole output scale):
+  uncentred raw targets (a mean of 3 to 10 standard deviations is common in real data),
+  which a freshly initialised head must first climb to.
+* ``easy_tasks``: that many tasks (among the noiseless targets) fit to near-zero loss: a
+  regression task predicts the noiseless linear ``s_k * (w_k . x)``; a classification task
+  the argmax of ``C_k`` linear scores of ``x``, with no example within a margin of a class
+  boundary (linearly separable: its cross-entropy can fall toward 0 for ever). Log-loss
+  scores are gameable on such tasks; task metrics are not.
+* ``auxiliary`` / ``helpful`` / ``target_shrink``: that many tasks (at most K - 1; give
+  ``auxiliary = [7, 7]`` for one target and K - 1 auxiliaries) are auxiliaries
+  (``TaskSpec.auxiliary``: trained, not scored). A share ``helpful`` of them are related:
+  each reads the same latent features ``h`` as a randomly chosen target task, through its
+  own readout or prototypes, with the full ``n_train`` examples; the others are noise:
+  targets independent of the input (Gaussian values of the task's scale for regression,
+  uniformly random labels for classification), also with ``n_train`` examples. The target
+  tasks' training sets shrink by ``target_shrink`` (drawn log-uniformly), so auxiliaries
+  bring more data than the targets have.
+
+Classification class counts (``classes``) up to 20 and more work; every class is a
+prototype drawn from the data, so small training sets may miss some classes.
+
 A *setting* fixes ranges for the knobs; a :class:`SyntheticSuite` is a weighted mix of
 settings. ``sample(seed)`` picks a setting, then the knobs, then the data, all from
 ``seed``, so the same seed always gives the same instance.
@@ -30,7 +59,7 @@ settings. ``sample(seed)`` picks a setting, then the knobs, then the data, all f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -57,6 +86,12 @@ class SyntheticSetting:
     difficulty: Range = (0.0, 0.5)
     classification: Range = (0.0, 0.0)
     classes: tuple[int, int] = (2, 10)
+    raw_scale: Range = (1.0, 1.0)
+    offset: Range = (0.0, 0.0)
+    easy_tasks: tuple[int, int] = (0, 0)
+    auxiliary: tuple[int, int] = (0, 0)
+    helpful: Range = (1.0, 1.0)
+    target_shrink: Range = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -80,6 +115,17 @@ class SyntheticSetting:
             raise ValueError(f"setting {self.name!r}: classes must be >= 2")
         if self.weight <= 0:
             raise ValueError(f"setting {self.name!r}: weight must be > 0")
+        self._check_breadth_knobs()
+
+    def _check_breadth_knobs(self) -> None:
+        if self.raw_scale[0] <= 0:
+            raise ValueError(f"setting {self.name!r}: raw_scale must be > 0")
+        if self.easy_tasks[0] < 0 or self.auxiliary[0] < 0:
+            raise ValueError(f"setting {self.name!r}: easy_tasks and auxiliary must be >= 0")
+        if not 0 <= self.helpful[0] <= self.helpful[1] <= 1:
+            raise ValueError(f"setting {self.name!r}: helpful must lie in [0, 1]")
+        if self.target_shrink[0] < 1:
+            raise ValueError(f"setting {self.name!r}: target_shrink must be >= 1")
 
 
 def default_settings() -> tuple[SyntheticSetting, ...]:
@@ -161,6 +207,8 @@ class SyntheticSuite:
     def _make_tasks(
         self, knobs: dict, rng: np.random.Generator, gen: torch.Generator
     ) -> tuple[list[TaskSpec], list[TaskData]]:
+        """The tasks and data of one instance; adds the per-task roles the breadth knobs
+        drew to ``knobs`` (which becomes the instance's ``info``)."""
         k, d, r = knobs["num_tasks"], self.in_dim, self.latent_dim
         rho = knobs["relatedness"]
         shared = torch.randn(d, r, generator=gen)
@@ -183,16 +231,25 @@ class SyntheticSuite:
             low, high = knobs["classes"]
             for i in rng.permutation(k)[:n_classify].tolist():
                 classes[i] = int(rng.integers(low, high + 1))
+        # The breadth knobs, likewise, draw nothing when off.
+        roles = _draw_roles(knobs, k, noisy, rng)
+        for i, source in roles.helpful.items():
+            projections[i] = projections[source]
+        sizes = roles.resize(sizes, self.n_train)
         tasks, data = [], []
         for i in range(k):
             features = self._latent_features(projections[i], knobs["difficulty"])
             noise = knobs["noise"] if i in noisy else 0.0
             if i in classes:
-                task, make = self._classification_task(i, features, classes[i], noise, gen)
+                task, make = self._classification_task(i, features, classes[i], noise, gen, roles)
             else:
-                task, make = self._regression_task(i, features, scales[i], noise, gen)
+                scale = scales[i] * roles.raw[i]
+                task, make = self._regression_task(i, features, scale, noise, gen, roles)
+            if i in roles.auxiliary:
+                task = replace(task, auxiliary=True)
             tasks.append(task)
             data.append(TaskData(*make(sizes[i]), *make(self.n_val), *make(self.n_test)))
+        knobs.update(roles.info())
         return tasks, data
 
     def _latent_features(self, projection: torch.Tensor, difficulty: float):
@@ -206,20 +263,36 @@ class SyntheticSuite:
 
         return features
 
-    def _regression_task(self, i: int, features, scale: float, noise: float, gen):
-        readout = torch.randn(self.latent_dim, generator=gen) / math.sqrt(self.latent_dim)
-        std = (features(torch.randn(4096, self.in_dim, generator=gen)) @ readout).std()
-        std = std.clamp_min(1e-6)
+    def _regression_task(self, i: int, features, scale: float, noise: float, gen, roles: TaskRoles):
+        spec = TaskSpec(f"task{i}", "regression", 1, "mse")
+        if i in roles.noise:
+            return spec, self._noise_regression(scale, gen)
+        if i in roles.easy:
+            features, std = self._linear_features(gen), 1.0
+        else:
+            readout = torch.randn(self.latent_dim, generator=gen) / math.sqrt(self.latent_dim)
+            std = (features(torch.randn(4096, self.in_dim, generator=gen)) @ readout).std()
+            std = std.clamp_min(1e-6)
+        offset = roles.offset[i] * scale
 
         def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
             x = torch.randn(n, self.in_dim, generator=gen)
-            clean = features(x) @ readout / std
+            clean = (features(x) if i in roles.easy else features(x) @ readout) / std
             y = scale * (clean + noise * torch.randn(n, generator=gen))
+            if offset:  # off: the exact tensors of old (no + 0.0)
+                y = y + offset
             return x, y.unsqueeze(1)
 
-        return TaskSpec(f"task{i}", "regression", 1, "mse"), make
+        return spec, make
 
-    def _classification_task(self, i: int, features, classes: int, noise: float, gen):
+    def _classification_task(
+        self, i: int, features, classes: int, noise: float, gen, roles: TaskRoles
+    ):
+        spec = TaskSpec(f"task{i}", "classification", classes, "accuracy")
+        if i in roles.noise:
+            return spec, self._random_labels(classes, gen)
+        if i in roles.easy:
+            return spec, self._separable_labels(classes, gen)
         # Class c is the Voronoi cell of a prototype drawn from the data's own features,
         # so every class occurs and the boundaries follow the latent structure.
         reference = features(torch.randn(4096, self.in_dim, generator=gen))
@@ -233,7 +306,131 @@ class SyntheticSuite:
             y = torch.where(replace, torch.randint(classes, (n,), generator=gen), y)
             return x, y
 
-        return TaskSpec(f"task{i}", "classification", classes, "accuracy"), make
+        return spec, make
+
+    def _linear_features(self, gen: torch.Generator):
+        """``x -> w . x`` for a random unit ``w``: noiseless, linear, std 1 (easy tasks)."""
+        w = torch.randn(self.in_dim, generator=gen)
+        w = w / w.norm()
+        return lambda x: x @ w
+
+    def _noise_regression(self, scale: float, gen: torch.Generator):
+        """Targets independent of the input: Gaussian values of std ``scale``."""
+
+        def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.randn(n, self.in_dim, generator=gen)
+            return x, scale * torch.randn(n, 1, generator=gen)
+
+        return make
+
+    def _random_labels(self, classes: int, gen: torch.Generator):
+        """Labels independent of the input, uniform over the classes."""
+
+        def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.randn(n, self.in_dim, generator=gen)
+            return x, torch.randint(classes, (n,), generator=gen)
+
+        return make
+
+    def _separable_labels(self, classes: int, gen: torch.Generator):
+        """The argmax of ``classes`` linear scores of ``x`` (unit directions), keeping only
+        inputs whose best score leads the second by at least :data:`EASY_MARGIN`, so the
+        classes are linearly separable with a margin (cross-entropy can reach ~0)."""
+        directions = torch.randn(self.in_dim, classes, generator=gen)
+        directions = directions / directions.norm(dim=0, keepdim=True)
+
+        def labelled(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            x = torch.randn(n, self.in_dim, generator=gen)
+            top = (x @ directions).topk(2, dim=1).values
+            keep = top[:, 0] - top[:, 1] >= EASY_MARGIN
+            return x[keep], (x[keep] @ directions).argmax(1)
+
+        def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            xs, ys, have = [], [], 0
+            while have < n:  # whole batches: the stream does not depend on timing
+                x, y = labelled(max(n, 64))
+                xs.append(x)
+                ys.append(y)
+                have += len(x)
+            return torch.cat(xs)[:n], torch.cat(ys)[:n]
+
+        return make
+
+
+EASY_MARGIN = 0.5
+"""Least lead of the winning linear score over the runner-up in an easy classification
+task (scores have std 1)."""
+
+
+@dataclass
+class TaskRoles:
+    """What the breadth knobs made of each task of an instance (all empty when off).
+
+    Attributes:
+        raw: per-task extra scale of regression targets (1.0 when ``raw_scale`` is off).
+        offset: per-task shift of regression targets, in units of the task's scale.
+        easy: tasks that fit to near-zero loss.
+        auxiliary: auxiliary tasks; of those, ``helpful`` maps each related one to the
+            target whose latent features it reads, and ``noise`` holds the others.
+        target_shrink: divisor of the target tasks' training sizes (when auxiliaries).
+    """
+
+    raw: list[float]
+    offset: list[float]
+    easy: set[int] = field(default_factory=set)
+    auxiliary: set[int] = field(default_factory=set)
+    helpful: dict[int, int] = field(default_factory=dict)
+    noise: set[int] = field(default_factory=set)
+    target_shrink: float = 1.0
+
+    def resize(self, sizes: list[int], n_train: int) -> list[int]:
+        """Training sizes: auxiliaries get ``n_train``, targets shrink (when auxiliaries)."""
+        if not self.auxiliary:
+            return sizes
+        return [
+            n_train if i in self.auxiliary else max(16, round(size / self.target_shrink))
+            for i, size in enumerate(sizes)
+        ]
+
+    def info(self) -> dict:
+        """The drawn roles for the instance's ``info`` (only the knobs that are on)."""
+        info: dict = {}
+        if any(r != 1.0 for r in self.raw):
+            info["raw_scales"] = self.raw
+        if any(self.offset):
+            info["offsets"] = self.offset
+        if self.easy:
+            info["easy"] = sorted(self.easy)
+        if self.auxiliary:
+            info["helpful_auxiliaries"] = dict(sorted(self.helpful.items()))
+            info["noise_auxiliaries"] = sorted(self.noise)
+        return info
+
+
+def _draw_roles(knobs: dict, k: int, noisy: set[int], rng: np.random.Generator) -> TaskRoles:
+    """Per-task roles from the breadth knobs; a knob that is off draws nothing."""
+    roles = TaskRoles(raw=[1.0] * k, offset=[0.0] * k)
+    if "raw_scale" in knobs:
+        low, high = (math.log(v) for v in knobs["raw_scale"])
+        roles.raw = [float(math.exp(v)) for v in rng.uniform(low, high, size=k)]
+    if "offset" in knobs:
+        roles.offset = [float(v) for v in rng.uniform(*knobs["offset"], size=k)]
+    if knobs.get("auxiliary", 0):
+        _draw_auxiliaries(roles, knobs, k, rng)
+    if knobs.get("easy_tasks", 0):
+        candidates = [i for i in rng.permutation(k).tolist() if i not in noisy | roles.auxiliary]
+        roles.easy = set(candidates[: knobs["easy_tasks"]])
+    return roles
+
+
+def _draw_auxiliaries(roles: TaskRoles, knobs: dict, k: int, rng: np.random.Generator) -> None:
+    order = rng.permutation(k).tolist()
+    auxiliary, targets = order[: knobs["auxiliary"]], order[knobs["auxiliary"] :]
+    n_helpful = round(knobs["helpful"] * len(auxiliary))
+    roles.auxiliary = set(auxiliary)
+    roles.helpful = {i: int(rng.choice(targets)) for i in auxiliary[:n_helpful]}
+    roles.noise = set(auxiliary[n_helpful:])
+    roles.target_shrink = knobs["target_shrink"]
 
 
 def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
@@ -260,7 +457,28 @@ def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
             if setting.classification[1] > 0
             else {"classification": 0.0, "classes": setting.classes}
         ),
+        **_draw_breadth_knobs(setting, num_tasks, rng),
     }
+
+
+def _draw_breadth_knobs(setting: SyntheticSetting, k: int, rng: np.random.Generator) -> dict:
+    """The breadth knobs that are on (an off knob neither draws nor appears in ``info``).
+    ``raw_scale`` and ``offset`` keep their ranges here: their per-task values are drawn
+    with the tasks."""
+    knobs: dict = {}
+    if setting.raw_scale != (1.0, 1.0):
+        knobs["raw_scale"] = setting.raw_scale
+    if setting.offset != (0.0, 0.0):
+        knobs["offset"] = setting.offset
+    if setting.easy_tasks[1] > 0:
+        knobs["easy_tasks"] = int(rng.integers(setting.easy_tasks[0], setting.easy_tasks[1] + 1))
+    if setting.auxiliary[1] > 0:
+        drawn = int(rng.integers(setting.auxiliary[0], setting.auxiliary[1] + 1))
+        knobs["auxiliary"] = min(drawn, k - 1)
+        knobs["helpful"] = float(rng.uniform(*setting.helpful))
+        low, high = (math.log(v) for v in setting.target_shrink)
+        knobs["target_shrink"] = float(math.exp(rng.uniform(low, high)))
+    return knobs
 
 
 def _spread(ratio: float, k: int, rng: np.random.Generator) -> list[float]:

@@ -1,6 +1,8 @@
 """The batched multitask trainer and the signals it reports (torch only)."""
 
+from curriculum_rl.trainer.objective import mean_log_loss
 from curriculum_rl.trainer.trainer import (
+    DIVERGENCE_RISE,
     BatchedMultitaskTrainer,
     Measurement,
     StepContext,
@@ -10,10 +12,12 @@ from curriculum_rl.trainer.trainer import (
 )
 
 __all__ = [
+    "DIVERGENCE_RISE",
     "BatchedMultitaskTrainer",
     "Measurement",
     "StepContext",
     "StepHook",
     "TrainerConfig",
+    "mean_log_loss",
     "resolve_device",
 ]

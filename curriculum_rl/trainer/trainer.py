@@ -18,6 +18,7 @@ backward pass its own way. The trainer knows nothing of gymnasium or SB3.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,9 +28,14 @@ from torch import nn
 
 from curriculum_rl.suites.base import SuiteInstance
 from curriculum_rl.trainer.model import MultitaskNet, seeded_generator
+from curriculum_rl.trainer.objective import mean_log_loss
 from curriculum_rl.trainer.optim import BatchedOptimizer
 
 KIND_CODE = {"regression": 0, "classification": 1, "tagging": 2}
+DIVERGENCE_RISE = math.log(1e3)
+"""A run whose validation J (mean log loss of its target tasks) rises this far above its
+value at the first measurement, i.e. whose losses grew 1000-fold on (geometric) average,
+has failed, as surely as one whose loss is non-finite."""
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -88,20 +94,38 @@ class Measurement:
     j: torch.Tensor
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepContext:
-    """What a :class:`StepHook` may use for its backward pass."""
+    """What a :class:`StepHook` may use for its backward pass: the parameter groups and
+    the trainer's own view of which tasks and runs count this step, so hooks never infer
+    either from the loss values (an active run may have a loss of exactly 0).
 
-    net: MultitaskNet
+    Attributes:
+        shared_params: parameters shared by a run's tasks (body and last shared layer).
+        head_params: the task heads' parameters.
+        mask: (N, K) valid tasks.
+        active: (N,) runs that train this step: not diverged, and with finite losses.
+            The trainer zeroes the losses of the others and skips their optimiser
+            update, so stateful hooks must leave their state for those runs untouched.
+        last_shared_weight: the weight (N, I, J) of the last shared layer, the layer on
+            which per-task gradients are measured (``Measurement.grad_gram``; GradNorm's
+            ``W``). A leaf of the graph: ``autograd.grad(loss, last_shared_weight)``
+            gives each run's gradient in its own slice.
+    """
+
     shared_params: list[nn.Parameter]
     head_params: list[nn.Parameter]
-    features: torch.Tensor  # (N, rows, proj_dim) pre-activation output of the last shared layer
     mask: torch.Tensor
-    share: torch.Tensor  # (N, K) fraction of the batch drawn from each task
+    active: torch.Tensor
+    last_shared_weight: nn.Parameter
 
 
 class StepHook(Protocol):
-    """Does the backward pass of one inner step (gradients land in ``.grad``)."""
+    """Does the backward pass of one inner step (gradients land in ``.grad``).
+
+    ``task_losses`` (N, K) are 0 at padded tasks and for inactive runs; which runs are
+    active is ``context.active``, never to be guessed from the values.
+    """
 
     def backward(
         self, task_losses: torch.Tensor, weights: torch.Tensor, context: StepContext
@@ -175,6 +199,7 @@ class BatchedMultitaskTrainer:
         self.generators: list[torch.Generator] = [torch.Generator(device=dev) for _ in range(n)]
         self._reset_accumulators()
         self.best_j = torch.full((n,), float("inf"), device=dev)
+        self.j_start = torch.full((n,), float("nan"), device=dev)
         # Every parameter is a view of the optimiser's (N, P) buffer, so a run's whole
         # state is one row: best-checkpoint copies and finiteness checks are single ops.
         self.flat_params = self.optimizer.flat
@@ -210,7 +235,9 @@ class BatchedMultitaskTrainer:
             self.kind[run, i] = KIND_CODE[task.kind]
             self.out_dim[run, i] = task.out_dim
         self.mask[run, :k] = True
-        chosen = range(k) if objective_tasks is None else objective_tasks
+        # The tasks that define J: the instance's targets (non-auxiliary tasks) unless
+        # the caller names its own.
+        chosen = instance.target_tasks if objective_tasks is None else objective_tasks
         for i in chosen:
             if not 0 <= i < k:
                 raise ValueError(f"objective task index {i} out of range for {k} tasks")
@@ -221,6 +248,7 @@ class BatchedMultitaskTrainer:
         self.steps[run] = 0
         self.diverged[run] = False
         self.best_j[run] = float("inf")
+        self.j_start[run] = float("nan")
         self.best_params[run] = self.flat_params[run]
         for acc in (self._loss_sum, self._loss_count, self._gram, self._combined):
             acc[run] = 0
@@ -351,7 +379,7 @@ class BatchedMultitaskTrainer:
             (self.weights * task_losses).sum().backward()
         else:
             context = StepContext(
-                self.net, self.shared_params, self.head_params, proj_out, self.mask, share
+                self.shared_params, self.head_params, self.mask, active, self.net.proj.weight
             )
             hook.backward(task_losses, self.weights, context)
         self.optimizer.step(active)
@@ -427,14 +455,11 @@ class BatchedMultitaskTrainer:
     def measure(self) -> Measurement:
         """Validation-probe losses and the statistics gathered since the last call."""
         val_loss, _ = self._probe_losses()
-        bad = ~torch.isfinite(val_loss).all(1) & self.mask.any(1)
-        self.diverged |= bad
-        self.diverged |= ~torch.isfinite(self.flat_params).all(1)
+        j = mean_log_loss(val_loss, self.objective)
+        self._flag_divergence(val_loss, j)
         train_loss = torch.where(
             self._loss_count > 0, self._loss_sum / self._loss_count.clamp_min(1), float("nan")
         )
-        log_val = val_loss.clamp_min(1e-12).log()
-        j = (log_val * self.objective).sum(1) / self.objective.sum(1).clamp_min(1)
         self._update_best(j)
         result = Measurement(
             train_loss=train_loss,
@@ -450,6 +475,17 @@ class BatchedMultitaskTrainer:
         self._loss_sum.zero_()
         self._loss_count.zero_()
         return result
+
+    def _flag_divergence(self, val_loss: torch.Tensor, j: torch.Tensor) -> None:
+        """The one definition of a failed run: a non-finite loss or parameter, or a
+        validation J more than :data:`DIVERGENCE_RISE` above its value at the run's first
+        measurement (a finite blow-up, e.g. a learning rate far too high)."""
+        live = self.mask.any(1)
+        first = torch.isnan(self.j_start) & live
+        self.j_start = torch.where(first, j, self.j_start)
+        self.diverged |= ~torch.isfinite(val_loss).all(1) & live
+        self.diverged |= ~torch.isfinite(self.flat_params).all(1)
+        self.diverged |= live & (j > self.j_start + DIVERGENCE_RISE)
 
     def _probe_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
         _, proj_out = self.net(self.x_probe)

@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from curriculum_rl.agents.network import NetworkConfig, TaskSetActor
 from curriculum_rl.controllers.actions import SAMPLING_FLOOR, SAMPLING_SCALE, WEIGHT_SCALE
+from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor
 from curriculum_rl.controllers.observation import FEATURES, OBS_VERSION
 
 FORMAT = "curriculum-rl-policy"

@@ -8,9 +8,10 @@ permutes the output rows, and the weights do not depend on K: a policy trained w
 ``K_max = 8`` runs on a 3-task or a 7-task run padded to 8 (or on any K, see
 :class:`TaskSetActor`).
 
-This module is what a trained controller runs at inference (:mod:`curriculum_rl.agents.controller`),
-so loading a policy never imports stable-baselines3; :mod:`curriculum_rl.agents.policy`
-wraps the same modules as an SB3 ``ActorCriticPolicy`` for training.
+This module is what a trained controller runs at inference
+(:mod:`curriculum_rl.controllers.learned.controller`), so loading a policy never imports
+stable-baselines3; :mod:`curriculum_rl.agents.policy` wraps the same modules as an SB3
+``ActorCriticPolicy`` for training.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from curriculum_rl.controllers.observation import FEATURES
+from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -46,7 +47,7 @@ class NetworkConfig:
             a policy always reads what it was trained on. ``mask`` cannot be ignored.
     """
 
-    num_features: int = 17
+    num_features: int = NUM_FEATURES
     hidden: int = 64
     activation: str = "tanh"
     log_std_init: float = -1.0

@@ -1,6 +1,7 @@
 """``BatchedCurriculumVecEnv``: N multitask runs stepped as one batched computation.
 
-A stable-baselines3 ``VecEnv`` whose N environments share one trainer, so one
+A stable-baselines3 ``VecEnv`` (so it lives with the SB3 training code) whose N
+environments share one trainer, so one
 ``step`` trains all N runs in the same tensor operations (on GPU when present). Slot
 ``i`` seeded ``s`` behaves exactly like a :class:`~curriculum_rl.env.CurriculumEnv`
 reset with ``seed=s``. Finished runs restart on a fresh instance at once (SB3's
@@ -15,8 +16,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from curriculum_rl.env.core import CurriculumCore
-from curriculum_rl.env.single import env_config, make_spaces
+from curriculum_rl.env import CurriculumCore, env_config, make_spaces
 
 
 class BatchedCurriculumVecEnv(VecEnv):
@@ -25,7 +25,8 @@ class BatchedCurriculumVecEnv(VecEnv):
     render_mode = None
 
     def __init__(self, num_envs: int = 16, **kwargs: Any) -> None:
-        """Keyword arguments: those of :func:`~curriculum_rl.env.single.env_config`."""
+        """Keyword arguments: the fields of :class:`~curriculum_rl.env.EnvConfig`, or
+        ``config=EnvConfig(...)``."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.config = env_config(**kwargs)

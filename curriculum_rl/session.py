@@ -6,16 +6,19 @@ before the first update — hand it the per-task losses; it returns the task wei
 multiply your losses with and the sampling probabilities to draw the next batches from::
 
     import curriculum_rl
-    from curriculum_rl.agents.loop import CurriculumSession
 
-    session = CurriculumSession(curriculum_rl.load_controller(), num_tasks=3, budget=2000)
+    session = curriculum_rl.CurriculumSession(
+        curriculum_rl.load_controller(), num_tasks=3, budget=2000
+    )
     for step in range(2000):
         if step % session.interval == 0:
             weights, sampling = session.update(train_losses, val_losses, step=step)
         loss = (weights * task_losses).sum()
         ...
 
-See ``examples/own_loop.py`` for a complete, runnable loop. Only torch is needed.
+See ``examples/own_loop.py`` for a complete, runnable loop. Only torch is needed. The
+session drives the same :class:`~curriculum_rl.loop.DecisionLoop` as the benchmark and
+the environments, so a learned policy reads the observation it was trained on.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from curriculum_rl.controllers.base import Controller, Decision, RunContext, uniform_decision
-from curriculum_rl.trainer.signals import Signals, SignalTracker
-from curriculum_rl.trainer.trainer import Measurement
+from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
+from curriculum_rl.loop import DecisionLoop
+from curriculum_rl.trainer import Measurement
+from curriculum_rl.trainer.objective import mean_log_loss
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 
@@ -82,13 +86,16 @@ class CurriculumSession:
                 "through a trainer hook; in your own loop only its weights and sampling apply",
                 stacklevel=2,
             )
-        self.tracker = SignalTracker(1, num_tasks)
+        self.loop = DecisionLoop(self.mask, self.train_sizes, budget)
         controller.reset(
             RunContext(self.mask.clone(), self.train_sizes.clone(), budget, interval, [seed])
         )
-        self.decision: Decision = uniform_decision(self.mask)
-        self.signals: Signals | None = None
         self.calls = 0
+
+    @property
+    def state(self) -> DecisionState | None:
+        """What the controller read at the latest :meth:`update` (None before the first)."""
+        return self.loop.state
 
     def update(
         self,
@@ -123,25 +130,24 @@ class CurriculumSession:
             grads = torch.as_tensor(task_grads).detach().float().cpu().reshape(k, -1)
             gram = (grads @ grads.T)[None]
         steps = self.calls * self.interval if step is None else int(step)
-        log_val = val.clamp_min(1e-12).log()
-        j = (log_val * self.objective).sum(1) / self.objective.sum(1)
+        in_force = self.loop.previous
         measurement = Measurement(
             train_loss=train,
             val_loss=val,
             grad_gram=gram.nan_to_num(0.0, 0.0, 0.0),
             # coefficients of the current update in terms of the task gradients, as the
             # trainer reports them: w_k * K * (expected share of the batch)
-            combined=self.decision.weights * k * self.decision.sampling,
+            combined=in_force.weights * k * in_force.sampling,
             mask=self.mask,
             objective=self.objective,
             diverged=~torch.isfinite(val).all(1, keepdim=False),
             steps=torch.tensor([steps]),
-            j=j,
+            j=mean_log_loss(val, self.objective),
         )
-        self.signals = self.tracker.update(measurement, self.budget, self.train_sizes)
-        self.decision = self.controller.decide(self.signals)
+        self.loop.observe(measurement)
+        decision = self.loop.decide(self.controller)
         self.calls += 1
-        weights, sampling = self.decision.weights[0].detach(), self.decision.sampling[0].detach()
+        weights, sampling = decision.weights[0].detach(), decision.sampling[0].detach()
         if as_torch:
             device = train_losses.device
             return weights.to(device), sampling.to(device)

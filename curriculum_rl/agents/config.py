@@ -1,0 +1,161 @@
+"""The training config (``agents/*.toml``): one typed dataclass per TOML table.
+
+* ``[env]``: the decision process the policy is trained on, an
+  :class:`~curriculum_rl.env.EnvConfig` (the same class, the same defaults, as
+  ``gymnasium.make("curriculum_rl/Multitask-v0", ...)``); ``[env.trainer]``: the inner
+  trainer (:class:`~curriculum_rl.trainer.TrainerConfig`).
+* ``[ppo]``: stable-baselines3 PPO hyper-parameters.
+* ``[policy]``: the network (:class:`~curriculum_rl.controllers.learned.NetworkConfig`),
+  with ``ignore_features`` for ablations.
+* ``[train]``: ``n_envs`` batched inner runs, ``total_timesteps``, ``seed``, checkpoint
+  cadence, device and threads.
+* ``[eval]``: periodic evaluation on held-out instances.
+
+Files are read by the project's one typed loader (:mod:`curriculum_rl.typed_config`): an
+unknown key or a wrong type is an error naming the file, the table and the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from curriculum_rl.controllers.learned.network import NetworkConfig
+from curriculum_rl.env import EnvConfig
+from curriculum_rl.resources import default_training_config_path
+from curriculum_rl.typed_config import build_dataclass, read_toml
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    """``[ppo]``: stable-baselines3 PPO hyper-parameters (same names and meaning).
+
+    ``n_steps`` is per env: with ``n_steps = budget / interval`` one rollout holds one
+    whole episode of every env, so advantages rarely need bootstrapping from the critic.
+    ``lr_schedule`` is ``"constant"`` or ``"linear"`` (``learning_rate`` decayed linearly
+    to 0 over ``total_timesteps``, as in the PPO paper's Atari setting, Schulman et al.
+    2017): late updates shrink instead of undoing what was learned.
+    """
+
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    n_steps: int = 40
+    batch_size: int = 64
+    n_epochs: int = 10
+    gamma: float = 0.95
+    gae_lambda: float = 0.8
+    clip_range: float = 0.2
+    ent_coef: float = 0.001
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = True
+    target_kl: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0 or self.n_steps < 1 or self.batch_size < 2 or self.n_epochs < 1:
+            raise ValueError("learning_rate, n_steps, batch_size, n_epochs must be positive")
+        if not (0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1):
+            raise ValueError("gamma must lie in (0, 1] and gae_lambda in [0, 1]")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(
+                f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}"
+            )
+
+    def sb3_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``stable_baselines3.PPO`` (the schedule as SB3 wants it)."""
+        kwargs = asdict(self)
+        rate = kwargs.pop("learning_rate")
+        if kwargs.pop("lr_schedule") == "linear":
+            kwargs["learning_rate"] = partial(_linear_schedule, rate)
+        else:
+            kwargs["learning_rate"] = rate
+        return kwargs
+
+
+def _linear_schedule(initial: float, progress_remaining: float) -> float:
+    """SB3 schedule: ``progress_remaining`` goes from 1 (start) to 0 (end of training)."""
+    return initial * progress_remaining
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``[train]``: size, length and bookkeeping of the run.
+
+    ``n_envs`` inner runs are trained side by side in one batched VecEnv.
+    ``torch_threads`` defaults to 1: the networks and inner runs are tiny, and several
+    threads per process on a shared 2-core machine spin against each other.
+    """
+
+    n_envs: int = 16
+    total_timesteps: int = 44_800
+    seed: int = 0
+    checkpoint_every: int = 6_400
+    device: str = "cpu"
+    torch_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.n_envs < 1:
+            raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
+        if self.total_timesteps < 1 or self.checkpoint_every < 1:
+            raise ValueError("total_timesteps and checkpoint_every must be >= 1")
+        if self.torch_threads < 0:
+            raise ValueError("torch_threads must be >= 0 (0 = torch's default)")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """``[eval]``: held-out evaluation during training (``every = 0`` turns it off).
+
+    The current policy drives :func:`~curriculum_rl.runner.run_controller` on ``seeds``
+    instances of each suite in ``suites`` (instance seeds from ``first_seed``, which
+    training never draws on purpose); the score is the paired gain over uniform
+    weighting on the same instances (:mod:`curriculum_rl.scores`). ``budget`` /
+    ``interval`` of 0 mean "as in ``[env]``".
+    """
+
+    suites: list[str] = field(default_factory=lambda: ["synthetic"])
+    seeds: int = 8
+    first_seed: int = 1_000_000
+    every: int = 6_400
+    budget: int = 0
+    interval: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1 or self.every < 0:
+            raise ValueError("seeds must be >= 1 and every >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run: one dataclass per TOML table."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    ppo: PPOSettings = field(default_factory=PPOSettings)
+    policy: NetworkConfig = field(default_factory=NetworkConfig)
+    train: RunSettings = field(default_factory=RunSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["policy"].pop("num_features")  # set by the observation, not by the user
+        return data
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Parse a nested dict (a TOML document) into a :class:`TrainConfig`."""
+    data = dict(data)
+    if "policy" in data and isinstance(data["policy"], dict) and "num_features" in data["policy"]:
+        raise ValueError(
+            f"{source}: [policy] num_features is set by the observation layout, not by a config"
+        )
+    return build_dataclass(TrainConfig, data, source)
+
+
+def load_config(path: str | Path | None = None) -> TrainConfig:
+    """Read a training config; ``None`` reads the shipped ``agents/default.toml``."""
+    path = Path(path) if path is not None else default_training_config_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"training config {path} not found (see agents/default.toml)")
+    return config_from_dict(read_toml(path), str(path))

@@ -1,0 +1,167 @@
+"""The one decision loop: the env, the runner and a user's session read the same state.
+
+Regenerate the shipped policy's recorded decisions after shipping a new policy with
+``python tests/test_loop.py --regenerate`` (and say so in the commit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import curriculum_rl
+from curriculum_rl.controllers.base import DecisionState, Uniform
+from curriculum_rl.controllers.decision import Decision
+from curriculum_rl.controllers.learned import LearnedController, NetworkConfig, TaskSetActor
+from curriculum_rl.controllers.learned.network import init_weights
+from curriculum_rl.env import CurriculumEnv
+from curriculum_rl.loop import DecisionLoop
+from curriculum_rl.resources import default_policy_weights_path
+from curriculum_rl.runner import run_controller
+from curriculum_rl.suites import resolve_suite
+from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
+
+GOLDEN = Path(__file__).parent / "data" / "shipped_policy_decisions.json"
+CPU = TrainerConfig(device="cpu")
+
+
+def _actor(seed: int = 0) -> TaskSetActor:
+    torch.manual_seed(seed)
+    actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0))
+    init_weights(actor)
+    return actor.eval()
+
+
+def test_env_and_runner_make_identical_decisions_and_j_curves():
+    """The parity the decision loop exists for: the env stepped with the actor's actions
+    and run_controller with the same actor as a LearnedController, on the same seed."""
+    actor, budget, interval, max_tasks = _actor(), 100, 25, 8
+    env = CurriculumEnv(
+        suite="synthetic", budget=budget, interval=interval, max_tasks=max_tasks, trainer=CPU
+    )
+    obs, _ = env.reset(seed=11)
+    env_weights, env_j = [], [float(env._core.loop.state.j[0])]
+    done = False
+    while not done:
+        with torch.no_grad():
+            action = actor(torch.from_numpy(obs)[None])[0].numpy()
+        obs, _, done, _, info = env.step(action)
+        env_weights.append(info["weights"])
+        env_j.append(info["j"])
+
+    suite = resolve_suite("synthetic")
+    instance_seed, run_seed = (int(s) for s in np.random.default_rng(11).integers(0, 2**31, 2))
+    (record,) = run_controller(
+        [suite.sample(instance_seed)],
+        [run_seed],
+        LearnedController(actor, max_tasks),
+        budget,
+        interval,
+        CPU,
+        max_tasks=max_tasks,
+        out_max=max(t.out_dim for t in suite.describe()),
+    )
+    assert len(env_weights) == budget // interval
+    for step, weights in enumerate(env_weights):
+        assert np.array_equal(np.asarray(record.weights[step], dtype=np.float32), weights)
+    assert record.j_curve == pytest.approx(env_j, abs=0, rel=0)
+
+
+def test_shipped_policy_decisions_are_unchanged():
+    golden = json.loads(GOLDEN.read_text())
+    sha = hashlib.sha256(default_policy_weights_path().read_bytes()).hexdigest()
+    if sha != golden["policy_sha256"]:
+        pytest.fail(
+            "the shipped policy changed; record its decisions anew with "
+            "`python tests/test_loop.py --regenerate`"
+        )
+    for suite_name, recorded in golden["runs"].items():
+        got = _shipped_decisions(
+            suite_name, recorded["seeds"], golden["budget"], golden["interval"]
+        )
+        for mine, theirs in zip(got, recorded["records"], strict=True):
+            for key in ("weights", "sampling", "j_curve"):
+                np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-4, atol=1e-6)
+
+
+def _shipped_decisions(suite_name: str, seeds: list[int], budget: int, interval: int):
+    suite = resolve_suite(suite_name)
+    records = run_controller(
+        [suite.sample(s) for s in seeds], seeds, curriculum_rl.load_controller(), budget, interval
+    )
+    return [{"weights": r.weights, "sampling": r.sampling, "j_curve": r.j_curve} for r in records]
+
+
+def _trainer(seeds=(0, 1, 2)) -> BatchedMultitaskTrainer:
+    suite = resolve_suite("synthetic-scales")
+    return BatchedMultitaskTrainer([suite.sample(s) for s in seeds], list(seeds), CPU, max_tasks=8)
+
+
+def test_state_carries_the_decision_in_force_and_the_observation():
+    trainer = _trainer()
+    loop = DecisionLoop(trainer.mask, trainer.sizes, budget=100)
+    state = loop.observe(trainer.measure())
+    assert isinstance(state, DecisionState)
+    torch.testing.assert_close(state.previous.weights, trainer.mask.float())
+    decision = loop.decide(Uniform())
+    weights = decision.weights * torch.linspace(0.5, 1.5, 8)
+    loop.commit(Decision(weights, decision.sampling))
+    trainer.train(5)
+    state = loop.observe(trainer.measure())
+    torch.testing.assert_close(state.previous.weights, weights)
+    obs = state.observation(12)
+    assert obs.shape == (3, 12, len(curriculum_rl.controllers.FEATURES))
+    assert state.observation(12) is obs  # computed once per width
+    with pytest.raises(ValueError, match="shape"):
+        loop.commit(Decision(weights[:, :4], decision.sampling))
+
+
+def test_partial_restart_advances_only_the_restarted_runs():
+    trainer = _trainer()
+    loop = DecisionLoop(trainer.mask, trainer.sizes, budget=100)
+    loop.observe(trainer.measure())
+    for _ in range(2):
+        trainer.train(5)
+        before = loop.observe(trainer.measure())
+    loop.commit(Decision(trainer.mask.float() * 2 / 2, trainer.mask.float() / 8))
+    trainer.reset_run(1, resolve_suite("synthetic-scales").sample(7), 7)
+    loop.restart([1], trainer.mask, trainer.sizes)
+    after = loop.observe(trainer.measure(), runs=[1])
+    assert after.decisions.tolist() == [before.decisions[0], 1, before.decisions[2]]
+    for run in (0, 2):  # untouched runs keep their state exactly
+        assert torch.equal(after.val_loss[run], before.val_loss[run])
+        assert torch.equal(after.lp_slope[run], before.lp_slope[run])
+    assert after.steps[1] == 0 and after.log_val_ratio[1].abs().max() == 0
+
+
+def test_a_learned_controller_refuses_bare_signals():
+    controller = LearnedController(_actor(), 8)
+    trainer = _trainer((0,))
+    loop = DecisionLoop(trainer.mask, trainer.sizes, budget=100)
+    state = loop.observe(trainer.measure())
+    signals = loop.tracker.update(trainer.measure(), 100, trainer.sizes)
+    with pytest.raises(TypeError, match="DecisionState"):
+        controller.decide(signals)
+    assert controller.decide(state).weights.shape == (1, 8)
+
+
+def _regenerate() -> None:
+    golden = json.loads(GOLDEN.read_text())
+    golden["policy_sha256"] = hashlib.sha256(default_policy_weights_path().read_bytes()).hexdigest()
+    for suite_name, recorded in golden["runs"].items():
+        recorded["records"] = _shipped_decisions(
+            suite_name, recorded["seeds"], golden["budget"], golden["interval"]
+        )
+    golden["note"] = "decisions of the shipped policy, recorded by tests/test_loop.py --regenerate"
+    GOLDEN.write_text(json.dumps(golden))
+
+
+if __name__ == "__main__" and "--regenerate" in sys.argv:
+    torch.set_num_threads(1)
+    _regenerate()

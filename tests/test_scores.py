@@ -1,0 +1,101 @@
+"""The one definition of every score (curriculum_rl.scores): G_m, G_J, Δm%, worst-task
+change, failures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from curriculum_rl.scores import (
+    anytime_auc,
+    delta_m,
+    loss_gain,
+    metric_gain,
+    score_run,
+    task_errors,
+    worst_task_change,
+)
+
+
+def _run(metrics, j=0.0, diverged=False, kinds=None, sizes=None, targets=None, hib=None):
+    k = len(metrics)
+    kinds = kinds or ["regression"] * k
+    return {
+        "final_test_metric": metrics,
+        "best_test_metric": metrics,
+        "final_test_j": j,
+        "best_test_j": j,
+        "diverged": diverged,
+        "kinds": kinds,
+        "test_sizes": sizes or [100] * k,
+        "targets": targets or [True] * k,
+        "higher_is_better": hib or [kind != "regression" for kind in kinds],
+    }
+
+
+def test_task_error_is_mse_or_add_one_smoothed_error_rate():
+    kinds = ["regression", "classification", "tagging", "regression"]
+    errors = task_errors([0.25, 1.0, 0.8, None], kinds, [9, 9, 20, 9])
+    assert errors[0] == 0.25
+    assert errors[1] == pytest.approx(1 / 10)  # 100% accuracy on 9: (0 + 1) / (9 + 1)
+    assert errors[2] == pytest.approx(5 / 21)  # 4 of 20 tokens wrong: (4 + 1) / (20 + 1)
+    assert errors[3] == math.inf
+
+
+def test_metric_gain_is_the_mean_log_error_ratio_over_target_tasks():
+    assert metric_gain([1.0, 4.0], [0.5, 4.0], [True, True]) == pytest.approx(math.log(2) / 2)
+    # an auxiliary task's error does not count, however it moves
+    assert metric_gain([1.0, 4.0], [0.5, 400.0], [True, False]) == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="no target task"):
+        metric_gain([1.0], [1.0], [False])
+
+
+def test_solved_classification_tasks_cannot_inflate_the_metric_gain():
+    """The loss-based score rewards a solved task's cross-entropy falling toward zero; the
+    error of a task at 100% accuracy cannot fall, so G_m does not move."""
+    kinds = ["classification", "regression"]
+    uniform = _run([1.0, 2.0], j=0.0, kinds=kinds)
+    gamer = _run([1.0, 2.2], j=-3.0, kinds=kinds)  # loss of the solved task far lower
+    scores = score_run(gamer, uniform)
+    assert scores.gain_j == pytest.approx(3.0)
+    assert scores.gain == pytest.approx(math.log(2.0 / 2.2) / 2)
+    assert scores.gain < 0
+
+
+def test_a_failed_run_is_a_loss_in_every_score():
+    uniform = _run([1.0, 1.0])
+    failed = _run([1.0, None], j=None, diverged=True)
+    scores = score_run(failed, uniform, reference={"final_test_metric": [1.0, 1.0]})
+    assert scores.failed
+    assert scores.gain == scores.gain_j == -math.inf
+    assert scores.worst_vs_uniform == scores.delta_m == scores.worst_vs_reference == math.inf
+    # ... also when uniform failed on the same seed: a failure is never a tie
+    assert score_run(failed, _run([None, None], j=None, diverged=True)).gain == -math.inf
+    # and a surviving run paired with a failed uniform run wins
+    assert score_run(uniform, _run([None, 1.0], j=None, diverged=True)).gain == math.inf
+    assert loss_gain(None, 1.0) == math.inf and loss_gain(1.0, None) == -math.inf
+
+
+def test_uniform_against_itself_scores_zero():
+    run = _run([0.3, 0.8], j=-1.0, kinds=["regression", "classification"])
+    scores = score_run(run, run, reference={"final_test_metric": [0.3, 0.8]})
+    assert scores.gain == scores.gain_j == scores.worst_vs_uniform == scores.delta_m == 0.0
+    assert not scores.failed
+
+
+def test_relative_scores_and_their_undefined_cases():
+    assert delta_m([2.0, 0.5], [1.0, 1.0], [False, True]) == pytest.approx(75.0)
+    assert worst_task_change([2.0, 0.5], [1.0, 1.0], [False, True]) == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="one of each"):
+        delta_m([1.0], [1.0, 2.0], [True])
+    with pytest.raises(ValueError, match="non-zero"):
+        delta_m([1.0], [0.0], [True])
+    run = _run([1.0])
+    assert math.isnan(score_run(run, run, reference={"final_test_metric": [0.0]}).delta_m)
+    assert math.isnan(score_run(run, run).delta_m)  # no reference
+
+
+def test_anytime_auc():
+    assert anytime_auc([1.0, 0.5, 0.0]) == 0.5
+    assert anytime_auc([1.0, None]) == math.inf

@@ -1,0 +1,89 @@
+"""The test tier (envs/test.toml): every suite resolves, is deterministic given the seed,
+validates, has its stated K and auxiliaries, and trains in the batched trainer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite, resolve_suites
+from curriculum_rl.suites.spec_file import load_suites
+from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
+
+TEST_TIER = "envs/test.toml"
+
+EXPECTED = {  # suite -> (K, auxiliary tasks)
+    "wine": (5, set()),
+    "breast-cancer": (2, set()),
+    "diabetes": (4, set()),
+    "digits-conv": (5, {"row_peak"}),
+    "tokens": (5, set()),
+    "gradnorm-scales": (10, set()),
+    "near-zero": (6, set()),
+    "teacher-aux": (
+        12,
+        {f"helpful{i}" for i in range(6)}
+        | {f"unrelated{i}" for i in range(3)}
+        | {"noise0", "noise1"},
+    ),
+}
+
+CONFIG = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tier() -> dict[str, tuple[Suite, SuiteInstance, SuiteInstance, SuiteInstance]]:
+    """Each suite with its instances for seeds 0, 0 again and 1 (data sets load once)."""
+    return {s.name: (s, s.sample(0), s.sample(0), s.sample(1)) for s in resolve_suites(TEST_TIER)}
+
+
+def tensors(instance: SuiteInstance) -> list[torch.Tensor]:
+    return [t for d in instance.data for xy in d.splits().values() for t in xy]
+
+
+def test_the_tier_holds_the_stated_suites_disjoint_from_training_and_validation(tier):
+    assert list(tier) == list(EXPECTED)
+    used = set(load_suites("envs/heldout.toml")) | set(load_suites("envs/train.toml"))
+    assert not used & set(tier)
+    assert min(k for k, _ in EXPECTED.values()) == 2
+    assert max(k for k, _ in EXPECTED.values()) >= 12
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_suite_is_deterministic_validates_and_has_its_tasks(tier, name):
+    suite, a, b, other = tier[name]
+    k, auxiliary = EXPECTED[name]
+    assert all(torch.equal(x, y) for x, y in zip(tensors(a), tensors(b), strict=True))
+    assert not all(
+        x.shape == y.shape and torch.equal(x, y)
+        for x, y in zip(tensors(a), tensors(other), strict=True)
+    )
+    a.validate()
+    assert a.num_tasks == k and {t.name for t in a.tasks if t.auxiliary} == auxiliary
+    assert a.tasks == suite.describe()  # describe() lists every task, the widest included
+    assert resolve_suite(f"{TEST_TIER}#{name}") == suite == resolve_suite(name)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_suite_trains_two_seeds_batched_with_finite_losses(tier, name):
+    suite, a, _, other = tier[name]
+    out_max = max(t.out_dim for t in suite.describe())
+    trainer = BatchedMultitaskTrainer([a, other], [0, 1], CONFIG, out_max=out_max)
+    trainer.train(3)
+    m = trainer.measure()
+    assert torch.isfinite(m.val_loss).all() and torch.isfinite(m.j).all()
+    assert not m.diverged.any()
+    targets = [not t.auxiliary for t in a.tasks]
+    assert m.objective[0].tolist() == targets
+
+
+def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
+    wine = tier["wine"][1]
+    proline = wine.data[[t.name for t in wine.tasks].index("proline")].y_train
+    assert proline.mean().item() > 300  # raw units, as in the data set
+    assert wine.tasks[0].out_dim == 3 and set(wine.data[0].y_train.tolist()) == {0, 1, 2}
+    x = wine.data[0].x_train
+    assert x.mean(0).abs().max().item() < 1e-5
+    assert (x.std(0, unbiased=False) - 1).abs().max().item() < 1e-4
+    cancer = tier["breast-cancer"][1]
+    assert cancer.data[1].y_train.var().item() > 1e4  # worst area, variance ~3e5
