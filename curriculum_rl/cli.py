@@ -5,15 +5,105 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+
 
 def _print_json_last(obj: dict) -> None:
     print(json.dumps(obj, sort_keys=True))
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option in its error)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed, an integer >= 0 (what torch and numpy generators take)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be 0 or more, got {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _check_interval(args: argparse.Namespace) -> None:
+    if args.interval > args.budget:
+        raise ValueError(
+            f"--interval {args.interval} is larger than --budget {args.budget}: the run would "
+            "make a single decision; give an --interval of at most the --budget"
+        )
+
+
+def _check_device(device: str, option: str = "--device") -> str:
+    """``device`` if this machine can use it, else a ``ValueError`` naming ``option`` and
+    the fix (instead of an assertion deep inside torch after minutes of set-up)."""
+    import torch
+
+    if device == "auto":
+        return device
+    try:
+        kind = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{option} {device!r} is not a device; use auto, cpu or cuda") from None
+    if kind.type == "cuda":
+        if torch.version.cuda is None:
+            raise ValueError(
+                f"{option} {device}: this PyTorch build (torch {torch.__version__}) has no CUDA "
+                "support; use `cpu` or `auto` instead, or install a CUDA build of PyTorch"
+            )
+        count = torch.cuda.device_count()
+        if (kind.index or 0) >= count:
+            raise ValueError(
+                f"{option} {device}: {count} CUDA device(s) visible on this machine; use "
+                "`auto` or `cpu` instead, or a device index below that number"
+            )
+    elif kind.type != "cpu" and not _backend_available(kind.type):
+        raise ValueError(f"{option} {device}: not available on this machine; use auto or cpu")
+    return device
+
+
+def _backend_available(kind: str) -> bool:
+    import torch
+
+    backend = getattr(torch.backends, kind, None)
+    return bool(backend is not None and getattr(backend, "is_available", lambda: False)())
+
+
+def _writable_folder(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as a folder this process can write to (created if missing), checked before
+    any work, else a ``ValueError`` naming ``option`` and the fix."""
+    import tempfile
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder} is a file; give a folder (created if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(
+            f"{option} {folder}: cannot write there ({err.strerror or err}); give a folder "
+            "you can write to"
+        ) from None
+    return folder
 
 
 def cmd_suites(args: argparse.Namespace) -> int:
@@ -67,9 +157,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from curriculum_rl.suites import resolve_suite
     from curriculum_rl.trainer import TrainerConfig
 
+    _check_interval(args)
+    config = TrainerConfig(device=_check_device(args.device))
+    if args.out:  # before any training: a run must not fail at its very end
+        _writable_folder(args.out)
     instance = resolve_suite(args.suite).sample(args.seed)
     controller = load_controller(args.controller)
-    config = TrainerConfig(device=args.device)
     record = _run_one(instance, controller, args, config)
     baseline = record
     if controller.name != "uniform":
@@ -85,7 +178,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_one(instance, controller, args: argparse.Namespace, config):
-    from curriculum_rl.runner import run_controller
+    """One run, padded as the benchmark pads it, so that it reproduces the benchmark's
+    seed ``args.seed`` exactly (:mod:`curriculum_rl.benchmark.run`)."""
+    from curriculum_rl.benchmark.run import run_seeds
 
     bar = tqdm(desc=f"{controller.name} on {instance.name}", unit="decision", disable=args.quiet)
 
@@ -93,10 +188,10 @@ def _run_one(instance, controller, args: argparse.Namespace, config):
         bar.total = total
         bar.update(1)
 
-    (record,) = run_controller(
+    (record,) = run_seeds(
         [instance],
         [args.seed],
-        controller,
+        lambda _: controller,
         args.budget,
         args.interval,
         config,
@@ -157,10 +252,12 @@ def _print_run(instance, record, baseline, summary: dict, args: argparse.Namespa
             f"{(name + role)[:16]:<16} {instance.tasks[i].metric:<15} "
             f"{record.final_test_metric[i]:>14.4g} {baseline.final_test_metric[i]:>10.4g}"
         )
+    failed = {record.controller: record.diverged, "uniform": baseline.diverged}
     print(
         f"test J (mean log loss, lower is better): final {record.final_test_j:.4f} "
         f"(uniform {baseline.final_test_j:.4f}), best-val checkpoint "
         f"{record.best_test_j:.4f} (uniform {baseline.best_test_j:.4f})"
+        + "".join(f"; {name} DIVERGED" for name, bad in failed.items() if bad)
     )
     print(
         f"gain over uniform on task metrics G_m = mean log(E_uniform / E): "
@@ -209,27 +306,31 @@ def _num(x: float | None, spec: str = "+.2f") -> str:
 
 
 def _write_run(out: Path, record, baseline, summary: dict) -> None:
+    from curriculum_rl.atomic import write_json_atomic
     from curriculum_rl.benchmark.plots import learning_curves, save_figure, schedules
+    from curriculum_rl.diagnostics import diagnostics_figure
 
-    out.mkdir(parents=True, exist_ok=True)
     runs = {record.controller: [record.to_dict()]}
     if baseline is not record:
         runs["uniform"] = [baseline.to_dict()]
-    (out / "run.json").write_text(json.dumps({**summary, "runs": runs}, indent=1))
+    write_json_atomic(out / "run.json", {**summary, "runs": runs})
     save_figure(schedules(record.suite, runs), out / "schedules.png")
     save_figure(learning_curves(record.suite, runs), out / "learning_curves.png")
-    print(f"wrote {out / 'run.json'}, {out / 'schedules.png'}, {out / 'learning_curves.png'}")
+    save_figure(diagnostics_figure(runs[record.controller][0]), out / "diagnostics.png")
+    print(f"wrote {out / 'run.json'} and PNGs: schedules, learning_curves, diagnostics")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from curriculum_rl.agents.config import config_from_dict, load_config
     from curriculum_rl.agents.train import train
 
-    out = Path(args.out)
+    out = _writable_folder(args.out)
     if args.config is None and args.resume and (out / "config.json").is_file():
         config = config_from_dict(json.loads((out / "config.json").read_text()), str(out))
     else:
         config = load_config(args.config)  # None: the shipped agents/default.toml
+    _check_device(config.train.device, "[train] device")
+    _check_device(config.env.trainer.device, "[env.trainer] device")
     if args.total_timesteps is not None:
         from dataclasses import replace
 
@@ -241,8 +342,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         log=lambda msg: tqdm.write(msg, file=sys.stderr),
     )
+    _print_train(result, out)
+    if args.json:
+        _print_json_last(result.to_dict())
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def _print_train(result, out: Path) -> None:
+    if result.interrupted:
+        print(
+            f"interrupted at {result.timesteps} timesteps: checkpoint saved; continue with "
+            f"`curriculum-rl train --out {out} --resume`"
+        )
+    elif result.trained_now == 0:
+        print(
+            f"the run in {out} is already complete at {result.timesteps} timesteps; nothing "
+            "was trained or rewritten (give --total-timesteps N to train it further)"
+        )
     print(
-        f"trained {result.timesteps} timesteps in {result.wall_time_s:.0f} s; policy: "
+        f"{result.timesteps} timesteps in {result.wall_time_s:.0f} s of training; policy: "
         f"{result.policy} (use it with `curriculum-rl run --controller {result.policy}`)"
     )
     if result.evaluations:
@@ -250,27 +368,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         # The best may come from before a --resume: read it from the saved best policy.
         best = json.loads(result.best.read_text())["notes"]["eval"] if result.best else last
         print(
-            f"held-out test-J gain over uniform: last {last['gain_mean']:+.3f}, best "
-            f"{best['gain_mean']:+.3f} at {best['timesteps']} timesteps (saved as {result.best})"
+            f"held-out gain over uniform (IQM of G_m): last {float(last['gain']):+.3f}, best "
+            f"{float(best['gain']):+.3f} at {best['timesteps']} timesteps (saved as {result.best})"
         )
     print(f"TensorBoard: tensorboard --logdir {out / 'tb'}; curve: {out / 'learning_curve.png'}")
-    if args.json:
-        _print_json_last(result.to_dict())
-    return 0
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from curriculum_rl.benchmark import BenchmarkConfig, run_benchmark
     from curriculum_rl.trainer import TrainerConfig
 
+    _check_interval(args)
     config = BenchmarkConfig(
         suites=tuple(args.suite),
         controllers=tuple(args.controller),
-        out=args.out,
+        out=_writable_folder(args.out),
         seeds=args.seeds,
         budget=args.budget,
         interval=args.interval,
-        trainer=TrainerConfig(device=args.device),
+        trainer=TrainerConfig(device=_check_device(args.device)),
         reference=not args.no_reference,
         progress=not args.quiet,
     )
@@ -284,9 +400,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     skipped = result.summary["settings"]["skipped_controllers"]
     if skipped:
         print(f"note: not run, optional dependencies missing: {', '.join(skipped)}")
-    print(f"{'controller':<24} {'IQM G final [95% CI]':>30} {'IQM G best [95% CI]':>30}")
-    for name, agg in result.summary["aggregate"].items():
-        print(f"{name:<24} {_fmt_estimate(agg['gain']):>30} {_fmt_estimate(agg['gain_best']):>30}")
+    _print_ranking(result.summary)
     if args.json:
         _print_json_last(
             {
@@ -296,6 +410,28 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             }
         )
     return 0
+
+
+def _print_ranking(summary: dict) -> None:
+    """The aggregate table, best first, and who won each suite (as in summary.md)."""
+    from curriculum_rl.benchmark.report import ranking, verdicts
+
+    aggregate = summary["aggregate"]
+    print(
+        "ranked by the IQM of G_m over all suites (gain over uniform on task metrics; "
+        "n/a: failed runs leave no finite score):"
+    )
+    header = f"{'rank':<5}{'controller':<24}{'G_m final [95% CI]':>28}{'G_m best [95% CI]':>28}"
+    print(f"{header} {'failed':>8}")
+    for rank, name in enumerate(ranking(aggregate), start=1):
+        agg = aggregate[name]
+        print(
+            f"{rank:<5}{name:<24}{_fmt_estimate(agg['gain']):>28}"
+            f"{_fmt_estimate(agg['gain_best']):>28} {agg['failed']:>4}/{agg['runs']:<3}"
+        )
+    print("who won:")
+    for line in verdicts(summary):
+        print(f"  {line.replace('**', '')}")
 
 
 def _fmt_estimate(est: dict) -> str:
@@ -330,9 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="controller name, policy file (NAME.json) or `default` (the shipped learned policy)",
     )
-    p.add_argument("--budget", type=int, default=1500, help="inner optimisation steps")
-    p.add_argument("--interval", type=int, default=25, help="inner steps per decision")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", type=_positive_int, default=1500, help="inner optimisation steps")
+    p.add_argument("--interval", type=_positive_int, default=25, help="inner steps per decision")
+    p.add_argument("--seed", type=_seed, default=0, help="instance and trainer seed (>= 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
         "--out", default=None, help="folder for run.json and plots of the weights and sampling"
@@ -369,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--total-timesteps",
-        type=int,
+        type=_positive_int,
         default=None,
         help="override [train] total_timesteps (e.g. to extend a resumed run)",
     )
@@ -402,9 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="controller names, `all` (every heuristic), `default` or policy files; "
         "uniform is always run",
     )
-    p.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per suite and controller")
-    p.add_argument("--budget", type=int, default=1500, help="inner optimisation steps per run")
-    p.add_argument("--interval", type=int, default=25, help="inner steps per decision")
+    p.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=10,
+        help="seeds 0..N-1 per suite and controller (rerun with more to add runs)",
+    )
+    p.add_argument(
+        "--budget", type=_positive_int, default=1500, help="inner optimisation steps per run"
+    )
+    p.add_argument("--interval", type=_positive_int, default=25, help="inner steps per decision")
     p.add_argument("--out", required=True, help="output folder (rerun on it to resume)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
@@ -418,6 +561,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = {
+    "benchmark": "the runs finished so far are stored in {out}; rerun the same command to "
+    "resume (finished runs are not recomputed)",
+    "train": "stopped before training began or without a final checkpoint; "
+    "`curriculum-rl train --out {out} --resume` continues from the last checkpoint, if "
+    "{out} has one (else start it again without --resume)",
+    "run": "nothing was written",
+    "suites": "nothing was written",
+}
+"""What Ctrl-C leaves behind, per command (``train`` saves a checkpoint on the first
+Ctrl-C itself and returns; this is the second one)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -425,6 +581,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        left = INTERRUPTED[args.command].format(out=getattr(args, "out", None))
+        print(f"\ninterrupted: {left}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `curriculum-rl ... | head`: the reader left; so do we, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

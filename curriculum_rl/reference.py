@@ -12,9 +12,9 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 
+from curriculum_rl.atomic import write_json_atomic
 from curriculum_rl.controllers.base import Uniform
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites.base import SuiteInstance
@@ -116,11 +116,8 @@ def single_task_reference(
     }
     for field in ("final_test_metric", "final_test_loss", "best_test_metric", "best_test_loss"):
         result[field] = [_finite_or_none(getattr(r, field)[0]) for r in records]
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel workers never share one
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    if path is not None:  # atomic: a concurrent reader never sees half a file
+        write_json_atomic(path, result)
     return result
 
 

@@ -2,99 +2,103 @@
 
 A plain loop: three regression tasks on a shared input, one shared trunk, one linear head
 per task. The tasks differ in output scale (x1, x10, x100) and one has few examples, the
-situation where weighting matters. Every ``interval`` steps the loop hands the per-task
-losses (and per-task gradients on the last shared layer) to a ``CurriculumSession``, which
-returns the loss weights and the sampling probabilities for the next steps.
+situation where weighting matters. Batches mix the tasks in the proportions the controller
+sets (``TaskBatchSampler``); every step's per-example losses go through the session
+(``session.loss``), and every ``interval`` steps the session decides: it reads the
+interval's losses, the validation losses and the tasks' gradient alignment on the last
+shared layer (``GradientProbe``), and returns new loss weights and sampling probabilities.
 
-Run:  python examples/own_loop.py [CONTROLLER]   (default: the shipped learned policy;
-      or a heuristic name such as ``uniform``, or a policy file from ``curriculum-rl train``)
+Run:  python examples/own_loop.py [CONTROLLER] [--steps N]
+      CONTROLLER: the shipped learned policy by default; or a heuristic name such as
+      ``uniform`` or ``uw``, or a policy file from ``curriculum-rl train``.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import torch
 from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 
 import curriculum_rl
-from curriculum_rl.session import CurriculumSession
+from curriculum_rl.integrations import TaskBatchSampler
+from curriculum_rl.session import CurriculumSession, GradientProbe
 
-STEPS, INTERVAL, BATCH = 1000, 25, 64
+INTERVAL, BATCH = 25, 64
+SCALES, SIZES = [1.0, 10.0, 100.0], [1024, 1024, 64]  # task 2: few examples
+
 torch.manual_seed(0)
-
-# --- data: y_k = scale_k * f_k(x) + noise; task 2 has only 64 training examples
-scales, sizes = [1.0, 10.0, 100.0], [1024, 1024, 64]
-readouts = [torch.randn(8) for _ in scales]
+readouts = [torch.randn(8) for _ in SCALES]
 projection = torch.randn(16, 8) / 4
 
 
-def make_task(k: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def make_task(k: int, n: int) -> TensorDataset:
+    """y_k = scale_k * f_k(x) + noise; each example carries its task id."""
     x = torch.randn(n, 16)
-    y = scales[k] * torch.tanh(x @ projection) @ readouts[k] / 3
-    return x, (y + 0.1 * scales[k] * torch.randn(n))[:, None]
+    y = SCALES[k] * torch.tanh(x @ projection) @ readouts[k] / 3
+    return TensorDataset(x, y + 0.1 * SCALES[k] * torch.randn(n), torch.full((n,), k))
 
 
-train = [make_task(k, n) for k, n in enumerate(sizes)]
-val = [make_task(k, 256) for k in range(len(scales))]
+class Model(nn.Module):
+    """A shared trunk and one head per task; each example is read by its own task's head."""
 
-# --- model: shared trunk + one head per task
-trunk = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
-heads = nn.ModuleList(nn.Linear(64, 1) for _ in scales)
-optimizer = torch.optim.Adam([*trunk.parameters(), *heads.parameters()], lr=1e-3)
-last_shared = trunk[2].weight  # where per-task gradient alignment is measured
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+        self.heads = nn.Linear(64, len(SCALES))  # column k: task k's head
+
+    def forward(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        return self.heads(self.trunk(x)).gather(1, task[:, None])[:, 0]
 
 
-def task_losses(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    return torch.stack(
-        [nn.functional.mse_loss(heads[k](trunk(x)), y) for k, (x, y) in enumerate(batches)]
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("controller", nargs="?", default=None)
+    parser.add_argument("--steps", type=int, default=1000)
+    args = parser.parse_args()
+
+    train = ConcatDataset([make_task(k, n) for k, n in enumerate(SIZES)])
+    val = [make_task(k, 256).tensors for k in range(len(SCALES))]
+    model = Model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def val_losses() -> torch.Tensor:
+        with torch.no_grad():
+            return torch.stack([((model(x, t) - y) ** 2).mean() for x, y, t in val])
+
+    controller = curriculum_rl.load_controller(args.controller)
+    session = CurriculumSession(
+        controller,
+        num_tasks=len(SCALES),
+        budget=args.steps,
+        interval=INTERVAL,
+        train_sizes=SIZES,
+        probe=GradientProbe(model.trunk[2]),  # alignment on the last shared layer
+    )
+    sampler = TaskBatchSampler.from_sizes(SIZES, BATCH, num_batches=args.steps)
+    for x, y, task in DataLoader(train, batch_sampler=sampler):
+        loss = session.loss((model(x, task) - y) ** 2, task)  # per-example losses in
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if session.decision_due:
+            weights, sampling = session.update(val_losses=val_losses())
+            sampler.set_probabilities(sampling)  # the next batches follow the decision
+            if session.calls % 10 == 0:
+                print(
+                    f"step {session.steps:4d}  val loss "
+                    f"{[f'{v:.3g}' for v in session.state.val_loss[0].tolist()]}  weights "
+                    f"{[round(w, 3) for w in weights.tolist()]}  sampling "
+                    f"{[round(p, 3) for p in sampling.tolist()]}"
+                )
+    final = val_losses()
+    print(
+        f"controller {controller.name}: final weights "
+        f"{[round(w, 3) for w in session.loop.previous.weights[0].tolist()]}, "
+        f"J (mean log val loss) {final.log().mean().item():.3f}"
     )
 
 
-controller = curriculum_rl.load_controller(sys.argv[1] if len(sys.argv) > 1 else None)
-session = CurriculumSession(
-    controller, num_tasks=len(scales), budget=STEPS, interval=INTERVAL, train_sizes=sizes
-)
-weights, sampling = torch.ones(len(scales)), torch.full((len(scales),), 1 / len(scales))
-running = torch.zeros(len(scales))
-
-for step in range(STEPS + 1):
-    if step % INTERVAL == 0:
-        with torch.no_grad():
-            val_losses = task_losses(val)
-        # per-task gradients on the last shared layer (optional: alignment features)
-        probe = task_losses([(x[:BATCH], y[:BATCH]) for x, y in train])
-        grads = torch.stack(
-            [
-                torch.autograd.grad(probe[k], last_shared, retain_graph=True)[0].flatten()
-                for k in range(len(scales))
-            ]
-        )
-        train_losses = running / INTERVAL if step else val_losses
-        weights, sampling = session.update(train_losses, val_losses, task_grads=grads, step=step)
-        running.zero_()
-        if step % 250 == 0:
-            print(
-                f"step {step:4d}  val loss {[f'{v:.3g}' for v in val_losses.tolist()]}  "
-                f"weights {[round(w, 3) for w in weights.tolist()]}  "
-                f"sampling {[round(p, 3) for p in sampling.tolist()]}"
-            )
-    if step == STEPS:
-        break
-    # sampling decides how many examples of each task enter the batch (at least one each)
-    counts = (sampling * BATCH).round().long().clamp_min(1)
-    batches = []
-    for k, (x, y) in enumerate(train):
-        rows = torch.randint(len(x), (int(counts[k]),))
-        batches.append((x[rows], y[rows]))
-    losses = task_losses(batches)
-    optimizer.zero_grad()
-    (weights * losses).sum().backward()
-    optimizer.step()
-    running += losses.detach()
-
-j = val_losses.log().mean().item()
-print(
-    f"controller {controller.name}: final weights {[round(w, 3) for w in weights.tolist()]}, "
-    f"J (mean log val loss) {j:.3f}"
-)
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,8 @@
 """Action transform and observation: ranges, uniform at zero, equivariance, padding."""
 
+import math
+
+import pytest
 import torch
 from helpers import make_signals
 
@@ -10,22 +13,44 @@ from curriculum_rl.controllers import (
     build_observation,
     decision_to_actions,
 )
-from curriculum_rl.controllers.actions import SAMPLING_FLOOR, emphasis_divergence
+from curriculum_rl.controllers.actions import (
+    GAMMA_SCALE,
+    RESIDUAL_SCALE,
+    SAMPLING_FLOOR,
+    action_transform,
+    emphasis_divergence,
+)
 from curriculum_rl.controllers.observation import OBS_CLIP
 from curriculum_rl.trainer.signals import Signals
 
 MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
 
 
-def test_zero_action_is_uniform_and_padding_gets_nothing():
-    d = actions_to_decision(torch.zeros(2, 4, 2), MASK)
+TRANSFORMS = ["logits", "loss_power"]
+
+
+def _state(mask=MASK, seed=0):
+    """Signals whose validation errors differ a lot between tasks."""
+    errors = torch.rand(mask.shape, generator=torch.Generator().manual_seed(seed)) * 1e3 + 1e-3
+    return make_signals(mask, val_error=errors)
+
+
+def _actions(dim: int, seed: int, mask=MASK) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(*mask.shape, dim, generator=gen) * 2 - 1
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_zero_action_is_uniform_and_padding_gets_nothing(name):
+    dim = action_transform(name).dim
+    d = actions_to_decision(torch.zeros(2, 4, dim), _state(), name)
     torch.testing.assert_close(d.weights, MASK.float())
     torch.testing.assert_close(d.sampling, MASK.float() / MASK.sum(1, keepdim=True))
 
 
-def test_weights_mean_one_sampling_sums_one_with_floor():
-    actions = torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    d = actions_to_decision(actions, MASK)
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_weights_mean_one_sampling_sums_one_with_floor(name):
+    d = actions_to_decision(_actions(action_transform(name).dim, 0), _state(), name)
     k = MASK.sum(1).float()
     torch.testing.assert_close(d.weights.sum(1) / k, torch.ones(2))
     torch.testing.assert_close(d.sampling.sum(1), torch.ones(2))
@@ -33,9 +58,51 @@ def test_weights_mean_one_sampling_sums_one_with_floor():
     assert (d.weights[~MASK] == 0).all() and (d.sampling[~MASK] == 0).all()
 
 
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_transforms_are_permutation_equivariant(name):
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    state, actions = _state(mask, 3), _actions(action_transform(name).dim, 4, mask)
+    perm = torch.tensor([2, 0, 3, 1])
+    d = actions_to_decision(actions, state, name)
+    permuted = make_signals(mask, val_error=state.val_error[:, perm])
+    dp = actions_to_decision(actions[:, perm], permuted, name)
+    torch.testing.assert_close(dp.weights, d.weights[:, perm])
+    torch.testing.assert_close(dp.sampling, d.sampling[:, perm])
+
+
+def test_loss_power_weights_follow_the_inverse_error_rule():
+    """The defining property: with no residual, w_k ∝ E_k^-gamma, gamma = GAMMA_SCALE x
+    the mean of the third column; gamma = 1 equalises w_k E_k across tasks."""
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    errors = torch.tensor([[1e-2, 1.0, 1e3]])
+    state = make_signals(mask, val_error=errors)
+    actions = torch.zeros(1, 3, 3)
+    actions[..., 2] = torch.tensor([1.0, 0.0, 1 / 3]) / GAMMA_SCALE  # mean 4/9: gamma 4/9
+    d = actions_to_decision(actions, state, "loss_power")
+    gamma = 4 / 9
+    expected = errors[0] ** -gamma
+    torch.testing.assert_close(d.weights[0], 3 * expected / expected.sum())
+    actions[..., 2] = 1 / GAMMA_SCALE  # gamma = 1
+    d = actions_to_decision(actions, state, "loss_power")
+    product = d.weights[0] * errors[0]
+    torch.testing.assert_close(product, product.mean().expand(3))
+    # a residual multiplies one task's weight by exp(RESIDUAL_SCALE * a) before normalising
+    actions[..., 2] = 0
+    actions[0, 0, 0] = 0.5
+    d = actions_to_decision(actions, state, "loss_power")
+    ratio = d.weights[0, 0] / d.weights[0, 1]
+    torch.testing.assert_close(ratio, torch.tensor(math.exp(RESIDUAL_SCALE * 0.5)))
+
+
+def test_unknown_transform_and_wrong_shapes_are_refused():
+    with pytest.raises(ValueError, match="unknown action transform"):
+        action_transform("softmax")
+    with pytest.raises(ValueError, match="shape"):
+        actions_to_decision(torch.zeros(2, 4, 2), _state(), "loss_power")
+
+
 def test_emphasis_divergence_is_kl_from_uniform_and_ignores_padding():
-    actions = torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    d = actions_to_decision(actions, MASK)
+    d = actions_to_decision(_actions(2, 2), _state(), "logits")
     got = emphasis_divergence(d, MASK)
     for run in range(2):
         k = int(MASK[run].sum())
@@ -44,7 +111,7 @@ def test_emphasis_divergence_is_kl_from_uniform_and_ignores_padding():
         expected = (torch.full((k,), 1 / k) * (1 / k / q).log()).sum()
         torch.testing.assert_close(got[run], expected)
     assert (got > 0).all()
-    uniform = actions_to_decision(torch.zeros(2, 4, 2), MASK)
+    uniform = actions_to_decision(torch.zeros(2, 4, 2), _state(), "logits")
     torch.testing.assert_close(emphasis_divergence(uniform, MASK), torch.zeros(2))
 
 
@@ -53,8 +120,8 @@ def test_inverse_transform_round_trips():
         ..., None
     ]
     actions = actions - actions.sum(1, keepdim=True) / MASK.sum(1)[:, None, None] * MASK[..., None]
-    d = actions_to_decision(actions, MASK)
-    again = actions_to_decision(decision_to_actions(d, MASK), MASK)
+    d = actions_to_decision(actions, _state(), "logits")
+    again = actions_to_decision(decision_to_actions(d, MASK), _state(), "logits")
     torch.testing.assert_close(again.weights, d.weights, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(again.sampling, d.sampling, rtol=1e-4, atol=1e-5)
 
@@ -85,7 +152,7 @@ def fake_signals(mask, seed=0):
 def test_observation_is_bounded_finite_and_zero_on_padding():
     sig = fake_signals(MASK)
     sig.train_loss[0, 0] = float("nan")
-    obs = build_observation(sig, actions_to_decision(torch.zeros(2, 4, 2), MASK))
+    obs = build_observation(sig, actions_to_decision(torch.zeros(2, 4, 2), _state(), "logits"))
     assert obs.shape == (2, 4, NUM_FEATURES) and obs.dtype == torch.float32
     assert torch.isfinite(obs).all() and obs.abs().max() <= OBS_CLIP
     assert (obs[~MASK] == 0).all() and (obs[MASK][:, 0] == 1).all()

@@ -16,6 +16,7 @@ from curriculum_rl.controllers.learned.artifact import ArtifactError, load_artif
 from curriculum_rl.controllers.learned.controller import LearnedController
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
 from curriculum_rl.controllers.load import load_controller
+from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 
@@ -25,19 +26,22 @@ def policy_file(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0))
     init_weights(actor)
-    return save_artifact(tmp_path / "policy", actor, max_tasks=8, training={"note": "test"})
+    return save_artifact(
+        tmp_path / "policy", actor, max_tasks=8, action="loss_power", training={"note": "test"}
+    )
 
 
 def test_roundtrip_gives_the_same_network(policy_file: Path):
     artifact = load_artifact(policy_file)
     again = load_artifact(policy_file.with_suffix(".pt"))  # either file names the pair
-    obs = torch.randn(2, 8, 17)
+    obs = torch.randn(2, 8, NUM_FEATURES)
     obs[..., 0] = 1.0
     with torch.no_grad():
         torch.testing.assert_close(artifact.actor(obs), again.actor(obs))
     meta = artifact.metadata
     assert meta["observation"]["max_tasks"] == 8 and meta["network"]["hidden"] == 16
-    assert {"weight_scale", "sampling_scale", "sampling_floor"} <= set(meta["action"])
+    assert meta["action"]["transform"] == "loss_power"
+    assert {"gamma_scale", "residual_scale", "sampling_floor"} <= set(meta["action"]["constants"])
 
 
 def _marker_payload(marker: Path):
@@ -90,7 +94,8 @@ def test_forged_hash_still_executes_nothing(policy_file: Path, tmp_path: Path, a
     [
         ("observation", "version", 999, "observation layout"),
         ("observation", "features", ["mask"], "observation layout"),
-        ("action", "weight_scale", 1.0, "action transform"),
+        ("action", "transform", "logits", "action transform"),
+        ("action", "constants", {"gamma_scale": 3.0}, "action transform"),
     ],
 )
 def test_mismatched_layouts_are_refused(policy_file: Path, section, key, value, message):
@@ -135,11 +140,13 @@ def test_loaded_policy_drives_run_controller(policy_file: Path, k: int):
     assert any(abs(w - 1) > 1e-3 for rec in records for w in rec.weights[-1])
 
 
-def test_learned_controller_refuses_more_tasks_than_k_max(policy_file: Path):
-    artifact = load_artifact(policy_file)
-    controller = LearnedController(artifact.actor, max_tasks=2)
-    with pytest.raises(ValueError, match="at most 2 tasks"):
-        run_controller(_instances(3, 1), [0], controller, budget=50, interval=25)
+def test_a_policy_runs_more_tasks_than_it_was_trained_with(policy_file: Path):
+    """No observation feature depends on K_max, so a K_max = 8 policy runs K = 12."""
+    controller = load_controller(policy_file)
+    assert controller.max_tasks == 8
+    (record,) = run_controller(_instances(12, 1), [0], controller, budget=50, interval=25)
+    assert len(record.weights[-1]) == 12 and abs(sum(record.weights[-1]) / 12 - 1) < 1e-4
+    assert torch.isfinite(torch.tensor(record.final_test_j))
 
 
 def test_load_controller_names():
@@ -160,9 +167,11 @@ def test_ignored_features_do_not_move_the_policy_and_travel_with_the_artifact(tm
     ignored = ("log_train_centred", "log_val_centred")
     actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0, ignore_features=ignored))
     init_weights(actor)
-    loaded = load_artifact(save_artifact(tmp_path / "p", actor, max_tasks=8)).actor
+    loaded = load_artifact(
+        save_artifact(tmp_path / "p", actor, max_tasks=8, action="loss_power")
+    ).actor
     assert loaded.config.ignore_features == ignored
-    obs = torch.randn(2, 8, 17)
+    obs = torch.randn(2, 8, NUM_FEATURES)
     obs[..., 0] = 1.0
     changed = obs.clone()
     changed[..., 1:3] += 5.0  # the two ignored columns

@@ -9,8 +9,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
-from curriculum_rl.controllers.actions import actions_to_decision, emphasis_divergence
+from curriculum_rl.controllers.actions import emphasis_divergence
+from curriculum_rl.controllers.observation import FEATURES
 from curriculum_rl.env import ENV_ID, CurriculumEnv
+from curriculum_rl.env.core import potential
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 
 SMALL = {
@@ -18,6 +20,7 @@ SMALL = {
     "interval": 25,
     "trainer": {"batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"},
 }
+D = CurriculumEnv(**SMALL).action_space.shape[1]  # numbers per task of the default action
 # An absurd learning rate: SGD blows the parameters up within a few steps.
 DIVERGING = {**SMALL["trainer"], "lr": 1e12, "optimizer": "sgd"}
 
@@ -59,7 +62,7 @@ def rollout_single(seed: int, actions: np.ndarray, steps: int, **kwargs):
 def test_vecenv_slots_equal_single_envs_with_the_same_seeds(num_envs):
     steps = 5  # crosses an episode boundary (2 decisions per episode)
     rng = np.random.default_rng(0)
-    actions = rng.uniform(-1, 1, size=(steps, num_envs, 8, 2)).astype(np.float32)
+    actions = rng.uniform(-1, 1, size=(steps, num_envs, 8, D)).astype(np.float32)
     vec = BatchedCurriculumVecEnv(num_envs, **SMALL)
     vec.seed(100)
     observations, rewards = [vec.reset()], []
@@ -92,7 +95,7 @@ def test_vecenv_restarts_a_diverged_run_alone():
     vec.seed(0)
     vec.reset()
     for _ in range(3):
-        obs, _, dones, infos = vec.step(np.zeros((2, 8, 2), np.float32))
+        obs, _, dones, infos = vec.step(np.zeros((2, 8, D), np.float32))
         assert np.isfinite(obs).all() and vec.observation_space.contains(obs[0])
         if dones.any():
             break
@@ -107,7 +110,7 @@ def test_k2_and_k8_suites_work_in_the_same_env_class(k):
     assert info["num_tasks"] == k
     assert obs.shape == (8, env.observation_space.shape[1])
     assert (obs[:k, 0] == 1).all() and (obs[k:] == 0).all()
-    _, reward, _, _, info = env.step(np.zeros((8, 2), np.float32))
+    _, reward, _, _, info = env.step(np.zeros((8, D), np.float32))
     assert np.isfinite(reward) and len(info["weights"]) == k
     np.testing.assert_allclose(info["weights"], np.ones(k), rtol=1e-5)
 
@@ -118,7 +121,7 @@ def test_reward_telescopes_to_the_log_improvement_of_the_run():
     j_start = float(env._core.loop.state.j[0])
     total, terminated = 0.0, False
     while not terminated:
-        _, reward, terminated, _, info = env.step(np.zeros((8, 2), np.float32))
+        _, reward, terminated, _, info = env.step(np.zeros((8, D), np.float32))
         total += reward
     assert total == pytest.approx(j_start - info["j"], abs=1e-5)
 
@@ -128,14 +131,14 @@ def test_emphasis_cost_prices_leaving_uniform_and_nothing_else():
     plain, priced = CurriculumEnv(**SMALL), CurriculumEnv(**SMALL, emphasis_cost=cost)
     plain.reset(seed=4)
     priced.reset(seed=4)
-    zero = np.zeros((8, 2), np.float32)
+    zero = np.zeros((8, D), np.float32)
     assert plain.step(zero)[1] == pytest.approx(priced.step(zero)[1], abs=1e-6)  # float32 KL
     skewed = zero.copy()
     skewed[:, 0] = np.linspace(-1, 1, 8)
     _, r_plain, *_ = plain.step(skewed)
     _, r_priced, *_ = priced.step(skewed)
     mask = priced._core.trainer.mask
-    decision = actions_to_decision(torch.from_numpy(skewed)[None], mask)
+    decision = priced._core.loop.state.previous  # the decision the skewed action made
     expected = cost * float(emphasis_divergence(decision, mask)[0])
     assert expected > 0
     assert r_plain - r_priced == pytest.approx(expected, rel=1e-5)
@@ -148,3 +151,81 @@ def test_bad_env_config_names_the_problem():
         CurriculumEnv(suite="no-such-suite")
     with pytest.raises(ValueError, match="emphasis_cost must be >= 0"):
         CurriculumEnv(emphasis_cost=-0.1)
+
+
+@pytest.mark.parametrize("reward", ["error", "loss"])
+def test_reward_telescopes_to_the_improvement_of_its_potential(reward):
+    """The error potential on a suite with classification tasks (soft error differs from
+    the loss there), the loss potential: each return is its potential's improvement."""
+    suite = SyntheticSuite(
+        name="mixed-kinds",
+        settings=(SyntheticSetting("mixed", num_tasks=(3, 3), classification=(0.5, 0.5)),),
+        n_train=128,
+        n_val=64,
+        n_test=64,
+        hidden=(16,),
+    )
+    env = CurriculumEnv(suite=suite, reward=reward, **SMALL)
+    env.reset(seed=5)
+    start = float(potential(env._core.loop.state, reward)[0])
+    total, terminated = 0.0, False
+    while not terminated:
+        _, r, terminated, _, _ = env.step(np.full((8, D), 0.3, np.float32))
+        total += r
+    end = float(potential(env._core.loop.state, reward)[0])
+    assert total == pytest.approx(start - end, abs=1e-5)
+
+
+def test_shadow_reward_is_the_gain_over_a_uniform_twin():
+    env = CurriculumEnv(shadow=True, **SMALL)
+    env.reset(seed=2)
+    # Uniform actions: the agent run and its shadow are the same computation.
+    _, reward, *_ = env.step(np.zeros((8, D), np.float32))
+    assert reward == 0.0
+    env.reset(seed=2)
+    core = env._core
+    total, terminated = 0.0, False
+    while not terminated:
+        _, r, terminated, _, _ = env.step(np.full((8, D), -0.5, np.float32))
+        total += r
+    phi = potential(core.loop.state, "error")
+    assert total == pytest.approx(float(phi[1] - phi[0]), abs=1e-5)  # shadow end - agent end
+    assert core.trainer.num_runs == 2 and torch.equal(core.trainer.mask[0], core.trainer.mask[1])
+
+
+def test_episodes_draw_their_budget_from_budgets():
+    env = CurriculumEnv(budgets=(50, 100), **SMALL)
+    lengths = set()
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed)
+        steps, terminated = 0, False
+        budget = float(env._core.loop.state.budget[0])
+        assert obs[0, FEATURES.index("log_budget")] == pytest.approx(np.log10(budget / 1000))
+        while not terminated:
+            obs, _, terminated, _, _ = env.step(np.zeros((8, D), np.float32))
+            steps += 1
+        assert steps * 25 == budget
+        lengths.add(steps)
+    assert lengths == {2, 4}
+
+
+def test_reward_counts_target_tasks_only():
+    """Auxiliary tasks train but do not count: the potential reads the targets alone."""
+    suite = SyntheticSuite(
+        name="aux",
+        settings=(SyntheticSetting("aux", num_tasks=(4, 4), auxiliary=(3, 3)),),
+        n_train=128,
+        n_val=64,
+        n_test=64,
+        hidden=(16,),
+    )
+    env = CurriculumEnv(suite=suite, **SMALL)
+    env.reset(seed=1)
+    state = env._core.loop.state
+    targets = state.objective[0, :4]
+    assert targets.sum() == 1
+    target = int(targets.nonzero())
+    expected = float(state.val_error[0, target].log())
+    assert float(potential(state, "error")[0]) == pytest.approx(expected)
+    obs, *_ = env.step(np.zeros((8, D), np.float32))
+    assert obs[:4, FEATURES.index("is_objective")].tolist() == targets.float().tolist()

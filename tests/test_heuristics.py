@@ -610,3 +610,17 @@ def test_every_registered_controller_runs_end_to_end(name):
             assert sum(weights) / k == pytest.approx(1.0, abs=1e-5)
             assert sum(sampling) == pytest.approx(1.0, abs=1e-5)
             assert min(weights) >= 0 and min(sampling) >= 0
+
+
+def test_inverse_error_weights_equalise_weighted_errors():
+    """The defining property: w_k E_k is the same for every valid task of a run."""
+    errors = torch.tensor([[1e-2, 1.0, 1e3, 1.0], [0.5, 0.05, 1.0, 1.0]])
+    signals = make_signals(val_error=errors)
+    decision = make_controller("inverse-error").decide(signals)
+    for run in range(2):
+        k = int(MASK[run].sum())
+        product = decision.weights[run, :k] * errors[run, :k]
+        torch.testing.assert_close(product, product.mean().expand(k))
+        assert decision.weights[run, :k].mean() == pytest.approx(1.0)
+    assert (decision.weights[~MASK] == 0).all()
+    torch.testing.assert_close(decision.sampling, MASK.float() / MASK.sum(1, keepdim=True))

@@ -18,6 +18,7 @@ from curriculum_rl.controllers.learned.network import (
 from curriculum_rl.controllers.observation import NUM_FEATURES
 
 K_MAX = 8
+A = 3  # numbers per task of the default action transform (loss_power)
 
 
 def _obs(batch: int, ks: list[int], seed: int = 0) -> torch.Tensor:
@@ -59,14 +60,14 @@ def test_sb3_policy_is_equivariant():
     obs = _obs(2, [4, 6])
     perm = torch.randperm(K_MAX, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        mean = policy.get_distribution(obs).distribution.mean.reshape(2, K_MAX, 2)
-        mean_p = policy.get_distribution(obs[:, perm]).distribution.mean.reshape(2, K_MAX, 2)
+        mean = policy.get_distribution(obs).distribution.mean.reshape(2, K_MAX, A)
+        mean_p = policy.get_distribution(obs[:, perm]).distribution.mean.reshape(2, K_MAX, A)
         values = policy.predict_values(obs)
         values_p = policy.predict_values(obs[:, perm])
     torch.testing.assert_close(mean_p, mean[:, perm], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(values_p, values, rtol=1e-5, atol=1e-6)
-    # the shared log std: 2 numbers, one per action kind
-    assert policy.log_std.shape == (2,)
+    # the shared log std: one number per action kind
+    assert policy.log_std.shape == (A,)
 
 
 @pytest.mark.parametrize("k", [3, 7])
@@ -76,7 +77,7 @@ def test_one_policy_runs_on_any_task_count(k):
     with torch.no_grad():
         padded = actor(obs)
         unpadded = actor(obs[:, :k])  # the network itself does not need K_max at all
-    assert padded.shape == (2, K_MAX, 2)
+    assert padded.shape == (2, K_MAX, A)
     assert torch.isfinite(padded).all()
     assert (padded[:, k:] == 0).all(), "padded task slots must get zero actions"
     torch.testing.assert_close(padded[:, :k], unpadded, rtol=1e-5, atol=1e-6)
@@ -104,9 +105,9 @@ def test_masked_log_prob_ignores_padded_slots():
     env = BatchedCurriculumVecEnv(1, budget=50, interval=25)
     policy = TaskSetPolicy(env.observation_space, env.action_space, lambda _: 3e-4)
     obs = _obs(1, [2])
-    actions = torch.zeros(1, K_MAX * 2)
+    actions = torch.zeros(1, K_MAX * A)
     _, log_prob, entropy = policy.evaluate_actions(obs, actions)
-    actions[:, 4:] = 0.9  # padded slots' actions change nothing
+    actions[:, 2 * A :] = 0.9  # padded slots' actions change nothing
     _, log_prob2, entropy2 = policy.evaluate_actions(obs, actions)
     torch.testing.assert_close(log_prob, log_prob2)
     torch.testing.assert_close(entropy, entropy2)
@@ -121,4 +122,4 @@ def test_ppo_learns_on_the_batched_vecenv():
     after = list(model.policy.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     actions, _ = model.predict(env.reset(), deterministic=True)
-    assert actions.shape == (2, K_MAX, 2) and np.isfinite(actions).all()
+    assert actions.shape == (2, K_MAX, A) and np.isfinite(actions).all()

@@ -178,7 +178,7 @@ def test_session_with_a_learned_policy(tmp_path: Path):
 
     actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
     init_weights(actor)
-    path = save_artifact(tmp_path / "p", actor, max_tasks=8)
+    path = save_artifact(tmp_path / "p", actor, max_tasks=8, action="loss_power")
     session = CurriculumSession(
         curriculum_rl.load_controller(path),
         num_tasks=5,

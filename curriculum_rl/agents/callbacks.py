@@ -1,13 +1,17 @@
 """The callbacks of a training run (stable-baselines3's ``BaseCallback`` seam): inner-run
-statistics, held-out evaluation, checkpoints, a progress bar."""
+statistics, held-out evaluation, checkpoints, a progress bar, and stopping on Ctrl-C."""
 
 from __future__ import annotations
 
 import copy
 import csv
 import math
+import signal
+import threading
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +117,16 @@ class HeldOutEvalCallback(BaseCallback):
     metrics, :mod:`curriculum_rl.scores`; a failed run scores -inf) and the number of
     failed runs; keeps the policy with the best overall score as ``best.{json,pt}``."""
 
-    def __init__(self, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: Path,
+        log: Callable[[str], None] = print,
+        stop: StopRequest | None = None,
+    ) -> None:
         super().__init__()
         self.config, self.out, self.log = config, Path(out), log
+        self.stop = stop or StopRequest()
         self.budget = config.eval.budget or config.env.budget
         self.interval = config.eval.interval or config.env.interval
         self.sets: list[tuple[str, list, list[int]]] = []
@@ -148,7 +159,8 @@ class HeldOutEvalCallback(BaseCallback):
             self.evaluate()
 
     def _on_training_end(self) -> None:
-        if self.num_timesteps != self.last_at:
+        # Not after Ctrl-C: the user asked to stop now, and an evaluation takes minutes.
+        if self.num_timesteps != self.last_at and not self.stop.requested:
             self.evaluate()
 
     def evaluate(self) -> dict[str, Any]:
@@ -157,7 +169,7 @@ class HeldOutEvalCallback(BaseCallback):
         row: dict[str, Any] = {"timesteps": self.num_timesteps}
         gains = []
         for spec, instances, seeds in self.sets:
-            controller = LearnedController(actor, self.config.env.max_tasks)
+            controller = LearnedController(actor, self.config.env.max_tasks, self.config.env.action)
             records = run_controller(
                 instances, seeds, controller, self.budget, self.interval, self.config.env.trainer
             )
@@ -187,11 +199,12 @@ class HeldOutEvalCallback(BaseCallback):
 
 class CheckpointCallback(BaseCallback):
     """Every ``[train] checkpoint_every`` timesteps: SB3's zip (for ``--resume``) and a safe
-    policy artifact (SB3 has a ``CheckpointCallback`` too; this one also exports)."""
+    policy artifact (SB3 has a ``CheckpointCallback`` too; this one also exports), with the
+    training wall time so far from ``clock``."""
 
-    def __init__(self, config: TrainConfig, out: Path) -> None:
+    def __init__(self, config: TrainConfig, out: Path, clock: Callable[[], float]) -> None:
         super().__init__()
-        self.config, self.out = config, Path(out)
+        self.config, self.out, self.clock = config, Path(out), clock
         self.last_at = 0
 
     def _on_training_start(self) -> None:
@@ -203,7 +216,7 @@ class CheckpointCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         if self.num_timesteps - self.last_at >= self.config.train.checkpoint_every:
             self.last_at = self.num_timesteps
-            save_checkpoint(self.model, self.config, self.out)
+            save_checkpoint(self.model, self.config, self.out, self.clock())
 
 
 class TqdmProgressCallback(BaseCallback):
@@ -236,14 +249,71 @@ class TqdmProgressCallback(BaseCallback):
         self.bar.close()
 
 
+@dataclass
+class StopRequest:
+    """Whether the user asked training to stop (the first Ctrl-C, :func:`stop_on_interrupt`)."""
+
+    requested: bool = False
+
+
+@contextmanager
+def stop_on_interrupt(log: Callable[[str], None] = print) -> Iterator[StopRequest]:
+    """While the block runs, the first Ctrl-C (SIGINT) only sets the returned request:
+    :class:`StopOnRequestCallback` then ends training at the next decision, and ``train``
+    saves a checkpoint and the policy, so no work is lost. A second Ctrl-C interrupts at
+    once, as usual. Signal handlers can only be set in the main thread; elsewhere Ctrl-C
+    keeps its usual effect."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: object) -> None:
+        request.requested = True
+        signal.signal(signal.SIGINT, previous)
+        log(
+            "Ctrl-C: stopping at the next decision to save a checkpoint and the policy "
+            "(Ctrl-C again to stop at once, without saving)"
+        )
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class StopOnRequestCallback(BaseCallback):
+    """Ends ``model.learn`` at the next step once ``request`` is set."""
+
+    def __init__(self, request: StopRequest) -> None:
+        super().__init__()
+        self.request = request
+
+    def _on_step(self) -> bool:
+        return not self.request.requested
+
+
 def make_callbacks(
-    config: TrainConfig, out: Path, progress: bool = True, log: Callable[[str], None] = print
+    config: TrainConfig,
+    out: Path,
+    *,
+    stop: StopRequest,
+    clock: Callable[[], float],
+    progress: bool = True,
+    log: Callable[[str], None] = print,
 ) -> list[BaseCallback]:
-    """The callbacks of a training run: statistics, checkpoints, evaluation, progress bar."""
+    """The callbacks of a training run: stopping on request, statistics, checkpoints (with
+    the wall time from ``clock``), evaluation, progress bar."""
     stats = InnerRunStatsCallback(out)
-    callbacks: list[BaseCallback] = [stats, CheckpointCallback(config, out)]
+    callbacks: list[BaseCallback] = [
+        StopOnRequestCallback(stop),
+        stats,
+        CheckpointCallback(config, out, clock),
+    ]
     if config.eval.every > 0:
-        callbacks.append(HeldOutEvalCallback(config, out, log))
+        callbacks.append(HeldOutEvalCallback(config, out, log, stop))
     if progress:
         callbacks.append(TqdmProgressCallback(config.train.total_timesteps, stats))
     return callbacks

@@ -139,17 +139,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["policy"].pop("num_features")  # set by the observation, not by the user
+        for key in _SET_BY_THE_ENV:
+            data["policy"].pop(key)
         return data
+
+
+# Network sizes that follow from the env (observation layout, action transform).
+_SET_BY_THE_ENV = ("num_features", "action_dim")
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
     """Parse a nested dict (a TOML document) into a :class:`TrainConfig`."""
-    data = dict(data)
-    if "policy" in data and isinstance(data["policy"], dict) and "num_features" in data["policy"]:
-        raise ValueError(
-            f"{source}: [policy] num_features is set by the observation layout, not by a config"
-        )
+    policy = data.get("policy")
+    for key in _SET_BY_THE_ENV:
+        if isinstance(policy, dict) and key in policy:
+            raise ValueError(
+                f"{source}: [policy] {key} follows from the env (observation layout, [env] "
+                "action), not from a config; remove it"
+            )
     return build_dataclass(TrainConfig, data, source)
 
 

@@ -57,20 +57,20 @@ class TaskSetExtractor(BaseFeaturesExtractor):
 
 
 class MaskedDiagGaussianDistribution(DiagGaussianDistribution):
-    """A diagonal Gaussian over ``(K_max, 2)`` actions whose log-probability and entropy
+    """A diagonal Gaussian over ``(K_max, D)`` actions whose log-probability and entropy
     sum only over the valid tasks (``mask`` given with the parameters)."""
 
-    def __init__(self, max_tasks: int) -> None:
-        super().__init__(action_dim=2 * max_tasks)
-        self.max_tasks = max_tasks
+    def __init__(self, max_tasks: int, per_task: int) -> None:
+        super().__init__(action_dim=per_task * max_tasks)
+        self.max_tasks, self.per_task = max_tasks, per_task
         self.dim_mask: torch.Tensor | None = None
 
     def proba_distribution(  # type: ignore[override]
         self, mean_actions: torch.Tensor, log_std: torch.Tensor, mask: torch.Tensor
     ) -> MaskedDiagGaussianDistribution:
-        """``mean_actions`` (B, K_max * 2), ``log_std`` (2,), ``mask`` (B, K_max)."""
+        """``mean_actions`` (B, K_max * D), ``log_std`` (D,), ``mask`` (B, K_max)."""
         super().proba_distribution(mean_actions, log_std.repeat(self.max_tasks))
-        self.dim_mask = mask.repeat_interleave(2, dim=1).to(mean_actions.dtype)
+        self.dim_mask = mask.repeat_interleave(self.per_task, dim=1).to(mean_actions.dtype)
         return self
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
@@ -85,7 +85,8 @@ class TaskSetPolicy(ActorCriticPolicy):
     """Actor-critic over task sets: equivariant actions, invariant value.
 
     Args:
-        observation_space: Box ``(K_max, F)``; action_space: Box ``(K_max, 2)``.
+        observation_space: Box ``(K_max, F)``; action_space: Box ``(K_max, D)``, D the
+            action transform's numbers per task.
         lr_schedule: SB3's learning-rate schedule.
         net: :class:`NetworkConfig` fields (``hidden``, ``activation``, ``log_std_init``,
             ``action_init_gain``); ``num_features`` is taken from the observation space.
@@ -105,15 +106,17 @@ class TaskSetPolicy(ActorCriticPolicy):
             if kwargs.get(unsupported):
                 raise ValueError(f"TaskSetPolicy does not support {unsupported}")
             kwargs.pop(unsupported, None)
-        if tuple(action_space.shape) != (observation_space.shape[0], 2):
+        if len(action_space.shape) != 2 or action_space.shape[0] != observation_space.shape[0]:
             raise ValueError(
                 f"action space {action_space.shape} does not match observations "
-                f"{observation_space.shape}: expected (max_tasks, 2)"
+                f"{observation_space.shape}: expected (max_tasks, numbers per task)"
             )
         net = net if isinstance(net, NetworkConfig) else NetworkConfig(**(net or {}))
-        self.net_config = NetworkConfig(
-            **{**net.to_dict(), "num_features": observation_space.shape[1]}
-        )
+        shapes = {
+            "num_features": observation_space.shape[1],
+            "action_dim": action_space.shape[1],
+        }
+        self.net_config = NetworkConfig(**{**net.to_dict(), **shapes})
         kwargs.setdefault("log_std_init", self.net_config.log_std_init)
         super().__init__(
             observation_space,
@@ -131,7 +134,7 @@ class TaskSetPolicy(ActorCriticPolicy):
         self.critic = TaskSetCritic(self.net_config)
         if self.ortho_init:
             init_weights(self.actor, self.critic)
-        self.action_dist = MaskedDiagGaussianDistribution(self.observation_space.shape[0])
+        self.action_dist = MaskedDiagGaussianDistribution(*self.action_space.shape)
         self.optimizer = self.optimizer_class(
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )

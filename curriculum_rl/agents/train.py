@@ -16,6 +16,13 @@ into a :class:`~curriculum_rl.agents.config.TrainConfig`. What a run writes unde
     policy.{json,pt}       the final policy; best.{json,pt}: best held-out gain
     learning_curve.png     episode return and held-out gain over timesteps
 
+Interruptions lose no work and mix no runs: a fresh run checkpoints at timestep 0 (so even
+one killed at once can be resumed, and the folder is marked as holding a run); the first
+Ctrl-C stops at the next decision and saves a checkpoint and the policy; a (re)start at
+timestep T first drops the rows that a dead process logged past T (they would be logged
+again); ``--resume`` of a finished run changes nothing. Wall time adds up over resumes.
+One process at a time may use a folder (:func:`curriculum_rl.atomic.folder_lock`).
+
 Normalisation: observations are already scale-free and clipped by construction, and
 SB3's ``VecNormalize`` would standardise each (task slot, feature) cell separately,
 which breaks the task-permutation equivariance (slot 8 is mostly padding, slot 1 never
@@ -27,6 +34,7 @@ reward normaliser, and the artifact then needs no normalisation statistics.
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections.abc import Callable
@@ -40,12 +48,19 @@ from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecMonitor
 
-from curriculum_rl.agents.callbacks import HeldOutEvalCallback, make_callbacks
-from curriculum_rl.agents.checkpoints import export_policy, load_model, save_checkpoint
+from curriculum_rl.agents.callbacks import HeldOutEvalCallback, make_callbacks, stop_on_interrupt
+from curriculum_rl.agents.checkpoints import (
+    checkpoint_wall_time,
+    export_policy,
+    load_model,
+    recorded_wall_time,
+    save_checkpoint,
+)
 from curriculum_rl.agents.config import TrainConfig
 from curriculum_rl.agents.plots import plot_learning_curve
 from curriculum_rl.agents.policy import TaskSetPolicy
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
+from curriculum_rl.atomic import atomic_path, folder_lock, write_json_atomic
 
 
 def make_env(config: TrainConfig):
@@ -68,7 +83,9 @@ def make_model(config: TrainConfig, env):
 
 @dataclass
 class TrainResult:
-    """What a finished :func:`train` call produced."""
+    """What a :func:`train` call produced. ``wall_time_s``: training time of the whole run
+    (over resumes); ``trained_now``: timesteps this call trained (0: the run was already
+    complete); ``interrupted``: stopped early by Ctrl-C (a checkpoint was saved)."""
 
     out: Path
     timesteps: int
@@ -77,6 +94,8 @@ class TrainResult:
     best: Path | None
     evaluations: list[dict[str, Any]]
     model: Any = field(default=None, repr=False)  # the PPO model (not serialised)
+    trained_now: int = 0
+    interrupted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
@@ -113,9 +132,17 @@ def train(
 
     Raises:
         ValueError / FileNotFoundError: a fresh run into a folder that already holds one,
-            a resume without a checkpoint, or a resume with a different config.
+            a resume without a checkpoint, a resume with a different config, or another
+            process training in the same folder.
     """
     out = Path(out)
+    with folder_lock(out, "curriculum-rl train"):
+        return _train(config, out, resume, progress, log)
+
+
+def _train(
+    config: TrainConfig, out: Path, resume: bool, progress: bool, log: Callable[[str], None]
+) -> TrainResult:
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
     config_path = out / "config.json"
@@ -128,12 +155,34 @@ def train(
             f"{out} already holds a training run; pass --resume to continue it, or choose "
             "another --out"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(config.to_dict(), indent=1))
-
     env = make_env(config)
-    model = load_model(config, out, env) if resume else make_model(config, env)
+    try:
+        model = load_model(config, out, env) if resume else make_model(config, env)
+        start = int(model.num_timesteps)
+        if resume and start >= config.train.total_timesteps:
+            return _already_complete(config, out, model)
+        return _learn(config, out, env, model, resume, progress, log)
+    finally:
+        env.close()
+
+
+def _learn(
+    config: TrainConfig,
+    out: Path,
+    env: VecMonitor,
+    model: PPO,
+    resume: bool,
+    progress: bool,
+    log: Callable[[str], None],
+) -> TrainResult:
+    """Train from the model's timestep to ``total_timesteps``; save what the module doc
+    lists. Stops early, saving the same, after a Ctrl-C."""
     start = int(model.num_timesteps)
+    write_json_atomic(out / "config.json", config.to_dict())
+    drop_rows_after(out, start)
+    wall_before = checkpoint_wall_time(out, start) if resume else 0.0
+    if not resume:  # resumable from the first moment, and marks the folder as a run's
+        save_checkpoint(model, config, out, 0.0)
     # Fresh instances after a resume: seed the envs from the timestep counter.
     env.seed(config.train.seed + start)
     model.set_logger(
@@ -145,21 +194,100 @@ def train(
             ],
         )
     )
-    callbacks = make_callbacks(config, out, progress, log)
-    remaining = max(0, config.train.total_timesteps - start)
     t0 = time.time()
-    if remaining:
-        model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=not resume)
-    wall = time.time() - t0
-    save_checkpoint(model, config, out)
+
+    def clock() -> float:
+        return wall_before + time.time() - t0
+
+    with stop_on_interrupt(log) as stop:
+        callbacks = make_callbacks(config, out, stop=stop, clock=clock, progress=progress, log=log)
+        model.learn(
+            config.train.total_timesteps - start,
+            callback=CallbackList(callbacks),
+            reset_num_timesteps=not resume,
+        )
+    wall = clock()
+    save_checkpoint(model, config, out, wall)
     policy = export_policy(model, config, out / "policy", notes={"wall_time_s": wall})
-    env.close()
+    _plot(out, log)
+    evals = next((cb.history for cb in callbacks if isinstance(cb, HeldOutEvalCallback)), [])
+    timesteps = int(model.num_timesteps)
+    return TrainResult(
+        out, timesteps, wall, policy, _best(out), evals, model, timesteps - start, stop.requested
+    )
+
+
+def _already_complete(config: TrainConfig, out: Path, model: PPO) -> TrainResult:
+    """``--resume`` of a run that reached ``total_timesteps``: report it, write nothing
+    (no zero wall time over the real one, no empty progress file)."""
+    timesteps = int(model.num_timesteps)
+    policy = out / "policy.json"
+    if not policy.is_file():  # killed between its last checkpoint and the final export
+        wall = checkpoint_wall_time(out, timesteps)
+        policy = export_policy(model, config, out / "policy", notes={"wall_time_s": wall})
+    return TrainResult(
+        out, timesteps, recorded_wall_time(policy), policy, _best(out), read_evaluations(out), model
+    )
+
+
+def _best(out: Path) -> Path | None:
+    best = out / "best.json"
+    return best if best.exists() else None
+
+
+def _plot(out: Path, log: Callable[[str], None]) -> None:
     try:
         plot_learning_curve(out, out / "learning_curve.png")
     except (OSError, ValueError) as err:
         log(f"could not plot the learning curve: {err}")
-    best = out / "best.json"
-    evals = next((cb.history for cb in callbacks if isinstance(cb, HeldOutEvalCallback)), [])
-    return TrainResult(
-        out, int(model.num_timesteps), wall, policy, best if best.exists() else None, evals, model
-    )
+
+
+def read_evaluations(out: Path) -> list[dict[str, Any]]:
+    """The held-out evaluations logged in ``eval.csv`` (numbers as floats, timesteps as
+    int), oldest first; ``[]`` when there is none."""
+    path = out / "eval.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [
+            {k: int(v) if k == "timesteps" else float(v) for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]
+
+
+LOGGED_STEPS = {"episodes.csv": "timesteps", "eval.csv": "timesteps"}
+"""Row logs and their timestep column (``progress-<T>.csv``: ``time/total_timesteps``)."""
+
+
+def drop_rows_after(out: Path, start: int) -> None:
+    """Drop what a process that died after its last checkpoint logged past ``start``, the
+    timestep this (re)start continues from: those rows would otherwise appear twice (or,
+    in a fresh run, come from another run). Progress files of later starts go whole."""
+    for name, column in LOGGED_STEPS.items():
+        _keep_rows_upto(out / name, column, start)
+    for path in out.glob("progress-*.csv"):
+        begun = path.stem.removeprefix("progress-")
+        if begun.isdigit() and int(begun) >= start:
+            path.unlink()
+        else:
+            _keep_rows_upto(path, "time/total_timesteps", start)
+
+
+def _keep_rows_upto(path: Path, column: str, start: int) -> None:
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows, names = list(reader), reader.fieldnames
+    if not names or column not in names:
+        return
+    kept = [r for r in rows if r[column] and float(r[column]) <= start]
+    if len(kept) == len(rows):
+        return
+    if not kept:  # the next row written starts the file afresh, header included
+        path.unlink()
+        return
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(kept)

@@ -19,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curriculum_rl.atomic import folder_lock
 from curriculum_rl.benchmark.config import (
-    STATIC_TUNED,
     BenchmarkConfig,
+    ControllerEntry,
+    SuiteEntry,
     resolve_controllers,
     resolve_suite_entries,
     unavailable_controllers,
@@ -29,7 +31,7 @@ from curriculum_rl.benchmark.config import (
 from curriculum_rl.benchmark.metrics import RunRow, run_rows, write_csv
 from curriculum_rl.benchmark.plots import write_plots
 from curriculum_rl.benchmark.report import write_summary
-from curriculum_rl.benchmark.run import InstanceCache, execute_runs
+from curriculum_rl.benchmark.run import InstanceCache, check_controllers_serve, execute_runs
 from curriculum_rl.benchmark.single_task import compute_references
 from curriculum_rl.benchmark.summary import json_ready, summarize
 
@@ -51,12 +53,19 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
     """Run (or resume) the benchmark described by ``config`` and write its reports."""
     suites = resolve_suite_entries(config.suites)
     controllers = resolve_controllers(config.controllers)
-    # Build every controller once up front: a misspelt name fails before hours of runs.
-    for ctrl in controllers:
-        if ctrl.spec != STATIC_TUNED:  # tuned per batch, from the instances it will see
-            ctrl.make()
-    config.out.mkdir(parents=True, exist_ok=True)
     instances = InstanceCache(suites)
+    check_controllers_serve(config, suites, controllers, instances)
+    with folder_lock(config.out, "curriculum-rl benchmark"):
+        return _run_locked(config, suites, controllers, instances)
+
+
+def _run_locked(
+    config: BenchmarkConfig,
+    suites: list[SuiteEntry],
+    controllers: list[ControllerEntry],
+    instances: InstanceCache,
+) -> BenchmarkResult:
+    """Compute what is missing and write the reports; the caller holds the folder lock."""
     records, computed = execute_runs(config, suites, controllers, instances)
     references = compute_references(config, suites, instances)
     with_reference = references is not None
@@ -81,6 +90,7 @@ def _settings(
     return {
         "suites": suites,
         "controllers": controllers,
+        "seeds": config.seeds,
         **config.settings(),
         "skipped_controllers": unavailable_controllers(config.controllers),
         "reference": with_reference,

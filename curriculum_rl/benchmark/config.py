@@ -27,6 +27,9 @@ UNIFORM = "uniform"
 STATIC_TUNED = "static-tuned"
 TUNING_SEED = 1_000_000  # tuning runs never share a seed with the evaluated runs
 DEFAULT_SEEDS = 10
+TASK_SLOTS = 8
+"""Every run is padded to a multiple of this many task slots (the policies' K_max), so its
+numbers never depend on the runs batched with it (:mod:`curriculum_rl.benchmark.run`)."""
 
 
 @dataclass(frozen=True)
@@ -63,21 +66,27 @@ class BenchmarkConfig:
     def __post_init__(self) -> None:
         if not self.suites or not self.controllers:
             raise ValueError("name at least one suite and one controller")
-        if self.seeds < 1 or self.budget < 1 or self.interval < 1 or self.reps < 1:
-            raise ValueError("seeds, budget, interval and reps must be >= 1")
+        for name in ("seeds", "budget", "interval", "reps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.interval > self.budget:
+            raise ValueError(
+                f"interval ({self.interval}) exceeds budget ({self.budget}): a run would make "
+                "a single decision; give an interval of at most the budget"
+            )
         object.__setattr__(self, "out", Path(self.out))
 
     def settings(self) -> dict:
         """What determines a run's numbers besides its suite, controller and seed; a
-        resumed folder must match it. The number of seeds is part of it because a seed's
-        numbers depend on its batch (see :mod:`curriculum_rl.benchmark.run`). The device
-        is not: it moves numbers by floating-point rounding only, and a long benchmark
-        may be resumed on other hardware."""
+        resumed folder must match it. Not the number of seeds (a seed's numbers do not
+        depend on the others, :mod:`curriculum_rl.benchmark.run`), so a rerun with more
+        seeds adds runs. Not the device either: it moves numbers by floating-point
+        rounding only, and a long benchmark may be resumed on other hardware."""
         trainer = {k: v for k, v in self.trainer.__dict__.items() if k != "device"}
         return {
-            "seeds": self.seeds,
             "budget": self.budget,
             "interval": self.interval,
+            "task_slots": TASK_SLOTS,
             "trainer": trainer,
         }
 

@@ -16,6 +16,7 @@ import csv
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from curriculum_rl.atomic import atomic_path
 from curriculum_rl.benchmark.config import UNIFORM
 from curriculum_rl.benchmark.run import Records
 from curriculum_rl.benchmark.single_task import References
@@ -99,10 +100,8 @@ def write_csv(rows: list[RunRow], path: Path, with_reference: bool) -> None:
     names = [f.name for f in fields(RunRow)]
     if not with_reference:
         names = [n for n in names if n not in REFERENCE_FIELDS]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=names, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow(asdict(row))
-    tmp.replace(path)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from curriculum_rl.atomic import write_text_atomic
 from curriculum_rl.benchmark.config import BenchmarkConfig
 from curriculum_rl.benchmark.run import Records
 
@@ -42,9 +43,17 @@ def write_summary(
         "",
     ]
     lines += _aggregate_table(summary["aggregate"])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    lines += [
+        "",
+        "## Envelope",
+        "",
+        "Per suite, each controller's gap to the best controller on that suite (IQM of G_m; "
+        "0 = the best), and its largest gap: how far always choosing it falls from the best "
+        "choice, suite by suite. Sorted by the largest gap.",
+        "",
+    ]
+    lines += _envelope_table(summary["envelope"], list(summary["aggregate"]))
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def ranking(cells: dict[str, dict]) -> list[str]:
@@ -67,6 +76,18 @@ def verdicts(summary: dict) -> list[str]:
         if len(order) < 2:
             continue
         best, second = cells[order[0]]["gain"], cells[order[1]]["gain"]
+        if not _finite(best["iqm"]):
+            lines.append(
+                f"{suite}: no winner: failed runs (diverged) leave no controller a finite "
+                "IQM of G_m; see the failed column."
+            )
+            continue
+        if not _finite(second["iqm"]):
+            lines.append(
+                f"{suite}: **{order[0]}** (G_m {_num(best['iqm'])}); every other controller's "
+                "failed runs (diverged) leave it no finite score."
+            )
+            continue
         lead = _num(_difference(best["iqm"], second["iqm"]))
         low, high = best["ci"][0], second["ci"][1]
         overlap = low is None or high is None or low <= high
@@ -79,7 +100,12 @@ def verdicts(summary: dict) -> list[str]:
 
 
 def _difference(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
+    return a - b if _finite(a) and _finite(b) else None
+
+
+def _finite(value: float | None) -> bool:
+    """A usable score: not ``None`` (JSON's non-finite) and not ±inf or NaN."""
+    return value is not None and math.isfinite(value)
 
 
 def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str]) -> list[str]:
@@ -174,14 +200,30 @@ def _task_mean(runs: Sequence[dict], task: str, checkpoint: str) -> float:
 
 
 def _aggregate_table(aggregate: dict) -> list[str]:
-    header = ["rank", "controller", "G_m final", "G_m best", "G_J final", "failed"]
+    header = ["rank", "controller", "G_m final", "G_m best", "G_J final"]
+    header += ["median worst-task change vs uniform %", "failed"]
     rows = []
     for rank, c in enumerate(ranking(aggregate), start=1):
         a = aggregate[c]
         name = f"**{c}**" if rank == 1 else c
         row = [str(rank), name, _ci(a["gain"]), _ci(a["gain_best"]), _ci(a["gain_j"])]
+        row.append(_num(a["worst_task_change_vs_uniform_median"]))
         rows.append([*row, f"{a['failed']}/{a['runs']}"])
     return _table(header, rows)
+
+
+def _envelope_table(envelope: dict, order: list[str]) -> list[str]:
+    suites = list(next(iter(envelope.values()))["gaps"]) if envelope else []
+    header = ["controller", "largest gap", *suites]
+    rows = [
+        [c, _num(envelope[c]["max_gap"]), *(_num(envelope[c]["gaps"][s]) for s in suites)]
+        for c in sorted(order, key=lambda c: _sort_key(envelope[c]["max_gap"]))
+    ]
+    return _table(header, rows)
+
+
+def _sort_key(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else math.inf
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -1,16 +1,15 @@
-"""The run folder: where each run's JSON lives, atomic writes, and what counts as done.
+"""The run folder: where each run's JSON lives and what counts as done.
 
 A run is done when ``runs/<suite>/<controller>/seed<k>.json`` exists, parses and was
-produced with the same settings (seeds, budget, interval, trainer). Files are written to a
-temporary name and renamed, so an interrupted benchmark never leaves a half-written JSON
-that a restart would mistake for a finished run.
+produced with the same settings (budget, interval, trainer, padding; not the number of
+seeds: a seed's numbers do not depend on the others, :mod:`curriculum_rl.benchmark.run`).
+Files are written atomically (:mod:`curriculum_rl.atomic`), so an interrupted benchmark
+never leaves a half-written JSON that a restart would mistake for a finished run.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 SETTINGS_KEY = "benchmark"
@@ -22,20 +21,6 @@ def run_path(out: Path, suite: str, controller: str, seed: int) -> Path:
 
 def tb_dir(out: Path, suite: str, controller: str, seed: int) -> Path:
     return out / "tb" / suite / controller / f"seed{seed}"
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temporary file in the same folder + rename
-    (rename is atomic on one file system, so readers see the old file or the new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_done_run(path: Path, settings: dict) -> dict | None:
@@ -54,7 +39,32 @@ def load_done_run(path: Path, settings: dict) -> dict | None:
     stored = record.get(SETTINGS_KEY)
     if stored != settings:
         raise ValueError(
-            f"{path} was produced with settings {stored}, but this benchmark uses {settings}; "
-            "use another --out folder (or delete that one)"
+            f"{path} was made with other settings ({_differences(stored, settings)}); resume "
+            "with the same --budget, --interval and trainer, or give another --out"
         )
     return record
+
+
+def _differences(stored: object, current: dict) -> str:
+    """``budget 1500 there, 300 here; trainer.lr ...``: only the settings that differ."""
+    if not isinstance(stored, dict):
+        return "no settings recorded there: not a run of this benchmark"
+    there, here = _flat(stored), _flat(current)
+    parts = [
+        f"{key} {there.get(key, 'absent')} there, {here.get(key, 'absent')} here"
+        for key in sorted(set(there) | set(here))
+        if there.get(key, "absent") != here.get(key, "absent")
+    ]
+    if "seeds" in stored:  # folders of curriculum-rl <= 0.1.0 batched seeds by their number
+        parts.append("the folder predates batch-independent seeds: recompute it in a new --out")
+    return "; ".join(parts)
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -48,7 +48,8 @@ def summarize(
     and ``worst_task_change``/``worst_task_change_best`` (against single-task training;
     ``None`` without the reference), ``worst_task_change_vs_uniform[_best]``, each as
     ``{"iqm": x, "ci": [low, high]}``; ``auc_val_j`` (mean), ``runs`` and ``failed``
-    (counts). Aggregate per controller: the gains pooled over suites, and ``failed``.
+    (counts). Aggregate per controller: the gains pooled over suites, ``failed`` and the
+    median worst-task change against uniform. ``envelope``: see :func:`envelope`.
     Floats may be non-finite (failed runs); :func:`json_ready` maps them to ``None``.
     """
     by_key: dict[tuple[str, str], list[RunRow]] = {}
@@ -68,10 +69,41 @@ def summarize(
         | {
             "runs": sum(len(by_key[s, c]) for s in suites),
             "failed": sum(r.failed for s in suites for r in by_key[s, c]),
+            "worst_task_change_vs_uniform_median": _median(
+                [r.worst_vs_uniform_final for s in suites for r in by_key[s, c]]
+            ),
         }
         for c in controllers
     }
-    return {"suites": per_suite, "aggregate": aggregate}
+    return {"suites": per_suite, "aggregate": aggregate, "envelope": envelope(per_suite)}
+
+
+def envelope(per_suite: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Per controller, its gap on each suite to the best controller there (best IQM of
+    G_m minus its own; 0 where it is the best) and the largest of those gaps: how far a
+    user who always picks this controller is from the best choice they could have made,
+    suite by suite. ``inf`` where its IQM is not finite (failed runs dominate)."""
+    gaps: dict[str, dict] = {}
+    for suite, cells in per_suite.items():
+        finite = [c["gain"]["iqm"] for c in cells.values() if math.isfinite(c["gain"]["iqm"])]
+        best = max(finite, default=math.nan)
+        for controller, cell in cells.items():
+            own = cell["gain"]["iqm"]
+            gap = best - own if math.isfinite(own) else math.inf
+            gaps.setdefault(controller, {"gaps": {}})["gaps"][suite] = gap
+    for entry in gaps.values():
+        entry["max_gap"] = max(entry["gaps"].values(), default=math.nan)
+    return gaps
+
+
+def _median(values: list[float]) -> float:
+    finite_or_inf = sorted(v for v in values if not math.isnan(v))
+    if not finite_or_inf:
+        return math.nan
+    mid = len(finite_or_inf) // 2
+    if len(finite_or_inf) % 2:
+        return finite_or_inf[mid]
+    return (finite_or_inf[mid - 1] + finite_or_inf[mid]) / 2
 
 
 def _cell(rows: list[RunRow], with_reference: bool, reps: int) -> dict:

@@ -1,5 +1,5 @@
-"""TensorBoard logs of one run: J, per-task validation loss, weights and sampling per
-decision (x axis: inner steps), plus the final test J at both checkpoints."""
+"""TensorBoard logs of one run: J and the diagnostics of :mod:`curriculum_rl.diagnostics`
+per decision (x axis: inner steps), plus the final test J at both checkpoints."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
+
+from curriculum_rl.diagnostics import write_record
 
 
 def write_run_events(log_dir: Path, record: dict) -> None:
@@ -19,13 +21,9 @@ def write_run_events(log_dir: Path, record: dict) -> None:
     shutil.rmtree(log_dir, ignore_errors=True)
     writer = SummaryWriter(log_dir=str(log_dir))
     try:
-        tasks = record["tasks"]
         for i, step in enumerate(record["steps"]):
             _scalar(writer, "J/val", record["j_curve"][i], step)
-            for k, task in enumerate(tasks):
-                _scalar(writer, f"val_loss/{task}", record["val_loss_curve"][i][k], step)
-                _scalar(writer, f"weight/{task}", record["weights"][i][k], step)
-                _scalar(writer, f"sampling/{task}", record["sampling"][i][k], step)
+        write_record(writer, record)  # per task: weights, sampling, losses, flags, cosines
         last = record["steps"][-1] if record["steps"] else 0
         _scalar(writer, "J/test_final", record["final_test_j"], last)
         _scalar(writer, "J/test_best_val_checkpoint", record["best_test_j"], last)

@@ -1,43 +1,153 @@
-"""The action transform: policy outputs in [-1, 1] -> weights and sampling probabilities.
+"""Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
-Per task the policy emits two numbers ``(a_w, a_s)`` in [-1, 1]. Over the valid tasks of a
-run (K of them):
+A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Two are defined;
+the env's ``action`` setting picks one, and a policy file records the one it was trained
+with (its name and constants), so a loaded policy always maps its outputs the same way.
+
+``logits`` (``dim = 2``, per task ``(a_w, a_s)``), over the K valid tasks of a run::
 
     weights  = K * softmax(WEIGHT_SCALE * a_w)                      (mean 1)
     sampling = (1 - SAMPLING_FLOOR) * softmax(SAMPLING_SCALE * a_s) + SAMPLING_FLOOR / K
 
-An all-zero action is uniform weighting and sampling. ``WEIGHT_SCALE = 5`` lets two
-weights differ by up to e^10 ~ 2e4, enough to equalise tasks whose losses differ by the
-square of a 100x output scale; sampling ratios stay below e^4 ~ 55 and the floor keeps
-every task above ``SAMPLING_FLOOR / K`` so none starves.
+``loss_power`` (``dim = 3``, per task ``(a_w, a_s, a_g)``): the weights move along the
+family of error-equalising rules, ``w_k ∝ E_k^-gamma``, plus bounded per-task residuals::
+
+    gamma    = GAMMA_SCALE * mean over valid tasks of a_g            (in [-1.5, 1.5])
+    weights  = K * softmax(-gamma * log E_k + RESIDUAL_SCALE * a_w)
+    sampling = as for logits
+
+with ``E_k`` the task's validation error (MSE for regression, the smoothed soft error for
+classification: :func:`curriculum_rl.trainer.trainer.soft_error`). gamma = 0 is uniform,
+gamma = 1 weights each task by the inverse of its error, which for regression tasks of
+different output scales is the static or dynamic 1/L weighting that published comparisons
+found hard to beat; matching it is one global number to recognise, not a per-task rule to
+re-derive. The error is bounded for classification (at most 1, at least ``1 / (V + 1)``),
+so a solved classification task can be favoured at most ``V + 1``-fold, unlike 1/L.
+
+For both, an all-zero action is uniform weighting and sampling, the sampling floor keeps
+every task above ``SAMPLING_FLOOR / K``, and padded tasks get weight 0 and probability 0.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
-from curriculum_rl.controllers.base import Decision
+from curriculum_rl.controllers.decision import Decision
+from curriculum_rl.trainer.signals import Signals
 
 WEIGHT_SCALE = 5.0
 SAMPLING_SCALE = 2.0
 SAMPLING_FLOOR = 0.1
+GAMMA_SCALE = 1.5
+RESIDUAL_SCALE = 2.0
 
 
 def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1).nan_to_num(0.0) * mask
 
 
-def actions_to_decision(actions: torch.Tensor, mask: torch.Tensor) -> Decision:
-    """Map actions (N, K, 2) in [-1, 1] to a :class:`Decision` (padded tasks get 0)."""
-    actions = torch.as_tensor(actions, dtype=torch.float32, device=mask.device)
-    if actions.dim() != 3 or actions.shape[:2] != mask.shape or actions.shape[2] != 2:
-        raise ValueError(f"actions must have shape {(*mask.shape, 2)}, got {tuple(actions.shape)}")
-    actions = actions.nan_to_num(0.0).clamp(-1, 1)
+def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     k = mask.sum(1, keepdim=True).clamp_min(1).float()
-    weights = k * _masked_softmax(WEIGHT_SCALE * actions[..., 0], mask)
-    soft = _masked_softmax(SAMPLING_SCALE * actions[..., 1], mask)
-    sampling = ((1 - SAMPLING_FLOOR) * soft + SAMPLING_FLOOR / k) * mask
-    return Decision(weights, sampling)
+    soft = _masked_softmax(SAMPLING_SCALE * a_s, mask)
+    return ((1 - SAMPLING_FLOOR) * soft + SAMPLING_FLOOR / k) * mask
+
+
+def _clean(actions: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    actions = torch.as_tensor(actions, dtype=torch.float32, device=mask.device)
+    if actions.dim() != 3 or actions.shape[:2] != mask.shape or actions.shape[2] != dim:
+        raise ValueError(
+            f"actions must have shape {(*mask.shape, dim)}, got {tuple(actions.shape)}"
+        )
+    return actions.nan_to_num(0.0).clamp(-1, 1)
+
+
+class ActionTransform(ABC):
+    """Maps actions (N, K, dim) to a :class:`Decision`."""
+
+    name: str
+    dim: int
+
+    @abstractmethod
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        """The decision that ``actions`` (N, K, dim) in [-1, 1] mean for these runs."""
+
+    @abstractmethod
+    def constants(self) -> dict[str, float]:
+        """The constants a policy file records (a policy is only valid with them)."""
+
+
+class Logits(ActionTransform):
+    """Per-task weight and sampling logits (the module docstring's ``logits``)."""
+
+    name, dim = "logits", 2
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        mask = signals.mask
+        actions = _clean(actions, mask, self.dim)
+        k = mask.sum(1, keepdim=True).clamp_min(1).float()
+        weights = k * _masked_softmax(WEIGHT_SCALE * actions[..., 0], mask)
+        return Decision(weights, _sampling(actions[..., 1], mask))
+
+    def constants(self) -> dict[str, float]:
+        return {
+            "weight_scale": WEIGHT_SCALE,
+            "sampling_scale": SAMPLING_SCALE,
+            "sampling_floor": SAMPLING_FLOOR,
+        }
+
+
+class LossPower(ActionTransform):
+    """Weights ``∝ E_k^-gamma`` times bounded residuals (the module docstring's
+    ``loss_power``)."""
+
+    name, dim = "loss_power", 3
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        mask = signals.mask
+        actions = _clean(actions, mask, self.dim)
+        gamma = power(actions, mask)
+        log_error = signals.val_error.clamp_min(1e-12).log().nan_to_num(0.0, 0.0, 0.0)
+        logits = -gamma[:, None] * log_error + RESIDUAL_SCALE * actions[..., 0]
+        k = mask.sum(1, keepdim=True).clamp_min(1).float()
+        weights = k * _masked_softmax(logits, mask)
+        return Decision(weights, _sampling(actions[..., 1], mask))
+
+    def constants(self) -> dict[str, float]:
+        return {
+            "gamma_scale": GAMMA_SCALE,
+            "residual_scale": RESIDUAL_SCALE,
+            "sampling_scale": SAMPLING_SCALE,
+            "sampling_floor": SAMPLING_FLOOR,
+        }
+
+
+def power(actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) gamma of ``loss_power`` actions: the mean of the third column over valid
+    tasks (a mean, so it is invariant to the order of the tasks), scaled."""
+    valid = mask.float()
+    mean = (actions[..., 2] * valid).sum(1) / valid.sum(1).clamp_min(1)
+    return GAMMA_SCALE * mean
+
+
+TRANSFORMS: dict[str, ActionTransform] = {t.name: t for t in (Logits(), LossPower())}
+DEFAULT_TRANSFORM = "loss_power"
+
+
+def action_transform(name: str) -> ActionTransform:
+    """The transform called ``name``; ``ValueError`` listing the valid names."""
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown action transform {name!r}; use one of {sorted(TRANSFORMS)}")
+    return TRANSFORMS[name]
+
+
+def actions_to_decision(
+    actions: torch.Tensor, signals: Signals, transform: str = DEFAULT_TRANSFORM
+) -> Decision:
+    """Map actions (N, K, dim) in [-1, 1] to a :class:`Decision` with the named transform."""
+    return action_transform(transform).decision(actions, signals)
 
 
 def emphasis_divergence(decision: Decision, mask: torch.Tensor) -> torch.Tensor:
@@ -54,8 +164,8 @@ def emphasis_divergence(decision: Decision, mask: torch.Tensor) -> torch.Tensor:
 
 
 def decision_to_actions(decision: Decision, mask: torch.Tensor) -> torch.Tensor:
-    """The action that reproduces ``decision`` as closely as [-1, 1] allows (inverse
-    transform; logits are centred over the valid tasks, then clipped)."""
+    """The ``logits`` action that reproduces ``decision`` as closely as [-1, 1] allows
+    (inverse transform; logits are centred over the valid tasks, then clipped)."""
     k = mask.sum(1, keepdim=True).clamp_min(1).float()
 
     def centred_log(x: torch.Tensor) -> torch.Tensor:

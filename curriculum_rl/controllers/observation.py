@@ -24,7 +24,7 @@ import torch
 from curriculum_rl.controllers.decision import Decision
 from curriculum_rl.trainer.signals import Signals
 
-OBS_VERSION = 1
+OBS_VERSION = 2
 OBS_CLIP = 10.0
 
 
@@ -40,14 +40,10 @@ def _centred(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class FeatureInputs:
-    """What the features are computed from (cached intermediate terms shared by several).
-
-    ``max_tasks`` is the width the observation is padded to (the policy's ``K_max``).
-    """
+    """What the features are computed from (cached intermediate terms shared by several)."""
 
     signals: Signals
     previous: Decision
-    max_tasks: int
 
     @property
     def mask(self) -> torch.Tensor:
@@ -156,14 +152,34 @@ SCHEMA: tuple[Feature, ...] = (
         lambda x: x.signals.objective.float(),
     ),
     Feature(
+        "is_classification",
+        "1 for a classification or tagging task, 0 for regression",
+        lambda x: x.signals.classify.float(),
+    ),
+    Feature(
+        "log_error_centred",
+        "log validation error (MSE; smoothed soft error for classification), centred",
+        lambda x: _centred(_log(x.signals.val_error), x.mask),
+    ),
+    Feature(
+        "log_error_ratio",
+        "log(val error / val error at the first decision)",
+        lambda x: x.signals.log_error_ratio,
+    ),
+    Feature(
         "progress",
         "fraction of the inner-step budget used (same on every row)",
         lambda x: x.row(x.signals.progress),
     ),
     Feature(
-        "task_fraction",
-        "K / K_max (same on every row)",
-        lambda x: x.row(x.num_tasks / x.max_tasks),
+        "log_budget",
+        "log10(budget / 1000 inner steps) (same on every row)",
+        lambda x: x.row(torch.log10(x.signals.budget.float().clamp_min(1) / 1000)),
+    ),
+    Feature(
+        "inv_num_tasks",
+        "1 / K (same on every row; independent of the padded width, so a policy runs any K)",
+        lambda x: x.row(1 / x.num_tasks),
     ),
 )
 FEATURES: tuple[str, ...] = tuple(f.name for f in SCHEMA)
@@ -178,17 +194,15 @@ def build_observation(
     Args:
         signals: the runs' signals, task dimension K.
         previous: the decision in force (what the last interval trained with), (N, K).
-        max_tasks: pad the task rows to this width (default K). Raises ``ValueError`` if
-            it is smaller than K.
+        max_tasks: pad the task rows to this width (default K; the observation space of an
+            env is fixed at its ``max_tasks``). No feature depends on the width, so a policy
+            reads a run of any K alike. ``ValueError`` if it is smaller than K.
     """
     k = signals.max_tasks
     width = k if max_tasks is None else max_tasks
     if width < k:
-        raise ValueError(
-            f"the runs have {k} task slots, more than the {width} the observation is padded "
-            "to; use a policy trained with a larger env.max_tasks"
-        )
-    inputs = FeatureInputs(signals, previous, width)
+        raise ValueError(f"cannot pad {k} task slots to a width of {width}; give max_tasks >= {k}")
+    inputs = FeatureInputs(signals, previous)
     obs = torch.stack([f.compute(inputs).float() for f in SCHEMA], dim=-1)
     obs = obs.nan_to_num(0.0, OBS_CLIP, -OBS_CLIP).clamp(-OBS_CLIP, OBS_CLIP)
     padding = torch.tensor([f.padding for f in SCHEMA], device=obs.device)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -77,7 +78,14 @@ class TaskSpec:
 
 @dataclass
 class TaskData:
-    """Train/val/test tensors of one task; inputs share the suite's input shape."""
+    """Train/val/test tensors of one task; inputs share the suite's input shape.
+
+    Each field may be given as a torch tensor or as anything numpy reads as a numeric
+    array (a numpy array, as scikit-learn hands out, a nested list, a pandas frame): it
+    is stored as a tensor with the same dtype (copied only when numpy must, e.g. for a
+    reversed view). Anything else raises ``ValueError`` naming the field, as the suite's
+    other checks do.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -86,12 +94,38 @@ class TaskData:
     x_test: torch.Tensor
     y_test: torch.Tensor
 
+    def __post_init__(self) -> None:
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            setattr(self, name, _as_tensor(getattr(self, name), name))
+
     def splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         return {
             "train": (self.x_train, self.y_train),
             "val": (self.x_val, self.y_val),
             "test": (self.x_test, self.y_test),
         }
+
+
+def _as_tensor(value: object, field: str) -> torch.Tensor:
+    """``value`` as a tensor: tensors as they are, numeric array-likes through numpy."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (str, bytes, dict)) or value is None:
+        raise ValueError(_array_expected(field, value))
+    try:
+        array = np.ascontiguousarray(value)
+    except (TypeError, ValueError) as err:  # ragged lists, objects numpy cannot read
+        raise ValueError(f"{_array_expected(field, value)} ({err})") from err
+    if array.dtype.kind not in "biuf":  # bool, int, unsigned, float; not objects or text
+        raise ValueError(f"{_array_expected(field, value)}; numpy reads it as dtype {array.dtype}")
+    return torch.from_numpy(array)
+
+
+def _array_expected(field: str, value: object) -> str:
+    return (
+        f"TaskData.{field} must be a torch tensor or a numeric array (numpy array, nested "
+        f"list), got {type(value).__name__}"
+    )
 
 
 @dataclass(frozen=True)
@@ -193,8 +227,10 @@ class SuiteInstance:
             raise ValueError(f"{where}: contains NaN or inf")
         if spec.kind == "regression":
             if y.dim() != 2 or y.shape[1] != spec.out_dim:
+                hint = " (for 1-D targets, y.reshape(-1, 1))" if y.dim() == 1 else ""
                 raise ValueError(
-                    f"{where}: regression targets must be (n, {spec.out_dim}), got {tuple(y.shape)}"
+                    f"{where}: regression targets must be (n, {spec.out_dim}), got "
+                    f"{tuple(y.shape)}{hint}"
                 )
         else:
             want = 1 if spec.kind == "classification" else 2

@@ -30,9 +30,13 @@ class Signals:
         grad_norm: norm of each task's gradient on the last shared layer.
         grad_cos: (N, K, K) pairwise cosines of those gradients.
         cos_update: cosine of each task gradient with the combined update.
-        progress: (N,) fraction of the inner-step budget used.
-        train_sizes: training examples per task. mask / objective / diverged / steps / j:
-            as in :class:`~curriculum_rl.trainer.Measurement`.
+        progress: (N,) fraction of the inner-step budget used. budget: (N,) the runs'
+            inner-step budgets.
+        train_sizes: training examples per task. mask / objective / diverged / steps / j /
+            val_error / classify: as in :class:`~curriculum_rl.trainer.Measurement`
+            (``val_error`` is the loss and ``classify`` all False where the measurement
+            has none).
+        log_error_ratio: ``log(val_error / val_error at the first decision)``.
         decisions: (N,) decisions taken since the run started.
     """
 
@@ -52,6 +56,10 @@ class Signals:
     steps: torch.Tensor
     j: torch.Tensor
     decisions: torch.Tensor
+    val_error: torch.Tensor
+    log_error_ratio: torch.Tensor
+    classify: torch.Tensor
+    budget: torch.Tensor
 
     @property
     def num_runs(self) -> int:
@@ -80,6 +88,7 @@ class SignalTracker:
         self.window, self.fast, self.slow = window, fast, slow
         shape = (num_runs, max_tasks)
         self.val_start = torch.ones(shape, device=device)
+        self.error_start = torch.ones(shape, device=device)
         self.last_train = torch.ones(shape, device=device)
         self.ema_fast = torch.zeros(shape, device=device)
         self.ema_slow = torch.zeros(shape, device=device)
@@ -104,6 +113,8 @@ class SignalTracker:
         """
         runs = torch.ones_like(self.decisions, dtype=torch.bool) if runs is None else runs
         log_val = m.val_loss.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+        error = m.val_loss if m.val_error is None else m.val_error
+        classify = torch.zeros_like(m.mask) if m.classify is None else m.classify
         first = (self.decisions == 0)[:, None]
         train = torch.where(torch.isfinite(m.train_loss), m.train_loss, self.last_train)
         train = torch.where(first & ~torch.isfinite(m.train_loss), m.val_loss, train)
@@ -114,6 +125,7 @@ class SignalTracker:
         new_state = {
             "last_train": train,
             "val_start": torch.where(first, m.val_loss.clamp_min(EPS), self.val_start),
+            "error_start": torch.where(first, error.clamp_min(EPS), self.error_start),
             "ema_fast": torch.where(first, log_val, torch.lerp(self.ema_fast, log_val, self.fast)),
             "ema_slow": torch.where(first, log_val, torch.lerp(self.ema_slow, log_val, self.slow)),
             "history": history,
@@ -142,6 +154,10 @@ class SignalTracker:
             steps=m.steps,
             j=m.j,
             decisions=self.decisions.clone(),
+            val_error=error,
+            log_error_ratio=(error.clamp_min(EPS) / self.error_start).log(),
+            classify=classify,
+            budget=budget.expand(m.steps.shape[0]).clone(),
         )
 
     def _slope(self) -> torch.Tensor:

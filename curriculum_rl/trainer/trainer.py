@@ -80,7 +80,11 @@ class Measurement:
         mask: (N, K) valid tasks. objective: (N, K) tasks that define J.
         diverged: (N,) a loss or a parameter became non-finite.
         steps: (N,) inner steps done since the run started.
-        j: (N,) mean over objective tasks of log val loss (the reward's potential).
+        j: (N,) mean over objective tasks of log val loss (the checkpoint rule's potential).
+        val_error: (N, K) the task error on the validation probe, the metric-side twin of
+            the loss (:func:`soft_error`); ``None`` reads as the loss (regression).
+        classify: (N, K) True for classification and tagging tasks; ``None`` reads as all
+            regression.
     """
 
     train_loss: torch.Tensor
@@ -92,6 +96,23 @@ class Measurement:
     diverged: torch.Tensor
     steps: torch.Tensor
     j: torch.Tensor
+    val_error: torch.Tensor | None = None
+    classify: torch.Tensor | None = None
+
+
+def soft_error(losses: torch.Tensor, classify: torch.Tensor) -> torch.Tensor:
+    """Task error from per-example losses ``(..., V)`` -> ``(...)``: the validation twin
+    of the test error of :mod:`curriculum_rl.scores`. Regression: the MSE itself.
+    Classification and tagging (``classify`` True): the *soft* error ``1 - exp(-CE)`` (one
+    minus the probability given to the right class; for tagging, the geometric mean over
+    tokens), averaged, with add-one smoothing over the V predictions,
+    ``(V * soft + 1) / (V + 1)``. Continuous, so it moves before an accuracy does, and
+    floored at ``1 / (V + 1)``: driving a solved task's cross-entropy toward zero cannot
+    lower it further (which is what makes log loss gameable)."""
+    cls = classify[..., None]
+    per_example = torch.where(cls, -torch.expm1(-losses.clamp_min(0)), losses)
+    mean, count = per_example.mean(-1), losses.shape[-1]
+    return torch.where(classify, (count * mean + 1) / (count + 1), mean)
 
 
 @dataclass(frozen=True)
@@ -454,7 +475,7 @@ class BatchedMultitaskTrainer:
     @torch.no_grad()
     def measure(self) -> Measurement:
         """Validation-probe losses and the statistics gathered since the last call."""
-        val_loss, _ = self._probe_losses()
+        val_loss, val_error = self._probe_losses()
         j = mean_log_loss(val_loss, self.objective)
         self._flag_divergence(val_loss, j)
         train_loss = torch.where(
@@ -471,6 +492,8 @@ class BatchedMultitaskTrainer:
             diverged=self.diverged.clone(),
             steps=self.steps.clone(),
             j=j,
+            val_error=val_error,
+            classify=self.kind > 0,
         )
         self._loss_sum.zero_()
         self._loss_count.zero_()
@@ -488,13 +511,16 @@ class BatchedMultitaskTrainer:
         self.diverged |= live & (j > self.j_start + DIVERGENCE_RISE)
 
     def _probe_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss and task error (:func:`soft_error`) per run and task on the probe
+        (1 for padded tasks)."""
         _, proj_out = self.net(self.x_probe)
-        losses, metric = self._example_losses(proj_out, self.probe_task, self.y_probe)
+        losses, _ = self._example_losses(proj_out, self.probe_task, self.y_probe)
         v = self.config.val_probe
         shape = (self.num_runs, self.max_tasks, v)
         per_task = losses.view(shape).mean(-1)
-        per_task = torch.where(self.mask, per_task, torch.ones_like(per_task))
-        return per_task, metric.view(shape).mean(-1)
+        error = soft_error(losses.view(shape), self.kind > 0)
+        ones = torch.ones_like(per_task)
+        return torch.where(self.mask, per_task, ones), torch.where(self.mask, error, ones)
 
     def _update_best(self, j: torch.Tensor) -> None:
         better = torch.isfinite(j) & (j < self.best_j) & ~self.diverged

@@ -1,12 +1,12 @@
 """The policy artifact: how a trained controller is stored, shared and loaded safely.
 
-Format (version 1): two files side by side, ``NAME.json`` and ``NAME.pt``.
+Format (version 2): two files side by side, ``NAME.json`` and ``NAME.pt``.
 
 * ``NAME.pt`` holds only the actor's ``state_dict`` (a flat ``{name: tensor}`` dict) written
   by ``torch.save``.
 * ``NAME.json`` (UTF-8, human-readable) holds ``format``, ``format_version``, the
   observation layout (``OBS_VERSION``, the ``FEATURES`` names, ``max_tasks``), the action
-  transform constants (``WEIGHT_SCALE``, ``SAMPLING_SCALE``, ``SAMPLING_FLOOR``), the
+  transform (its name and constants, :mod:`curriculum_rl.controllers.actions`), the
   network sizes, the name, shape and dtype of every tensor, the training config and
   notes, and the size and SHA-256 of ``NAME.pt``.
 
@@ -35,12 +35,13 @@ from typing import Any
 
 import torch
 
-from curriculum_rl.controllers.actions import SAMPLING_FLOOR, SAMPLING_SCALE, WEIGHT_SCALE
+from curriculum_rl.atomic import write_bytes_atomic, write_text_atomic
+from curriculum_rl.controllers.actions import TRANSFORMS, action_transform
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor
 from curriculum_rl.controllers.observation import FEATURES, OBS_VERSION
 
 FORMAT = "curriculum-rl-policy"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_METADATA_BYTES = 1 << 20  # the JSON is a few kB; refuse to parse anything huge
 
 
@@ -55,16 +56,13 @@ class PolicyArtifact:
     actor: TaskSetActor
     network: NetworkConfig
     max_tasks: int
+    action: str
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
 
-def _action_constants() -> dict[str, float]:
-    return {
-        "weight_scale": WEIGHT_SCALE,
-        "sampling_scale": SAMPLING_SCALE,
-        "sampling_floor": SAMPLING_FLOOR,
-    }
+def _action_description(name: str) -> dict[str, Any]:
+    return {"transform": name, "constants": action_transform(name).constants()}
 
 
 def artifact_paths(path: str | Path) -> tuple[Path, Path]:
@@ -86,6 +84,7 @@ def save_artifact(
     path: str | Path,
     actor: TaskSetActor,
     max_tasks: int,
+    action: str,
     training: dict[str, Any] | None = None,
     notes: dict[str, Any] | None = None,
 ) -> Path:
@@ -94,6 +93,8 @@ def save_artifact(
     Args:
         path: the artifact name (``.json`` / ``.pt`` suffix optional).
         max_tasks: K_max the policy was trained with (observations are padded to it).
+        action: the action transform the policy was trained with (its name and constants
+            are stored: a policy is only valid with them).
         training: the training config (JSON-serialisable), stored for provenance.
         notes: anything else worth keeping (timesteps, evaluation scores...).
     """
@@ -110,7 +111,7 @@ def save_artifact(
         "weights_bytes": len(data),
         "weights_sha256": _sha256(data),
         "observation": {"version": OBS_VERSION, "features": list(FEATURES), "max_tasks": max_tasks},
-        "action": _action_constants(),
+        "action": _action_description(action),
         "network": actor.config.to_dict(),
         "tensors": {
             name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
@@ -119,10 +120,12 @@ def save_artifact(
         "training": training or {},
         "notes": notes or {},
     }
-    # Weights first, metadata last: a crash in between leaves a hash mismatch (refused),
-    # never a JSON that vouches for a half-written file.
-    weights_path.write_bytes(data)
-    json_path.write_text(json.dumps(metadata, indent=1, sort_keys=True, default=_json_default))
+    # Each file is replaced atomically (curriculum_rl.atomic): an interrupted save leaves
+    # the previous pair intact. Weights first, metadata last: a crash between the two
+    # renames leaves a hash mismatch (refused), never a JSON vouching for other weights.
+    text = json.dumps(metadata, indent=1, sort_keys=True, default=_json_default)
+    write_bytes_atomic(weights_path, data)
+    write_text_atomic(json_path, text)
     return json_path
 
 
@@ -190,13 +193,12 @@ def _check_compatible(metadata: dict[str, Any], json_path: Path) -> None:
             "Retrain it with `curriculum-rl train`, or use the curriculum-rl version it was "
             "trained with"
         )
-    expected = _action_constants()
     got = metadata["action"]
-    if any(
-        not isinstance(got.get(k), (int, float)) or float(got[k]) != v for k, v in expected.items()
-    ):
+    name = got.get("transform") if isinstance(got, dict) else None
+    if name not in TRANSFORMS or got != _action_description(name):
+        expected = {n: _action_description(n) for n in TRANSFORMS}
         raise ArtifactError(
-            f"{json_path} was trained with action transform {got}, this curriculum-rl uses "
+            f"{json_path} was trained with action transform {got}, this curriculum-rl knows "
             f"{expected}; the same actions would mean different schedules. Retrain the policy "
             "or use the curriculum-rl version it was trained with"
         )
@@ -245,6 +247,7 @@ def load_artifact(path: str | Path) -> PolicyArtifact:
         actor=actor,
         network=network,
         max_tasks=int(metadata["observation"]["max_tasks"]),
+        action=metadata["action"]["transform"],
         metadata=metadata,
         path=json_path,
     )
@@ -259,6 +262,12 @@ def _network_config(metadata: dict[str, Any], json_path: Path) -> NetworkConfig:
         raise ArtifactError(
             f"{json_path}: network reads {network.num_features} features, observations have "
             f"{len(FEATURES)}; retrain the policy"
+        )
+    dim = action_transform(metadata["action"]["transform"]).dim
+    if network.action_dim != dim:
+        raise ArtifactError(
+            f"{json_path}: network emits {network.action_dim} numbers per task, its action "
+            f"transform reads {dim}; the file is damaged: re-export the policy"
         )
     return network
 

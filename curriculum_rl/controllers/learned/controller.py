@@ -2,9 +2,10 @@
 
 :class:`LearnedController` runs the actor deterministically (the action mean) on the
 observation that the decision loop built (:meth:`DecisionState.observation`, padded to the
-policy's ``K_max``), then maps the actions to a decision with ``actions_to_decision``:
-the same observation and the same transform as in training. It needs torch only (no
-stable-baselines3, no gymnasium), so applying a policy stays light.
+policy's ``K_max``, or wider for a run with more tasks), then maps the actions to a
+decision with the action transform the policy was trained with: the same observation and
+the same transform as in training. It needs torch only (no stable-baselines3, no
+gymnasium), so applying a policy stays light.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from curriculum_rl.controllers.actions import actions_to_decision
-from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
+from curriculum_rl.controllers.actions import DEFAULT_TRANSFORM, action_transform
+from curriculum_rl.controllers.base import Controller, DecisionState
 from curriculum_rl.controllers.decision import Decision
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact, load_artifact
 from curriculum_rl.controllers.learned.network import TaskSetActor
@@ -25,33 +26,38 @@ class LearnedController(Controller):
 
     Args:
         actor: the policy network (see :mod:`curriculum_rl.controllers.learned.network`).
-        max_tasks: the ``K_max`` it was trained with; runs may have any K <= K_max.
+        max_tasks: the ``K_max`` it was trained with (observations are padded to it);
+            runs may have any number of tasks.
+        action: the action transform it was trained with.
         name: shown in records and reports.
     """
 
-    def __init__(self, actor: TaskSetActor, max_tasks: int, name: str = "learned") -> None:
+    def __init__(
+        self,
+        actor: TaskSetActor,
+        max_tasks: int,
+        action: str = DEFAULT_TRANSFORM,
+        name: str = "learned",
+    ) -> None:
         self.actor = actor.eval()
         self.max_tasks = max_tasks
+        self.transform = action_transform(action)
+        if actor.config.action_dim != self.transform.dim:
+            raise ValueError(
+                f"the actor emits {actor.config.action_dim} numbers per task, the {action!r} "
+                f"transform reads {self.transform.dim}"
+            )
         self.name = name
 
     @classmethod
     def from_artifact(cls, artifact: PolicyArtifact, name: str | None = None) -> LearnedController:
         label = name or (artifact.path.stem if artifact.path is not None else "learned")
-        return cls(artifact.actor, artifact.max_tasks, name=label)
+        return cls(artifact.actor, artifact.max_tasks, artifact.action, name=label)
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None) -> LearnedController:
         """Load from a policy file (see :mod:`curriculum_rl.controllers.learned.artifact`)."""
         return cls.from_artifact(load_artifact(path), name)
-
-    def reset(self, context: RunContext) -> None:
-        if context.mask.shape[1] > self.max_tasks:
-            raise ValueError(
-                f"policy {self.name!r} was trained for at most {self.max_tasks} tasks, the "
-                f"runs have {context.mask.shape[1]} task slots; train a policy with a larger "
-                "env.max_tasks"
-            )
-        super().reset(context)
 
     @torch.no_grad()
     def decide(self, signals: DecisionState) -> Decision:
@@ -61,7 +67,7 @@ class LearnedController(Controller):
                 "curriculum_rl.loop.DecisionLoop (run_controller, the environments and "
                 "CurriculumSession do)"
             )
-        obs = signals.observation(self.max_tasks)
+        obs = signals.observation(max(self.max_tasks, signals.max_tasks))
         param = next(self.actor.parameters())
         actions = self.actor(obs.to(param.device, param.dtype)).to(signals.mask.device)
-        return actions_to_decision(actions[:, : signals.max_tasks], signals.mask)
+        return self.transform.decision(actions[:, : signals.max_tasks], signals)

@@ -3,10 +3,9 @@
 Observations are ``(B, K, F)``: one row per task slot, feature 0 the mask (1 for a real
 task, 0 for padding). Every task row goes through the *same* encoder; a pooled context
 (masked mean and max over the valid tasks, Deep Sets) is appended to each row; the same
-head then maps each row to that task's two action means. So permuting the task rows
+head then maps each row to that task's action means. So permuting the task rows
 permutes the output rows, and the weights do not depend on K: a policy trained with
-``K_max = 8`` runs on a 3-task or a 7-task run padded to 8 (or on any K, see
-:class:`TaskSetActor`).
+``K_max = 8`` runs a 3-task run padded to 8, or a 12-task run (see :class:`TaskSetActor`).
 
 This module is what a trained controller runs at inference
 (:mod:`curriculum_rl.controllers.learned.controller`), so loading a policy never imports
@@ -33,6 +32,7 @@ class NetworkConfig:
 
     Attributes:
         num_features: F, features per task row (``len(FEATURES)`` of the observation).
+        action_dim: numbers per task row of the action (the action transform's ``dim``).
         hidden: width of the per-task encoder, the context and the heads.
         activation: ``"tanh"``, ``"relu"`` or ``"gelu"``.
         log_std_init: initial log standard deviation of the exploration noise, one value
@@ -48,6 +48,7 @@ class NetworkConfig:
     """
 
     num_features: int = NUM_FEATURES
+    action_dim: int = 3
     hidden: int = 64
     activation: str = "tanh"
     log_std_init: float = -1.0
@@ -64,9 +65,10 @@ class NetworkConfig:
             )
         if "mask" in self.ignore_features:
             raise ValueError("ignore_features cannot hold 'mask': it marks the valid tasks")
-        if self.num_features < 1 or self.hidden < 1:
+        if min(self.num_features, self.hidden, self.action_dim) < 1:
             raise ValueError(
-                f"num_features and hidden must be >= 1, got {self.num_features}, {self.hidden}"
+                "num_features, action_dim and hidden must be >= 1, got "
+                f"{self.num_features}, {self.action_dim}, {self.hidden}"
             )
         if self.activation not in ACTIVATIONS:
             raise ValueError(
@@ -133,20 +135,21 @@ class TaskSetEncoder(nn.Module):
 
 
 class TaskSetActor(nn.Module):
-    """Observation ``(B, K, F)`` -> action means ``(B, K, 2)`` (zero on padded rows).
+    """Observation ``(B, K, F)`` -> action means ``(B, K, action_dim)`` (zero on padded
+    rows).
 
-    ``log_std`` (2,) is the exploration noise of the weight and the sampling logit,
-    shared by all tasks so that the stochastic policy is equivariant too. The actor
-    itself works for any K; what ties a policy to ``K_max`` is the observation's
-    ``task_fraction`` feature (K / K_max), so callers pad to the ``K_max`` it was trained with.
+    ``log_std`` (action_dim,) is the exploration noise of each action number, shared by
+    all tasks so that the stochastic policy is equivariant too. The actor works for any
+    K, and no observation feature depends on the padded width, so a policy trained with
+    ``K_max = 8`` runs a 12-task run as it is.
     """
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         self.config = config
         self.encoder = TaskSetEncoder(config)
-        self.head = nn.Linear(config.hidden, 2)
-        self.log_std = nn.Parameter(torch.full((2,), float(config.log_std_init)))
+        self.head = nn.Linear(config.hidden, config.action_dim)
+        self.log_std = nn.Parameter(torch.full((config.action_dim,), float(config.log_std_init)))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         mask = task_mask(obs)
