@@ -331,10 +331,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = load_config(args.config)  # None: the shipped agents/default.toml
     _check_device(config.train.device, "[train] device")
     _check_device(config.env.trainer.device, "[env.trainer] device")
-    if args.total_timesteps is not None:
+    overrides = {
+        key: value
+        for key, value in (
+            ("total_timesteps", args.total_timesteps),
+            ("workers", args.workers),
+            ("address", args.address),
+        )
+        if value is not None
+    }
+    if overrides:
         from dataclasses import replace
 
-        config = replace(config, train=replace(config.train, total_timesteps=args.total_timesteps))
+        config = replace(config, train=replace(config.train, **overrides))
     result = train(
         config,
         out,
@@ -376,6 +385,7 @@ def _print_train(result, out: Path) -> None:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from curriculum_rl.benchmark import BenchmarkConfig, run_benchmark
+    from curriculum_rl.benchmark.config import DEFAULT_BATCH_SIZE
     from curriculum_rl.trainer import TrainerConfig
 
     _check_interval(args)
@@ -389,6 +399,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         trainer=TrainerConfig(device=_check_device(args.device)),
         reference=not args.no_reference,
         progress=not args.quiet,
+        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        executor=args.executor,
+        address=args.address,
+        workers=args.workers,
     )
     result = run_benchmark(config)
     print(
@@ -509,6 +523,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="override [train] total_timesteps (e.g. to extend a resumed run)",
     )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="override [train] workers: collect rollouts from this many Ray actors, each "
+        "a batched trainer of [train] n_envs runs (above 1 needs "
+        "`pip install 'curriculum-rl[ray]'`; a local Ray unless --address)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="override [train] address: the Ray cluster for the rollout workers, `auto` "
+        "(started here with `ray start`) or HOST:PORT",
+    )
     _output_flags(p)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser(
@@ -555,6 +583,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the single-task reference: no Δm%% columns, but K fewer "
         "single-task runs per suite and seed",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="at most this many runs train as one batch, one unit of work (default 16; memory "
+        "and speed only: the results do not depend on it; raise it on a GPU)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where the units run: this process, or Ray tasks (a local Ray, or the cluster "
+        "at --address; needs `pip install 'curriculum-rl[ray]'`); the same results",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: the Ray cluster, `auto` (started here with `ray start`) "
+        "or HOST:PORT; default: a local Ray for this command",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="with --executor ray: at most this many units at once (a local Ray gets this "
+        "many CPUs); default: as many as the cluster has CPUs",
     )
     _output_flags(p)
     p.set_defaults(func=cmd_benchmark)

@@ -151,6 +151,7 @@ def main() -> None:
         interval=INTERVAL,
         probe_layer="encoder.pooler.dense",
         task_names=list(TASKS),
+        task_kinds=["classification"] * len(TASKS),  # their errors, as the policy learned
         train_sizes=list(SIZES.values()),
     )
     trainer.train()

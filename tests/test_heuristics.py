@@ -37,6 +37,7 @@ from curriculum_rl.controllers import (
     tune_static_weights,
 )
 from curriculum_rl.controllers.hooks import EPS, run_generator
+from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.static import initial_val_losses
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites.synthetic import SyntheticSetting, SyntheticSuite
@@ -624,3 +625,6 @@ def test_inverse_error_weights_equalise_weighted_errors():
         assert decision.weights[run, :k].mean() == pytest.approx(1.0)
     assert (decision.weights[~MASK] == 0).all()
     torch.testing.assert_close(decision.sampling, MASK.float() / MASK.sum(1, keepdim=True))
+    half = ErrorPower(0.5).decide(signals)  # the family: w_k ∝ E_k^-gamma
+    ratio = half.weights[0, 0] / half.weights[0, 2]
+    torch.testing.assert_close(ratio, (errors[0, 2] / errors[0, 0]) ** 0.5)

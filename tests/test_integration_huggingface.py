@@ -18,6 +18,7 @@ from transformers import BertConfig, BertModel, TrainerCallback, TrainingArgumen
 from curriculum_rl.controllers import make_controller  # noqa: E402
 from curriculum_rl.integrations import TaskBatchSampler  # noqa: E402
 from curriculum_rl.integrations.huggingface import CHECKPOINT_FILE, CurriculumTrainer  # noqa: E402
+from curriculum_rl.trainer.trainer import soft_error  # noqa: E402
 
 pytestmark = pytest.mark.slow  # transformers' import and Trainer: ~10 s per run on 2 cores
 K, LENGTH, VOCAB, INTERVAL = 3, 6, 20, 4
@@ -109,6 +110,7 @@ def trainer(out: Path, controller: str = "uw", callbacks=()) -> CurriculumTraine
         interval=INTERVAL,
         probe_layer="encoder.pooler.dense",
         task_names=["one", "two", "three"],
+        task_kinds=["classification"] * K,
         callbacks=list(callbacks),
     )
 
@@ -124,6 +126,12 @@ def test_the_trainer_paces_a_transformer(tmp_path: Path):
     assert session.state.grad_cos[0].abs().sum() > K  # the pooler's alignment was measured
     journal = session.journal.decisions.values()
     assert not torch.equal(journal[:, :K], journal[:, K : 2 * K])  # evaluation's val losses
+    # classification errors: of the evaluation's mean losses, over its 8, 8 and 2 examples
+    assert session.state.classify.all()
+    val, counts = session.state.val_loss[0], [8, 8, 2]
+    pairs = zip(val, counts, strict=True)
+    expected = [soft_error(v.expand(n), torch.tensor(True)) for v, n in pairs]
+    torch.testing.assert_close(session.state.val_error[0], torch.stack(expected))
     logged = [entry for entry in run.state.log_history if "curriculum/weight/one" in entry]
     assert len(logged) == 5
     assert (tmp_path / f"checkpoint-12/{CHECKPOINT_FILE}").is_file()

@@ -64,6 +64,7 @@ def fit(root: Path, epochs: int, controller: str = "uw", ckpt: str | None = None
         sampler=sampler,
         probe_layer="trunk.2",
         task_names=TASKS,
+        task_kinds=["regression"] * K,
     )
     trainer = pl.Trainer(
         max_epochs=epochs,
@@ -87,6 +88,7 @@ def test_the_callback_paces_a_lightning_module(tmp_path: Path):
     trainer, module, sampler = fit(tmp_path, epochs=2)
     session = module.curriculum
     assert session.calls == 3 and session.steps == 20  # decisions before batches 6, 11, 16
+    assert session.task_kinds == ["regression"] * K
     torch.testing.assert_close(sampler.probabilities.float(), session.loop.previous.sampling[0])
     assert session.state.grad_cos[0].abs().sum() > K  # the probe measured alignment
     # the decision before batch 11 read epoch 1's validation, not the training losses
@@ -105,3 +107,8 @@ def test_a_resumed_fit_equals_the_uninterrupted_one(tmp_path: Path):
     assert a.keys() == b.keys() and whole.curriculum.calls == 7
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_task_kinds_are_checked_when_the_callback_is_made():
+    with pytest.raises(ValueError, match="2 kinds for 3 tasks"):
+        CurriculumCallback(make_controller("uniform"), K, task_kinds=["regression"] * 2)

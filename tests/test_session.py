@@ -1,6 +1,7 @@
 """CurriculumSession: every controller acts in a user's loop or is refused; the loss it
-returns; checkpoints (resumed = uninterrupted); device-agnostic steps (no host reads in
-loss(), one per decision; bf16 autocast)."""
+returns; task errors measured as the trainer measures them; checkpoints (resumed =
+uninterrupted); device-agnostic steps (no host reads in loss(), one per decision; bf16
+autocast)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,21 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.func import functional_call
 
 import curriculum_rl
 from curriculum_rl.controllers import controller_names, make_controller
+from curriculum_rl.controllers.actions import GAMMA_SCALE
+from curriculum_rl.controllers.base import RunContext
 from curriculum_rl.controllers.learned.controller import LearnedController
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
+from curriculum_rl.controllers.observation import FEATURES
+from curriculum_rl.loop import DecisionLoop
 from curriculum_rl.session import CurriculumSession, GradientProbe
 from curriculum_rl.session import session as session_module
+from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
+from curriculum_rl.trainer import BatchedMultitaskTrainer, StepContext, TrainerConfig
+from curriculum_rl.trainer.trainer import soft_error
 
 K = 3
 SCALES = torch.tensor([1.0, 10.0, 100.0])
@@ -64,8 +73,13 @@ def drive(session: CurriculumSession, start: int, stop: int, trace: list) -> Non
             trace.append(("decision", step, torch.cat([weights, sampling])))
 
 
+KINDS = ["classification", "regression", "tagging"]
+
+
 def new_session(name: str) -> CurriculumSession:
-    return CurriculumSession(build(name), num_tasks=K, budget=200, interval=10, seed=3)
+    return CurriculumSession(
+        build(name), num_tasks=K, budget=200, interval=10, seed=3, task_kinds=KINDS
+    )
 
 
 # ------------------------------------------------------------------ who acts, who is refused
@@ -133,10 +147,10 @@ def test_a_per_step_controller_without_loss_calls_is_an_error():
         session.update(train_losses=torch.ones(K))
 
 
-def test_gradient_aggregators_and_gradnorm_are_refused_with_the_way_out():
+def test_gradient_aggregators_and_gradnorm_without_a_layer_are_refused_with_the_way_out():
     with pytest.raises(ValueError, match=r"torchjd\.autojac\.mtl_backward"):
         CurriculumSession(make_controller("pcgrad"), num_tasks=K, budget=100)
-    with pytest.raises(ValueError, match="gradient norm"):
+    with pytest.raises(ValueError, match=r"gradient norm.*probe=GradientProbe"):
         CurriculumSession(make_controller("gradnorm"), num_tasks=K, budget=100)
 
 
@@ -195,15 +209,49 @@ def test_resumed_run_equals_uninterrupted_run(name: str, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"{name}: {kind_a} {step_a}")
 
 
+def test_a_run_resumed_mid_interval_keeps_its_examples_errors():
+    """Per-example losses of classification tasks: the interval's error sums travel in
+    the checkpoint, so the decisions after a resume read the same errors."""
+
+    def run(session: CurriculumSession, steps: range) -> list[torch.Tensor]:
+        decisions = []
+        for step in steps:
+            gen = torch.Generator().manual_seed(step)
+            tasks = torch.arange(12) % K
+            session.loss(torch.rand(12, generator=gen) * (1 + tasks), tasks)
+            if session.decision_due:
+                session.update()
+                decisions.append(
+                    torch.cat([session.state.val_error[0], session.loop.previous.weights[0]])
+                )
+        return decisions
+
+    whole = run(new_session("learned"), range(40))
+    interrupted = new_session("learned")
+    first = run(interrupted, range(17))
+    resumed = new_session("learned")
+    resumed.load_state_dict(interrupted.state_dict())
+    rest = run(resumed, range(17, 40))
+    assert len(whole) == 4 and len(first + rest) == 4
+    for a, b in zip(whole, first + rest, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (whole[-1][:K][[0, 2]] < 1).all()  # classification and tagging: soft errors
+
+
 def test_a_checkpoint_of_another_controller_or_setting_is_refused():
     session = new_session("dwa")
     drive(session, 0, 25, [])
     state = session.state_dict()
     with pytest.raises(ValueError, match="'dwa'"):
         new_session("uw").load_state_dict(state)
-    other = CurriculumSession(build("dwa"), num_tasks=K, budget=300, interval=10, seed=3)
+    other = CurriculumSession(
+        build("dwa"), num_tasks=K, budget=300, interval=10, seed=3, task_kinds=KINDS
+    )
     with pytest.raises(ValueError, match="budget 200"):
         other.load_state_dict(state)
+    regression = CurriculumSession(build("dwa"), num_tasks=K, budget=200, interval=10, seed=3)
+    with pytest.raises(ValueError, match=r"task_kinds \['classification'"):
+        regression.load_state_dict(state)
 
 
 def test_a_tampered_journal_is_detected():
@@ -213,6 +261,130 @@ def test_a_tampered_journal_is_detected():
     state["journal.decisions"][1, K : 2 * K] *= 5  # other val losses at the second decision
     with pytest.raises(ValueError, match="replaying"):
         new_session("exp3s").load_state_dict(state)
+
+
+# ------------------------------------------------------------------ task kinds and errors
+def mixed_trainer() -> tuple[BatchedMultitaskTrainer, list[str]]:
+    """A trainer run on one regression and two classification tasks (probe of 16)."""
+    setting = SyntheticSetting("mixed", num_tasks=(K, K), classification=(0.5, 0.5))
+    suite = SyntheticSuite(
+        name="mixed", settings=(setting,), n_train=128, n_val=64, n_test=64, hidden=(16,)
+    )
+    instance = suite.sample(0)
+    config = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu")
+    kinds = [task.kind for task in instance.tasks]
+    assert sorted(kinds) == ["classification", "classification", "regression"]
+    return BatchedMultitaskTrainer([instance], [0], config), kinds
+
+
+@torch.no_grad()
+def probe_example_losses(trainer: BatchedMultitaskTrainer) -> torch.Tensor:
+    """(K * V,) the per-example losses behind the trainer's next measure(), task-major."""
+    _, proj_out = trainer.net(trainer.x_probe)
+    losses, _ = trainer._example_losses(proj_out, trainer.probe_task, trainer.y_probe)
+    return losses[0]
+
+
+def test_a_session_measures_classification_errors_as_the_trainer_does():
+    """The trainer's validation-probe losses handed to a session as one interval's
+    per-example losses: the same val_error and classify, hence the same error, kind,
+    validation and budget features of the observation, decision after decision."""
+    trainer, kinds = mixed_trainer()
+    budget = 300
+    session = CurriculumSession(
+        make_controller("uniform"), K, budget=budget, interval=1, task_kinds=kinds
+    )
+    reference = DecisionLoop(trainer.mask, torch.ones(1, K), budget)
+    same = [
+        FEATURES.index(name)
+        for name in (
+            "log_val_centred",
+            "log_val_ratio",
+            "is_classification",
+            "log_error_centred",
+            "log_error_ratio",
+            "progress",
+            "log_budget",
+        )
+    ]
+    for _ in range(3):
+        trainer.train(10)
+        losses = probe_example_losses(trainer)
+        measured = trainer.measure()
+        session.loss(losses, trainer.probe_task[0])
+        session.update(step=int(measured.steps[0]))
+        expected = reference.observe(measured)
+        mine = session.state
+        assert torch.equal(mine.classify, measured.classify)
+        assert int(mine.budget[0]) == budget and torch.equal(mine.budget, expected.budget)
+        torch.testing.assert_close(mine.val_loss, measured.val_loss)
+        torch.testing.assert_close(mine.val_error, measured.val_error)
+        torch.testing.assert_close(mine.observation()[..., same], expected.observation()[..., same])
+    classify = measured.classify[0]
+    assert (mine.val_error[0, classify] < 1).all()  # bounded, unlike their cross-entropy
+    assert not torch.allclose(mine.val_error[0, classify], mine.val_loss[0, classify])
+
+
+def test_per_task_mean_losses_are_read_as_val_counts_examples_at_the_mean():
+    """val_losses (K,): each task's error is soft_error of val_counts examples all at its
+    mean loss, an upper bound on the exact error (1 - exp(-CE) is concave)."""
+    trainer, kinds = mixed_trainer()
+    trainer.train(10)
+    losses = probe_example_losses(trainer).view(K, 16)
+    measured = trainer.measure()
+    classify = measured.classify[0]
+    session = CurriculumSession(make_controller("uniform"), K, budget=100, task_kinds=kinds)
+    session.update(val_losses=losses.mean(1), val_counts=16)
+    at_the_mean = soft_error(losses.mean(1, keepdim=True).expand(K, 16), classify)
+    torch.testing.assert_close(session.state.val_error[0], at_the_mean)
+    assert (at_the_mean >= measured.val_error[0] - 1e-6).all()
+    session.update(val_losses=losses.mean(1))  # 64 examples, the probe of training
+    default = soft_error(losses.mean(1, keepdim=True).expand(K, 64), classify)
+    torch.testing.assert_close(session.state.val_error[0], default)
+    with pytest.raises(ValueError, match="pass both"):
+        session.update(train_losses=losses.mean(1), val_counts=16)
+    with pytest.raises(ValueError, match=">= 1 example"):
+        session.update(val_losses=losses.mean(1), val_counts=[16, 0, 16])
+
+
+def constant_policy(gamma: float) -> LearnedController:
+    """A loss_power policy whose action is (0, 0, gamma / GAMMA_SCALE) on every task:
+    weights proportional to E_k^-gamma, sampling uniform."""
+    actor = TaskSetActor(NetworkConfig())
+    with torch.no_grad():
+        actor.head.weight.zero_()
+        actor.head.bias.copy_(torch.tensor([0.0, 0.0, gamma / GAMMA_SCALE]))
+    return LearnedController(actor, 8, action="loss_power")
+
+
+def test_the_loss_power_policy_weighs_classification_tasks_by_their_soft_error():
+    ce = torch.tensor([0.05, 0.1, 0.2, 0.1, 2.0, 1.5, 2.5, 1.0])  # tasks 0 (solved), 1
+    mse = torch.tensor([4.0, 6.0, 5.0, 5.0])  # task 2
+    losses, tasks = torch.cat([ce, mse]), torch.arange(K).repeat_interleave(4)
+    kinds = ["classification", "classification", "regression"]
+    aware = CurriculumSession(constant_policy(1.0), K, budget=100, interval=1, task_kinds=kinds)
+    aware.loss(losses, tasks)
+    weights, _ = aware.update()
+    error = soft_error(losses.view(K, 4), torch.tensor([True, True, False]))
+    torch.testing.assert_close(weights, K * (1 / error) / (1 / error).sum())
+    # Read as regression, the solved task's tiny cross-entropy would dwarf the other's;
+    # its soft error favours it at most V + 1 = 5-fold.
+    blind = CurriculumSession(constant_policy(1.0), K, budget=100, interval=1)
+    blind.loss(losses, tasks)
+    blind_weights, _ = blind.update()
+    mean = losses.view(K, 4).mean(1)
+    torch.testing.assert_close(blind_weights, K * (1 / mean) / (1 / mean).sum())
+    assert blind_weights[0] / blind_weights[1] > 15 and weights[0] / weights[1] < 5
+
+
+def test_task_kinds_are_checked():
+    uniform = make_controller("uniform")
+    with pytest.raises(ValueError, match=r"\['classification'\] \* 3"):
+        CurriculumSession(uniform, K, budget=100, task_kinds="classification")
+    with pytest.raises(ValueError, match="2 kinds for 3 tasks"):
+        CurriculumSession(uniform, K, budget=100, task_kinds=["regression"] * 2)
+    with pytest.raises(ValueError, match=r"unknown task kinds \['ranking'\]"):
+        CurriculumSession(uniform, K, budget=100, task_kinds=["regression", "ranking", "tagging"])
 
 
 # ------------------------------------------------------------------ devices
@@ -336,6 +508,69 @@ def test_the_probe_feeds_the_controller_alignment():
     cos = session.state.grad_cos[0]
     assert not session.probe.armed and torch.allclose(cos.diagonal(), torch.ones(K))
     assert (cos - torch.eye(K)).abs().sum() > 0  # measured, not the zeros of no probe
+
+
+# ------------------------------------------------------------------ GradNorm
+def test_gradnorm_in_a_session_is_gradnorm_in_the_trainer():
+    """GradNorm on the probe's layer in a user's loop, against its trainer hook on the same
+    computation (the layer's weight stacked over one run, as the trainer holds it): the
+    same learned weights, and the same gradients reach the model."""
+    model = TwoTaskNet()
+    layer = model.trunk[2]
+    session = CurriculumSession(
+        make_controller("gradnorm"), K, budget=200, interval=10, probe=GradientProbe(layer)
+    )
+    reference = make_controller("gradnorm")
+    mask = torch.ones(1, K, dtype=torch.bool)
+    reference.reset(RunContext(mask, torch.ones(1, K), 200, 10, [0]))
+    stacked = nn.Parameter(layer.weight.detach().clone()[None])
+    context = StepContext([], [], mask, torch.ones(1, dtype=torch.bool), stacked)
+    for step in range(30):
+        x, y, tasks = batch(step)
+        model.zero_grad()
+        session.loss((model(x, tasks) - y) ** 2, tasks).backward()
+        mine = {name: p.grad.clone() for name, p in model.named_parameters()}
+        model.zero_grad()
+        out = functional_call(model, {"trunk.2.weight": stacked[0]}, (x, tasks))
+        per_task = torch.zeros(K).index_add(0, tasks, (out - y) ** 2) * (K / len(tasks))
+        reference.hook.backward(per_task[None], torch.ones(1, K), context)
+        theirs = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+        theirs["trunk.2.weight"], stacked.grad = stacked.grad[0], None
+        torch.testing.assert_close(mine, theirs)
+        torch.testing.assert_close(session.controller.task_weights, reference.task_weights)
+        if session.decision_due:
+            session.update()
+    assert (reference.task_weights - 1).abs().max() > 0.05  # it learned, not uniform
+
+
+def test_a_resumed_gradnorm_run_equals_the_uninterrupted_one():
+    model = TwoTaskNet()
+
+    def run(session: CurriculumSession, steps: range) -> list[torch.Tensor]:
+        trace = []
+        for step in steps:
+            x, y, tasks = batch(step)
+            losses = (model(x, tasks) - y) ** 2
+            (grad,) = torch.autograd.grad(session.loss(losses, tasks), losses)
+            trace.append(grad)  # each example's weight
+            if session.decision_due:
+                trace.append(torch.cat(session.update()))
+        return trace
+
+    def fresh() -> CurriculumSession:
+        probe = GradientProbe(model.trunk[2])
+        return CurriculumSession(make_controller("gradnorm"), K, 200, 10, probe=probe)
+
+    whole = run(fresh(), range(40))
+    interrupted = fresh()
+    first = run(interrupted, range(23))
+    state = interrupted.state_dict()
+    assert state["journal.steps"].shape == (23, 2 * K)  # losses and gradient norms
+    resumed = fresh()
+    resumed.load_state_dict(state)
+    rest = run(resumed, range(23, 40))
+    for a, b in zip(whole, first + rest, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_the_core_and_the_session_never_import_the_frameworks():

@@ -8,7 +8,7 @@
 * ``[policy]``: the network (:class:`~curriculum_rl.controllers.learned.NetworkConfig`),
   with ``ignore_features`` for ablations.
 * ``[train]``: ``n_envs`` batched inner runs, ``total_timesteps``, ``seed``, checkpoint
-  cadence, device and threads.
+  cadence, device and threads, and the Ray rollout ``workers`` and cluster ``address``.
 * ``[eval]``: periodic evaluation on held-out instances.
 
 Files are read by the project's one typed loader (:mod:`curriculum_rl.typed_config`): an
@@ -83,9 +83,21 @@ def _linear_schedule(initial: float, progress_remaining: float) -> float:
 class RunSettings:
     """``[train]``: size, length and bookkeeping of the run.
 
-    ``n_envs`` inner runs are trained side by side in one batched VecEnv.
-    ``torch_threads`` defaults to 1: the networks and inner runs are tiny, and several
-    threads per process on a shared 2-core machine spin against each other.
+    ``n_envs`` inner runs are trained side by side in one batched VecEnv: the runs per
+    trainer (raise it on a GPU: 64, 256, ...). ``torch_threads`` defaults to 1: the
+    networks and inner runs are tiny, and several threads per process on a shared 2-core
+    machine spin against each other.
+
+    ``workers`` > 1 or an ``address`` collects the rollouts in Ray actors, each hosting
+    a batched VecEnv of ``n_envs`` runs (:mod:`curriculum_rl.agents.ray_vec_env`), on a
+    local Ray of ``workers`` CPUs or on the cluster at ``address`` (``auto``,
+    ``HOST:PORT``): a rollout then holds ``workers * n_envs`` runs. ``workers = 1`` gives
+    the in-process numbers wherever it runs; a resumed run may change both settings.
+
+    ``init_policy``: a policy file (``NAME.json``) whose actor starts the run instead of a
+    fresh one, e.g. the behaviour-cloned warm start of :mod:`curriculum_rl.agents.imitation`
+    (its observation layout, action transform and network sizes must match; the critic
+    starts fresh).
     """
 
     n_envs: int = 16
@@ -94,10 +106,20 @@ class RunSettings:
     checkpoint_every: int = 6_400
     device: str = "cpu"
     torch_threads: int = 1
+    workers: int = 1
+    address: str = ""
+    init_policy: str = ""
+
+    @property
+    def uses_ray(self) -> bool:
+        """Whether the rollouts are collected in Ray actors."""
+        return self.workers > 1 or bool(self.address)
 
     def __post_init__(self) -> None:
         if self.n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.total_timesteps < 1 or self.checkpoint_every < 1:
             raise ValueError("total_timesteps and checkpoint_every must be >= 1")
         if self.torch_threads < 0:

@@ -16,6 +16,11 @@ into a :class:`~curriculum_rl.agents.config.TrainConfig`. What a run writes unde
     policy.{json,pt}       the final policy; best.{json,pt}: best held-out gain
     learning_curve.png     episode return and held-out gain over timesteps
 
+Rollouts are collected in this process, or, with ``[train] workers`` W > 1 (``--workers``)
+or an ``address``, from W Ray actors that each host a batched VecEnv of ``n_envs`` runs
+(:mod:`curriculum_rl.agents.ray_vec_env`; ``pip install 'curriculum-rl[ray]'``); the PPO
+update and the held-out evaluation stay in this process.
+
 Interruptions lose no work and mix no runs: a fresh run checkpoints at timestep 0 (so even
 one killed at once can be resumed, and the folder is marked as holding a run); the first
 Ctrl-C stops at the next decision and saves a checkpoint and the policy; a (re)start at
@@ -38,6 +43,7 @@ import csv
 import json
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -61,16 +67,35 @@ from curriculum_rl.agents.plots import plot_learning_curve
 from curriculum_rl.agents.policy import TaskSetPolicy
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
 from curriculum_rl.atomic import atomic_path, folder_lock, write_json_atomic
+from curriculum_rl.cluster import import_ray, ray_cluster
+from curriculum_rl.controllers.learned.artifact import load_artifact
 
 
 def make_env(config: TrainConfig):
-    """The batched training VecEnv (wrapped in ``VecMonitor`` for SB3's episode stats)."""
-    return VecMonitor(BatchedCurriculumVecEnv(config.train.n_envs, config=config.env))
+    """The batched training VecEnv (wrapped in ``VecMonitor`` for SB3's episode stats):
+    in this process, or ``[train] workers`` Ray actors of ``n_envs`` runs each (which
+    needs a Ray connection: :func:`rollout_cluster`)."""
+    run = config.train
+    if run.uses_ray:
+        from curriculum_rl.agents.ray_vec_env import RayVecEnv
+
+        return VecMonitor(RayVecEnv(run.n_envs, config.env, run.workers, run.torch_threads))
+    return VecMonitor(BatchedCurriculumVecEnv(run.n_envs, config=config.env))
+
+
+def rollout_cluster(config: TrainConfig) -> AbstractContextManager:
+    """The Ray connection the rollout workers need while training runs (a local Ray of
+    ``workers`` CPUs, or the cluster at ``address``); nothing without Ray workers."""
+    run = config.train
+    if not run.uses_ray:
+        return nullcontext()
+    return ray_cluster("train --workers/--address", run.address or None, run.workers)
 
 
 def make_model(config: TrainConfig, env):
-    """A fresh PPO model with :class:`~curriculum_rl.agents.policy.TaskSetPolicy`."""
-    return PPO(
+    """A fresh PPO model with :class:`~curriculum_rl.agents.policy.TaskSetPolicy`, its
+    actor taken from ``[train] init_policy`` when one is given."""
+    model = PPO(
         TaskSetPolicy,
         env,
         policy_kwargs={"net": asdict(config.policy)},
@@ -79,6 +104,27 @@ def make_model(config: TrainConfig, env):
         verbose=0,
         **config.ppo.sb3_kwargs(),
     )
+    if config.train.init_policy:
+        _load_initial_actor(model, config)
+    return model
+
+
+def _load_initial_actor(model, config: TrainConfig) -> None:
+    """Copy the actor of ``[train] init_policy`` into ``model``; the exploration noise
+    starts at the config's ``log_std_init`` (a warm start explores around the clone)."""
+    artifact = load_artifact(config.train.init_policy)
+    actor = model.policy.actor
+    shape = ("num_features", "action_dim", "hidden", "activation", "ignore_features")
+    theirs, mine = (tuple(getattr(c, k) for k in shape) for c in (artifact.network, actor.config))
+    if artifact.action != config.env.action or theirs != mine:
+        raise ValueError(
+            f"[train] init_policy {config.train.init_policy} has action {artifact.action!r} "
+            f"and network {dict(zip(shape, theirs, strict=True))}; this run has "
+            f"{config.env.action!r} and {dict(zip(shape, mine, strict=True))}: they must match"
+        )
+    actor.load_state_dict(artifact.actor.state_dict())
+    with torch.no_grad():
+        actor.log_std.fill_(config.policy.log_std_init)
 
 
 @dataclass
@@ -107,17 +153,22 @@ def _jsonable(config: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(config.to_dict()))
 
 
+RESUMABLE_WITH_CHANGES = ("total_timesteps", "workers", "address")
+"""``[train]`` keys a resume may change: the length of the run, and how it executes."""
+
+
 def _check_resume_config(config: TrainConfig, saved: dict[str, Any], out: Path) -> None:
     mine = _jsonable(config)
     for section in mine:
         for key, value in mine[section].items():
-            if section == "train" and key == "total_timesteps":
+            if section == "train" and key in RESUMABLE_WITH_CHANGES:
                 continue
             if saved.get(section, {}).get(key) != value:
                 raise ValueError(
                     f"--resume continues the run in {out} with its own config, but [{section}] "
                     f"{key} differs ({saved.get(section, {}).get(key)!r} there, {value!r} here); "
-                    "only [train] total_timesteps may change; start a new --out to change more"
+                    "only [train] total_timesteps, workers and address may change; start a "
+                    "new --out to change more"
                 )
 
 
@@ -136,7 +187,9 @@ def train(
             process training in the same folder.
     """
     out = Path(out)
-    with folder_lock(out, "curriculum-rl train"):
+    if config.train.uses_ray:  # a missing Ray is an error before any work
+        import_ray("train --workers/--address")
+    with folder_lock(out, "curriculum-rl train"), rollout_cluster(config):
         return _train(config, out, resume, progress, log)
 
 

@@ -10,6 +10,10 @@ in ``out``, and writes
 * ``summary.md``: per-suite tables and the aggregate over suites (IQM, 95% CIs);
 * ``plots/*.png`` and TensorBoard logs under ``tb/``.
 
+The runs are computed in units (batches of seeds of one suite and controller) by an
+executor: in this process, or as Ray tasks on a cluster (``executor="ray"``,
+:mod:`curriculum_rl.benchmark.executors`), with the same results.
+
 See :mod:`curriculum_rl.benchmark.metrics` for the scores and
 :mod:`curriculum_rl.stats` for the statistics.
 """
@@ -28,6 +32,7 @@ from curriculum_rl.benchmark.config import (
     resolve_suite_entries,
     unavailable_controllers,
 )
+from curriculum_rl.benchmark.executors import Executor, make_executor
 from curriculum_rl.benchmark.metrics import RunRow, run_rows, write_csv
 from curriculum_rl.benchmark.plots import write_plots
 from curriculum_rl.benchmark.report import write_summary
@@ -51,12 +56,13 @@ class BenchmarkResult:
 
 def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
     """Run (or resume) the benchmark described by ``config`` and write its reports."""
+    executor = make_executor(config)  # a missing Ray is an error before any work
     suites = resolve_suite_entries(config.suites)
     controllers = resolve_controllers(config.controllers)
     instances = InstanceCache(suites)
     check_controllers_serve(config, suites, controllers, instances)
     with folder_lock(config.out, "curriculum-rl benchmark"):
-        return _run_locked(config, suites, controllers, instances)
+        return _run_locked(config, suites, controllers, instances, executor)
 
 
 def _run_locked(
@@ -64,9 +70,10 @@ def _run_locked(
     suites: list[SuiteEntry],
     controllers: list[ControllerEntry],
     instances: InstanceCache,
+    executor: Executor,
 ) -> BenchmarkResult:
     """Compute what is missing and write the reports; the caller holds the folder lock."""
-    records, computed = execute_runs(config, suites, controllers, instances)
+    records, computed = execute_runs(config, suites, controllers, instances, executor)
     references = compute_references(config, suites, instances)
     with_reference = references is not None
     rows = run_rows(records, references)

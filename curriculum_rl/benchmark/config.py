@@ -27,6 +27,8 @@ UNIFORM = "uniform"
 STATIC_TUNED = "static-tuned"
 TUNING_SEED = 1_000_000  # tuning runs never share a seed with the evaluated runs
 DEFAULT_SEEDS = 10
+DEFAULT_BATCH_SIZE = 16
+EXECUTORS = ("local", "ray")
 TASK_SLOTS = 8
 """Every run is padded to a multiple of this many task slots (the policies' K_max), so its
 numbers never depend on the runs batched with it (:mod:`curriculum_rl.benchmark.run`)."""
@@ -48,6 +50,14 @@ class BenchmarkConfig:
         reference: compute Δm% against single-task training when the reference module
             is available (it costs K extra single-task runs per suite and seed, cached).
         tensorboard / plots / progress: write TB logs / write PNGs / show a progress bar.
+        batch_size: at most this many runs train in one batched trainer (one unit of
+            work). Memory and speed only: a seed's numbers never depend on its batch
+            (:mod:`curriculum_rl.benchmark.run`); raise it on a GPU (64, 256, ...).
+        executor: where the units run: ``local`` (this process, one after another) or
+            ``ray`` (Ray tasks, :mod:`curriculum_rl.benchmark.executors`); the results are
+            the same. address: the Ray cluster (``auto``, ``HOST:PORT``); ``None``: a
+            local Ray. workers: at most this many units at once on Ray (``None``: as many
+            as the cluster has CPUs; a local Ray is started with this many CPUs).
     """
 
     suites: tuple[str, ...]
@@ -62,19 +72,35 @@ class BenchmarkConfig:
     tensorboard: bool = True
     plots: bool = True
     progress: bool = True
+    batch_size: int = DEFAULT_BATCH_SIZE
+    executor: str = "local"
+    address: str | None = None
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if not self.suites or not self.controllers:
             raise ValueError("name at least one suite and one controller")
-        for name in ("seeds", "budget", "interval", "reps"):
+        for name in ("seeds", "budget", "interval", "reps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self._check_executor()
         if self.interval > self.budget:
             raise ValueError(
                 f"interval ({self.interval}) exceeds budget ({self.budget}): a run would make "
                 "a single decision; give an interval of at most the budget"
             )
         object.__setattr__(self, "out", Path(self.out))
+
+    def _check_executor(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.executor == "local" and (self.address or (self.workers or 1) > 1):
+            raise ValueError(
+                "--address and --workers above 1 run units on Ray: add --executor ray "
+                "(the local executor runs one unit at a time in this process)"
+            )
 
     def settings(self) -> dict:
         """What determines a run's numbers besides its suite, controller and seed; a

@@ -19,8 +19,14 @@ the new runs and leaves the stored ones alone, a lost run is recomputed alone, a
 ``curriculum-rl run --seed s`` (which pads the same way) reproduces the benchmark's seed
 ``s`` exactly. ``tests/test_hardening.py`` checks both bit for bit on CPU; on other
 hardware this holds as far as its kernels give the same result for one matrix of a batch
-whatever the batch size (README, "Guarantees"). Batches hold at most :data:`MAX_BATCH`
-runs, which bounds memory for large seed counts.
+whatever the batch size (README, "Guarantees"). Batches hold at most
+``BenchmarkConfig.batch_size`` runs, which bounds memory for large seed counts (and, on a
+GPU, is how many runs share the device).
+
+A batch of one suite, controller and shape is a :class:`Unit`, the work an executor runs
+(:mod:`curriculum_rl.benchmark.executors`: in this process, or as Ray tasks on a cluster);
+:func:`run_unit` computes it the same way everywhere, and the driver stores each run as
+its unit returns.
 """
 
 from __future__ import annotations
@@ -28,27 +34,26 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple, cast
 
 import torch
 from tqdm.auto import tqdm
 
 from curriculum_rl import runner
-from curriculum_rl.atomic import write_json_atomic
 from curriculum_rl.benchmark.config import (
+    DEFAULT_BATCH_SIZE,
     STATIC_TUNED,
     TASK_SLOTS,
     BenchmarkConfig,
     ControllerEntry,
     SuiteEntry,
 )
-from curriculum_rl.benchmark.store import SETTINGS_KEY, load_done_run, run_path, tb_dir
+from curriculum_rl.benchmark.executors import Executor
+from curriculum_rl.benchmark.store import SETTINGS_KEY, load_done_run, run_path, write_run
 from curriculum_rl.controllers.base import Controller, RunContext
 from curriculum_rl.suites import SuiteInstance
 from curriculum_rl.trainer import TrainerConfig
-
-MAX_BATCH = 16
-"""At most this many runs train in one batch (memory; the numbers do not depend on it)."""
 
 Records = dict[tuple[str, str], list[dict]]
 """(suite label, controller label) -> one stored run dict per seed, in seed order."""
@@ -81,12 +86,13 @@ def run_seeds(
     interval: int,
     trainer: TrainerConfig,
     on_decision: Callable[[int, int], None] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[runner.RunRecord]:
     """One record per (instance, seed), in order, each as if it had been trained alone:
     runs are grouped by :func:`run_shape` and padded by it, in batches of at most
-    :data:`MAX_BATCH`; ``make(batch)`` builds a fresh controller per batch."""
+    ``batch_size``; ``make(batch)`` builds a fresh controller per batch."""
     records: list[runner.RunRecord | None] = [None] * len(instances)
-    for shape, members in _batches(instances):
+    for shape, members in _batches(instances, batch_size):
         batch = [instances[i] for i in members]
         results = runner.run_controller(
             batch,
@@ -104,13 +110,15 @@ def run_seeds(
     return cast(list[runner.RunRecord], records)
 
 
-def _batches(instances: Sequence[SuiteInstance]) -> Iterator[tuple[RunShape, list[int]]]:
+def _batches(
+    instances: Sequence[SuiteInstance], batch_size: int
+) -> Iterator[tuple[RunShape, list[int]]]:
     groups: dict[RunShape, list[int]] = {}
     for i, instance in enumerate(instances):
         groups.setdefault(run_shape(instance), []).append(i)
     for shape, members in groups.items():
-        for start in range(0, len(members), MAX_BATCH):
-            yield shape, members[start : start + MAX_BATCH]
+        for start in range(0, len(members), batch_size):
+            yield shape, members[start : start + batch_size]
 
 
 def check_controllers_serve(
@@ -171,13 +179,80 @@ class InstanceCache:
         return self._cache[key]
 
 
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: seeds of one suite and controller that share a run shape, at
+    most ``batch_size`` of them, trained as one batch by :func:`run_unit` wherever an
+    executor runs it (the unit of resumption stays the single run)."""
+
+    suite: str
+    controller: ControllerEntry
+    seeds: tuple[int, ...]
+
+
+def plan_units(
+    config: BenchmarkConfig,
+    suites: Sequence[SuiteEntry],
+    controllers: Sequence[ControllerEntry],
+    todo: Callable[[str, str], list[int]],
+    instances: InstanceCache,
+) -> list[Unit]:
+    """The units that compute the runs ``todo(suite, controller)`` of every pair, in
+    grid order, batched as :func:`run_seeds` batches them."""
+    units = []
+    for suite in suites:
+        for ctrl in controllers:
+            seeds = todo(suite.label, ctrl.label)
+            batch = [instances.get(suite.label, s) for s in seeds]
+            for _, members in _batches(batch, config.batch_size):
+                units.append(Unit(suite.label, ctrl, tuple(seeds[i] for i in members)))
+    return units
+
+
+def run_unit(
+    config: BenchmarkConfig,
+    unit: Unit,
+    *instances: SuiteInstance,
+    on_decision: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """Train the runs of ``unit`` on ``instances`` (one per seed, in order) and return
+    them as stored records. The same function in every executor, so a run's numbers do
+    not depend on where it ran; ``static-tuned`` is tuned here, per batch, as locally."""
+    results = run_seeds(
+        list(instances),
+        list(unit.seeds),
+        lambda batch: unit.controller.make(batch, config.budget, config.trainer),
+        config.budget,
+        config.interval,
+        config.trainer,
+        on_decision,
+        batch_size=config.batch_size,
+    )
+    records = []
+    for result in results:
+        # The label, not the controller's own name: two policy files may share a name.
+        result.controller = unit.controller.label
+        # Through JSON and back, so that a fresh run and a resumed one look alike.
+        records.append(
+            json.loads(json.dumps({**result.to_dict(), SETTINGS_KEY: config.settings()}))
+        )
+    return records
+
+
 def execute_runs(
     config: BenchmarkConfig,
     suites: Sequence[SuiteEntry],
     controllers: Sequence[ControllerEntry],
     instances: InstanceCache,
+    executor: Executor,
 ) -> tuple[Records, int]:
-    """Run (or load) every run; return the records and how many runs were computed now."""
+    """Run (or load) every run; return the records and how many runs were computed now.
+
+    The units go to ``executor`` all at once (one progress bar over the whole grid), and
+    each run is stored as soon as its unit returns: an interruption, or a unit that
+    fails, loses only the units still running; a rerun computes only what is missing.
+    The executor is started only when something is missing.
+    """
     settings = config.settings()
     seeds = list(range(config.seeds))
     found: dict[tuple[str, str], dict[int, dict | None]] = {
@@ -188,7 +263,14 @@ def execute_runs(
         for suite in suites
         for ctrl in controllers
     }
-    missing = sum(run is None for runs in found.values() for run in runs.values())
+    units = plan_units(
+        config,
+        suites,
+        controllers,
+        lambda suite, ctrl: [s for s in seeds if found[suite, ctrl][s] is None],
+        instances,
+    )
+    missing = sum(len(unit.seeds) for unit in units)
     total = len(found) * len(seeds)
     with tqdm(
         total=total,
@@ -197,55 +279,50 @@ def execute_runs(
         unit="run",
         disable=not config.progress,
     ) as bar:
-        for suite in suites:
-            for ctrl in controllers:
-                runs = found[suite.label, ctrl.label]
-                todo = [s for s in seeds if runs[s] is None]
-                if todo:
-                    show = _postfix(bar, suite, ctrl)
-                    runs.update(_run_missing(config, suite, ctrl, todo, instances, show))
-                    bar.update(len(todo))
+        if units:
+            with executor:
+                for unit, records in _computed(config, units, instances, executor, bar):
+                    for seed, record in zip(unit.seeds, records, strict=True):
+                        write_run(
+                            config.out,
+                            unit.suite,
+                            unit.controller.label,
+                            seed,
+                            record,
+                            config.tensorboard,
+                        )
+                        found[unit.suite, unit.controller.label][seed] = record
+                    bar.update(len(unit.seeds))
     # Every entry is filled now: loaded, or written above.
     records: Records = {key: [cast(dict, runs[s]) for s in seeds] for key, runs in found.items()}
     return records, missing
 
 
-def _run_missing(
+def _computed(
     config: BenchmarkConfig,
-    suite: SuiteEntry,
-    ctrl: ControllerEntry,
-    todo: list[int],
+    units: list[Unit],
     instances: InstanceCache,
-    on_decision: Callable[[int, int], None],
-) -> dict[int, dict]:
-    """Train the runs of ``todo`` (seeds of one suite and controller) and store each."""
-    results = run_seeds(
-        [instances.get(suite.label, s) for s in todo],
-        todo,
-        lambda batch: ctrl.make(batch, config.budget, config.trainer),
-        config.budget,
-        config.interval,
-        config.trainer,
-        on_decision,
-    )
-    stored = {}
-    for seed, result in zip(todo, results, strict=True):
-        # The label, not the controller's own name: two policy files may share a name.
-        result.controller = ctrl.label
-        # Through JSON and back, so that a fresh run and a resumed one look alike.
-        record = json.loads(json.dumps({**result.to_dict(), SETTINGS_KEY: config.settings()}))
-        if config.tensorboard:  # imported here: tensorboard is slow to import, and optional
-            from curriculum_rl.benchmark.tensorboard import write_run_events
+    executor: Executor,
+    bar: tqdm,
+) -> Iterator[tuple[Unit, list[dict]]]:
+    """Each unit with its records, as the executor finishes it. Every object a unit
+    needs is shared once (a Ray executor sends an instance once, whatever the number
+    of controllers that train on it)."""
+    shared: dict[tuple[str, int], object] = {}
 
-            write_run_events(tb_dir(config.out, suite.label, ctrl.label, seed), record)
-        # Last: the JSON is what marks the run as done.
-        write_json_atomic(run_path(config.out, suite.label, ctrl.label, seed), record)
-        stored[seed] = record
-    return stored
+    def instance(suite: str, seed: int) -> object:
+        if (suite, seed) not in shared:
+            shared[suite, seed] = executor.share(instances.get(suite, seed))
+        return shared[suite, seed]
+
+    settings = executor.share(config)
+    calls = [(settings, unit, *(instance(unit.suite, s) for s in unit.seeds)) for unit in units]
+    for i, records in executor.map_unordered(run_unit, calls, lambda i: _postfix(bar, units[i])):
+        yield units[i], records
 
 
-def _postfix(bar: tqdm, suite: SuiteEntry, ctrl: ControllerEntry) -> Callable[[int, int], None]:
+def _postfix(bar: tqdm, unit: Unit) -> Callable[[int, int], None]:
     def show(done: int, total: int) -> None:
-        bar.set_postfix_str(f"{suite.label} / {ctrl.label}: decision {done}/{total}")
+        bar.set_postfix_str(f"{unit.suite} / {unit.controller.label}: decision {done}/{total}")
 
     return show

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from curriculum_rl.atomic import write_json_atomic
+
 SETTINGS_KEY = "benchmark"
 
 
@@ -21,6 +23,18 @@ def run_path(out: Path, suite: str, controller: str, seed: int) -> Path:
 
 def tb_dir(out: Path, suite: str, controller: str, seed: int) -> Path:
     return out / "tb" / suite / controller / f"seed{seed}"
+
+
+def write_run(
+    out: Path, suite: str, controller: str, seed: int, record: dict, tensorboard: bool
+) -> None:
+    """Store one finished run: its TensorBoard events (optional), then its JSON, last,
+    because the JSON is what marks the run as done (:func:`load_done_run`)."""
+    if tensorboard:  # imported here: tensorboard is slow to import, and optional
+        from curriculum_rl.benchmark.tensorboard import write_run_events
+
+        write_run_events(tb_dir(out, suite, controller, seed), record)
+    write_json_atomic(run_path(out, suite, controller, seed), record)
 
 
 def load_done_run(path: Path, settings: dict) -> dict | None:

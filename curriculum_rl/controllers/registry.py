@@ -16,7 +16,7 @@ from functools import partial
 from curriculum_rl.controllers.aggregation import AGGREGATORS, Aggregated
 from curriculum_rl.controllers.bandits import TSCL, Exp3S
 from curriculum_rl.controllers.base import Controller, Uniform
-from curriculum_rl.controllers.inverse_error import InverseError
+from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.sampling import (
     Annealed,
     EasyToHard,
@@ -86,7 +86,7 @@ _HEURISTICS: dict[str, Callable[[], Controller]] = {
     "imtl-l": ImpartialLossWeighting,
     "geometric-mean": GeometricMeanLoss,
     "gradnorm": GradNorm,
-    "inverse-error": InverseError,
+    "inverse-error": ErrorPower,
     # bandits on learning progress
     "exp3s": Exp3S,
     "tscl": TSCL,

@@ -362,27 +362,35 @@ class _GradNormHook:
     def backward(
         self, task_losses: torch.Tensor, weights: torch.Tensor, context: StepContext
     ) -> None:
-        active = context.active
-        losses = task_losses.detach()
+        norms = self.grad_norms(task_losses, context.last_shared_weight, context.mask)
+        _backward((self.w.detach() * task_losses).sum())
+        self.learn(task_losses.detach(), norms, context.active)
+
+    def learn(self, losses: torch.Tensor, norms: torch.Tensor, active: torch.Tensor) -> None:
+        """One step of the weights from a step's per-task losses and gradient norms (N, K).
+        Separate from :meth:`backward` because a user's loop does its own backward pass
+        (:mod:`curriculum_rl.session.support` measures the norms and calls this)."""
         start = active & ~self.has_initial
         self.initial = torch.where(start[:, None], losses.clamp_min(EPS), self.initial)
         self.has_initial |= active
-        norms = self._grad_norms(task_losses, context)
-        _backward((self.w.detach() * task_losses).sum())
         self._update_weights(losses, norms, active)
 
     @staticmethod
-    def _grad_norms(task_losses: torch.Tensor, context: StepContext) -> torch.Tensor:
-        """(N, K) ``||grad_W L_k||`` on the last shared layer's weight W (as in the paper)."""
-        weight = context.last_shared_weight
+    def grad_norms(
+        task_losses: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(N, K) ``||grad_W L_k||`` on the shared weight W (as in the paper): the trainer's
+        run-stacked last shared weight (N, I, J), or one layer's weight of a user's model
+        (any shape, N = 1)."""
+        runs = task_losses.shape[0]
         norms = torch.zeros_like(task_losses)
         for k in range(task_losses.shape[1]):
-            if bool(context.mask[:, k].any()):
+            if bool(mask[:, k].any()):
                 (g,) = torch.autograd.grad(
                     task_losses[:, k].sum(), weight, retain_graph=True, allow_unused=True
                 )
                 if g is not None:
-                    norms[:, k] = g.detach().flatten(1).norm(dim=1)
+                    norms[:, k] = g.detach().reshape(runs, -1).norm(dim=1)
         return norms
 
     def _update_weights(

@@ -48,12 +48,15 @@ class DecisionDriver:
         self._make_writer = writer
         self._log: DecisionLog | None = None
         self.fresh_val: torch.Tensor | None = None  # (K,) from a validation not yet used
+        self.fresh_counts: torch.Tensor | None = None  # (K,) its examples, when known
 
     def decide(self, rank0: bool = True) -> dict:
-        """Take the due decision, with :attr:`fresh_val` if a validation ran since the
+        """Take the due decision, with :attr:`fresh_val` (and :attr:`fresh_counts`, the
+        examples behind it, when the framework counts them) if a validation ran since the
         last one; return ``{tag: value}`` for the framework's logger."""
         val_losses, self.fresh_val = self.fresh_val, None
-        weights, sampling = self.session.update(val_losses=val_losses)
+        val_counts, self.fresh_counts = self.fresh_counts, None
+        weights, sampling = self.session.update(val_losses=val_losses, val_counts=val_counts)
         if self.sampler is not None:
             self.sampler.set_probabilities(sampling)
         if rank0:
@@ -86,6 +89,8 @@ class DecisionDriver:
         state = {f"session.{k}": v for k, v in self.session.state_dict().items()}
         if self.fresh_val is not None:
             state["fresh_val"] = self.fresh_val.detach().cpu().clone()
+        if self.fresh_counts is not None:
+            state["fresh_counts"] = self.fresh_counts.detach().cpu().clone()
         if self.sampler is not None:
             # every training batch goes through session.loss() once: the batches the loader
             # drew beyond them are drawn again after a resume
@@ -96,6 +101,7 @@ class DecisionDriver:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.session.load_state_dict(_part(state, "session."))
         self.fresh_val = state.get("fresh_val")
+        self.fresh_counts = state.get("fresh_counts")
         sampler_state = _part(state, "sampler.")
         if self.sampler is not None and sampler_state:
             self.sampler.load_state_dict(sampler_state)

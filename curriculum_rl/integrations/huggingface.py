@@ -60,6 +60,10 @@ class CurriculumTrainer(Trainer):
             features.
         task_names: for log tags (``0..K-1`` by default).
         task_key: the inputs' task-id column.
+        task_kinds: each task's kind, ``"regression"``, ``"classification"`` or
+            ``"tagging"``, as for :class:`CurriculumSession` (all regression if not
+            given: name your classification tasks, so the policy reads their errors as in
+            training; the evaluation's example counts go with its losses).
         train_sizes / objective_tasks / seed: as for :class:`CurriculumSession`.
     """
 
@@ -73,6 +77,7 @@ class CurriculumTrainer(Trainer):
         probe_layer: str | None = None,
         task_names: Sequence[str] | None = None,
         task_key: str = "task_ids",
+        task_kinds: Sequence[str] | None = None,
         train_sizes: Sequence[int] | None = None,
         objective_tasks: Sequence[int] | None = None,
         seed: int = 0,
@@ -88,10 +93,11 @@ class CurriculumTrainer(Trainer):
             num_tasks,
             self._budget(),
             interval,
-            train_sizes,
-            objective_tasks,
-            seed,
-            probe,
+            train_sizes=train_sizes,
+            objective_tasks=objective_tasks,
+            seed=seed,
+            probe=probe,
+            task_kinds=task_kinds,
         )
         self.curriculum = session
         self.driver = DecisionDriver(session, task_sampler, task_names, self._writer)
@@ -184,7 +190,7 @@ class CurriculumTrainer(Trainer):
             sums, counts = self._val_sums.cpu()
             # a task absent from this rank's evaluation data: the training losses stand in
             if bool((counts > 0).all()):
-                self.driver.fresh_val = sums / counts
+                self.driver.fresh_val, self.driver.fresh_counts = sums / counts, counts
         return metrics
 
     # ------------------------------------------------------------------ state

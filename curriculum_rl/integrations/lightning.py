@@ -41,6 +41,7 @@ from curriculum_rl.diagnostics import ScalarImageWriter
 from curriculum_rl.integrations.driver import DecisionDriver
 from curriculum_rl.integrations.sampler import TaskBatchSampler
 from curriculum_rl.session import CurriculumSession, GradientProbe
+from curriculum_rl.session.errors import parse_task_kinds
 
 
 class CurriculumCallback(Callback):
@@ -58,6 +59,11 @@ class CurriculumCallback(Callback):
             (``module.get_submodule(name)``) for gradient-alignment features.
         task_names: for log tags (``0..K-1`` by default).
         val_key: the logged per-task validation loss, ``{task}`` standing for the name.
+        task_kinds: each task's kind, ``"regression"``, ``"classification"`` or
+            ``"tagging"``, as for :class:`CurriculumSession` (all regression if not
+            given: name your classification tasks, so the policy reads their errors as in
+            training). A logged mean loss is taken as the mean of 64 examples for the
+            classification error's smoothing (``CurriculumSession.update``'s default).
         train_sizes / objective_tasks / seed: as for :class:`CurriculumSession`.
         attribute: the module attribute that holds the session.
     """
@@ -72,6 +78,7 @@ class CurriculumCallback(Callback):
         probe_layer: str | None = None,
         task_names: Sequence[str] | None = None,
         val_key: str = "val_loss/{task}",
+        task_kinds: Sequence[str] | None = None,
         train_sizes: Sequence[int] | None = None,
         objective_tasks: Sequence[int] | None = None,
         seed: int = 0,
@@ -80,6 +87,8 @@ class CurriculumCallback(Callback):
         self.controller, self.num_tasks, self.interval = controller, num_tasks, interval
         self.budget, self.sampler, self.probe_layer = budget, sampler, probe_layer
         self.task_names, self.val_key = task_names, val_key
+        # checked now, not when fitting starts
+        self.task_kinds = parse_task_kinds(task_kinds, num_tasks)
         self.train_sizes, self.objective_tasks, self.seed = train_sizes, objective_tasks, seed
         self.attribute = attribute
         self.driver: DecisionDriver | None = None
@@ -102,10 +111,11 @@ class CurriculumCallback(Callback):
             self.num_tasks,
             int(budget),
             self.interval,
-            self.train_sizes,
-            self.objective_tasks,
-            self.seed,
-            probe,
+            train_sizes=self.train_sizes,
+            objective_tasks=self.objective_tasks,
+            seed=self.seed,
+            probe=probe,
+            task_kinds=self.task_kinds,
         )
         setattr(pl_module, self.attribute, session)
         self.driver = DecisionDriver(

@@ -5,10 +5,11 @@ A controller's state (DWA's loss history, Exp3.S's weights, UW's log-variances a
 Adam moments, RLW's random stream...) is a function of what it was fed and its seed. The
 journal keeps those inputs as tensors: one row per decision (the measurement the decision
 loop folded in) and, for controllers with a per-step hook, one row per optimisation step
-(the per-task losses the hook weighed). Replaying them rebuilds the state of any
-deterministic controller, learned, heuristic or your own, without knowing its internals,
-and the checkpoint stays a dict of tensors (``torch.load(weights_only=True)``). Its size
-grows with the run: 3K + K^2 + 1 numbers per decision, K per step for per-step hooks.
+(the per-task losses the hook weighed, with their gradient norms for GradNorm). Replaying
+them rebuilds the state of any deterministic controller, learned, heuristic or your own,
+without knowing its internals, and the checkpoint stays a dict of tensors
+(``torch.load(weights_only=True)``). Its size grows with the run: 4K + K^2 + 1 numbers per
+decision, K per step for per-step hooks (2K for GradNorm).
 """
 
 from __future__ import annotations
@@ -48,30 +49,35 @@ class Rows:
 class Journal:
     """The decisions' measurements and the per-step hook losses of one session."""
 
-    def __init__(self, mask: torch.Tensor, objective: torch.Tensor) -> None:
-        self.mask, self.objective = mask, objective
+    def __init__(
+        self, mask: torch.Tensor, objective: torch.Tensor, classify: torch.Tensor, step_width: int
+    ) -> None:
+        self.mask, self.objective, self.classify = mask, objective, classify
         k = mask.shape[1]
         self.num_tasks = k
-        self.decisions = Rows(3 * k + k * k + 1, torch.float64)
-        self.steps = Rows(k, torch.float32)
+        self.decisions = Rows(4 * k + k * k + 1, torch.float64)
+        self.steps = Rows(step_width, torch.float32)
         self.marks: list[int] = []  # hook steps recorded before each decision
 
-    def record_step(self, losses: torch.Tensor) -> None:
-        """Per-task losses (K,) on the host that a per-step hook weighed."""
-        self.steps.append(losses)
+    def record_step(self, measured: torch.Tensor) -> None:
+        """What a per-step hook weighed, on the host: the per-task losses (K,), with their
+        gradient norms for GradNorm (2K,)."""
+        self.steps.append(measured)
 
     def record_decision(
         self,
         train: torch.Tensor,
         val: torch.Tensor,
+        val_error: torch.Tensor,
         combined: torch.Tensor,
         gram: torch.Tensor,
         steps: int,
     ) -> Measurement:
-        """Keep one decision's inputs (host tensors (K,), (K,), (K,), (K, K)) and return
-        the measurement the decision loop folds in, built from the kept row (so a replay
+        """Keep one decision's inputs (host tensors (K,) x 4 and (K, K)) and return the
+        measurement the decision loop folds in, built from the kept row (so a replay
         rebuilds exactly the same one)."""
-        row = torch.cat([train, val, combined, gram.reshape(-1), torch.tensor([float(steps)])])
+        parts = [train, val, val_error, combined, gram.reshape(-1), torch.tensor([float(steps)])]
+        row = torch.cat(parts)
         self.decisions.append(row.double())
         self.marks.append(self.steps.count)
         return self._measurement(self.decisions.values()[-1])
@@ -95,19 +101,20 @@ class Journal:
     def _measurement(self, row: torch.Tensor) -> Measurement:
         k = self.num_tasks
         values = row.float()
-        train, val, combined = values[:k], values[k : 2 * k], values[2 * k : 3 * k]
-        gram = values[3 * k : 3 * k + k * k].view(k, k)
-        val = val[None]
+        train, val, error, combined = values[: 4 * k].view(4, 1, k)
+        gram = values[4 * k : 4 * k + k * k].view(k, k)
         return Measurement(
-            train_loss=train[None],
+            train_loss=train,
             val_loss=val,
             grad_gram=gram[None],
-            combined=combined[None],
+            combined=combined,
             mask=self.mask,
             objective=self.objective,
             diverged=~torch.isfinite(val).all(1),
             steps=torch.tensor([int(row[-1])]),
             j=mean_log_loss(val, self.objective),
+            val_error=error,
+            classify=self.classify,
         )
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -37,13 +37,22 @@ from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
 from curriculum_rl.controllers.decision import Decision
 from curriculum_rl.loop import DecisionLoop
 from curriculum_rl.session.distributed import Collective
+from curriculum_rl.session.errors import (
+    DEFAULT_VAL_COUNT,
+    classify_mask,
+    interval_error,
+    kind_codes,
+    mean_loss_error,
+    parse_task_kinds,
+)
 from curriculum_rl.session.grads import GradientProbe
 from curriculum_rl.session.journal import Journal
-from curriculum_rl.session.support import HookDriver, check_supported
+from curriculum_rl.session.support import check_supported, step_driver
 from curriculum_rl.trainer import Measurement
+from curriculum_rl.trainer.trainer import KIND_CODE, example_error
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 class CurriculumSession:
@@ -52,8 +61,9 @@ class CurriculumSession:
     Args:
         controller: from :func:`curriculum_rl.load_controller` (or any
             :class:`~curriculum_rl.controllers.base.Controller`). Gradient aggregators
-            (``pcgrad``, ``mgda``...) and ``gradnorm`` need your model's parameters in every
-            step and are refused with the reason.
+            (``pcgrad``, ``mgda``...) need your model's parameters in every step and are
+            refused with the reason; ``gradnorm`` needs ``probe``, the shared layer it
+            measures the tasks' gradient norms on.
         num_tasks: K, the number of tasks (<= the policy's ``K_max`` for a learned one).
         budget: total optimisation steps you will run (the controller reads the fraction used).
         interval: optimisation steps between two decisions.
@@ -64,7 +74,14 @@ class CurriculumSession:
         seed: handed to controllers that draw random numbers.
         probe: a :class:`~curriculum_rl.session.GradientProbe` on a shared layer: the
             session arms it for the forward pass before each decision, so the controller
-            sees the tasks' gradient alignment (zeros without one).
+            sees the tasks' gradient alignment (zeros without one); ``gradnorm`` also
+            measures each task's gradient norm on its weight at every step.
+        task_kinds: each task's kind, ``"regression"``, ``"classification"`` or
+            ``"tagging"`` (all regression if not given). It sets how a task's error is
+            measured (the MSE, or the smoothed soft error of the cross-entropy, as in
+            training: :mod:`.errors`), which the learned policy and ``inverse-error``
+            read; a classification task declared as regression looks like one with an
+            unbounded error.
     """
 
     def __init__(
@@ -77,12 +94,16 @@ class CurriculumSession:
         objective_tasks: Sequence[int] | None = None,
         seed: int = 0,
         probe: GradientProbe | None = None,
+        task_kinds: Sequence[str] | None = None,
     ) -> None:
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
         if budget < 1 or interval < 1:
             raise ValueError(f"budget and interval must be >= 1, got {budget}, {interval}")
-        check_supported(controller)
+        self.task_kinds = parse_task_kinds(task_kinds, num_tasks)
+        self.classify = classify_mask(self.task_kinds)
+        self._classify_on: dict[torch.device, torch.Tensor] = {}
+        check_supported(controller, probe)
         self.controller, self.probe, self.seed = controller, probe, seed
         self.num_tasks, self.budget, self.interval = num_tasks, budget, interval
         sizes = torch.ones(num_tasks) if train_sizes is None else torch.as_tensor(train_sizes)
@@ -106,13 +127,14 @@ class CurriculumSession:
             self.mask.clone(), self.train_sizes.clone(), self.budget, self.interval, [self.seed]
         )
         self.controller.reset(context)
-        hook = self.controller.hook
-        self._hook = None if hook is None else HookDriver(hook, self.controller.name, self.mask)
-        self.journal = Journal(self.mask, self.objective)
+        self._hook = step_driver(self.controller, self.mask, self.probe)
+        step_width = self.num_tasks if self._hook is None else self._hook.width
+        self.journal = Journal(self.mask, self.objective, self.classify, step_width)
         self.calls = 0  # decisions taken
         self.steps = 0  # loss() calls
         self._since = 0  # loss() calls since the last decision
-        self._interval: torch.Tensor | None = None  # (2, K) loss sums and example counts
+        # (4, K) sums of losses, loss counts, sums of example errors, per-example counts
+        self._interval: torch.Tensor | None = None
         self._gram: torch.Tensor | None = None  # from the probe, for the next decision
         self._on_device: dict[torch.device, torch.Tensor] = {}
         self._sync_probe()
@@ -144,11 +166,10 @@ class CurriculumSession:
             runs the policy learned from. Never waits for the device (controllers with a
             per-step hook, such as ``dwa`` or ``uw``, read the losses on the host).
         """
-        per_task, sums, counts = self._per_task(losses, task_ids)
+        per_task, fresh = self._per_task(losses, task_ids)
         if self.probe is not None and self.probe.captured:
             self._gram = self.probe.gram(losses, task_ids, self.num_tasks)
         weights = self._step_weights(per_task)
-        fresh = torch.stack([sums, counts])
         self._interval = fresh if self._interval is None else self._interval.to(fresh) + fresh
         self.steps += 1
         self._since += 1
@@ -157,8 +178,10 @@ class CurriculumSession:
 
     def _per_task(
         self, losses: torch.Tensor, task_ids: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(weighted-loss terms with their graph, detached loss sums, example counts)."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weighted-loss terms with their graph, the step's (4, K) interval statistics:
+        detached loss sums, their counts, and, for per-example losses only, the sums of the
+        examples' errors and their counts)."""
         k = self.num_tasks
         if task_ids is None:
             if losses.shape != (k,):
@@ -167,7 +190,8 @@ class CurriculumSession:
                     "per-example losses pass task_ids too"
                 )
             per_task = losses.float()
-            return per_task, per_task.detach(), torch.ones_like(per_task.detach())
+            ones = torch.ones_like(per_task.detach())
+            return per_task, torch.stack([per_task.detach(), ones, 0 * ones, 0 * ones])
         if losses.dim() != 1 or tuple(task_ids.shape) != tuple(losses.shape):
             raise ValueError(
                 f"per-example losses (B,) and task_ids (B,) must match, got "
@@ -178,7 +202,16 @@ class CurriculumSession:
         zeros = torch.zeros(k, device=losses.device)
         sums = zeros.index_add(0, ids, losses.float())
         counts = zeros.index_add(0, ids, torch.ones_like(losses, dtype=torch.float32))
-        return sums * (k / losses.shape[0]), sums.detach(), counts
+        classify = self._classify_on_device(losses.device)[ids]
+        errors = zeros.index_add(0, ids, example_error(losses.detach().float(), classify))
+        fresh = torch.stack([sums.detach(), counts, errors, counts])
+        return sums * (k / losses.shape[0]), fresh
+
+    def _classify_on_device(self, device: torch.device) -> torch.Tensor:
+        """(K,) the classification tasks, copied to ``device`` once."""
+        if device not in self._classify_on:
+            self._classify_on[device] = _to_device(self.classify[0], device)
+        return self._classify_on[device]
 
     def _step_weights(self, per_task: torch.Tensor) -> torch.Tensor:
         """This step's weights on the losses' device: the decision in force, or the
@@ -186,12 +219,9 @@ class CurriculumSession:
         device = per_task.device
         if self._hook is None:
             if device not in self._on_device:
-                weights = self.loop.previous.weights[0]
-                if device.type == "cuda":
-                    weights = weights.pin_memory()  # lets the copy below not wait
-                self._on_device[device] = weights.to(device, non_blocking=True)
+                self._on_device[device] = _to_device(self.loop.previous.weights[0], device)
             return self._on_device[device]
-        host = self.collective.mean(per_task.detach().cpu())
+        host = self.collective.mean(self._hook.measure(per_task).cpu())
         self.journal.record_step(host)
         return self._hook.weights(host, self.loop.previous.weights).to(device)
 
@@ -213,6 +243,7 @@ class CurriculumSession:
         step: int | None = None,
         *,
         grad_gram: torch.Tensor | None = None,
+        val_counts: int | ArrayLike | None = None,
     ) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]:
         """Decide: fold in the interval's losses and return ``(weights, sampling)`` (K,).
 
@@ -227,6 +258,13 @@ class CurriculumSession:
                 else zeros.
             step: optimisation steps done so far; by default the number of :meth:`loss`
                 calls (or ``decisions x interval`` when :meth:`loss` is not used).
+            val_counts: validation examples behind each of ``val_losses`` (an int for
+                all tasks, or (K,); this rank's, summed over ranks): the classification
+                tasks' error is the smoothed soft error of their mean loss over that many
+                examples; if not given, as many as training's validation probe has (64,
+                ``errors.DEFAULT_VAL_COUNT``). Without
+                ``val_losses``, the error comes from the per-example losses handed to
+                :meth:`loss` (as in training), or from the mean losses (:mod:`.errors`).
 
         Returns:
             weights (mean 1 over tasks) and sampling probabilities (sum 1) on the host: torch
@@ -239,7 +277,9 @@ class CurriculumSession:
                 "step: compute each step's loss with session.loss(...) (no loss() call since "
                 "the last decision); update() alone cannot apply it"
             )
-        train, val, gram, counts = self._gather(train_losses, val_losses, task_grads, grad_gram)
+        train, val, error, gram, counts = self._gather(
+            train_losses, val_losses, val_counts, task_grads, grad_gram
+        )
         in_force = self.loop.previous
         total = counts.sum()
         share = counts / total if total > 0 else in_force.sampling[0]
@@ -247,6 +287,7 @@ class CurriculumSession:
         measurement = self.journal.record_decision(
             train,
             val,
+            error,
             in_force.weights[0] * self.num_tasks * share,  # the trainer's `combined`
             gram,
             default_step if step is None else int(step),
@@ -265,19 +306,22 @@ class CurriculumSession:
         self,
         train_losses: ArrayLike | None,
         val_losses: ArrayLike | None,
+        val_counts: int | ArrayLike | None,
         task_grads: torch.Tensor | np.ndarray | None,
         grad_gram: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(train, val, gram, counts) on the host, summed over ranks: one device-to-host
-        copy of everything, in a fixed layout so that every rank sums the same slots."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(train, val, val error, gram, counts) on the host, summed over ranks: one
+        device-to-host copy of everything, in a fixed layout so that every rank sums the
+        same slots."""
         k = self.num_tasks
         pieces = [
             self._interval,
             self._vector(train_losses, "train_losses"),
             self._vector(val_losses, "val_losses"),
+            self._val_counts(val_counts, val_losses),
             self._gram_of(task_grads, grad_gram),
         ]
-        shapes = [(2, k), (k,), (k,), (k, k)]
+        shapes = [(4, k), (k,), (k,), (k,), (k, k)]
         device = next((p.device for p in pieces if p is not None), torch.device("cpu"))
         flat = torch.cat(
             [
@@ -287,23 +331,47 @@ class CurriculumSession:
         )
         host = self.collective.sum(_to_host(flat.float()))
         ranks = self.collective.size
-        interval, train, val, gram = host.split([2 * k, k, k, k * k])
-        sums, counts = interval.view(2, k)
+        interval, train, val, val_count, gram = host.split([4 * k, k, k, k, k * k])
+        sums, counts, error_sums, examples = interval.view(4, k)
         if pieces[1] is not None:
             train = train / ranks
         else:
             train = torch.where(counts > 0, sums / counts.clamp_min(1), float("nan"))
+        classify = self.classify[0]
         if pieces[2] is not None:
             val = val / ranks
-        elif pieces[1] is None and not bool((counts > 0).any()):
+            count = DEFAULT_VAL_COUNT if pieces[3] is None else _checked_counts(val_count)
+            error = mean_loss_error(val, count, classify)
+        elif pieces[1] is not None:
+            val, error = train, mean_loss_error(train, DEFAULT_VAL_COUNT, classify)
+        elif not bool((counts > 0).any()):
             raise ValueError(
                 "update() has no losses to read: call session.loss(...) at every step, or "
                 "pass train_losses or val_losses"
             )
         else:  # a task with no example in the interval keeps its last training loss
             val = torch.where(counts > 0, train, self.loop.tracker.last_train[0])
-        gram = gram.view(k, k) / ranks if pieces[3] is not None else torch.zeros(k, k)
-        return train, val, gram, counts
+            error = self._interval_error(val, counts, error_sums, examples)
+        gram = gram.view(k, k) / ranks if pieces[4] is not None else torch.zeros(k, k)
+        return train, val, error, gram, counts
+
+    def _interval_error(
+        self,
+        val: torch.Tensor,
+        counts: torch.Tensor,
+        error_sums: torch.Tensor,
+        examples: torch.Tensor,
+    ) -> torch.Tensor:
+        """(K,) the error when the interval's losses stand in for validation losses: the
+        trainer's rule on the per-example losses where :meth:`loss` only had those, the
+        per-task mean rule where it had per-task losses, and, for a task without any, its
+        error at the last decision (:mod:`.errors`)."""
+        classify = self.classify[0]
+        from_examples = interval_error(error_sums, examples, classify)
+        from_means = mean_loss_error(val, DEFAULT_VAL_COUNT, classify)
+        error = torch.where(examples == counts, from_examples, from_means)
+        last = from_means if self.loop.state is None else self.loop.state.val_error[0]
+        return torch.where(counts > 0, error, last)
 
     def _decide(self, measurement: Measurement, share: bool) -> Decision:
         """Observe, let the controller decide, and put rank 0's decision in force (every
@@ -331,6 +399,17 @@ class CurriculumSession:
                 f"{name} must have shape ({self.num_tasks},), got {tuple(tensor.shape)}"
             )
         return tensor
+
+    def _val_counts(
+        self, val_counts: int | ArrayLike | None, val_losses: ArrayLike | None
+    ) -> torch.Tensor | None:
+        if val_counts is None:
+            return None
+        if val_losses is None:
+            raise ValueError("val_counts counts the examples behind val_losses; pass both")
+        if isinstance(val_counts, int | np.integer):
+            val_counts = [int(val_counts)] * self.num_tasks
+        return self._vector(val_counts, "val_counts")  # values checked on the host
 
     def _gram_of(
         self, task_grads: torch.Tensor | np.ndarray | None, grad_gram: torch.Tensor | None
@@ -360,8 +439,9 @@ class CurriculumSession:
             "format": torch.tensor(STATE_FORMAT),
             "controller": torch.tensor(list(self.controller.name.encode()), dtype=torch.uint8),
             "settings": torch.tensor([k, self.budget, self.interval, self.seed]),
+            "task_kinds": kind_codes(self.task_kinds),
             "counters": torch.tensor([self.calls, self.steps, self._since]),
-            "interval": torch.zeros(2, k) if self._interval is None else self._interval.cpu(),
+            "interval": torch.zeros(4, k) if self._interval is None else self._interval.cpu(),
             "gram": torch.zeros(k, k) if self._gram is None else self._gram.cpu(),
             "has_gram": torch.tensor(self._gram is not None),
             "in_force": torch.cat([previous.weights, previous.sampling]).clone(),
@@ -420,11 +500,32 @@ class CurriculumSession:
             pairs = zip(labels, saved, mine, strict=True)
             diffs = [f"{n} {a} (saved) vs {b}" for n, a, b in pairs if a != b]
             raise ValueError(f"the checkpoint's session settings differ: {', '.join(diffs)}")
+        if not torch.equal(state["task_kinds"], kind_codes(self.task_kinds)):
+            names = {code: kind for kind, code in KIND_CODE.items()}
+            saved_kinds = [names[int(code)] for code in state["task_kinds"].tolist()]
+            raise ValueError(
+                f"the checkpoint's session settings differ: task_kinds {saved_kinds} (saved) "
+                f"vs {self.task_kinds}"
+            )
 
 
 def _to_host(values: torch.Tensor) -> torch.Tensor:
     """The one device-to-host copy of a decision (it waits for the device's queue)."""
     return values.cpu()
+
+
+def _checked_counts(counts: torch.Tensor) -> torch.Tensor:
+    if not bool(torch.isfinite(counts).all()) or bool((counts < 1).any()):
+        raise ValueError(f"val_counts must be >= 1 example per task, got {counts.tolist()}")
+    return counts
+
+
+def _to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without waiting for it: pinned first on CUDA, so the
+    copy is asynchronous."""
+    if device.type == "cuda":
+        values = values.pin_memory()
+    return values.to(device, non_blocking=True)
 
 
 def _tracker_tensors(loop: DecisionLoop) -> dict[str, torch.Tensor]:

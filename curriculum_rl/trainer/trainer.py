@@ -108,10 +108,28 @@ def soft_error(losses: torch.Tensor, classify: torch.Tensor) -> torch.Tensor:
     tokens), averaged, with add-one smoothing over the V predictions,
     ``(V * soft + 1) / (V + 1)``. Continuous, so it moves before an accuracy does, and
     floored at ``1 / (V + 1)``: driving a solved task's cross-entropy toward zero cannot
-    lower it further (which is what makes log loss gameable)."""
-    cls = classify[..., None]
-    per_example = torch.where(cls, -torch.expm1(-losses.clamp_min(0)), losses)
-    mean, count = per_example.mean(-1), losses.shape[-1]
+    lower it further (which is what makes log loss gameable).
+
+    It is :func:`example_error` averaged, then :func:`smoothed_error`; a user's loop, whose
+    tasks have different example counts, applies the two halves per task
+    (:class:`~curriculum_rl.session.CurriculumSession`)."""
+    mean = example_error(losses, classify[..., None]).mean(-1)
+    return smoothed_error(mean, losses.shape[-1], classify)
+
+
+def example_error(losses: torch.Tensor, classify: torch.Tensor) -> torch.Tensor:
+    """Each example's error, the first half of :func:`soft_error`: its loss (regression),
+    or ``1 - exp(-CE)``, the probability not given to the right class (``classify``
+    True, broadcast against ``losses``)."""
+    return torch.where(classify, -torch.expm1(-losses.clamp_min(0)), losses)
+
+
+def smoothed_error(
+    mean: torch.Tensor, count: int | torch.Tensor, classify: torch.Tensor
+) -> torch.Tensor:
+    """A task's error from the mean of its ``count`` examples' :func:`example_error`, the
+    second half of :func:`soft_error`: the mean itself (regression), add-one smoothed
+    ``(count * mean + 1) / (count + 1)`` where ``classify``."""
     return torch.where(classify, (count * mean + 1) / (count + 1), mean)
 
 

@@ -1,0 +1,201 @@
+"""Imitation warm start: behaviour-clone the best rule of the ``loss_power`` family.
+
+For instances of the training distribution, every rule ``w_k ∝ E_k^-gamma`` of a grid of
+gammas (:class:`~curriculum_rl.controllers.inverse_error.ErrorPower`) trains the same
+instance from the same initialisation, in one batch; the label of the instance is the
+gamma whose run ends with the lowest mean log test error over the target tasks (the
+quantity the headline score G_m compares; these are training instances, never evaluation
+ones). The observations met along the best rule's own run, paired with the action that
+reproduces that rule under the ``loss_power`` transform (third column gamma /
+GAMMA_SCALE, the others 0), form a supervised data set; the task-set actor is fitted to
+it by masked mean squared error. PPO then fine-tunes from the cloned actor
+(``[train] init_policy``): it starts by recognising, from the observation, which rule of
+the family suits the run, instead of discovering it through exploration noise.
+
+Run as ``python -m curriculum_rl.agents.imitation --config agents/FILE.toml --out DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from curriculum_rl.agents.config import TrainConfig, load_config
+from curriculum_rl.controllers.actions import GAMMA_SCALE
+from curriculum_rl.controllers.base import Controller, Decision, DecisionState, RunContext
+from curriculum_rl.controllers.inverse_error import ErrorPower
+from curriculum_rl.controllers.learned import NetworkConfig, TaskSetActor, save_artifact
+from curriculum_rl.controllers.learned.network import init_weights
+from curriculum_rl.controllers.observation import NUM_FEATURES
+from curriculum_rl.runner import run_controller
+from curriculum_rl.scores import run_errors
+from curriculum_rl.suites import resolve_suite
+
+GAMMAS = (-0.5, 0.0, 0.5, 1.0, 1.5)
+FIRST_SEED = 3_000_000  # instance seeds apart from the evaluation ones (1e6+) and from 0..
+
+
+class _PerRunPower(Controller):
+    """One :class:`ErrorPower` rule per run of a batch, recording every observation."""
+
+    def __init__(self, gammas: list[float], width: int) -> None:
+        self.rules = [ErrorPower(g) for g in gammas]
+        self.width = width
+        self.observations: list[torch.Tensor] = []
+        self.name = "error-power-grid"
+
+    def reset(self, context: RunContext) -> None:
+        super().reset(context)
+        self.observations = []
+
+    def decide(self, signals: DecisionState) -> Decision:
+        self.observations.append(signals.observation(self.width).clone())
+        rows = [rule.decide(signals) for rule in self.rules]
+        index = torch.arange(len(rows))
+        return Decision(
+            torch.stack([d.weights[i] for i, d in zip(index, rows, strict=True)]),
+            torch.stack([d.sampling[i] for i, d in zip(index, rows, strict=True)]),
+        )
+
+
+@dataclass
+class Demonstrations:
+    """Observations (M, K_max, F), target actions (M, K_max, 3) and the label of each
+    instance (gamma, and the mean log test error of every gamma)."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    labels: list[dict]
+
+
+def demonstrate(
+    config: TrainConfig, instances: int, gammas: tuple[float, ...] = GAMMAS, seed: int = 0
+) -> Demonstrations:
+    """Label ``instances`` training instances with their best gamma and record the
+    observations of the best rule's run (module docstring)."""
+    env = config.env
+    suite = resolve_suite(env.suite)
+    rng = np.random.default_rng(seed)
+    budgets = env.budgets or (env.budget,)
+    observations, actions, labels = [], [], []
+    for i in tqdm(range(instances), desc="demonstrations", unit="instance"):
+        instance_seed = FIRST_SEED + i
+        run_seed = int(rng.integers(2**31))
+        budget = int(budgets[int(rng.integers(len(budgets)))])
+        instance = suite.sample(instance_seed)
+        grid = _PerRunPower(list(gammas), env.max_tasks)
+        records = run_controller(
+            [instance] * len(gammas),
+            [run_seed] * len(gammas),
+            grid,
+            budget,
+            env.interval,
+            env.trainer,
+            max_tasks=env.max_tasks,
+        )
+        scores = [_mean_log_error(r.to_dict()) for r in records]
+        best = int(np.argmin(scores))
+        labels.append(
+            {
+                "seed": instance_seed,
+                "budget": budget,
+                "gamma": gammas[best],
+                "scores": dict(zip(map(str, gammas), scores, strict=True)),
+                "setting": instance.info.get("setting"),
+            }
+        )
+        obs = torch.stack([o[best] for o in grid.observations])
+        observations.append(obs)
+        actions.append(_power_actions(obs, gammas[best]))
+    return Demonstrations(torch.cat(observations), torch.cat(actions), labels)
+
+
+def _mean_log_error(run: dict) -> float:
+    errors = run_errors(run)
+    chosen = [math.log(max(e, 1e-30)) for e, t in zip(errors, run["targets"], strict=True) if t]
+    value = sum(chosen) / len(chosen)
+    return value if math.isfinite(value) and not run["diverged"] else math.inf
+
+
+def _power_actions(obs: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The ``loss_power`` action reproducing ``ErrorPower(gamma)``: a_g = gamma /
+    GAMMA_SCALE on every valid row, no residual, uniform sampling."""
+    mask = obs[..., 0:1] > 0.5
+    actions = torch.zeros(*obs.shape[:2], 3)
+    actions[..., 2] = gamma / GAMMA_SCALE
+    return actions * mask
+
+
+def clone(
+    demos: Demonstrations,
+    network: NetworkConfig,
+    epochs: int = 30,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> TaskSetActor:
+    """Fit a fresh actor's action means to the demonstrations (masked MSE)."""
+    torch.manual_seed(seed)
+    actor = TaskSetActor(network)
+    init_weights(actor)
+    optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
+    count = len(demos.observations)
+    for _ in range(epochs):
+        for start in range(0, count, batch_size):
+            rows = torch.randperm(count)[start : start + batch_size]
+            obs, target = demos.observations[rows], demos.actions[rows]
+            mask = obs[..., 0:1] > 0.5
+            error = ((actor(obs) - target) ** 2 * mask).sum() / mask.sum().clamp_min(1)
+            optimizer.zero_grad()
+            error.backward()
+            optimizer.step()
+    return actor.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="training config (agents/*.toml)")
+    parser.add_argument("--out", required=True, help="folder for the cloned policy")
+    parser.add_argument("--instances", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=30)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    config = load_config(args.config)
+    if config.env.action != "loss_power":
+        print("error: imitation clones the loss_power family; set [env] action", file=sys.stderr)
+        return 2
+    demos = demonstrate(config, args.instances, seed=config.train.seed)
+    network = NetworkConfig(
+        **{**config.policy.__dict__, "num_features": NUM_FEATURES, "action_dim": 3}
+    )
+    actor = clone(demos, network, epochs=args.epochs, seed=config.train.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "labels.json").write_text(json.dumps(demos.labels, indent=1))
+    path = save_artifact(
+        out / "policy",
+        actor,
+        max_tasks=config.env.max_tasks,
+        action=config.env.action,
+        training=config.to_dict(),
+        notes={"imitation": {"instances": args.instances, "gammas": list(GAMMAS)}},
+    )
+    gammas = [label["gamma"] for label in demos.labels]
+    print(
+        f"cloned {len(demos.observations)} decisions of {args.instances} instances; "
+        f"label counts {dict(zip(*np.unique(gammas, return_counts=True), strict=True))}; "
+        f"policy: {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Imitation warm start: labels from the loss_power family, cloning, and the PPO start."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from curriculum_rl.agents.config import config_from_dict
+from curriculum_rl.agents.imitation import GAMMAS, clone, demonstrate
+from curriculum_rl.agents.train import make_env, make_model
+from curriculum_rl.controllers.actions import GAMMA_SCALE
+from curriculum_rl.controllers.learned import NetworkConfig, save_artifact
+
+TINY = {
+    "env": {
+        "suite": "synthetic-scales",
+        "budget": 50,
+        "interval": 25,
+        "max_tasks": 8,
+        "trainer": {"device": "cpu", "batch_size": 32, "proj_dim": 16, "val_probe": 16},
+    },
+    "ppo": {"n_steps": 4, "batch_size": 8, "n_epochs": 1},
+    "train": {"n_envs": 2, "total_timesteps": 8},
+    "eval": {"every": 0},
+    "policy": {"hidden": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def demos():
+    return demonstrate(config_from_dict(TINY), instances=3)
+
+
+def test_each_instance_is_labelled_with_its_best_gamma(demos):
+    assert len(demos.labels) == 3
+    for label in demos.labels:
+        scores = {float(g): s for g, s in label["scores"].items()}
+        assert set(scores) == set(GAMMAS)
+        assert scores[label["gamma"]] == min(scores.values())
+    # one observation per decision of each best run, the label's gamma on its valid rows
+    assert demos.observations.shape == (3 * 2, 8, demos.observations.shape[-1])
+    valid = demos.observations[..., 0] > 0.5
+    gammas = torch.tensor([label["gamma"] for label in demos.labels]).repeat_interleave(2)
+    expected = (gammas / GAMMA_SCALE)[:, None].expand_as(valid)
+    torch.testing.assert_close(demos.actions[..., 2][valid], expected[valid])
+    assert (demos.actions[~valid] == 0).all() and (demos.actions[..., :2] == 0).all()
+
+
+def test_the_clone_fits_the_demonstrations(demos):
+    network = NetworkConfig(num_features=demos.observations.shape[-1], action_dim=3, hidden=16)
+    actor = clone(demos, network, epochs=200, batch_size=8)
+    valid = demos.observations[..., 0] > 0.5
+    with torch.no_grad():
+        predicted = actor(demos.observations)
+    error = (predicted - demos.actions)[valid].abs().max()
+    assert error < 0.05, error
+
+
+def test_ppo_starts_from_the_initial_policy(demos, tmp_path):
+    config = config_from_dict(TINY)
+    env = make_env(config)
+    try:
+        fresh = make_model(config, env)
+        policy = save_artifact(tmp_path / "bc", fresh.policy.actor, 8, action="loss_power")
+        with torch.no_grad():
+            fresh.policy.actor.head.bias.fill_(0.25)  # make the saved actor distinguishable
+        save_artifact(tmp_path / "bc", fresh.policy.actor, 8, action="loss_power")
+        warm = make_model(
+            replace(config, train=replace(config.train, init_policy=str(policy))), env
+        )
+        torch.testing.assert_close(warm.policy.actor.head.bias, torch.full((3,), 0.25))
+        assert warm.policy.actor.log_std.tolist() == [config.policy.log_std_init] * 3
+        wrong = replace(config, policy=replace(config.policy, hidden=32))
+        with pytest.raises(ValueError, match="must match"):
+            make_model(replace(wrong, train=replace(wrong.train, init_policy=str(policy))), env)
+    finally:
+        env.close()
