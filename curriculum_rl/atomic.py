@@ -15,6 +15,7 @@ one stop at once with a clear error. A stdlib leaf: every layer may use it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -122,3 +123,15 @@ def _lock(handle: IO[str]) -> None:
         msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
         return
     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def json_ready(obj):
+    """``obj`` with every non-finite float replaced by ``None`` (strict JSON has no
+    NaN or Infinity; ``null`` then reads "not finite: failed runs dominate")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj

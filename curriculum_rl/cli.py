@@ -211,6 +211,7 @@ def _single_task(instance, args: argparse.Namespace, config) -> dict:
 
 
 def _run_summary(record, baseline, reference: dict | None) -> dict:
+    from curriculum_rl.atomic import json_ready
     from curriculum_rl.scores import score_run
 
     run, uniform = record.to_dict(), baseline.to_dict()
@@ -233,11 +234,7 @@ def _run_summary(record, baseline, reference: dict | None) -> dict:
             scores = score_run(rec, uniform, reference)
             summary[f"{prefix}delta_m"] = scores.delta_m
             summary[f"{prefix}worst_task_change"] = scores.worst_vs_reference
-    return {k: _finite_or_none(v) for k, v in summary.items()}
-
-
-def _finite_or_none(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+    return json_ready(summary)
 
 
 def _print_run(instance, record, baseline, summary: dict, args: argparse.Namespace) -> None:
@@ -420,6 +417,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             {
                 "suites": result.summary["suites"],
                 "aggregate": result.summary["aggregate"],
+                "envelope": result.summary["envelope"],
                 "settings": result.summary["settings"],
             }
         )
@@ -547,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--json prints, per suite and controller, the IQM and 95% CI of G (gain over "
         "uniform: gain, gain_best), Δm% (delta_m, delta_m_best) and the worst-task change "
         "(worst_task_change[_best] vs single-task, worst_task_change_vs_uniform[_best]); "
-        'each as {"iqm": x, "ci": [low, high]}, null where not available or not finite.',
+        'each as {"iqm": x, "ci": [low, high]}, null where not available or not finite; '
+        "and the envelope: per controller, its gap in IQM G_m to the best controller on "
+        "each suite (gaps) and the largest gap (max_gap).",
     )
     p.add_argument(
         "--suite",

@@ -11,10 +11,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from pathlib import Path
 
-from curriculum_rl.atomic import write_json_atomic
+from curriculum_rl.atomic import json_ready, write_json_atomic
 from curriculum_rl.controllers.base import Uniform
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites.base import SuiteInstance
@@ -115,11 +114,7 @@ def single_task_reference(
         "diverged": [r.diverged for r in records],
     }
     for field in ("final_test_metric", "final_test_loss", "best_test_metric", "best_test_loss"):
-        result[field] = [_finite_or_none(getattr(r, field)[0]) for r in records]
+        result[field] = [json_ready(float(getattr(r, field)[0])) for r in records]
     if path is not None:  # atomic: a concurrent reader never sees half a file
         write_json_atomic(path, result)
     return result
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None

@@ -108,7 +108,11 @@ def _estimates(summary: dict):
 
 def test_json_last_line_has_documented_keys_and_ordered_intervals(bench):
     _, summary = bench
-    assert set(summary) == {"suites", "aggregate", "settings"}
+    assert set(summary) == {"suites", "aggregate", "envelope", "settings"}
+    assert set(summary["envelope"]) == set(CONTROLLERS)
+    for entry in summary["envelope"].values():
+        assert entry["max_gap"] == max(entry["gaps"].values()) >= 0
+        assert set(entry["gaps"]) == set(SUITES)
     assert set(summary["suites"]) == set(SUITES)
     keys = {
         "gain",

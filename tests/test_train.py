@@ -52,16 +52,24 @@ def test_linear_lr_schedule_decays_to_zero_over_the_run():
 
 def test_shipped_config_parses_and_is_packaged():
     config = load_config(ROOT / "agents" / "default.toml")
-    assert config.env.suite == "synthetic" and config.train.n_envs == 16
+    assert config.env.suite == "envs/train-broad.toml" and config.train.n_envs == 16
+    assert config.env.action == "loss_power" and config.env.reward == "error"
     assert config.ppo.n_steps * config.env.interval == config.env.budget  # whole episodes
     # The packaged file is the same bytes (tests/test_packaging.py); load_config() reads it.
     assert load_config() == config
 
 
+def test_the_shipped_policy_records_the_shipped_recipe():
+    """agents/default.json was trained by agents/default.toml: a changed recipe must ship a
+    retrained policy (or move the old recipe aside)."""
+    metadata = json.loads((ROOT / "agents" / "default.json").read_text())
+    assert config_from_dict(metadata["training"]) == load_config(ROOT / "agents" / "default.toml")
+
+
 def test_with_classes_experiment_config_trains_on_classification_tasks(monkeypatch):
     monkeypatch.chdir(ROOT)  # its suite path is relative to the repository root
     config = load_config(ROOT / "agents" / "with-classes.toml")
-    default = load_config(ROOT / "agents" / "default.toml")
+    default = load_config(ROOT / "agents" / "synthetic.toml")
     as_default = replace(
         config,
         env=replace(config.env, suite="synthetic", emphasis_cost=default.env.emphasis_cost),
@@ -77,7 +85,7 @@ def test_with_classes_experiment_config_trains_on_classification_tasks(monkeypat
 
 def test_ablation_config_is_the_shipped_recipe_with_two_features_ignored():
     config = load_config(ROOT / "agents" / "ablate-loss-level.toml")
-    default = load_config(ROOT / "agents" / "default.toml")
+    default = load_config(ROOT / "agents" / "synthetic.toml")
     assert config.policy.ignore_features == ("log_train_centred", "log_val_centred")
     assert config.env.emphasis_cost == 0.0  # as run
     as_default = replace(

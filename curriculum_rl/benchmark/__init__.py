@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curriculum_rl.atomic import folder_lock
+from curriculum_rl.atomic import folder_lock, json_ready
 from curriculum_rl.benchmark.config import (
     BenchmarkConfig,
     ControllerEntry,
@@ -38,7 +38,7 @@ from curriculum_rl.benchmark.plots import write_plots
 from curriculum_rl.benchmark.report import write_summary
 from curriculum_rl.benchmark.run import InstanceCache, check_controllers_serve, execute_runs
 from curriculum_rl.benchmark.single_task import compute_references
-from curriculum_rl.benchmark.summary import json_ready, summarize
+from curriculum_rl.benchmark.summary import summarize
 
 
 @dataclass

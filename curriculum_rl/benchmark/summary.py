@@ -126,15 +126,3 @@ def _cell(rows: list[RunRow], with_reference: bool, reps: int) -> dict:
 
 def _estimate(strata: list[list[float]], reps: int) -> Estimate:
     return stratified_iqm([[v for v in s if not math.isnan(v)] for s in strata], reps)
-
-
-def json_ready(obj):
-    """``obj`` with every non-finite float replaced by ``None`` (strict JSON has no
-    NaN or Infinity; ``null`` then reads "not finite: failed runs dominate")."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_ready(v) for v in obj]
-    return obj
