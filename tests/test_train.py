@@ -222,9 +222,10 @@ def test_own_loop_example_runs():
 
 
 def _shipped_policy_gains(suite_name: str, seeds: list[int]) -> np.ndarray:
-    """Paired gain G = J_uniform - J_policy on test J of the shipped policy, per seed."""
+    """The headline paired gain G_m over uniform (task metrics) of the shipped policy, per seed."""
     from curriculum_rl.controllers.base import Uniform
     from curriculum_rl.runner import run_controller
+    from curriculum_rl.scores import score_run
     from curriculum_rl.suites import resolve_suite
 
     suite = resolve_suite(suite_name)
@@ -232,7 +233,7 @@ def _shipped_policy_gains(suite_name: str, seeds: list[int]) -> np.ndarray:
     uniform = run_controller(instances, seeds, Uniform(), budget=1000, interval=25)
     learned = run_controller(instances, seeds, curriculum_rl.load_controller(), 1000, 25)
     pairs = zip(uniform, learned, strict=True)
-    return np.array([u.final_test_j - p.final_test_j for u, p in pairs])
+    return np.array([score_run(p.to_dict(), u.to_dict()).gain for u, p in pairs])
 
 
 @pytest.mark.slow
@@ -244,8 +245,8 @@ def test_shipped_policy_beats_uniform_on_fresh_synthetic_instances():
 
 @pytest.mark.slow
 def test_shipped_policy_does_not_starve_the_hard_tasks_of_digits():
-    """The property the emphasis price was shipped for (benchmarks/RESULTS.md, 3c): on the
-    held-out digits suite the cost-free policy lost ~0.3 in test J to uniform on every
-    seed by starving the 10-class tasks; the shipped one stays within noise of uniform."""
+    """On the validation suite digits an earlier policy lost ~0.3 to uniform on every seed
+    by starving the 10-class tasks (benchmarks/RESULTS.md, 3c); the shipped one must stay
+    within noise of uniform or above."""
     gains = _shipped_policy_gains("digits", [5, 6, 7])
     assert gains.mean() > -0.1, gains
