@@ -1,4 +1,5 @@
-"""Shared test helpers: signals made by the real tracker, so no test lists Signals' fields."""
+"""Shared test helpers: signals made by the real tracker, so no test lists Signals' fields;
+controllers by name, with ``learned`` a fixed random policy."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import dataclasses
 
 import torch
 
+from curriculum_rl.controllers import Controller, make_controller
+from curriculum_rl.controllers.learned.controller import LearnedController
+from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
 from curriculum_rl.trainer import Measurement, mean_log_loss
 from curriculum_rl.trainer.signals import Signals, SignalTracker
 
@@ -32,3 +36,29 @@ def make_signals(
     sizes = torch.ones(n, k) if train_sizes is None else train_sizes
     signals = SignalTracker(n, k).update(measurement, 100, sizes)
     return dataclasses.replace(signals, **values)
+
+
+def make_test_controller(name: str) -> Controller:
+    """A fresh controller; ``learned`` is a randomly initialised policy (fixed seed)."""
+    if name == "learned":
+        torch.manual_seed(0)
+        actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
+        init_weights(actor)
+        return LearnedController(actor, 8)
+    return make_controller(name)
+
+
+def record_run_seeds(monkeypatch) -> list[list[int]]:
+    """Patch ``runner.run_controller`` to record the seeds of every call (the runs actually
+    computed) and return that list, filled as the test goes on."""
+    from curriculum_rl import runner
+
+    calls: list[list[int]] = []
+    real = runner.run_controller
+
+    def counting(instances, seeds, *args, **kwargs):
+        calls.append(list(seeds))
+        return real(instances, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_controller", counting)
+    return calls

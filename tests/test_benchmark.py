@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import record_run_seeds
 
-from curriculum_rl import runner
 from curriculum_rl.atomic import write_json_atomic
 from curriculum_rl.benchmark.config import STATIC_TUNED
 from curriculum_rl.benchmark.store import load_done_run, run_path
@@ -164,14 +164,7 @@ def _subset(summary: dict, controllers: list[str]) -> dict:
 
 def test_rerun_skips_done_runs_and_redoes_only_a_missing_one(bench, monkeypatch):
     out, summary = bench
-    calls: list[list[int]] = []
-    real = runner.run_controller
-
-    def counting(instances, seeds, *args, **kwargs):
-        calls.append(list(seeds))
-        return real(instances, seeds, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "run_controller", counting)
+    calls = record_run_seeds(monkeypatch)
     # Two of the controllers again, on the same folder (quicker than all of them): nothing
     # is recomputed, and their statistics are the same numbers as before.
     subset = ["uniform", "dwa"]

@@ -25,11 +25,16 @@ D = CurriculumEnv(**SMALL).action_space.shape[1]  # numbers per task of the defa
 DIVERGING = {**SMALL["trainer"], "lr": 1e12, "optimizer": "sgd"}
 
 
+def small_suite(name: str, setting: SyntheticSetting) -> SyntheticSuite:
+    """One setting on little data and a small trunk: fast envs."""
+    return SyntheticSuite(
+        name=name, settings=(setting,), n_train=128, n_val=64, n_test=64, hidden=(16,)
+    )
+
+
 def fixed_k_suite(k: int) -> SyntheticSuite:
     setting = SyntheticSetting("fixed", num_tasks=(k, k), scale_spread=(1.0, 50.0))
-    return SyntheticSuite(
-        name=f"k{k}", settings=(setting,), n_train=128, n_val=64, n_test=64, hidden=(16,)
-    )
+    return small_suite(f"k{k}", setting)
 
 
 def test_registered_env_passes_gymnasium_and_sb3_checkers():
@@ -157,13 +162,8 @@ def test_bad_env_config_names_the_problem():
 def test_reward_telescopes_to_the_improvement_of_its_potential(reward):
     """The error potential on a suite with classification tasks (soft error differs from
     the loss there), the loss potential: each return is its potential's improvement."""
-    suite = SyntheticSuite(
-        name="mixed-kinds",
-        settings=(SyntheticSetting("mixed", num_tasks=(3, 3), classification=(0.5, 0.5)),),
-        n_train=128,
-        n_val=64,
-        n_test=64,
-        hidden=(16,),
+    suite = small_suite(
+        "mixed-kinds", SyntheticSetting("mixed", num_tasks=(3, 3), classification=(0.5, 0.5))
     )
     env = CurriculumEnv(suite=suite, reward=reward, **SMALL)
     env.reset(seed=5)
@@ -211,14 +211,7 @@ def test_episodes_draw_their_budget_from_budgets():
 
 def test_reward_counts_target_tasks_only():
     """Auxiliary tasks train but do not count: the potential reads the targets alone."""
-    suite = SyntheticSuite(
-        name="aux",
-        settings=(SyntheticSetting("aux", num_tasks=(4, 4), auxiliary=(3, 3)),),
-        n_train=128,
-        n_val=64,
-        n_test=64,
-        hidden=(16,),
-    )
+    suite = small_suite("aux", SyntheticSetting("aux", num_tasks=(4, 4), auxiliary=(3, 3)))
     env = CurriculumEnv(suite=suite, **SMALL)
     env.reset(seed=1)
     state = env._core.loop.state

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import record_run_seeds
 
 from curriculum_rl import runner
 from curriculum_rl.agents.callbacks import InnerRunStatsCallback, StopOnRequestCallback
@@ -196,14 +197,7 @@ def test_more_seeds_on_a_benchmark_folder_only_add_runs(tmp_path, monkeypatch, b
     assert _bench(out, 2)[0] == 0
     stored = run_path(out, "synthetic", "dwa", 1)
     before = stored.read_bytes(), stored.stat().st_mtime_ns
-    calls: list[list[int]] = []
-    real = runner.run_controller
-
-    def counting(instances, seeds, *args, **kwargs):
-        calls.append(list(seeds))
-        return real(instances, seeds, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "run_controller", counting)
+    calls = record_run_seeds(monkeypatch)
     code, stdout, _ = _bench(out, 3, "--json")
     assert code == 0 and calls == [[2], [2]]  # uniform and dwa, seed 2 only
     assert (stored.read_bytes(), stored.stat().st_mtime_ns) == before

@@ -13,15 +13,15 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import make_test_controller
 from torch import nn
 from torch.func import functional_call
 
-import curriculum_rl
 from curriculum_rl.controllers import controller_names, make_controller
 from curriculum_rl.controllers.actions import GAMMA_SCALE
 from curriculum_rl.controllers.base import RunContext
 from curriculum_rl.controllers.learned.controller import LearnedController
-from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
+from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor
 from curriculum_rl.controllers.observation import FEATURES
 from curriculum_rl.loop import DecisionLoop
 from curriculum_rl.session import CurriculumSession, GradientProbe
@@ -35,16 +35,6 @@ SCALES = torch.tensor([1.0, 10.0, 100.0])
 LOSS_WEIGHTING = ["dwa", "uw", "famo", "rlw", "imtl-l", "geometric-mean"]
 DECIDE_ONLY = ["uniform", "proportional", "annealed", "round-robin", "easy-to-hard", "exp3s"]
 STATEFUL = ["learned", "exp3s", "tscl", "annealed", *LOSS_WEIGHTING]
-
-
-def build(name: str) -> curriculum_rl.controllers.Controller:
-    """A fresh controller; ``learned`` is a randomly initialised policy (fixed seed)."""
-    if name == "learned":
-        torch.manual_seed(0)
-        actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
-        init_weights(actor)
-        return LearnedController(actor, 8)
-    return make_controller(name)
 
 
 def step_losses(step: int) -> torch.Tensor:
@@ -78,7 +68,7 @@ KINDS = ["classification", "regression", "tagging"]
 
 def new_session(name: str) -> CurriculumSession:
     return CurriculumSession(
-        build(name), num_tasks=K, budget=200, interval=10, seed=3, task_kinds=KINDS
+        make_test_controller(name), num_tasks=K, budget=200, interval=10, seed=3, task_kinds=KINDS
     )
 
 
@@ -245,11 +235,13 @@ def test_a_checkpoint_of_another_controller_or_setting_is_refused():
     with pytest.raises(ValueError, match="'dwa'"):
         new_session("uw").load_state_dict(state)
     other = CurriculumSession(
-        build("dwa"), num_tasks=K, budget=300, interval=10, seed=3, task_kinds=KINDS
+        make_test_controller("dwa"), num_tasks=K, budget=300, interval=10, seed=3, task_kinds=KINDS
     )
     with pytest.raises(ValueError, match="budget 200"):
         other.load_state_dict(state)
-    regression = CurriculumSession(build("dwa"), num_tasks=K, budget=200, interval=10, seed=3)
+    regression = CurriculumSession(
+        make_test_controller("dwa"), num_tasks=K, budget=200, interval=10, seed=3
+    )
     with pytest.raises(ValueError, match=r"task_kinds \['classification'"):
         regression.load_state_dict(state)
 
@@ -418,7 +410,11 @@ def test_loss_never_reads_the_device_and_a_decision_reads_it_once(monkeypatch):
     monkeypatch.setattr(session_module, "_to_host", fetch)
     model = TwoTaskNet().to("meta")
     session = CurriculumSession(
-        build("learned"), K, budget=100, interval=4, probe=GradientProbe(model.trunk[2])
+        make_test_controller("learned"),
+        K,
+        budget=100,
+        interval=4,
+        probe=GradientProbe(model.trunk[2]),
     )
     for step in range(12):
         x, y, tasks = batch(step, "meta")
@@ -435,7 +431,11 @@ def test_on_cuda_loss_never_synchronises_and_a_decision_once():
     autocast, the probe included, and at most one in update()."""
     model = TwoTaskNet().cuda()
     session = CurriculumSession(
-        build("learned"), K, budget=100, interval=4, probe=GradientProbe(model.trunk[2])
+        make_test_controller("learned"),
+        K,
+        budget=100,
+        interval=4,
+        probe=GradientProbe(model.trunk[2]),
     )
     for step in range(12):
         x, y, tasks = batch(step, "cuda")
@@ -465,8 +465,8 @@ def test_bf16_autocast_losses_decide_as_their_fp32_values():
     the decisions of their float32 values handed in without autocast."""
     torch.manual_seed(0)
     model = TwoTaskNet()
-    autocast = CurriculumSession(build("uw"), K, budget=60, interval=10)
-    plain = CurriculumSession(build("uw"), K, budget=60, interval=10)
+    autocast = CurriculumSession(make_test_controller("uw"), K, budget=60, interval=10)
+    plain = CurriculumSession(make_test_controller("uw"), K, budget=60, interval=10)
     for step in range(40):
         x, y, tasks = batch(step)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -498,7 +498,11 @@ def test_the_probe_under_bf16_autocast_measures_the_fp32_gram():
 def test_the_probe_feeds_the_controller_alignment():
     model = TwoTaskNet()
     session = CurriculumSession(
-        build("learned"), K, budget=100, interval=5, probe=GradientProbe(model.trunk[2])
+        make_test_controller("learned"),
+        K,
+        budget=100,
+        interval=5,
+        probe=GradientProbe(model.trunk[2]),
     )
     for step in range(5):
         x, y, tasks = batch(step)

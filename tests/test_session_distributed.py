@@ -11,23 +11,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import make_test_controller
 
-from curriculum_rl.controllers import make_controller
-from curriculum_rl.controllers.learned.controller import LearnedController
-from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
 from curriculum_rl.session import CurriculumSession
 
 K, WORLD, LOCAL_BATCH, STEPS, INTERVAL = 3, 2, 6, 24, 5
 CONTROLLERS = ("learned", "dwa", "uw")
-
-
-def _controller(name: str):
-    if name == "learned":
-        torch.manual_seed(0)
-        actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
-        init_weights(actor)
-        return LearnedController(actor, 8)
-    return make_controller(name)
 
 
 def _rank_batch(rank: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +56,9 @@ def _worker(rank: int, port: int, out: str) -> None:
     try:
         traces = {}
         for name in CONTROLLERS:
-            session = CurriculumSession(_controller(name), K, budget=100, interval=INTERVAL)
+            session = CurriculumSession(
+                make_test_controller(name), K, budget=100, interval=INTERVAL
+            )
             traces[name] = _drive(
                 session,
                 lambda step: _rank_batch(rank, step),
@@ -89,7 +80,7 @@ def _single_process(name: str) -> list[torch.Tensor]:
         parts = [_rank_extras(r, step) for r in range(WORLD)]
         return tuple(torch.stack(p).mean(0) for p in zip(*parts, strict=True))
 
-    session = CurriculumSession(_controller(name), K, budget=100, interval=INTERVAL)
+    session = CurriculumSession(make_test_controller(name), K, budget=100, interval=INTERVAL)
     return _drive(session, batches, extras)
 
 

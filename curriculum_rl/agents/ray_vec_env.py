@@ -32,7 +32,6 @@ from the last checkpoint (with any W).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -139,7 +138,7 @@ class RayVecEnv(VecEnv):
     def _each(self, method: str, *args: Any, indices: VecEnvIndices, **kwargs: Any) -> list:
         """``method`` of the hosted envs for the front's slots ``indices``, one answer per
         slot in their order (the hosted envs answer one per local slot, or ``None``)."""
-        slots = list(self._indices(indices))
+        slots = list(self._get_indices(indices))
         asked = [(h, b, [i for i in slots if i in b]) for h, b in self.hosts]
         asked = [(h, b, mine) for h, b, mine in asked if mine]
         answers = self._ray.get(
@@ -152,10 +151,3 @@ class RayVecEnv(VecEnv):
         for (_, _, mine), answer in zip(asked, answers, strict=True):
             by_slot.update(zip(mine, answer or [None] * len(mine), strict=True))
         return [by_slot[i] for i in slots]
-
-    def _indices(self, indices: VecEnvIndices) -> Sequence[int]:
-        if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices)

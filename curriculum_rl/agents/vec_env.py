@@ -10,7 +10,6 @@ auto-reset convention: the last observation goes to ``info["terminal_observation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -68,20 +67,13 @@ class BatchedCurriculumVecEnv(VecEnv):
 
     # The N environments are one object, so attribute access answers for all of them.
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._indices(indices)]
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *args, indices: VecEnvIndices = None, **kwargs) -> list:
-        return [getattr(self, method_name)(*args, **kwargs) for _ in self._indices(indices)]
+        return [getattr(self, method_name)(*args, **kwargs) for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
-        return [False for _ in self._indices(indices)]
-
-    def _indices(self, indices: VecEnvIndices) -> Sequence[int]:
-        if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices)
+        return [False for _ in self._get_indices(indices)]
