@@ -1,5 +1,6 @@
 """Action transform and observation: ranges, uniform at zero, equivariance, padding."""
 
+import dataclasses
 import math
 
 import pytest
@@ -14,19 +15,24 @@ from curriculum_rl.controllers import (
     decision_to_actions,
 )
 from curriculum_rl.controllers.actions import (
+    GAMMA_CENTRE,
     GAMMA_SCALE,
     RESIDUAL_SCALE,
     SAMPLING_FLOOR,
+    START_CENTRE,
+    START_SCALE,
     action_transform,
     emphasis_divergence,
 )
+from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.observation import OBS_CLIP
 from curriculum_rl.trainer.signals import Signals
 
 MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
 
 
-TRANSFORMS = ["logits", "loss_power"]
+TRANSFORMS = ["logits", "loss_power", "error_power"]
+UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
 
 def _state(mask=MASK, seed=0):
@@ -40,7 +46,7 @@ def _actions(dim: int, seed: int, mask=MASK) -> torch.Tensor:
     return torch.rand(*mask.shape, dim, generator=gen) * 2 - 1
 
 
-@pytest.mark.parametrize("name", TRANSFORMS)
+@pytest.mark.parametrize("name", UNIFORM_AT_ZERO)
 def test_zero_action_is_uniform_and_padding_gets_nothing(name):
     dim = action_transform(name).dim
     d = actions_to_decision(torch.zeros(2, 4, dim), _state(), name)
@@ -92,6 +98,50 @@ def test_loss_power_weights_follow_the_inverse_error_rule():
     d = actions_to_decision(actions, state, "loss_power")
     ratio = d.weights[0, 0] / d.weights[0, 1]
     torch.testing.assert_close(ratio, torch.tensor(math.exp(RESIDUAL_SCALE * 0.5)))
+
+
+def _started_state(mask, start, now):
+    """Signals whose errors were ``start`` at the first decision and are ``now``."""
+    return make_signals(mask, val_error=now, log_error_ratio=(now / start).log())
+
+
+def test_error_power_zero_action_is_its_centre_rule():
+    """An all-zero ``error_power`` action is the registered ErrorPower centre rule, with
+    uniform sampling and nothing for padded tasks."""
+    start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
+    state = dataclasses.replace(
+        _started_state(MASK, start, start * torch.rand(2, 4) + 1e-3), mask=MASK
+    )
+    d = actions_to_decision(torch.zeros(2, 4, 4), state, "error_power")
+    rule = ErrorPower(GAMMA_CENTRE, START_CENTRE).decide(state)
+    torch.testing.assert_close(d.weights, rule.weights)
+    torch.testing.assert_close(d.sampling, MASK.float() / MASK.sum(1, keepdim=True))
+
+
+def test_error_power_weights_follow_both_exponents():
+    """The defining property: with no residual, w_k ∝ E_k^-gamma E0_k^-beta, gamma and
+    beta the centres plus the scaled means of the third and fourth columns."""
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    start = torch.tensor([[1e2, 1.0, 1e-1]])
+    now = torch.tensor([[1.0, 0.5, 1e-2]])
+    state = _started_state(mask, start, now)
+    actions = torch.zeros(1, 3, 4)
+    actions[..., 2] = torch.tensor([0.6, 0.0, 0.3])  # mean 0.3
+    actions[..., 3] = torch.tensor([-0.9, 0.0, 0.0])  # mean -0.3
+    gamma = GAMMA_CENTRE + GAMMA_SCALE * 0.3
+    beta = START_CENTRE - START_SCALE * 0.3
+    expected = now[0] ** -gamma * start[0] ** -beta
+    d = actions_to_decision(actions, state, "error_power")
+    torch.testing.assert_close(d.weights[0], 3 * expected / expected.sum())
+    # a task whose scale is 100x another's but equally far along gets 100^-(gamma+beta)
+    # times its weight: scale normalisation at gamma + beta = 1
+    actions.zero_()
+    actions[..., 2] = (0.5 - GAMMA_CENTRE) / GAMMA_SCALE  # gamma = beta = 0.5
+    actions[..., 3] = (0.5 - START_CENTRE) / START_SCALE
+    start, now = torch.tensor([[100.0, 1.0, 1.0]]), torch.tensor([[50.0, 0.5, 0.5]])
+    scaled = _started_state(mask, start, now)
+    d = actions_to_decision(actions, scaled, "error_power")
+    torch.testing.assert_close(d.weights[0, 0] / d.weights[0, 1], torch.tensor(0.01))
 
 
 def test_unknown_transform_and_wrong_shapes_are_refused():

@@ -27,7 +27,7 @@ def policy_file(tmp_path: Path) -> Path:
     actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0))
     init_weights(actor)
     return save_artifact(
-        tmp_path / "policy", actor, max_tasks=8, action="loss_power", training={"note": "test"}
+        tmp_path / "policy", actor, max_tasks=8, action="error_power", training={"note": "test"}
     )
 
 
@@ -40,7 +40,7 @@ def test_roundtrip_gives_the_same_network(policy_file: Path):
         torch.testing.assert_close(artifact.actor(obs), again.actor(obs))
     meta = artifact.metadata
     assert meta["observation"]["max_tasks"] == 8 and meta["network"]["hidden"] == 16
-    assert meta["action"]["transform"] == "loss_power"
+    assert meta["action"]["transform"] == "error_power"
     assert {"gamma_scale", "residual_scale", "sampling_floor"} <= set(meta["action"]["constants"])
 
 
@@ -114,6 +114,16 @@ def test_missing_and_corrupt_files_give_clear_errors(policy_file: Path, tmp_path
         load_artifact(policy_file)
 
 
+def test_a_renamed_pair_loads_and_a_lone_json_names_both_candidates(policy_file: Path):
+    renamed = policy_file.with_name("renamed.json")
+    policy_file.rename(renamed)
+    policy_file.with_suffix(".pt").rename(renamed.with_suffix(".pt"))
+    assert load_artifact(renamed).metadata["weights_file"] == "policy.pt"
+    renamed.with_suffix(".pt").unlink()
+    with pytest.raises(ArtifactError, match=r"names policy\.pt, and there is no renamed\.pt"):
+        load_artifact(renamed)
+
+
 def _instances(k: int, count: int = 2):
     suite = SyntheticSuite(
         name=f"k{k}",
@@ -168,7 +178,7 @@ def test_ignored_features_do_not_move_the_policy_and_travel_with_the_artifact(tm
     actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0, ignore_features=ignored))
     init_weights(actor)
     loaded = load_artifact(
-        save_artifact(tmp_path / "p", actor, max_tasks=8, action="loss_power")
+        save_artifact(tmp_path / "p", actor, max_tasks=8, action="error_power")
     ).actor
     assert loaded.config.ignore_features == ignored
     obs = torch.randn(2, 8, NUM_FEATURES)

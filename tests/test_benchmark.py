@@ -258,7 +258,7 @@ def test_a_policy_file_is_benchmarked_beside_the_heuristics(tmp_path):
     torch.manual_seed(0)
     actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0))
     init_weights(actor)
-    policy = agents.save_artifact(tmp_path / "mypolicy", actor, max_tasks=8, action="loss_power")
+    policy = agents.save_artifact(tmp_path / "mypolicy", actor, max_tasks=8, action="error_power")
     out = tmp_path / "out"
     code, stdout = _cli(
         [

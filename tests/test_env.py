@@ -9,7 +9,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
-from curriculum_rl.controllers.actions import emphasis_divergence
+from curriculum_rl.controllers.actions import TRANSFORMS, emphasis_divergence
 from curriculum_rl.controllers.observation import FEATURES
 from curriculum_rl.env import ENV_ID, CurriculumEnv
 from curriculum_rl.env.core import potential
@@ -21,6 +21,10 @@ SMALL = {
     "trainer": {"batch_size": 32, "proj_dim": 16, "val_probe": 16, "device": "cpu"},
 }
 D = CurriculumEnv(**SMALL).action_space.shape[1]  # numbers per task of the default action
+# An action transform whose all-zero action is uniform weighting and sampling (the default
+# one is centred on the scale-normalised rule instead).
+UNIFORM_AT_ZERO = {**SMALL, "action": "loss_power"}
+D_U = TRANSFORMS["loss_power"].dim
 # An absurd learning rate: SGD blows the parameters up within a few steps.
 DIVERGING = {**SMALL["trainer"], "lr": 1e12, "optimizer": "sgd"}
 
@@ -37,8 +41,10 @@ def fixed_k_suite(k: int) -> SyntheticSuite:
     return small_suite(f"k{k}", setting)
 
 
-def test_registered_env_passes_gymnasium_and_sb3_checkers():
-    env = gym.make(ENV_ID, **SMALL)
+@pytest.mark.parametrize("action", sorted(TRANSFORMS))
+def test_registered_env_passes_gymnasium_and_sb3_checkers(action):
+    env = gym.make(ENV_ID, **SMALL, action=action)
+    assert env.action_space.shape == (8, TRANSFORMS[action].dim)
     check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env.unwrapped, warn=False)
 
@@ -110,12 +116,12 @@ def test_vecenv_restarts_a_diverged_run_alone():
 
 @pytest.mark.parametrize("k", [2, 8])
 def test_k2_and_k8_suites_work_in_the_same_env_class(k):
-    env = CurriculumEnv(suite=fixed_k_suite(k), **SMALL)
+    env = CurriculumEnv(suite=fixed_k_suite(k), **UNIFORM_AT_ZERO)
     obs, info = env.reset(seed=0)
     assert info["num_tasks"] == k
     assert obs.shape == (8, env.observation_space.shape[1])
     assert (obs[:k, 0] == 1).all() and (obs[k:] == 0).all()
-    _, reward, _, _, info = env.step(np.zeros((8, D), np.float32))
+    _, reward, _, _, info = env.step(np.zeros((8, D_U), np.float32))
     assert np.isfinite(reward) and len(info["weights"]) == k
     np.testing.assert_allclose(info["weights"], np.ones(k), rtol=1e-5)
 
@@ -133,10 +139,11 @@ def test_reward_telescopes_to_the_log_improvement_of_the_run():
 
 def test_emphasis_cost_prices_leaving_uniform_and_nothing_else():
     cost = 0.05
-    plain, priced = CurriculumEnv(**SMALL), CurriculumEnv(**SMALL, emphasis_cost=cost)
+    plain = CurriculumEnv(**UNIFORM_AT_ZERO)
+    priced = CurriculumEnv(**UNIFORM_AT_ZERO, emphasis_cost=cost)
     plain.reset(seed=4)
     priced.reset(seed=4)
-    zero = np.zeros((8, D), np.float32)
+    zero = np.zeros((8, D_U), np.float32)
     assert plain.step(zero)[1] == pytest.approx(priced.step(zero)[1], abs=1e-6)  # float32 KL
     skewed = zero.copy()
     skewed[:, 0] = np.linspace(-1, 1, 8)
@@ -177,16 +184,16 @@ def test_reward_telescopes_to_the_improvement_of_its_potential(reward):
 
 
 def test_shadow_reward_is_the_gain_over_a_uniform_twin():
-    env = CurriculumEnv(shadow=True, **SMALL)
+    env = CurriculumEnv(shadow=True, **UNIFORM_AT_ZERO)
     env.reset(seed=2)
     # Uniform actions: the agent run and its shadow are the same computation.
-    _, reward, *_ = env.step(np.zeros((8, D), np.float32))
+    _, reward, *_ = env.step(np.zeros((8, D_U), np.float32))
     assert reward == 0.0
     env.reset(seed=2)
     core = env._core
     total, terminated = 0.0, False
     while not terminated:
-        _, r, terminated, _, _ = env.step(np.full((8, D), -0.5, np.float32))
+        _, r, terminated, _, _ = env.step(np.full((8, D_U), -0.5, np.float32))
         total += r
     phi = potential(core.loop.state, "error")
     assert total == pytest.approx(float(phi[1] - phi[0]), abs=1e-5)  # shadow end - agent end

@@ -628,3 +628,18 @@ def test_inverse_error_weights_equalise_weighted_errors():
     half = ErrorPower(0.5).decide(signals)  # the family: w_k ∝ E_k^-gamma
     ratio = half.weights[0, 0] / half.weights[0, 2]
     torch.testing.assert_close(ratio, (errors[0, 2] / errors[0, 0]) ** 0.5)
+
+
+def test_scale_normalised_weights_are_the_inverse_geometric_mean_of_start_and_now():
+    """The defining property: w_k ∝ (E_k E0_k)^-1/2, so two tasks equally far along
+    (same E / E0) get weights in the inverse ratio of their scales, and a task 50x
+    further along than another of the same scale gets only √50 ≈ 7x its weight."""
+    start = torch.tensor([[100.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    now = torch.tensor([[50.0, 0.5, 0.01, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    signals = make_signals(val_error=now, log_error_ratio=(now / start).log())
+    decision = make_controller("scale-normalised").decide(signals)
+    w = decision.weights[0]
+    torch.testing.assert_close(w[0] / w[1], torch.tensor(0.01))
+    torch.testing.assert_close(w[2] / w[1], torch.tensor(50**0.5))
+    torch.testing.assert_close(decision.weights[1], MASK[1].float())
+    torch.testing.assert_close(decision.sampling, MASK.float() / MASK.sum(1, keepdim=True))

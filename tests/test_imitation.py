@@ -19,6 +19,7 @@ TINY = {
         "budget": 50,
         "interval": 25,
         "max_tasks": 8,
+        "action": "loss_power",  # the family imitation clones
         "trainer": {"device": "cpu", "batch_size": 32, "proj_dim": 16, "val_probe": 16},
     },
     "ppo": {"n_steps": 4, "batch_size": 8, "n_epochs": 1},

@@ -9,6 +9,7 @@ from stable_baselines3 import PPO
 
 from curriculum_rl.agents.policy import TaskSetPolicy
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
+from curriculum_rl.controllers.actions import DEFAULT_TRANSFORM, TRANSFORMS
 from curriculum_rl.controllers.learned.network import (
     NetworkConfig,
     TaskSetActor,
@@ -18,7 +19,7 @@ from curriculum_rl.controllers.learned.network import (
 from curriculum_rl.controllers.observation import NUM_FEATURES
 
 K_MAX = 8
-A = 3  # numbers per task of the default action transform (loss_power)
+A = TRANSFORMS[DEFAULT_TRANSFORM].dim  # numbers per task of the default action transform
 
 
 def _obs(batch: int, ks: list[int], seed: int = 0) -> torch.Tensor:

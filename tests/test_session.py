@@ -342,7 +342,7 @@ def test_per_task_mean_losses_are_read_as_val_counts_examples_at_the_mean():
 def constant_policy(gamma: float) -> LearnedController:
     """A loss_power policy whose action is (0, 0, gamma / GAMMA_SCALE) on every task:
     weights proportional to E_k^-gamma, sampling uniform."""
-    actor = TaskSetActor(NetworkConfig())
+    actor = TaskSetActor(NetworkConfig(action_dim=3))
     with torch.no_grad():
         actor.head.weight.zero_()
         actor.head.bias.copy_(torch.tensor([0.0, 0.0, gamma / GAMMA_SCALE]))

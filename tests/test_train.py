@@ -53,7 +53,7 @@ def test_linear_lr_schedule_decays_to_zero_over_the_run():
 def test_shipped_config_parses_and_is_packaged():
     config = load_config(ROOT / "agents" / "default.toml")
     assert config.env.suite == "envs/train-broad.toml" and config.train.n_envs == 16
-    assert config.env.action == "loss_power" and config.env.reward == "error"
+    assert config.env.action == "error_power" and config.env.reward == "error"
     assert config.ppo.n_steps * config.env.interval == config.env.budget  # whole episodes
     # The packaged file is the same bytes (tests/test_packaging.py); load_config() reads it.
     assert load_config() == config
@@ -186,7 +186,7 @@ def test_session_with_a_learned_policy(tmp_path: Path):
 
     actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
     init_weights(actor)
-    path = save_artifact(tmp_path / "p", actor, max_tasks=8, action="loss_power")
+    path = save_artifact(tmp_path / "p", actor, max_tasks=8, action="error_power")
     session = CurriculumSession(
         curriculum_rl.load_controller(path),
         num_tasks=5,

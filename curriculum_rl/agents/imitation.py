@@ -170,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     config = load_config(args.config)
     if config.env.action != "loss_power":
-        print("error: imitation clones the loss_power family; set [env] action", file=sys.stderr)
+        print(
+            f"error: imitation clones the loss_power family, {args.config} trains "
+            f'{config.env.action!r}; set action = "loss_power" in its [env] table',
+            file=sys.stderr,
+        )
         return 2
     demos = demonstrate(config, args.instances, seed=config.train.seed)
     network = NetworkConfig(

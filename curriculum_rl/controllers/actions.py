@@ -25,8 +25,23 @@ found hard to beat; matching it is one global number to recognise, not a per-tas
 re-derive. The error is bounded for classification (at most 1, at least ``1 / (V + 1)``),
 so a solved classification task can be favoured at most ``V + 1``-fold, unlike 1/L.
 
-For both, an all-zero action is uniform weighting and sampling, the sampling floor keeps
-every task above ``SAMPLING_FLOOR / K``, and padded tasks get weight 0 and probability 0.
+``error_power`` (``dim = 4``, per task ``(a_w, a_s, a_g, a_b)``): as ``loss_power``, but
+centred on a rule that normalises task *scale* instead of on uniform, with a second
+exponent on each task's error at the run's first decision, ``E0_k``::
+
+    gamma    = GAMMA_CENTRE + GAMMA_SCALE * mean a_g
+    beta     = START_CENTRE + START_SCALE * mean a_b
+    weights  = K * softmax(-gamma * log E_k - beta * log E0_k + RESIDUAL_SCALE * a_w)
+    sampling = as for logits
+
+``E0_k`` measures a task's scale before training (for regression, the variance of its
+raw targets), ``E_k`` its scale and how far it has come; ``beta`` normalises scale
+without chasing tasks that are already solved, which ``1 / E_k`` does.
+
+For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
+for ``error_power`` it is the centre rule (``ErrorPower(GAMMA_CENTRE, START_CENTRE)``,
+registered as ``scale-normalised``). For all three the sampling floor keeps every task
+above ``SAMPLING_FLOOR / K``, and padded tasks get weight 0 and probability 0.
 """
 
 from __future__ import annotations
@@ -43,6 +58,9 @@ SAMPLING_SCALE = 2.0
 SAMPLING_FLOOR = 0.1
 GAMMA_SCALE = 1.5
 RESIDUAL_SCALE = 2.0
+GAMMA_CENTRE = 0.5
+START_CENTRE = 0.5
+START_SCALE = 1.0
 
 
 def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -109,11 +127,7 @@ class LossPower(ActionTransform):
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         gamma = power(actions, mask)
-        log_error = signals.val_error.clamp_min(1e-12).log().nan_to_num(0.0, 0.0, 0.0)
-        logits = -gamma[:, None] * log_error + RESIDUAL_SCALE * actions[..., 0]
-        k = mask.sum(1, keepdim=True).clamp_min(1).float()
-        weights = k * _masked_softmax(logits, mask)
-        return Decision(weights, _sampling(actions[..., 1], mask))
+        return _error_power_decision(actions, signals, gamma, torch.zeros_like(gamma))
 
     def constants(self) -> dict[str, float]:
         return {
@@ -124,16 +138,62 @@ class LossPower(ActionTransform):
         }
 
 
+class ScaledErrorPower(ActionTransform):
+    """Weights ``∝ E_k^-gamma E0_k^-beta`` times bounded residuals, centred on the
+    scale-normalising rule (the module docstring's ``error_power``)."""
+
+    name, dim = "error_power", 4
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        mask = signals.mask
+        actions = _clean(actions, mask, self.dim)
+        gamma = GAMMA_CENTRE + power(actions, mask)
+        beta = START_CENTRE + START_SCALE * _task_mean(actions[..., 3], mask)
+        return _error_power_decision(actions, signals, gamma, beta)
+
+    def constants(self) -> dict[str, float]:
+        return {
+            "gamma_centre": GAMMA_CENTRE,
+            "gamma_scale": GAMMA_SCALE,
+            "start_centre": START_CENTRE,
+            "start_scale": START_SCALE,
+            "residual_scale": RESIDUAL_SCALE,
+            "sampling_scale": SAMPLING_SCALE,
+            "sampling_floor": SAMPLING_FLOOR,
+        }
+
+
+def _error_power_decision(
+    actions: torch.Tensor, signals: Signals, gamma: torch.Tensor, beta: torch.Tensor
+) -> Decision:
+    """``w_k ∝ E_k^-gamma E0_k^-beta exp(RESIDUAL_SCALE a_w)`` (mean 1 over the valid
+    tasks), sampling from the second column; ``gamma`` and ``beta`` are (N,)."""
+    mask = signals.mask
+    log_error = signals.val_error.clamp_min(1e-12).log().nan_to_num(0.0, 0.0, 0.0)
+    log_start = (log_error - signals.log_error_ratio).nan_to_num(0.0, 0.0, 0.0)
+    logits = (
+        -gamma[:, None] * log_error - beta[:, None] * log_start + RESIDUAL_SCALE * actions[..., 0]
+    )
+    k = mask.sum(1, keepdim=True).clamp_min(1).float()
+    return Decision(k * _masked_softmax(logits, mask), _sampling(actions[..., 1], mask))
+
+
+def _task_mean(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) mean of one action column over the valid tasks (order-invariant)."""
+    valid = mask.float()
+    return (column * valid).sum(1) / valid.sum(1).clamp_min(1)
+
+
 def power(actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(N,) gamma of ``loss_power`` actions: the mean of the third column over valid
     tasks (a mean, so it is invariant to the order of the tasks), scaled."""
-    valid = mask.float()
-    mean = (actions[..., 2] * valid).sum(1) / valid.sum(1).clamp_min(1)
-    return GAMMA_SCALE * mean
+    return GAMMA_SCALE * _task_mean(actions[..., 2], mask)
 
 
-TRANSFORMS: dict[str, ActionTransform] = {t.name: t for t in (Logits(), LossPower())}
-DEFAULT_TRANSFORM = "loss_power"
+TRANSFORMS: dict[str, ActionTransform] = {
+    t.name: t for t in (Logits(), LossPower(), ScaledErrorPower())
+}
+DEFAULT_TRANSFORM = "error_power"
 
 
 def action_transform(name: str) -> ActionTransform:

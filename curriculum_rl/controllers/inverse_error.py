@@ -1,15 +1,25 @@
-"""Error-power weighting: each task weighted by a power of its validation error.
+"""Error-power weighting: each task weighted by powers of its validation error.
 
-``w_k ∝ E_k^-gamma`` at every decision, sampling uniform, with ``E_k`` the task's
-validation error (:func:`curriculum_rl.trainer.trainer.soft_error`: the MSE for
-regression, the smoothed soft error for classification and tagging). gamma = 0 is
-uniform; gamma = 1, registered as ``inverse-error``, equalises ``w_k E_k`` across tasks.
-For regression that is the dynamic 1/L weighting whose gradient is that of the mean log
-loss (geometric-mean loss, Chennupati et al. 2019), evaluated at decision time on the
-validation probe; for classification the error is bounded in ``[1/(V+1), 1]``, so a
-solved task can be favoured at most ``V + 1``-fold, where 1/L would pile weight on it
-without limit. It is the learned policy's action family (``loss_power``) with a fixed
-gamma and no residuals: the rule the policy must beat where re-weighting pays.
+``w_k ∝ E_k^-gamma E0_k^-start`` at every decision, sampling uniform, with ``E_k`` the
+task's validation error now and ``E0_k`` at the run's first decision
+(:func:`curriculum_rl.trainer.trainer.soft_error`: the MSE for regression, the smoothed
+soft error for classification and tagging). Two members are registered:
+
+* ``inverse-error`` (gamma 1, start 0) equalises ``w_k E_k`` across tasks. For regression
+  that is the dynamic 1/L weighting whose gradient is that of the mean log loss
+  (geometric-mean loss, Chennupati et al. 2019), evaluated on the validation probe; for
+  classification the error is bounded in ``[1/(V+1), 1]``, so a solved task can be
+  favoured at most ``V + 1``-fold, where 1/L would pile weight on it without limit.
+* ``scale-normalised`` (gamma 1/2, start 1/2): ``w_k ∝ (E_k E0_k)^-1/2``. ``E0_k`` is the
+  task's scale before training (for regression, the variance of its raw targets), so
+  gamma + start = 1 still divides out scale, as a static weighting by the inverse of each
+  task's initial loss does, while only half of the weight follows the current error: a
+  task whose error has fallen 100-fold gains 10-fold, not 100-fold, so solved tasks draw
+  less of the budget than under ``inverse-error``.
+
+The learned policy's action families are built on these rules: ``loss_power`` is gamma
+with no start term, ``error_power`` is both exponents centred on ``scale-normalised``
+(:mod:`curriculum_rl.controllers.actions`).
 """
 
 from __future__ import annotations
@@ -20,16 +30,18 @@ EPS = 1e-12
 
 
 class ErrorPower(Controller):
-    """``w_k ∝ E_k^-gamma`` per decision, uniform sampling (module docstring)."""
+    """``w_k ∝ E_k^-gamma E0_k^-start`` per decision, uniform sampling (module docstring)."""
 
-    def __init__(self, gamma: float = 1.0) -> None:
+    def __init__(self, gamma: float = 1.0, start: float = 0.0, name: str | None = None) -> None:
         self.gamma = float(gamma)
-        self.name = "inverse-error" if self.gamma == 1.0 else f"error-power-{self.gamma:g}"
+        self.start = float(start)
+        self.name = name or f"error-power-{self.gamma:g}-{self.start:g}"
 
     def decide(self, signals: DecisionState) -> Decision:
         mask = signals.mask
-        log_error = signals.val_error.clamp_min(EPS).log()
+        log_now = signals.val_error.clamp_min(EPS).log()
+        log_start = log_now - signals.log_error_ratio
+        log_weight = -(self.gamma * log_now + self.start * log_start)
         count = mask.sum(1, keepdim=True).clamp_min(1)
-        centred = log_error - (log_error * mask).sum(1, keepdim=True) / count
-        weights = (-self.gamma * centred).exp()
-        return normalize_decision(weights * mask, mask.float(), mask)
+        centred = log_weight - (log_weight * mask).sum(1, keepdim=True) / count
+        return normalize_decision(centred.exp() * mask, mask.float(), mask)

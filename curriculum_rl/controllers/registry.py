@@ -86,7 +86,8 @@ _HEURISTICS: dict[str, Callable[[], Controller]] = {
     "imtl-l": ImpartialLossWeighting,
     "geometric-mean": GeometricMeanLoss,
     "gradnorm": GradNorm,
-    "inverse-error": ErrorPower,
+    "inverse-error": partial(ErrorPower, 1.0, 0.0, "inverse-error"),
+    "scale-normalised": partial(ErrorPower, 0.5, 0.5, "scale-normalised"),
     # bandits on learning progress
     "exp3s": Exp3S,
     "tscl": TSCL,

@@ -62,7 +62,7 @@ class EnvConfig:
         max_tasks: K_max, the padded task dimension of observations and actions.
         divergence_penalty: reward of the step at which a run diverges (negated).
         trainer: inner-training hyper-parameters.
-        action: the action transform (``loss_power`` or ``logits``).
+        action: the action transform (``error_power``, ``loss_power`` or ``logits``).
         reward: the potential whose decrease is the reward, ``error`` or ``loss``.
         shadow: pair every run with a uniform-weighting shadow run and reward the
             difference (twice the inner-training compute per decision).

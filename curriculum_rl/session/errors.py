@@ -2,7 +2,8 @@
 
 Besides each task's loss, the learned policy reads its validation *error*: the
 observation's ``is_classification``, ``log_error_centred`` and ``log_error_ratio``, and the
-``loss_power`` action, which weighs tasks by ``E_k^-gamma``. In training, ``E_k`` is
+``error_power`` and ``loss_power`` actions, which weigh tasks by powers of ``E_k`` (and of
+its value at the first decision). In training, ``E_k`` is
 :func:`~curriculum_rl.trainer.trainer.soft_error` of the probe's per-example losses: the
 MSE for regression, the add-one smoothed soft error (from ``1 - exp(-CE)``) for
 classification and tagging. Read as regression, a classification task's error would be its

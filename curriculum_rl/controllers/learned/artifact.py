@@ -98,6 +98,12 @@ def save_artifact(
         training: the training config (JSON-serialisable), stored for provenance.
         notes: anything else worth keeping (timesteps, evaluation scores...).
     """
+    dim = action_transform(action).dim
+    if actor.config.action_dim != dim:
+        raise ValueError(
+            f"the network emits {actor.config.action_dim} numbers per task, the {action!r} "
+            f"action transform reads {dim}: build it with NetworkConfig(action_dim={dim})"
+        )
     json_path, weights_path = artifact_paths(path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: t.detach().cpu().contiguous().clone() for name, t in actor.state_dict().items()}
@@ -209,14 +215,19 @@ def _check_compatible(metadata: dict[str, Any], json_path: Path) -> None:
 def load_artifact(path: str | Path) -> PolicyArtifact:
     """Load a policy safely; raise :class:`ArtifactError` naming the problem and the fix."""
     metadata = read_metadata(path)
-    json_path, _ = artifact_paths(path)
+    json_path, sibling = artifact_paths(path)
     name = metadata["weights_file"]
     if not isinstance(name, str) or Path(name).name != name:
         raise ArtifactError(f"{json_path}: weights_file must be a bare file name, got {name!r}")
     weights_path = json_path.with_name(name)
     if not weights_path.is_file():
+        # A renamed pair (NAME.json + NAME.pt) still loads: the SHA-256 below proves the
+        # weights are the ones the metadata describes, whatever the file is called.
+        weights_path = sibling
+    if not weights_path.is_file():
         raise ArtifactError(
-            f"policy weights {weights_path} not found; keep NAME.pt next to NAME.json"
+            f"policy weights not found: {json_path.name} names {name}, and there is no "
+            f"{sibling.name} beside it; keep the .pt next to its .json"
         )
     size = weights_path.stat().st_size  # checked before reading: never slurp a huge file
     if size != metadata["weights_bytes"]:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from curriculum_rl.controllers.actions import DEFAULT_TRANSFORM, TRANSFORMS
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
@@ -40,7 +41,9 @@ class NetworkConfig:
             logit is scaled by 5, so the SB3 default of 0 (std 1) would make the initial
             schedules wildly random; -1 (std 0.37) explores without drowning the signal.
         action_init_gain: gain of the orthogonal init of the last action layer; small so
-            the initial policy is close to the zero action, i.e. uniform weighting.
+            the initial policy is close to the zero action (the action transform's
+            centre rule: uniform for ``logits`` and ``loss_power``, ``scale-normalised``
+            for ``error_power``).
         ignore_features: observation features (names from ``FEATURES``) the networks
             never read: they are zeroed before the per-task encoder. For ablations: the
             observation layout stays the same, and the list travels with the artifact, so
@@ -48,7 +51,7 @@ class NetworkConfig:
     """
 
     num_features: int = NUM_FEATURES
-    action_dim: int = 3
+    action_dim: int = TRANSFORMS[DEFAULT_TRANSFORM].dim
     hidden: int = 64
     activation: str = "tanh"
     log_std_init: float = -1.0
