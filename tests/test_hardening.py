@@ -275,6 +275,7 @@ def test_ctrl_c_in_train_saves_a_checkpoint_and_resume_finishes(tmp_path, monkey
         return real_step(self)
 
     monkeypatch.setattr(InnerRunStatsCallback, "_on_step", ctrl_c_at_6)
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest runs in the background
     config, out = _tiny_toml(tmp_path, total=16), tmp_path / "run"
     code, stdout, stderr = _cli(["train", "--config", str(config), "--out", str(out), "--quiet"])
     assert code == 130 and "Traceback" not in stderr
@@ -282,7 +283,7 @@ def test_ctrl_c_in_train_saves_a_checkpoint_and_resume_finishes(tmp_path, monkey
     assert f"curriculum-rl train --out {out} --resume" in stdout
     assert json.loads((out / "policy.json").read_text())["notes"]["timesteps"] == 8
     assert (out / "checkpoints" / "policy-8.json").is_file()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
     monkeypatch.setattr(InnerRunStatsCallback, "_on_step", real_step)
     code, stdout, _ = _cli(["train", "--out", str(out), "--resume", "--quiet", "--json"])
     assert code == 0 and _last_json(stdout)["timesteps"] == 16
