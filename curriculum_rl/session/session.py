@@ -79,9 +79,9 @@ class CurriculumSession:
         task_kinds: each task's kind, ``"regression"``, ``"classification"`` or
             ``"tagging"`` (all regression if not given). It sets how a task's error is
             measured (the MSE, or the smoothed soft error of the cross-entropy, as in
-            training: :mod:`.errors`), which the learned policy and ``inverse-error``
-            read; a classification task declared as regression looks like one with an
-            unbounded error.
+            training: :mod:`.errors`), which the learned policy, ``inverse-error`` and
+            ``scale-normalised`` read; a classification task declared as regression looks
+            like one with an unbounded error.
     """
 
     def __init__(
