@@ -11,7 +11,7 @@ soft error for classification and tagging). Two members are registered:
   classification the error is bounded in ``[1/(V+1), 1]``, so a solved task can be
   favoured at most ``V + 1``-fold, where 1/L would pile weight on it without limit.
 * ``scale-normalised`` (gamma 1/2, start 1/2): ``w_k ∝ (E_k E0_k)^-1/2``. ``E0_k`` is the
-  task's scale before training (for regression, the variance of its raw targets), so
+  task's scale before training (for regression, roughly the mean square of its raw targets), so
   gamma + start = 1 still divides out scale, as a static weighting by the inverse of each
   task's initial loss does, while only half of the weight follows the current error: a
   task whose error has fallen 100-fold gains 10-fold, not 100-fold, so solved tasks draw
