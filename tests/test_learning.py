@@ -31,7 +31,7 @@ SUITE = SyntheticSuite(
 # The per-task `logits` actions: in 8192 decisions PPO learns them here (held-out return
 # 1.49 vs 1.35); the default `loss_power` family did not, even in 16384 (1.25 vs 1.35,
 # 2026-12-02): its single shared gamma is a harder credit assignment on two tasks. The
-# shipped policy's learning on `loss_power` is its evaluation curve (RESULTS.md section 7).
+# shipped policy's learning (`error_power`) is its evaluation curve (RESULTS.md section 9b).
 ENV = {
     "budget": 200,
     "interval": 25,

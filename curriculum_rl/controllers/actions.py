@@ -170,7 +170,7 @@ def _error_power_decision(
     tasks), sampling from the second column; ``gamma`` and ``beta`` are (N,)."""
     mask = signals.mask
     log_error = signals.val_error.clamp_min(1e-12).log().nan_to_num(0.0, 0.0, 0.0)
-    log_start = (log_error - signals.log_error_ratio).nan_to_num(0.0, 0.0, 0.0)
+    log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
     logits = (
         -gamma[:, None] * log_error - beta[:, None] * log_start + RESIDUAL_SCALE * actions[..., 0]
     )

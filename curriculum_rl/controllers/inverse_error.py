@@ -40,8 +40,7 @@ class ErrorPower(Controller):
     def decide(self, signals: DecisionState) -> Decision:
         mask = signals.mask
         log_now = signals.val_error.clamp_min(EPS).log()
-        log_start = log_now - signals.log_error_ratio
-        log_weight = -(self.gamma * log_now + self.start * log_start)
+        log_weight = -(self.gamma * log_now + self.start * signals.log_error_start)
         count = mask.sum(1, keepdim=True).clamp_min(1)
         centred = log_weight - (log_weight * mask).sum(1, keepdim=True) / count
         return normalize_decision(centred.exp() * mask, mask.float(), mask)

@@ -66,6 +66,12 @@ class Signals:
         return self.mask.shape[0]
 
     @property
+    def log_error_start(self) -> torch.Tensor:
+        """(N, K) log of each task's validation error at the run's first decision, its
+        scale before training (derived from ``val_error`` and ``log_error_ratio``)."""
+        return self.val_error.clamp_min(EPS).log() - self.log_error_ratio
+
+    @property
     def max_tasks(self) -> int:
         return self.mask.shape[1]
 
