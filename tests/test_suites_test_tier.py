@@ -1,5 +1,6 @@
-"""The test tier (envs/test.toml): every suite resolves, is deterministic given the seed,
-validates, has its stated K and auxiliaries, and trains in the batched trainer."""
+"""The test tiers (envs/test.toml, envs/test-b.toml): every suite resolves, is deterministic
+given the seed, validates, has its stated K and auxiliaries, and trains in the batched
+trainer; tier B shares no suite with tier A, training or validation."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from curriculum_rl.suites.spec_file import load_suites
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 
 TEST_TIER = "envs/test.toml"
+TIER_B = "envs/test-b.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -28,31 +30,54 @@ EXPECTED = {  # suite -> (K, auxiliary tasks)
     ),
 }
 
+EXPECTED_B = {  # suite -> (K of seed 0, auxiliary tasks); tier B's names are not registered
+    "iris": (3, set()),
+    "diabetes-blood": (6, set()),
+    "gradnorm-wide": (16, set()),
+    "tokens-deep": (5, set()),
+    "near-zero-noisy": (6, {"wave", "xor"}),
+    "teacher-noisy": (
+        9,
+        {"helpful0", "helpful1", "unrelated0", "unrelated1"} | {f"noise{i}" for i in range(4)},
+    ),
+    "digits-conv-thin": (5, set()),
+    "synthetic-raw-xl": (6, set()),
+}
+VARIABLE_K = {"synthetic-raw-xl"}  # the synthetic generator draws K and task kinds per seed
+TIERS = {TEST_TIER: EXPECTED, TIER_B: EXPECTED_B}
+CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
+
 CONFIG = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu")
 
 
 @pytest.fixture(scope="module")
-def tier() -> dict[str, tuple[Suite, SuiteInstance, SuiteInstance, SuiteInstance]]:
-    """Each suite with its instances for seeds 0, 0 again and 1 (data sets load once)."""
-    return {s.name: (s, s.sample(0), s.sample(0), s.sample(1)) for s in resolve_suites(TEST_TIER)}
+def tier() -> dict[tuple[str, str], tuple[Suite, SuiteInstance, SuiteInstance, SuiteInstance]]:
+    """Each (tier, suite) with its instances for seeds 0, 0 again and 1 (data sets load once)."""
+    return {
+        (path, s.name): (s, s.sample(0), s.sample(0), s.sample(1))
+        for path in TIERS
+        for s in resolve_suites(path)
+    }
 
 
 def tensors(instance: SuiteInstance) -> list[torch.Tensor]:
     return [t for d in instance.data for xy in d.splits().values() for t in xy]
 
 
-def test_the_tier_holds_the_stated_suites_disjoint_from_training_and_validation(tier):
-    assert list(tier) == list(EXPECTED)
+def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(tier):
+    assert list(tier) == CASES
     used = set(load_suites("envs/heldout.toml")) | set(load_suites("envs/train.toml"))
-    assert not used & set(tier)
+    assert not used & {name for _, name in CASES}
+    assert not set(EXPECTED) & set(EXPECTED_B)
     assert min(k for k, _ in EXPECTED.values()) == 2
     assert max(k for k, _ in EXPECTED.values()) >= 12
+    assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
-def test_suite_is_deterministic_validates_and_has_its_tasks(tier, name):
-    suite, a, b, other = tier[name]
-    k, auxiliary = EXPECTED[name]
+@pytest.mark.parametrize(("path", "name"), CASES)
+def test_suite_is_deterministic_validates_and_has_its_tasks(tier, path, name):
+    suite, a, b, other = tier[path, name]
+    k, auxiliary = TIERS[path][name]
     assert all(torch.equal(x, y) for x, y in zip(tensors(a), tensors(b), strict=True))
     assert not all(
         x.shape == y.shape and torch.equal(x, y)
@@ -60,13 +85,16 @@ def test_suite_is_deterministic_validates_and_has_its_tasks(tier, name):
     )
     a.validate()
     assert a.num_tasks == k and {t.name for t in a.tasks if t.auxiliary} == auxiliary
-    assert a.tasks == suite.describe()  # describe() lists every task, the widest included
-    assert resolve_suite(f"{TEST_TIER}#{name}") == suite == resolve_suite(name)
+    if name not in VARIABLE_K:  # describe() lists every task; a generator's, the widest
+        assert a.tasks == suite.describe()
+    assert resolve_suite(f"{path}#{name}") == suite
+    if path == TEST_TIER:
+        assert resolve_suite(name) == suite
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
-def test_suite_trains_two_seeds_batched_with_finite_losses(tier, name):
-    suite, a, _, other = tier[name]
+@pytest.mark.parametrize(("path", "name"), CASES)
+def test_suite_trains_two_seeds_batched_with_finite_losses(tier, path, name):
+    suite, a, _, other = tier[path, name]
     out_max = max(t.out_dim for t in suite.describe())
     trainer = BatchedMultitaskTrainer([a, other], [0, 1], CONFIG, out_max=out_max)
     trainer.train(3)
@@ -74,16 +102,21 @@ def test_suite_trains_two_seeds_batched_with_finite_losses(tier, name):
     assert torch.isfinite(m.val_loss).all() and torch.isfinite(m.j).all()
     assert not m.diverged.any()
     targets = [not t.auxiliary for t in a.tasks]
-    assert m.objective[0].tolist() == targets
+    assert m.objective[0].tolist()[: a.num_tasks] == targets
 
 
 def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
-    wine = tier["wine"][1]
+    wine = tier[TEST_TIER, "wine"][1]
     proline = wine.data[[t.name for t in wine.tasks].index("proline")].y_train
     assert proline.mean().item() > 300  # raw units, as in the data set
     assert wine.tasks[0].out_dim == 3 and set(wine.data[0].y_train.tolist()) == {0, 1, 2}
     x = wine.data[0].x_train
     assert x.mean(0).abs().max().item() < 1e-5
     assert (x.std(0, unbiased=False) - 1).abs().max().item() < 1e-4
-    cancer = tier["breast-cancer"][1]
+    cancer = tier[TEST_TIER, "breast-cancer"][1]
     assert cancer.data[1].y_train.var().item() > 1e4  # worst area, variance ~3e5
+    blood = tier[TIER_B, "diabetes-blood"][1]
+    assert blood.input_shape == (5,)  # age, bmi, s2, s4, s5: every target column left the inputs
+    assert blood.data[3].y_train.mean().item() > 100  # total cholesterol in mg/dl
+    iris = tier[TIER_B, "iris"][1]
+    assert iris.input_shape == (2,) and set(iris.data[0].y_train.tolist()) == {0, 1, 2}

@@ -19,10 +19,15 @@ train/val/test split of the rows (60/15/25%: 107, 342 and 266 training rows).
 ``diabetes``       442 patients, 7 inputs (raw loader, ``scaled=False``): ``progression``
                    (one-year disease progression, 152, 5.9e3), ``sex`` (2 classes), ``bmi``
                    (26, 19), ``s5`` (log serum triglycerides, 4.6, 0.27)
+``diabetes_blood`` the same 442 patients, 5 inputs (age, bmi, s2, s4, s5): ``progression``,
+                   ``sex``, ``bp`` (blood pressure, 95, 191), ``s1`` (total cholesterol, 189,
+                   1.2e3), ``s3`` (HDL, 50, 167), ``s6`` (glucose, 91, 132)
+``iris``           150 flowers, 2 inputs (the sepal measurements): ``species`` (3 classes),
+                   ``petal_length`` (3.8, 3.1), ``petal_width`` (1.2, 0.58): similar scales
 =================  ===========================================================================
 
-The loaders (``load_wine``, ``load_breast_cancer``, ``load_diabetes``) read files that ship
-with scikit-learn: nothing is ever downloaded.
+The loaders (``load_wine``, ``load_breast_cancer``, ``load_diabetes``, ``load_iris``) read
+files that ship with scikit-learn: nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -101,6 +106,28 @@ RECIPES: dict[str, TabularRecipe] = {
         sources=(LABEL, "sex", "bmi", "s5"),
         scaled=False,
     ),
+    "diabetes_blood": TabularRecipe(
+        loader="load_diabetes",
+        tasks=(
+            TaskSpec("progression", "regression", 1, "mse"),
+            TaskSpec("sex", "classification", 2, "accuracy"),
+            TaskSpec("bp", "regression", 1, "mse"),
+            TaskSpec("s1", "regression", 1, "mse"),
+            TaskSpec("s3", "regression", 1, "mse"),
+            TaskSpec("s6", "regression", 1, "mse"),
+        ),
+        sources=(LABEL, "sex", "bp", "s1", "s3", "s6"),
+        scaled=False,
+    ),
+    "iris": TabularRecipe(
+        loader="load_iris",
+        tasks=(
+            TaskSpec("species", "classification", 3, "accuracy"),
+            TaskSpec("petal_length", "regression", 1, "mse"),
+            TaskSpec("petal_width", "regression", 1, "mse"),
+        ),
+        sources=(LABEL, "petal length (cm)", "petal width (cm)"),
+    ),
 }
 """The data sets a :class:`TabularSuite` offers, by ``dataset`` name."""
 
@@ -128,7 +155,8 @@ class TabularSuite:
 
     Attributes:
         name: the suite's name; empty means the data set's name.
-        dataset: one of :data:`RECIPES` (``wine``, ``breast_cancer``, ``diabetes``).
+        dataset: one of :data:`RECIPES` (``wine``, ``breast_cancer``, ``diabetes``,
+            ``diabetes_blood``, ``iris``).
         tasks: task names to include (any subset of the data set's tasks, in the given
             order); ``None`` for all. Every task column leaves the inputs either way.
         auxiliary: task names that only help (not scored); ``None``: none.
