@@ -332,6 +332,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         key: value
         for key, value in (
             ("total_timesteps", args.total_timesteps),
+            ("seed", args.seed),
             ("workers", args.workers),
             ("address", args.address),
         )
@@ -520,6 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="override [train] total_timesteps (e.g. to extend a resumed run)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="override [train] seed: train the same recipe from another seed (the learned "
+        "part of a policy varies with it; train several and pick on the validation suites)",
     )
     p.add_argument(
         "--workers",

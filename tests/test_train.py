@@ -165,6 +165,18 @@ def test_cli_train_writes_a_loadable_policy(tmp_path: Path, capsys):
     assert controller.max_tasks == 8
     assert main(["run", "--controller", result["policy"], "--budget", "50", "--quiet"]) == 0
 
+    other = tmp_path / "seed3"
+    assert (
+        main(["train", "--config", str(config), "--out", str(other), "--quiet", "--seed", "3"]) == 0
+    )
+    assert json.loads((other / "config.json").read_text())["train"]["seed"] == 3
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] != 3
+    first, second = (torch.load(o / "policy.pt", weights_only=True) for o in (out, other))
+    assert any(not torch.equal(first[k], second[k]) for k in first)
+    capsys.readouterr()
+    assert main(["train", "--out", str(other), "--resume", "--seed", "4", "--quiet"]) != 0
+    assert "[train] seed differs (3 there, 4 here)" in capsys.readouterr().err
+
 
 def test_session_drives_a_user_loop():
     session = CurriculumSession(curriculum_rl.load_controller("uniform"), num_tasks=3, budget=100)
