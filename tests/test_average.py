@@ -1,5 +1,6 @@
-"""Weight averaging of checkpoints (curriculum_rl.agents.average): the result is the
-element-wise mean, a safe artifact that drives a run, and mismatched policies are refused."""
+"""Combining policies (curriculum_rl.agents.average): the weight average is the element-wise
+mean, the ensemble's actions are exactly the mean of its members' actions, both are safe
+artifacts that drive a run, and mismatched policies are refused."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from curriculum_rl.agents.average import average_policies, main
+from curriculum_rl.agents.average import average_policies, ensemble_policies, main
 from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned.artifact import ArtifactError, load_artifact, save_artifact
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
 from curriculum_rl.controllers.load import load_controller
+from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import resolve_suite
 
@@ -45,9 +47,34 @@ def test_averaging_copies_of_one_policy_gives_that_policy(tmp_path: Path):
     assert all(torch.equal(same[k], original[k]) for k in original)
 
 
-def test_the_average_drives_a_run(tmp_path: Path):
+def _observations(k_max: int = 6, batch: int = 5) -> torch.Tensor:
+    """Random observations with 1..k_max valid tasks per row (mask in feature 0)."""
+    generator = torch.Generator().manual_seed(0)
+    obs = torch.randn(batch, k_max, NUM_FEATURES, generator=generator)
+    valid = torch.arange(k_max) < torch.randint(1, k_max + 1, (batch, 1), generator=generator)
+    obs[..., 0] = valid.float()
+    return obs * valid.unsqueeze(-1)
+
+
+def test_the_ensemble_acts_as_the_mean_of_its_members(tmp_path: Path):
+    paths = [_policy(tmp_path, f"p{i}", seed=i) for i in range(3)]
+    out = ensemble_policies(paths, tmp_path / "ens")
+    ensemble = load_artifact(out)
+    assert ensemble.network.hidden == 3 * load_artifact(paths[0]).network.hidden
+    obs = _observations()
+    with torch.no_grad():
+        members = torch.stack([load_artifact(p).actor(obs) for p in paths])
+        torch.testing.assert_close(ensemble.actor(obs), members.mean(0), atol=1e-5, rtol=1e-4)
+        assert (members[0] - members.mean(0)).abs().max() > 1e-2  # the members differ
+    assert [n["path"] for n in json.loads(out.read_text())["notes"]["ensembled"]] == [
+        str(p) for p in paths
+    ]
+
+
+@pytest.mark.parametrize("combine", [average_policies, ensemble_policies])
+def test_the_combination_drives_a_run(tmp_path: Path, combine):
     paths = [_policy(tmp_path, f"p{i}", seed=i) for i in range(2)]
-    controller = load_controller(str(average_policies(paths, tmp_path / "avg")))
+    controller = load_controller(str(combine(paths, tmp_path / "avg")))
     instance = resolve_suite("synthetic").sample(0)
     (record,) = run_controller([instance], [0], controller, budget=50, interval=25)
     weights = torch.tensor(record.weights[-1])
@@ -62,11 +89,12 @@ def test_the_average_drives_a_run(tmp_path: Path):
         (dict(hidden=32), "network"),
     ],
 )
-def test_policies_of_different_kinds_are_refused(tmp_path: Path, other, message):
+@pytest.mark.parametrize("combine", [average_policies, ensemble_policies])
+def test_policies_of_different_kinds_are_refused(tmp_path: Path, other, message, combine):
     a = _policy(tmp_path, "a", seed=0)
     b = _policy(tmp_path, "b", seed=1, **other)
     with pytest.raises(ArtifactError, match=message):
-        average_policies([a, b], tmp_path / "avg")
+        combine([a, b], tmp_path / "avg")
     assert not (tmp_path / "avg.json").exists()
 
 
@@ -77,3 +105,5 @@ def test_the_command_line_needs_two_policies(tmp_path: Path, capsys):
     assert exit_.value.code == 2 and "at least two policies" in capsys.readouterr().err
     assert main([str(path), str(path), "--out", str(tmp_path / "avg")]) == 0
     assert (tmp_path / "avg.pt").is_file()
+    assert main([str(path), str(path), "--ensemble", "--out", str(tmp_path / "ens")]) == 0
+    assert load_artifact(tmp_path / "ens.json").network.hidden == 2 * 64

@@ -1,24 +1,36 @@
-"""Average the weights of several checkpoints of one training run into one policy.
+"""Combine several policies into one: the mean of their weights, or of their actions.
 
-Averaging the parameters visited late in a run (stochastic weight averaging, Izmailov et
-al. 2018, "Averaging Weights Leads to Wider Optima and Better Generalization") smooths
-out the step-to-step noise of the last updates; PPO's checkpoints wander around a plateau,
-so the average is a candidate beside the checkpoints themselves. Only checkpoints of one
+**Weights** (:func:`average_policies`). Averaging the parameters visited late in a run
+(stochastic weight averaging, Izmailov et al. 2018, "Averaging Weights Leads to Wider
+Optima and Better Generalization") smooths out the step-to-step noise of the last
+updates; PPO's checkpoints wander around a plateau, so the average is a candidate beside
+the checkpoints themselves. Only checkpoints of one
 run (one trajectory in weight space) should be averaged: two independently trained
 networks are not aligned unit by unit, and their mean is a different, usually worse,
 network.
 
+**Actions** (:func:`ensemble_policies`). For policies of different runs (e.g. training
+seeds), the mean of their action means is a seed ensemble: what the seeds agree on stays,
+what one seed learned by chance is damped. Every layer of the task-set network acts unit
+by unit (per-task MLP, masked mean and max pooling, the equivariant mix, a linear head),
+so M networks of width H stack *exactly* into one of width M·H: their first layers side
+by side, the later ones block-diagonal, and a head that averages the M heads. The
+ensemble is one ordinary network, loaded and run like any other.
+
     python -m curriculum_rl.agents.average --out runs/avg \\
         runs/my-policy/checkpoints/policy-51200.json runs/my-policy/checkpoints/policy-76800.json
+    python -m curriculum_rl.agents.average --ensemble --out runs/seeds \\
+        runs/seed1/best.json runs/seed2/best.json runs/seed3/best.json
 
 The result is an ordinary policy artifact (NAME.json + NAME.pt, loaded without unpickling)
-whose notes name the averaged files and their SHA-256.
+whose notes name the combined files and their SHA-256.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -41,15 +53,68 @@ def average_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
             that differ in network shape, action transform or ``max_tasks`` (their weights
             do not mean the same thing).
     """
-    if len(paths) < 2:
-        raise ArtifactError(f"give at least two policies to average, got {len(paths)}")
-    policies = [load_artifact(p) for p in paths]
-    first = policies[0]
-    for other in policies[1:]:
-        _check_same_kind(first, other)
-    actor = TaskSetActor(first.network)
+    policies = _load_alike(paths)
+    actor = TaskSetActor(policies[0].network)
     states = [p.actor.state_dict() for p in policies]
     actor.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
+    return _save(actor, policies[0], policies, out, "averaged")
+
+
+def ensemble_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """Write one network whose action means are the mean of those of the policies at
+    ``paths`` (exactly, for every observation); return its JSON path. The policies may
+    come from different runs but must share the network shape, action transform and
+    ``max_tasks``; the result is as wide as all of them together.
+
+    Raises:
+        ArtifactError: as :func:`average_policies`.
+    """
+    policies = _load_alike(paths)
+    first = policies[0]
+    h, members = first.network.hidden, len(policies)
+    states = [p.actor.state_dict() for p in policies]
+
+    def cat(key: str, dim: int = 0) -> torch.Tensor:
+        return torch.cat([s[key] for s in states], dim=dim)
+
+    mix = torch.zeros(members * h, 3 * members * h)
+    for m, s in enumerate(states):
+        rows = slice(m * h, (m + 1) * h)
+        for part in range(3):  # the per-task latent, then the pooled mean and max
+            columns = slice((part * members + m) * h, (part * members + m + 1) * h)
+            mix[rows, columns] = s["encoder.mix.0.weight"][:, part * h : (part + 1) * h]
+    stacked = {
+        "encoder.phi.0.weight": cat("encoder.phi.0.weight"),
+        "encoder.phi.0.bias": cat("encoder.phi.0.bias"),
+        "encoder.phi.2.weight": torch.block_diag(*(s["encoder.phi.2.weight"] for s in states)),
+        "encoder.phi.2.bias": cat("encoder.phi.2.bias"),
+        "encoder.mix.0.weight": mix,
+        "encoder.mix.0.bias": cat("encoder.mix.0.bias"),
+        "head.weight": cat("head.weight", dim=1) / members,
+        "head.bias": torch.stack([s["head.bias"] for s in states]).mean(0),
+        "log_std": torch.stack([s["log_std"] for s in states]).mean(0),
+    }
+    actor = TaskSetActor(replace(first.network, hidden=members * h))
+    actor.load_state_dict(stacked)
+    return _save(actor, first, policies, out, "ensembled")
+
+
+def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
+    if len(paths) < 2:
+        raise ArtifactError(f"give at least two policies to combine, got {len(paths)}")
+    policies = [load_artifact(p) for p in paths]
+    for other in policies[1:]:
+        _check_same_kind(policies[0], other)
+    return policies
+
+
+def _save(
+    actor: TaskSetActor,
+    first: PolicyArtifact,
+    policies: list[PolicyArtifact],
+    out: str | Path,
+    how: str,
+) -> Path:
     sources = [{"path": str(p.path), "sha256": p.metadata["weights_sha256"]} for p in policies]
     return save_artifact(
         out,
@@ -57,7 +122,7 @@ def average_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
         max_tasks=first.max_tasks,
         action=first.action,
         training=first.metadata.get("training"),
-        notes={"averaged": sources},
+        notes={how: sources},
     )
 
 
@@ -69,25 +134,33 @@ def _check_same_kind(a: PolicyArtifact, b: PolicyArtifact) -> None:
     ):
         if x != y:
             raise ArtifactError(
-                f"{b.path} differs from {a.path} in its {what} ({y} vs {x}): only checkpoints "
-                "of one training run can be averaged"
+                f"{b.path} differs from {a.path} in its {what} ({y} vs {x}): the weights of "
+                "the two do not mean the same thing"
             )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m curriculum_rl.agents.average",
-        description="Average the weights of checkpoints of one training run (SWA) into one "
-        "policy artifact.",
+        description="Combine policies into one artifact: the mean of the weights of one "
+        "run's checkpoints (SWA), or with --ensemble the mean of the actions of any policies "
+        "of the same shape (e.g. training seeds).",
     )
-    parser.add_argument("policies", nargs="+", help="policy files (NAME.json) of one run")
+    parser.add_argument("policies", nargs="+", help="policy files (NAME.json)")
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="average the policies' actions (one wider network), not their weights",
+    )
     parser.add_argument("--out", required=True, help="output artifact (writes OUT.json, OUT.pt)")
     args = parser.parse_args(argv)
     try:
-        path = average_policies(args.policies, args.out)
+        combine = ensemble_policies if args.ensemble else average_policies
+        path = combine(args.policies, args.out)
     except ArtifactError as err:
         parser.exit(2, f"error: {err}\n")
-    print(f"wrote {path} (the mean of {len(args.policies)} policies)")
+    what = "actions" if args.ensemble else "weights"
+    print(f"wrote {path} (the mean of the {what} of {len(args.policies)} policies)")
     return 0
 
 
