@@ -83,6 +83,13 @@ def test_with_classes_experiment_config_trains_on_classification_tasks(monkeypat
     assert kinds == {"regression", "classification"}
 
 
+def test_wide_eval_config_is_the_shipped_recipe_with_sequence_in_eval():
+    config = load_config(ROOT / "agents" / "wide-eval.toml")
+    default = load_config(ROOT / "agents" / "default.toml")
+    assert list(config.eval.suites) == [*default.eval.suites, "sequence"]
+    assert replace(config, eval=default.eval) == default
+
+
 def test_ablation_config_is_the_shipped_recipe_with_two_features_ignored():
     config = load_config(ROOT / "agents" / "ablate-loss-level.toml")
     default = load_config(ROOT / "agents" / "synthetic.toml")
