@@ -165,6 +165,23 @@ def test_emphasis_divergence_is_kl_from_uniform_and_ignores_padding():
     torch.testing.assert_close(emphasis_divergence(uniform, MASK), torch.zeros(2))
 
 
+def test_emphasis_divergence_from_a_reference_is_the_kl_between_emphases():
+    a = actions_to_decision(_actions(2, 2), _state(), "logits")
+    b = actions_to_decision(_actions(2, 7), _state(), "logits")
+    got = emphasis_divergence(a, MASK, reference=b)
+    for run in range(2):
+        k = int(MASK[run].sum())
+        q, r = (d.weights[run, :k] * d.sampling[run, :k] for d in (a, b))
+        q, r = q / q.sum(), r / r.sum()
+        torch.testing.assert_close(got[run], (r * (r / q).log()).sum())
+    assert (got > 0).all()
+    torch.testing.assert_close(emphasis_divergence(a, MASK, reference=a), torch.zeros(2))
+    uniform = actions_to_decision(torch.zeros(2, 4, 2), _state(), "logits")
+    torch.testing.assert_close(
+        emphasis_divergence(a, MASK, reference=uniform), emphasis_divergence(a, MASK)
+    )
+
+
 def test_inverse_transform_round_trips():
     actions = (torch.rand(2, 4, 2, generator=torch.Generator().manual_seed(1)) - 0.5) * MASK[
         ..., None

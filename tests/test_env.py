@@ -156,6 +156,33 @@ def test_emphasis_cost_prices_leaving_uniform_and_nothing_else():
     assert r_plain - r_priced == pytest.approx(expected, rel=1e-5)
 
 
+def test_emphasis_cost_prices_leaving_the_centre_rule_of_error_power():
+    """error_power's zero action is the scale-normalised rule: it pays nothing; a
+    residual away from it pays KL(rule emphasis || emphasis) times the cost."""
+    cost = 0.05
+    plain = CurriculumEnv(**SMALL)
+    priced = CurriculumEnv(**SMALL, emphasis_cost=cost)
+    plain.reset(seed=5)
+    priced.reset(seed=5)
+    zero = np.zeros((8, D), np.float32)
+    _, r_plain, *_ = plain.step(zero)
+    _, r_priced, *_ = priced.step(zero)
+    assert r_plain == pytest.approx(r_priced, abs=1e-6)
+    rule = priced._core.loop.state.previous  # the scale-normalised decision
+    mask = priced._core.trainer.mask
+    assert float(emphasis_divergence(rule, mask)[0]) > 1e-3  # the rule is not uniform
+    skewed = zero.copy()
+    skewed[:, 0] = np.linspace(-1, 1, 8)
+    state = priced._core.loop.state
+    centre = TRANSFORMS["error_power"].decision(torch.zeros(1, 8, D), state)
+    _, r_plain, *_ = plain.step(skewed)
+    _, r_priced, *_ = priced.step(skewed)
+    decision = priced._core.loop.state.previous
+    expected = cost * float(emphasis_divergence(decision, mask, centre)[0])
+    assert expected > 0
+    assert r_plain - r_priced == pytest.approx(expected, rel=1e-5)
+
+
 def test_bad_env_config_names_the_problem():
     with pytest.raises(ValueError, match="multiple of interval"):
         CurriculumEnv(budget=60, interval=25)

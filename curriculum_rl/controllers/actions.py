@@ -87,6 +87,8 @@ class ActionTransform(ABC):
 
     name: str
     dim: int
+    uniform_centre: bool = True
+    """Whether the all-zero action is uniform weighting and sampling."""
 
     @abstractmethod
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
@@ -143,6 +145,7 @@ class ScaledErrorPower(ActionTransform):
     scale-normalising rule (the module docstring's ``error_power``)."""
 
     name, dim = "error_power", 4
+    uniform_centre = False
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
         mask = signals.mask
@@ -210,17 +213,28 @@ def actions_to_decision(
     return action_transform(transform).decision(actions, signals)
 
 
-def emphasis_divergence(decision: Decision, mask: torch.Tensor) -> torch.Tensor:
-    """KL(uniform || q) per run, (N,): how far a decision's effective per-task emphasis is
-    from uniform training. ``q_k`` is proportional to ``w_k p_k`` (a task's share of the
-    weighted loss: its weight times its share of the batch) over the valid tasks. 0 for
-    uniform weighting and sampling; it grows with the log of how much a task is starved
-    (a task at 1/r of its uniform share adds log(r) / K)."""
+def emphasis_divergence(
+    decision: Decision, mask: torch.Tensor, reference: Decision | None = None
+) -> torch.Tensor:
+    """KL(r || q) per run, (N,): how far a decision's effective per-task emphasis ``q`` is
+    from a reference emphasis ``r`` (``None``: uniform training). ``q_k`` is proportional
+    to ``w_k p_k`` (a task's share of the weighted loss: its weight times its share of the
+    batch) over the valid tasks, ``r`` likewise from ``reference``. 0 when the two agree;
+    against uniform it grows with the log of how much a task is starved (a task at 1/r of
+    its uniform share adds log(r) / K)."""
+    log_q = _log_emphasis(decision, mask)
+    if reference is None:
+        k = mask.sum(1).clamp_min(1).float()
+        return -k.log() - log_q.sum(1) / k
+    log_r = _log_emphasis(reference, mask)
+    return (log_r.exp() * mask * (log_r - log_q)).sum(1)
+
+
+def _log_emphasis(decision: Decision, mask: torch.Tensor) -> torch.Tensor:
+    """log of each valid task's share of ``w p``, (N, K); 0 on padded slots."""
     emphasis = decision.weights * decision.sampling * mask
     q = emphasis / emphasis.sum(1, keepdim=True).clamp_min(1e-12)
-    k = mask.sum(1).clamp_min(1).float()
-    log_q = torch.where(mask, q.clamp_min(1e-12).log(), torch.zeros_like(q))
-    return -k.log() - log_q.sum(1) / k
+    return torch.where(mask, q.clamp_min(1e-12).log(), torch.zeros_like(q))
 
 
 def decision_to_actions(decision: Decision, mask: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,8 @@ With ``shadow = True`` every run has a paired *shadow*: a uniform-weighting run 
 same instance from the same initialisation, trained in the same batch, and the reward is
 the agent's improvement minus the shadow's, so the return is the run's gain over uniform
 weighting and most of the instance-to-instance variance of returns cancels. Minus, if
-``emphasis_cost`` > 0, that cost times the decision's divergence from uniform emphasis
+``emphasis_cost`` > 0, that cost times the decision's divergence from the emphasis of the
+action transform's centre rule (its zero action: uniform, or scale-normalised)
 (:func:`~curriculum_rl.controllers.actions.emphasis_divergence`). A run that fails (the
 trainer's one definition: non-finite, or J far above its start) ends with
 ``terminated=True``, ``info["diverged"] = True`` and reward ``-divergence_penalty``.
@@ -66,8 +67,10 @@ class EnvConfig:
         reward: the potential whose decrease is the reward, ``error`` or ``loss``.
         shadow: pair every run with a uniform-weighting shadow run and reward the
             difference (twice the inner-training compute per decision).
-        emphasis_cost: per-decision reward cost per unit of KL(uniform || effective task
-            emphasis); 0 (default) is the plain log-improvement reward.
+        emphasis_cost: per-decision reward cost per unit of KL(centre || effective task
+            emphasis), the centre being the action transform's zero action (uniform for
+            ``logits`` and ``loss_power``, the scale-normalised rule for ``error_power``);
+            0 (default) is the plain log-improvement reward.
     """
 
     suite: str | Suite = "synthetic"
@@ -134,6 +137,7 @@ class CurriculumCore:
         self.suite = resolve_suite(config.suite)
         self.num_runs = num_runs
         self.transform = action_transform(config.action)
+        self._centre: Decision | None = None  # the centre rule's decision, when priced
         self.rngs = [np.random.default_rng() for _ in range(num_runs)]
         self.trainer: BatchedMultitaskTrainer | None = None
         self.loop: DecisionLoop | None = None
@@ -223,7 +227,14 @@ class CurriculumCore:
         """The agent's decision for its runs; shadows keep uniform weighting."""
         state = self.loop.state
         n = self.num_runs
-        agent = self.transform.decision(actions, _rows(state, slice(0, n)))
+        rows = _rows(state, slice(0, n))
+        agent = self.transform.decision(actions, rows)
+        # The emphasis price is paid for leaving the transform's centre rule, not uniform.
+        self._centre = (
+            None
+            if self.transform.uniform_centre or not self.config.emphasis_cost
+            else self.transform.decision(torch.zeros_like(actions), rows)
+        )
         if self.config.shadow:
             shadow = uniform_decision(state.mask[n:])
             agent = Decision(
@@ -245,7 +256,8 @@ class CurriculumCore:
         rewards = rewards.cpu().numpy().astype(np.float64)
         if self.config.emphasis_cost:
             mask = self.trainer.mask[:n]
-            divergence = emphasis_divergence(_first(decision, n), mask).cpu().numpy()
+            divergence = emphasis_divergence(_first(decision, n), mask, self._centre)
+            divergence = divergence.cpu().numpy()
             rewards = rewards - self.config.emphasis_cost * divergence
         diverged = state.diverged[:n].cpu().numpy()
         rewards = np.where(diverged, -self.config.divergence_penalty, rewards)
