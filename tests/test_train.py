@@ -90,6 +90,19 @@ def test_wide_eval_config_is_the_shipped_recipe_with_sequence_in_eval():
     assert replace(config, eval=default.eval) == default
 
 
+def test_rule_price_config_is_wide_eval_with_a_price_and_half_the_length():
+    config = load_config(ROOT / "agents" / "rule-price.toml")
+    wide = load_config(ROOT / "agents" / "wide-eval.toml")
+    assert config.env.emphasis_cost > 0 and config.env.action == "error_power"
+    assert config.train.total_timesteps == wide.train.total_timesteps // 2
+    as_wide = replace(
+        config,
+        env=replace(config.env, emphasis_cost=wide.env.emphasis_cost),
+        train=replace(config.train, total_timesteps=wide.train.total_timesteps),
+    )
+    assert as_wide == wide
+
+
 def test_ablation_config_is_the_shipped_recipe_with_two_features_ignored():
     config = load_config(ROOT / "agents" / "ablate-loss-level.toml")
     default = load_config(ROOT / "agents" / "synthetic.toml")
