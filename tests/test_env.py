@@ -137,47 +137,26 @@ def test_reward_telescopes_to_the_log_improvement_of_the_run():
     assert total == pytest.approx(j_start - info["j"], abs=1e-5)
 
 
-def test_emphasis_cost_prices_leaving_uniform_and_nothing_else():
-    cost = 0.05
-    plain = CurriculumEnv(**UNIFORM_AT_ZERO)
-    priced = CurriculumEnv(**UNIFORM_AT_ZERO, emphasis_cost=cost)
+@pytest.mark.parametrize("action", ["loss_power", "error_power"])
+def test_emphasis_cost_prices_leaving_the_centre_rule_and_nothing_else(action):
+    """The zero action (uniform for loss_power, the scale-normalised rule for error_power)
+    pays nothing; any other pays KL(centre emphasis || its emphasis) times the cost."""
+    cost, dim = 0.05, TRANSFORMS[action].dim
+    plain = CurriculumEnv(**SMALL, action=action)
+    priced = CurriculumEnv(**SMALL, action=action, emphasis_cost=cost)
     plain.reset(seed=4)
     priced.reset(seed=4)
-    zero = np.zeros((8, D_U), np.float32)
+    zero = np.zeros((8, dim), np.float32)
     assert plain.step(zero)[1] == pytest.approx(priced.step(zero)[1], abs=1e-6)  # float32 KL
+    mask = priced._core.trainer.mask
+    rule_is_uniform = float(emphasis_divergence(priced._core.loop.state.previous, mask)[0]) < 1e-6
+    assert rule_is_uniform == (action == "loss_power")
+    centre = TRANSFORMS[action].decision(torch.zeros(1, 8, dim), priced._core.loop.state)
     skewed = zero.copy()
     skewed[:, 0] = np.linspace(-1, 1, 8)
     _, r_plain, *_ = plain.step(skewed)
     _, r_priced, *_ = priced.step(skewed)
-    mask = priced._core.trainer.mask
     decision = priced._core.loop.state.previous  # the decision the skewed action made
-    expected = cost * float(emphasis_divergence(decision, mask)[0])
-    assert expected > 0
-    assert r_plain - r_priced == pytest.approx(expected, rel=1e-5)
-
-
-def test_emphasis_cost_prices_leaving_the_centre_rule_of_error_power():
-    """error_power's zero action is the scale-normalised rule: it pays nothing; a
-    residual away from it pays KL(rule emphasis || emphasis) times the cost."""
-    cost = 0.05
-    plain = CurriculumEnv(**SMALL)
-    priced = CurriculumEnv(**SMALL, emphasis_cost=cost)
-    plain.reset(seed=5)
-    priced.reset(seed=5)
-    zero = np.zeros((8, D), np.float32)
-    _, r_plain, *_ = plain.step(zero)
-    _, r_priced, *_ = priced.step(zero)
-    assert r_plain == pytest.approx(r_priced, abs=1e-6)
-    rule = priced._core.loop.state.previous  # the scale-normalised decision
-    mask = priced._core.trainer.mask
-    assert float(emphasis_divergence(rule, mask)[0]) > 1e-3  # the rule is not uniform
-    skewed = zero.copy()
-    skewed[:, 0] = np.linspace(-1, 1, 8)
-    state = priced._core.loop.state
-    centre = TRANSFORMS["error_power"].decision(torch.zeros(1, 8, D), state)
-    _, r_plain, *_ = plain.step(skewed)
-    _, r_priced, *_ = priced.step(skewed)
-    decision = priced._core.loop.state.previous
     expected = cost * float(emphasis_divergence(decision, mask, centre)[0])
     assert expected > 0
     assert r_plain - r_priced == pytest.approx(expected, rel=1e-5)
