@@ -57,7 +57,7 @@ def average_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
     actor = TaskSetActor(policies[0].network)
     states = [p.actor.state_dict() for p in policies]
     actor.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
-    return _save(actor, policies[0], policies, out, "averaged")
+    return _save(actor, policies, out, "averaged")
 
 
 def ensemble_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -96,7 +96,7 @@ def ensemble_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
     }
     actor = TaskSetActor(replace(first.network, hidden=members * h))
     actor.load_state_dict(stacked)
-    return _save(actor, first, policies, out, "ensembled")
+    return _save(actor, policies, out, "ensembled")
 
 
 def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
@@ -108,13 +108,9 @@ def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
     return policies
 
 
-def _save(
-    actor: TaskSetActor,
-    first: PolicyArtifact,
-    policies: list[PolicyArtifact],
-    out: str | Path,
-    how: str,
-) -> Path:
+def _save(actor: TaskSetActor, policies: list[PolicyArtifact], out: str | Path, how: str) -> Path:
+    """Write ``actor`` with the provenance of its sources (K_max and transform: theirs)."""
+    first = policies[0]
     sources = [{"path": str(p.path), "sha256": p.metadata["weights_sha256"]} for p in policies]
     return save_artifact(
         out,

@@ -137,7 +137,6 @@ class CurriculumCore:
         self.suite = resolve_suite(config.suite)
         self.num_runs = num_runs
         self.transform = action_transform(config.action)
-        self._centre: Decision | None = None  # the centre rule's decision, when priced
         self.rngs = [np.random.default_rng() for _ in range(num_runs)]
         self.trainer: BatchedMultitaskTrainer | None = None
         self.loop: DecisionLoop | None = None
@@ -212,25 +211,28 @@ class CurriculumCore:
         actions = np.asarray(actions, dtype=np.float32).reshape(
             self.num_runs, *self.config.action_shape
         )
-        decision = self._decide(torch.from_numpy(actions).to(self.trainer.device))
+        decision, reference = self._decide(torch.from_numpy(actions).to(self.trainer.device))
         self.trainer.set_schedule(decision.weights, decision.sampling)
         self.trainer.train(self.config.interval)
         before = potential(self.loop.state, self.config.reward)
         state = self.loop.observe(self.trainer.measure())
         self.decisions += 1
-        rewards = self._rewards(before, potential(state, self.config.reward), decision, state)
+        after = potential(state, self.config.reward)
+        rewards = self._rewards(before, after, decision, reference, state)
         diverged = state.diverged[: self.num_runs].cpu().numpy()
         terminated = diverged | (self.decisions >= self.lengths)
         return self.observation(), rewards, terminated, self._infos(state, diverged)
 
-    def _decide(self, actions: torch.Tensor) -> Decision:
-        """The agent's decision for its runs; shadows keep uniform weighting."""
+    def _decide(self, actions: torch.Tensor) -> tuple[Decision, Decision | None]:
+        """The agent's decision for its runs (shadows keep uniform weighting), and the
+        decision the emphasis price is measured from: the transform's centre rule at the
+        same signals, or ``None`` for uniform (a uniform centre, or no price)."""
         state = self.loop.state
         n = self.num_runs
         rows = _rows(state, slice(0, n))
         agent = self.transform.decision(actions, rows)
         # The emphasis price is paid for leaving the transform's centre rule, not uniform.
-        self._centre = (
+        reference = (
             None
             if self.transform.uniform_centre or not self.config.emphasis_cost
             else self.transform.decision(torch.zeros_like(actions), rows)
@@ -241,10 +243,15 @@ class CurriculumCore:
                 torch.cat([agent.weights, shadow.weights]),
                 torch.cat([agent.sampling, shadow.sampling]),
             )
-        return self.loop.commit(agent)
+        return self.loop.commit(agent), reference
 
     def _rewards(
-        self, before: torch.Tensor, after: torch.Tensor, decision: Decision, state
+        self,
+        before: torch.Tensor,
+        after: torch.Tensor,
+        decision: Decision,
+        reference: Decision | None,
+        state,
     ) -> np.ndarray:
         n = self.num_runs
         gain = before - after
@@ -256,7 +263,7 @@ class CurriculumCore:
         rewards = rewards.cpu().numpy().astype(np.float64)
         if self.config.emphasis_cost:
             mask = self.trainer.mask[:n]
-            divergence = emphasis_divergence(_first(decision, n), mask, self._centre)
+            divergence = emphasis_divergence(_first(decision, n), mask, reference)
             divergence = divergence.cpu().numpy()
             rewards = rewards - self.config.emphasis_cost * divergence
         diverged = state.diverged[:n].cpu().numpy()
