@@ -80,6 +80,18 @@ def _linear_schedule(initial: float, progress_remaining: float) -> float:
 
 
 @dataclass(frozen=True)
+class MixedSuite:
+    """One ``[[train.mix]]`` entry: a further training suite and its runs per rollout."""
+
+    suite: str
+    n_envs: int = 4
+
+    def __post_init__(self) -> None:
+        if self.n_envs < 1:
+            raise ValueError(f"[[train.mix]] {self.suite!r}: n_envs must be >= 1")
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """``[train]``: size, length and bookkeeping of the run.
 
@@ -93,6 +105,13 @@ class RunSettings:
     local Ray of ``workers`` CPUs or on the cluster at ``address`` (``auto``,
     ``HOST:PORT``): a rollout then holds ``workers * n_envs`` runs. ``workers = 1`` gives
     the in-process numbers wherever it runs; a resumed run may change both settings.
+
+    ``mix``: further training suites (``[[train.mix]]`` tables of ``suite`` and
+    ``n_envs``), each trained in its own batch of runs beside the ``n_envs`` runs on
+    ``[env] suite``: a trainer batches only runs with equal trunks, so this is how one
+    policy trains on MLP, sequence and other trunks at once. Every other ``[env]`` setting
+    is shared; a rollout then holds ``n_envs`` plus the mix's runs. In-process only
+    (``workers = 1``, no ``address``).
 
     ``init_policy``: a policy file (``NAME.json``) whose actor starts the run instead of a
     fresh one, e.g. the behaviour-cloned warm start of :mod:`curriculum_rl.agents.imitation`
@@ -109,6 +128,7 @@ class RunSettings:
     workers: int = 1
     address: str = ""
     init_policy: str = ""
+    mix: list[MixedSuite] = field(default_factory=list)
 
     @property
     def uses_ray(self) -> bool:
@@ -124,6 +144,11 @@ class RunSettings:
             raise ValueError("total_timesteps and checkpoint_every must be >= 1")
         if self.torch_threads < 0:
             raise ValueError("torch_threads must be >= 0 (0 = torch's default)")
+        if self.mix and self.uses_ray:
+            raise ValueError(
+                "[[train.mix]] runs in this process only: set workers = 1 and no address, "
+                "or drop the mix"
+            )
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
+from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv, concatenate_steps
 from curriculum_rl.cluster import import_ray, worker_resources
 from curriculum_rl.env import EnvConfig, make_spaces
 
@@ -110,13 +110,7 @@ class RayVecEnv(VecEnv):
         if self._pending is None:
             raise RuntimeError("call step_async() before step_wait()")
         answers, self._pending = self._ray.get(self._pending), None
-        obs, rewards, dones, infos = zip(*answers, strict=True)
-        return (
-            np.concatenate(obs),
-            np.concatenate(rewards),
-            np.concatenate(dones),
-            [info for block in infos for info in block],
-        )
+        return concatenate_steps(answers)
 
     def close(self) -> None:
         for host, _ in self.hosts:

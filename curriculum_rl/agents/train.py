@@ -44,7 +44,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ from curriculum_rl.agents.checkpoints import (
 from curriculum_rl.agents.config import TrainConfig
 from curriculum_rl.agents.plots import plot_learning_curve
 from curriculum_rl.agents.policy import TaskSetPolicy
-from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
+from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv, MixedCurriculumVecEnv
 from curriculum_rl.atomic import atomic_path, folder_lock, write_json_atomic
 from curriculum_rl.cluster import import_ray, ray_cluster
 from curriculum_rl.controllers.learned.artifact import load_artifact
@@ -80,7 +80,13 @@ def make_env(config: TrainConfig):
         from curriculum_rl.agents.ray_vec_env import RayVecEnv
 
         return VecMonitor(RayVecEnv(run.n_envs, config.env, run.workers, run.torch_threads))
-    return VecMonitor(BatchedCurriculumVecEnv(run.n_envs, config=config.env))
+    if not run.mix:
+        return VecMonitor(BatchedCurriculumVecEnv(run.n_envs, config=config.env))
+    blocks = [BatchedCurriculumVecEnv(run.n_envs, config=config.env)] + [
+        BatchedCurriculumVecEnv(m.n_envs, config=replace(config.env, suite=m.suite))
+        for m in run.mix
+    ]
+    return VecMonitor(MixedCurriculumVecEnv(blocks))
 
 
 def rollout_cluster(config: TrainConfig) -> AbstractContextManager:

@@ -10,6 +10,7 @@ auto-reset convention: the last observation goes to ``info["terminal_observation
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -77,3 +78,95 @@ class BatchedCurriculumVecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
+
+
+class MixedCurriculumVecEnv(VecEnv):
+    """Several :class:`BatchedCurriculumVecEnv` blocks as one VecEnv: slot ``i`` is the
+    ``i``-th slot of the blocks taken in order.
+
+    A trainer batches only runs whose trunks are equal, so a training distribution that
+    mixes trunks (an MLP, a sequence encoder) needs one block per suite; the policy sees
+    one rollout of all of them. Every block must share the observation and action spaces
+    (the same ``max_tasks`` and action transform). Slot ``i`` seeded ``s`` seeds its
+    block's slot with ``s``; unseeded slots draw from numpy's generator in slot order, as
+    a single block does.
+    """
+
+    render_mode = None
+
+    def __init__(self, blocks: list[BatchedCurriculumVecEnv]) -> None:
+        if not blocks:
+            raise ValueError("MixedCurriculumVecEnv needs at least one block")
+        first = blocks[0]
+        for block in blocks[1:]:
+            if (block.observation_space, block.action_space) != (
+                first.observation_space,
+                first.action_space,
+            ):
+                raise ValueError(
+                    f"suite {block.config.suite!r} has other observation/action spaces than "
+                    f"{first.config.suite!r}: every block needs the same max_tasks and action"
+                )
+        self.blocks = blocks
+        starts = np.cumsum([0] + [b.num_envs for b in blocks])
+        self._slots = [range(int(a), int(b)) for a, b in itertools.pairwise(starts)]
+        self._actions: np.ndarray | None = None
+        super().__init__(int(starts[-1]), first.observation_space, first.action_space)
+
+    def reset(self) -> np.ndarray:
+        seeds = [int(np.random.randint(0, 2**31)) if s is None else s for s in self._seeds]
+        self._reset_seeds()
+        obs = []
+        for block, slots in zip(self.blocks, self._slots, strict=True):
+            block._seeds = seeds[slots.start : slots.stop]
+            obs.append(block.reset())
+        self.reset_infos = [info for block in self.blocks for info in block.reset_infos]
+        return np.concatenate(obs)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.float32)
+
+    def step_wait(self):
+        if self._actions is None:
+            raise RuntimeError("call step_async() before step_wait()")
+        answers = [
+            block.step(self._actions[slots.start : slots.stop])
+            for block, slots in zip(self.blocks, self._slots, strict=True)
+        ]
+        self._actions = None
+        return concatenate_steps(answers)
+
+    def close(self) -> None:
+        for block in self.blocks:
+            block.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self._block_of(i), attr_name) for i in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        owners = {id(self._block_of(i)): self._block_of(i) for i in self._get_indices(indices)}
+        for block in owners.values():
+            setattr(block, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices: VecEnvIndices = None, **kwargs) -> list:
+        return [
+            getattr(self._block_of(i), method_name)(*args, **kwargs)
+            for i in self._get_indices(indices)
+        ]
+
+    def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def _block_of(self, slot: int) -> BatchedCurriculumVecEnv:
+        return next(b for b, slots in zip(self.blocks, self._slots, strict=True) if slot in slots)
+
+
+def concatenate_steps(answers: list[tuple]) -> tuple:
+    """One VecEnv step answer from the answers of consecutive blocks of slots."""
+    obs, rewards, dones, infos = zip(*answers, strict=True)
+    return (
+        np.concatenate(obs),
+        np.concatenate(rewards),
+        np.concatenate(dones),
+        [info for block in infos for info in block],
+    )

@@ -23,6 +23,7 @@ from curriculum_rl.suites.registry import (
 )
 from curriculum_rl.suites.scales import ScalesSuite
 from curriculum_rl.suites.sequence import SequenceSuite
+from curriculum_rl.suites.sequence_family import SequenceFamilySuite
 from curriculum_rl.suites.synthetic import SyntheticSetting, SyntheticSuite
 from curriculum_rl.suites.tabular import TabularSuite
 from curriculum_rl.suites.teacher import TeacherAuxSuite
@@ -38,6 +39,7 @@ __all__ = [
     "ModuleBody",
     "NearZeroSuite",
     "ScalesSuite",
+    "SequenceFamilySuite",
     "SequenceSuite",
     "Suite",
     "SuiteInstance",

@@ -31,6 +31,7 @@ from curriculum_rl.suites.mnist1d import Mnist1dSuite
 from curriculum_rl.suites.near_zero import NearZeroSuite
 from curriculum_rl.suites.scales import ScalesSuite
 from curriculum_rl.suites.sequence import SequenceSuite
+from curriculum_rl.suites.sequence_family import SequenceFamilySuite
 from curriculum_rl.suites.synthetic import SyntheticSuite, default_settings
 from curriculum_rl.suites.tabular import TabularSuite
 from curriculum_rl.suites.teacher import TeacherAuxSuite
@@ -214,6 +215,7 @@ for _setting in default_settings():
 register_suite("digits", DigitsSuite)
 register_suite("mnist1d", Mnist1dSuite)
 register_suite("sequence", SequenceSuite)
+register_suite("sequence-family", SequenceFamilySuite)
 # The test tier (envs/test.toml) uses these suites with their defaults.
 register_suite("wine", lambda: TabularSuite(dataset="wine"))
 register_suite("breast-cancer", lambda: TabularSuite(dataset="breast_cancer"))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from curriculum_rl.suites.base import TaskSpec
+from curriculum_rl.suites.base import TaskData, TaskSpec
 
 
 def select_tasks(
@@ -110,6 +110,16 @@ def split_rows(
 def as_regression(values: np.ndarray) -> torch.Tensor:
     """(n,) floats -> (n, 1) float32 regression targets (a copy: sources may be read-only)."""
     return torch.tensor(np.asarray(values, dtype=np.float32)).reshape(-1, 1)
+
+
+def split_task_data(
+    x: torch.Tensor, y: np.ndarray, rows: dict[str, np.ndarray], spec: TaskSpec
+) -> TaskData:
+    """A task's :class:`TaskData` from inputs ``x``, numpy targets ``y`` (converted for
+    the task's kind) and each split's row indices ``rows``."""
+    convert = as_regression if spec.kind == "regression" else as_classes
+    splits = ("train", "val", "test")
+    return TaskData(*(t for s in splits for t in (x[rows[s]], convert(y[rows[s]]))))
 
 
 def as_classes(values: np.ndarray) -> torch.Tensor:

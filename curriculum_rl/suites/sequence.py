@@ -36,12 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from curriculum_rl.suites.base import ModuleBody, SuiteInstance, TaskData, TaskSpec
+from curriculum_rl.suites.base import ModuleBody, SuiteInstance, TaskSpec
 from curriculum_rl.suites.selection import (
-    as_classes,
-    as_regression,
     mark_auxiliary,
     select_tasks,
+    split_task_data,
     standardize,
 )
 
@@ -151,11 +150,7 @@ class SequenceSuite:
         targets = _targets(tokens, self.vocab, self.motif, rows["train"])
         x = torch.as_tensor(tokens, dtype=torch.float32)
         specs = self.describe()
-        data = []
-        for spec in specs:
-            y = targets[spec.name]
-            convert = as_regression if spec.kind == "regression" else as_classes
-            data.append(TaskData(*(t for s in SPLITS for t in (x[rows[s]], convert(y[rows[s]])))))
+        data = [split_task_data(x, targets[spec.name], rows, spec) for spec in specs]
         return SuiteInstance(
             name=self.name,
             tasks=specs,
@@ -166,18 +161,30 @@ class SequenceSuite:
         )
 
     def _draw_tokens(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(n, length) int tokens: per-sequence Dirichlet frequencies, and the motif
-        planted at a random position in half of the sequences."""
-        probs = rng.dirichlet(np.ones(self.vocab), size=n)
-        cdf = probs.cumsum(1)
-        cdf[:, -1] = 1.0
-        u = rng.random((n, self.length))
-        tokens = (u[:, :, None] > cdf[:, None, :]).sum(-1)
+        """(n, length) int tokens: flat-Dirichlet frequencies, the motif in half."""
+        return draw_tokens(n, self.length, np.ones(self.vocab), self.motif, rng)
+
+
+def draw_tokens(
+    n: int,
+    length: int,
+    concentration: np.ndarray,
+    motif: tuple[int, int] | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(n, length) int token ids: each sequence draws its own token frequencies from a
+    Dirichlet of ``concentration`` (one entry per token id); the ``motif`` bigram, unless
+    ``None``, is planted at a random position in half of the sequences."""
+    cdf = rng.dirichlet(concentration, size=n).cumsum(1)
+    cdf[:, -1] = 1.0
+    u = rng.random((n, length))
+    tokens = (u[:, :, None] > cdf[:, None, :]).sum(-1)
+    if motif is not None:
         plant = np.flatnonzero(rng.random(n) < 0.5)
-        where = rng.integers(0, self.length - 1, size=len(plant))
-        tokens[plant, where] = self.motif[0]
-        tokens[plant, where + 1] = self.motif[1]
-        return tokens.astype(np.int64)
+        where = rng.integers(0, length - 1, size=len(plant))
+        tokens[plant, where] = motif[0]
+        tokens[plant, where + 1] = motif[1]
+    return tokens.astype(np.int64)
 
 
 def _targets(

@@ -4,7 +4,7 @@ A file holds either one suite, as a ``[suite]`` table, or several, as ``[suites.
 tables. Each table names a ``kind`` and sets that suite's constructor arguments::
 
     [suite]
-    kind = "synthetic"          # synthetic | digits | mnist1d | sequence | factory
+    kind = "synthetic"          # synthetic | sequence | sequence-family | ... | factory
     name = "synthetic-train"
     n_train = 1024
     [[suite.settings]]          # synthetic only; omit for the default mix
@@ -30,6 +30,7 @@ from curriculum_rl.suites.mnist1d import Mnist1dSuite
 from curriculum_rl.suites.near_zero import NearZeroSuite
 from curriculum_rl.suites.scales import ScalesSuite
 from curriculum_rl.suites.sequence import SequenceSuite
+from curriculum_rl.suites.sequence_family import SequenceFamilySuite
 from curriculum_rl.suites.synthetic import SyntheticSuite
 from curriculum_rl.suites.tabular import TabularSuite
 from curriculum_rl.suites.teacher import TeacherAuxSuite
@@ -41,6 +42,7 @@ SUITE_KINDS: dict[str, type] = {
     "digits": DigitsSuite,
     "mnist1d": Mnist1dSuite,
     "sequence": SequenceSuite,
+    "sequence-family": SequenceFamilySuite,
     "tabular": TabularSuite,
     "digits-conv": DigitsConvSuite,
     "tokens": TokensSuite,
