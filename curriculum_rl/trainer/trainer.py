@@ -433,7 +433,12 @@ class BatchedMultitaskTrainer:
         batch = self.config.batch_size
         grid = (torch.arange(batch, device=self.device) + draws[:, :1]) / batch
         cdf = self.sampling.cumsum(1)
-        cdf[:, -1] = 1.0 + 1e-6  # guard round-off at the top end
+        # Guard round-off at the top end: from each run's last valid task on, the CDF is
+        # above any grid point, so a sum of probabilities a hair under 1 cannot send a
+        # draw to a padded slot (no rows: it read another run's data, or failed).
+        last = self.mask.sum(1, keepdim=True) - 1
+        slots = torch.arange(self.max_tasks, device=self.device)
+        cdf = torch.where(slots >= last, 1.0 + 1e-6, cdf)
         task = torch.searchsorted(cdf, grid.contiguous()).clamp_max(self.max_tasks - 1)
         size = self.sizes.gather(1, task)
         within = (draws[:, 1:] * size).long().clamp_max(size - 1)
