@@ -175,3 +175,15 @@ def test_mixed_config_is_wide_eval_with_a_sequence_mix():
     wide = load_config(ROOT / "agents" / "wide-eval.toml")
     assert [(m.suite, m.n_envs) for m in config.train.mix] == [("envs/train-sequences.toml", 4)]
     assert replace(config, train=replace(config.train, mix=[])) == wide
+
+
+def test_mix_finetune_config_is_mixed_started_from_the_shipped_policy():
+    config = load_config(ROOT / "agents" / "mix-finetune.toml")
+    mixed = load_config(ROOT / "agents" / "mixed.toml")
+    assert config.train.init_policy == "agents/default.json"
+    assert (ROOT / config.train.init_policy).is_file()
+    as_mixed = replace(
+        config,
+        train=replace(config.train, init_policy="", total_timesteps=mixed.train.total_timesteps),
+    )
+    assert as_mixed == mixed
