@@ -131,6 +131,15 @@ def test_mixed_env_slots_equal_their_blocks_alone():
     np.testing.assert_allclose(np.stack(got), np.stack(alone), rtol=1e-5, atol=1e-6)
 
 
+def test_mixed_env_attributes_answer_per_slot_from_the_owning_block():
+    mixed = MixedCurriculumVecEnv(list(_blocks()))
+    mixed.set_attr("tag", "sequence", indices=[2])
+    mixed.set_attr("tag", "mlp", indices=[0, 1])
+    assert mixed.get_attr("tag") == ["mlp", "mlp", "sequence"]
+    assert [b.tag for b in mixed.blocks] == ["mlp", "sequence"]
+    assert mixed.env_method("get_attr", "num_envs", indices=[1, 2]) == [[2, 2], [1]]
+
+
 def test_mixed_env_refuses_blocks_with_other_spaces():
     first = BatchedCurriculumVecEnv(1, suite="synthetic", **ENV)
     other = BatchedCurriculumVecEnv(1, suite=SMALL_FAMILY, **{**ENV, "max_tasks": 9})

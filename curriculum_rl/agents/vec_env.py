@@ -144,9 +144,10 @@ class MixedCurriculumVecEnv(VecEnv):
         return [getattr(self._block_of(i), attr_name) for i in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        owners = {id(self._block_of(i)): self._block_of(i) for i in self._get_indices(indices)}
-        for block in owners.values():
-            setattr(block, attr_name, value)
+        chosen = set(self._get_indices(indices))
+        for block, slots in zip(self.blocks, self._slots, strict=True):
+            if chosen.intersection(slots):
+                setattr(block, attr_name, value)
 
     def env_method(self, method_name: str, *args, indices: VecEnvIndices = None, **kwargs) -> list:
         return [

@@ -102,18 +102,16 @@ class SequenceFamilySuite:
         if min(self.n_train, self.n_val, self.n_test) < 1:
             raise ValueError(f"{where}: split sizes must be >= 1")
         low, high = self.num_tasks
-        if not 1 <= low <= high <= sum(int(w) for w in BANK.values()):
-            raise ValueError(f"{where}: num_tasks must satisfy 1 <= low <= high <= 11")
-        for key in ("scale", "offset", "noise", "imbalance", "concentration"):
+        bank_size = sum(int(w) for w in BANK.values())
+        if not 1 <= low <= high <= bank_size:
+            raise ValueError(f"{where}: num_tasks must satisfy 1 <= low <= high <= {bank_size}")
+        ranges = ("scale", "offset", "noise", "imbalance", "concentration", "noisy_tasks")
+        for key in (*ranges, "auxiliary"):
             lo, hi = getattr(self, key)
             if not 0 <= lo <= hi:
                 raise ValueError(f"{where}: {key} must be a range 0 <= low <= high")
         if self.scale[0] <= 0 or self.imbalance[0] < 1 or self.concentration[0] <= 0:
             raise ValueError(f"{where}: scale and concentration must be > 0, imbalance >= 1")
-        for key in ("noisy_tasks", "auxiliary"):
-            lo, hi = getattr(self, key)
-            if not 0 <= lo <= hi:
-                raise ValueError(f"{where}: {key} must be a range 0 <= low <= high")
 
     def describe(self) -> list[TaskSpec]:
         """The widest task each slot can hold (tasks vary by instance), so a trainer sized
@@ -127,7 +125,7 @@ class SequenceFamilySuite:
         rng = np.random.default_rng(seed)
         sizes = (self.n_train, self.n_val, self.n_test)
         k = int(rng.integers(self.num_tasks[0], self.num_tasks[1] + 1))
-        n_aux = min(int(rng.integers(self.auxiliary[0], self.auxiliary[1] + 1)), k - 1)
+        n_aux = _draw_count(self.auxiliary, k - 1, rng)  # keep a target task
         kinds = self._draw_kinds(k - n_aux // 2, rng) + ["noise"] * (n_aux // 2)
         motif = tuple(int(t) for t in rng.choice(self.vocab, size=2, replace=False))
         alpha = float(np.exp(rng.uniform(*np.log(self.concentration))))
@@ -256,8 +254,9 @@ _LABELS: dict[str, Callable] = {
 }
 
 
-def _draw_count(bounds: tuple[int, int], k: int, rng: np.random.Generator) -> int:
-    return min(int(rng.integers(bounds[0], bounds[1] + 1)), k)
+def _draw_count(bounds: tuple[int, int], cap: int, rng: np.random.Generator) -> int:
+    """A count uniform in the inclusive ``bounds``, at most ``cap``."""
+    return min(int(rng.integers(bounds[0], bounds[1] + 1)), cap)
 
 
 def _auxiliary_with_noise(kinds: list[str], auxiliary: set[int]) -> set[int]:
