@@ -427,7 +427,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def _print_ranking(summary: dict) -> None:
     """The aggregate table, best first, and who won each suite (as in summary.md)."""
-    from curriculum_rl.benchmark.report import ranking, verdicts
+    from curriculum_rl.benchmark.report import verdicts
+    from curriculum_rl.benchmark.summary import ranking
 
     aggregate = summary["aggregate"]
     print(

@@ -9,6 +9,7 @@ from pathlib import Path
 from curriculum_rl.atomic import write_text_atomic
 from curriculum_rl.benchmark.config import BenchmarkConfig
 from curriculum_rl.benchmark.run import Records
+from curriculum_rl.benchmark.summary import ranking
 
 NO_REFERENCE_NOTE = (
     "Δm% and the worst-task change against single-task training are omitted: the "
@@ -56,19 +57,11 @@ def write_summary(
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def ranking(cells: dict[str, dict]) -> list[str]:
-    """Controllers by the IQM of G_m, best first (a non-finite IQM ranks last)."""
-
-    def key(name: str) -> float:
-        value = cells[name]["gain"]["iqm"]
-        return -value if value is not None and math.isfinite(value) else math.inf
-
-    return sorted(cells, key=key)
-
-
 def verdicts(summary: dict) -> list[str]:
     """One plain sentence per suite and one for the aggregate: who won, by how much over
-    the runner-up, and whether their CIs overlap (then the lead is not established)."""
+    the runner-up, whether their CIs overlap, and the paired difference (the leader's
+    G_m minus the runner-up's, seed by seed) with its CI: the lead is established when
+    that interval excludes 0."""
     lines = []
     tables = [*summary["suites"].items(), ("all suites (aggregate)", summary["aggregate"])]
     for suite, cells in tables:
@@ -94,9 +87,18 @@ def verdicts(summary: dict) -> list[str]:
         certainty = "CIs overlap: not a clear win" if overlap else "CIs do not overlap"
         lines.append(
             f"{suite}: **{order[0]}** (G_m {_num(best['iqm'])}), ahead of {order[1]} "
-            f"({_num(second['iqm'])}) by {lead}; {certainty}."
+            f"({_num(second['iqm'])}) by {lead}; {certainty}"
+            + _paired_verdict(cells[order[1]].get("paired_gap_to_leader"))
+            + "."
         )
     return lines
+
+
+def _paired_verdict(gap: dict | None) -> str:
+    if gap is None or not _finite(gap["ci"][0]):
+        return ""
+    holds = "the lead holds" if gap["ci"][0] > 0 else "not established"
+    return f"; paired difference {_ci(gap)}: {holds}"
 
 
 def _difference(a: float | None, b: float | None) -> float | None:
@@ -125,6 +127,9 @@ def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str])
         "*final*: last parameters; *best*: the checkpoint with the best validation J.",
         "* Cells show the IQM over seeds with its 95% bootstrap CI in brackets "
         f"({config.reps} replicates).",
+        "* **Paired gap to #1**: the leader's G_m minus the controller's, seed by seed (the "
+        "same instance and initialisation), as an IQM with its CI: the paired test of the "
+        "lead, which cancels how hard each instance is; a lead holds when it excludes 0.",
         "* **Δm%** (vs single-task training, same budget) and **worst-task** relative change "
         "(the worst task's change, in %): lower is better, positive = worse than the "
         "reference. Δm% partly measures trunk capacity (one trunk for K tasks vs K trunks).",
@@ -201,12 +206,13 @@ def _task_mean(runs: Sequence[dict], task: str, checkpoint: str) -> float:
 
 def _aggregate_table(aggregate: dict) -> list[str]:
     header = ["rank", "controller", "G_m final", "G_m best", "G_J final"]
-    header += ["median worst-task change vs uniform %", "failed"]
+    header += ["paired gap to #1", "median worst-task change vs uniform %", "failed"]
     rows = []
     for rank, c in enumerate(ranking(aggregate), start=1):
         a = aggregate[c]
         name = f"**{c}**" if rank == 1 else c
         row = [str(rank), name, _ci(a["gain"]), _ci(a["gain_best"]), _ci(a["gain_j"])]
+        row.append(_ci(a.get("paired_gap_to_leader")))
         row.append(_num(a["worst_task_change_vs_uniform_median"]))
         rows.append([*row, f"{a['failed']}/{a['runs']}"])
     return _table(header, rows)

@@ -49,7 +49,8 @@ def summarize(
     ``None`` without the reference), ``worst_task_change_vs_uniform[_best]``, each as
     ``{"iqm": x, "ci": [low, high]}``; ``auc_val_j`` (mean), ``runs`` and ``failed``
     (counts). Aggregate per controller: the gains pooled over suites, ``failed`` and the
-    median worst-task change against uniform. ``envelope``: see :func:`envelope`.
+    median worst-task change against uniform. In both, ``paired_gap_to_leader``: see
+    :func:`paired_gaps`. ``envelope``: see :func:`envelope`.
     Floats may be non-finite (failed runs); :func:`json_ready` maps them to ``None``.
     """
     by_key: dict[tuple[str, str], list[RunRow]] = {}
@@ -75,7 +76,48 @@ def summarize(
         }
         for c in controllers
     }
+    for suite, cells in per_suite.items():
+        for c, gap in paired_gaps(by_key, [suite], cells, reps).items():
+            cells[c]["paired_gap_to_leader"] = gap
+    for c, gap in paired_gaps(by_key, suites, aggregate, reps).items():
+        aggregate[c]["paired_gap_to_leader"] = gap
     return {"suites": per_suite, "aggregate": aggregate, "envelope": envelope(per_suite)}
+
+
+def ranking(cells: dict[str, dict]) -> list[str]:
+    """Controllers by the IQM of G_m, best first (a non-finite IQM ranks last)."""
+
+    def key(name: str) -> float:
+        value = cells[name]["gain"]["iqm"]
+        return -value if value is not None and math.isfinite(value) else math.inf
+
+    return sorted(cells, key=key)
+
+
+def paired_gaps(
+    by_key: dict[tuple[str, str], list[RunRow]],
+    suites: Sequence[str],
+    cells: dict[str, dict],
+    reps: int,
+) -> dict[str, dict | None]:
+    """Per controller, the leader's G_m minus its own, run by run, as an IQM with a 95% CI
+    stratified by suite (``None`` for the leader, the first of :func:`ranking`).
+
+    The benchmark is paired: the same seed trains every controller on the same instance
+    from the same initialisation, so the difference cancels what the two runs share (how
+    hard the instance is). Its interval is the test of "A beats B" for this design; the
+    two controllers' separate intervals, which both carry that spread, can overlap when
+    the paired difference excludes 0.
+    """
+    leader, *others = ranking(cells)
+    gaps: dict[str, dict | None] = {leader: None}
+    for c in others:
+        strata = []
+        for suite in suites:
+            lead = {r.seed: r.gain_final for r in by_key[suite, leader]}
+            strata.append([lead[r.seed] - r.gain_final for r in by_key[suite, c] if r.seed in lead])
+        gaps[c] = _estimate(strata, reps).to_dict()
+    return gaps
 
 
 def envelope(per_suite: dict[str, dict[str, dict]]) -> dict[str, dict]:

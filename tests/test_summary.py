@@ -1,0 +1,59 @@
+"""The benchmark's aggregates: the paired test of a lead, and the verdict that reports it."""
+
+import math
+
+import numpy as np
+
+from curriculum_rl.benchmark.metrics import RunRow
+from curriculum_rl.benchmark.report import verdicts
+from curriculum_rl.benchmark.summary import ranking, summarize
+
+
+def _row(suite: str, controller: str, seed: int, gain: float) -> RunRow:
+    return RunRow(
+        suite=suite, controller=controller, seed=seed, num_tasks=3,
+        final_test_j=0.0, best_test_j=0.0, gain_final=gain, gain_best=gain,
+        gain_j_final=gain, gain_j_best=gain, worst_vs_uniform_final=0.0,
+        worst_vs_uniform_best=0.0, delta_m_final=math.nan, delta_m_best=math.nan,
+        worst_vs_stl_final=math.nan, worst_vs_stl_best=math.nan, auc_val_j=0.0, failed=False,
+    )  # fmt: skip
+
+
+def _rows(lead: float, spread: float, seeds: int = 10) -> list[RunRow]:
+    """``a`` beats ``b`` by about ``lead`` on every seed; instances differ by ``spread``."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for suite in ("s1", "s2"):
+        for seed in range(seeds):
+            hardness = spread * rng.standard_normal()
+            noise = 0.01 * rng.standard_normal()
+            rows += [
+                _row(suite, "a", seed, hardness + lead + noise),
+                _row(suite, "b", seed, hardness),
+            ]
+    return rows
+
+
+def _summary(rows: list[RunRow]) -> dict:
+    return summarize(rows, ["s1", "s2"], ["a", "b"], with_reference=False, reps=2000)
+
+
+def test_paired_gap_separates_a_consistent_lead_that_separate_intervals_cannot():
+    summary = _summary(_rows(lead=0.05, spread=0.5))
+    aggregate = summary["aggregate"]
+    assert ranking(aggregate)[:2] == ["a", "b"]
+    assert aggregate["a"]["gain"]["ci"][0] < aggregate["b"]["gain"]["ci"][1]  # overlap
+    gap = aggregate["b"]["paired_gap_to_leader"]
+    assert 0.03 < gap["ci"][0] <= gap["iqm"] <= gap["ci"][1] < 0.07
+    assert aggregate["a"]["paired_gap_to_leader"] is None
+    assert summary["suites"]["s1"]["b"]["paired_gap_to_leader"]["ci"][0] > 0
+    line = verdicts(summary)[-1]
+    assert "CIs overlap" in line and "the lead holds" in line
+
+
+def test_paired_gap_does_not_establish_a_lead_that_is_noise():
+    summary = _summary(_rows(lead=0.0, spread=0.5))
+    runner_up = ranking(summary["aggregate"])[1]
+    low, high = summary["aggregate"][runner_up]["paired_gap_to_leader"]["ci"]
+    assert low <= 0 <= high
+    assert "not established" in verdicts(summary)[-1]
