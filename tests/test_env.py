@@ -10,6 +10,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
 from curriculum_rl.controllers.actions import TRANSFORMS, emphasis_divergence
+from curriculum_rl.controllers.learned import LearnedController, NetworkConfig, TaskSetActor
+from curriculum_rl.controllers.learned.artifact import save_artifact
 from curriculum_rl.controllers.observation import FEATURES
 from curriculum_rl.env import ENV_ID, CurriculumEnv
 from curriculum_rl.env.core import potential
@@ -162,6 +164,31 @@ def test_emphasis_cost_prices_leaving_the_centre_rule_and_nothing_else(action):
     assert r_plain - r_priced == pytest.approx(expected, rel=1e-5)
 
 
+def test_emphasis_anchor_prices_leaving_the_anchor_policy_and_nothing_else(tmp_path):
+    """With an anchor policy, acting as the anchor pays nothing; any other action pays
+    KL(anchor emphasis || its emphasis) times the cost (fine-tuning without forgetting)."""
+    torch.manual_seed(0)
+    actor = TaskSetActor(NetworkConfig(action_dim=D, action_init_gain=1.0))
+    anchor = save_artifact(tmp_path / "anchor", actor, max_tasks=8, action="error_power")
+    cost = 0.05
+    plain = CurriculumEnv(**SMALL)
+    priced = CurriculumEnv(**SMALL, emphasis_cost=cost, emphasis_anchor=str(anchor))
+    obs, _ = plain.reset(seed=4)
+    priced.reset(seed=4)
+    with torch.no_grad():
+        own = actor(torch.as_tensor(obs)[None])[0].numpy()
+    assert np.abs(own).max() > 0.01  # the anchor is not the centre rule
+    assert plain.step(own)[1] == pytest.approx(priced.step(own)[1], abs=1e-6)
+    anchored = LearnedController.load(anchor).decide(priced._core.loop.state)
+    _, r_plain, *_ = plain.step(np.zeros_like(own))
+    _, r_priced, *_ = priced.step(np.zeros_like(own))
+    mask = priced._core.trainer.mask
+    decision = priced._core.loop.state.previous
+    expected = cost * float(emphasis_divergence(decision, mask, anchored)[0])
+    assert expected > 1e-4
+    assert r_plain - r_priced == pytest.approx(expected, rel=1e-4)
+
+
 def test_bad_env_config_names_the_problem():
     with pytest.raises(ValueError, match="multiple of interval"):
         CurriculumEnv(budget=60, interval=25)
@@ -169,6 +196,8 @@ def test_bad_env_config_names_the_problem():
         CurriculumEnv(suite="no-such-suite")
     with pytest.raises(ValueError, match="emphasis_cost must be >= 0"):
         CurriculumEnv(emphasis_cost=-0.1)
+    with pytest.raises(ValueError, match="set emphasis_cost > 0"):
+        CurriculumEnv(emphasis_anchor="agents/default.json")
 
 
 @pytest.mark.parametrize("reward", ["error", "loss"])

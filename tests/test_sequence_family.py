@@ -196,3 +196,21 @@ def test_mix_finetune_config_is_mixed_started_from_the_shipped_policy():
         train=replace(config.train, init_policy="", total_timesteps=mixed.train.total_timesteps),
     )
     assert as_mixed == mixed
+
+
+def test_anchor_finetune_recipe_is_mix_finetune_priced_against_its_start():
+    """agents/anchor-finetune.toml (RESULTS §12) differs from mix-finetune only in the
+    price on leaving the policy it starts from."""
+    config = load_config(ROOT / "agents" / "anchor-finetune.toml")
+    control = load_config(ROOT / "agents" / "mix-finetune.toml")
+    assert config.env.emphasis_anchor == config.train.init_policy == "agents/default.json"
+    assert config.env.emphasis_cost > 0
+    unpriced = replace(config, env=replace(config.env, emphasis_cost=0.0, emphasis_anchor=""))
+    assert unpriced == control
+
+
+def test_anchor_strong_recipe_is_anchor_finetune_at_ten_times_the_price():
+    config = load_config(ROOT / "agents" / "anchor-strong.toml")
+    base = load_config(ROOT / "agents" / "anchor-finetune.toml")
+    assert config.env.emphasis_cost == pytest.approx(10 * base.env.emphasis_cost)
+    assert replace(config, env=replace(config.env, emphasis_cost=base.env.emphasis_cost)) == base

@@ -23,7 +23,10 @@ the agent's improvement minus the shadow's, so the return is the run's gain over
 weighting and most of the instance-to-instance variance of returns cancels. Minus, if
 ``emphasis_cost`` > 0, that cost times the decision's divergence from the emphasis of the
 action transform's centre rule (its zero action: uniform, or scale-normalised)
-(:func:`~curriculum_rl.controllers.actions.emphasis_divergence`). A run that fails (the
+(:func:`~curriculum_rl.controllers.actions.emphasis_divergence`), or, with
+``emphasis_anchor``, from the emphasis a fixed policy (the one being fine-tuned) gives at
+the same signals: fine-tuning then pays for every change of behaviour, so it keeps what
+the anchor does well wherever the reward does not pay for leaving it. A run that fails (the
 trainer's one definition: non-finite, or J far above its start) ends with
 ``terminated=True``, ``info["diverged"] = True`` and reward ``-divergence_penalty``.
 """
@@ -42,6 +45,7 @@ from curriculum_rl.controllers.actions import (
 )
 from curriculum_rl.controllers.base import DecisionState
 from curriculum_rl.controllers.decision import Decision, uniform_decision
+from curriculum_rl.controllers.learned import LearnedController
 from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.loop import DecisionLoop
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
@@ -71,6 +75,9 @@ class EnvConfig:
             emphasis), the centre being the action transform's zero action (uniform for
             ``logits`` and ``loss_power``, the scale-normalised rule for ``error_power``);
             0 (default) is the plain log-improvement reward.
+        emphasis_anchor: a policy file (``NAME.json``); if set, ``emphasis_cost`` prices
+            leaving that policy's emphasis instead of the centre rule's (fine-tuning
+            without forgetting what the anchor does).
     """
 
     suite: str | Suite = "synthetic"
@@ -84,6 +91,7 @@ class EnvConfig:
     reward: str = "error"
     shadow: bool = False
     emphasis_cost: float = 0.0
+    emphasis_anchor: str = ""
 
     def __post_init__(self) -> None:
         if self.interval < 1:
@@ -103,6 +111,11 @@ class EnvConfig:
             raise ValueError(f"emphasis_cost must be >= 0, got {self.emphasis_cost}")
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.emphasis_anchor and not self.emphasis_cost:
+            raise ValueError(
+                f"emphasis_anchor = {self.emphasis_anchor!r} has no effect without a price: "
+                "set emphasis_cost > 0 (e.g. 0.02), or drop emphasis_anchor"
+            )
         action_transform(self.action)  # raises for an unknown name
 
     @property
@@ -137,6 +150,9 @@ class CurriculumCore:
         self.suite = resolve_suite(config.suite)
         self.num_runs = num_runs
         self.transform = action_transform(config.action)
+        self.anchor = (
+            LearnedController.load(config.emphasis_anchor) if config.emphasis_anchor else None
+        )
         self.rngs = [np.random.default_rng() for _ in range(num_runs)]
         self.trainer: BatchedMultitaskTrainer | None = None
         self.loop: DecisionLoop | None = None
@@ -225,18 +241,19 @@ class CurriculumCore:
 
     def _decide(self, actions: torch.Tensor) -> tuple[Decision, Decision | None]:
         """The agent's decision for its runs (shadows keep uniform weighting), and the
-        decision the emphasis price is measured from: the transform's centre rule at the
-        same signals, or ``None`` for uniform (a uniform centre, or no price)."""
+        decision the emphasis price is measured from: the anchor policy's, else the
+        transform's centre rule at the same signals, or ``None`` for uniform (a uniform
+        centre, or no price)."""
         state = self.loop.state
         n = self.num_runs
         rows = _rows(state, slice(0, n))
         agent = self.transform.decision(actions, rows)
-        # The emphasis price is paid for leaving the transform's centre rule, not uniform.
-        reference = (
-            None
-            if self.transform.uniform_centre or not self.config.emphasis_cost
-            else self.transform.decision(torch.zeros_like(actions), rows)
-        )
+        reference = None
+        if self.config.emphasis_cost and self.anchor is not None:
+            reference = self.anchor.decide(rows)
+        elif self.config.emphasis_cost and not self.transform.uniform_centre:
+            # The price is paid for leaving the transform's centre rule, not uniform.
+            reference = self.transform.decision(torch.zeros_like(actions), rows)
         if self.config.shadow:
             shadow = uniform_decision(state.mask[n:])
             agent = Decision(
