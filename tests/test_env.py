@@ -198,7 +198,7 @@ def test_bad_env_config_names_the_problem():
         CurriculumEnv(emphasis_cost=-0.1)
     with pytest.raises(ValueError, match="set emphasis_cost > 0"):
         CurriculumEnv(emphasis_anchor="agents/default.json")
-    with pytest.raises(ValueError, match="nope.json not found"):
+    with pytest.raises(ValueError, match=r"nope\.json not found"):
         CurriculumEnv(emphasis_cost=0.1, emphasis_anchor="nope.json")
 
 

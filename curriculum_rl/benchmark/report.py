@@ -129,7 +129,9 @@ def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str])
         f"({config.reps} replicates).",
         "* **Paired gap to #1**: the leader's G_m minus the controller's, seed by seed (the "
         "same instance and initialisation), as an IQM with its CI: the paired test of the "
-        "lead, which cancels how hard each instance is; a lead holds when it excludes 0.",
+        "lead, which cancels how hard each instance is; a lead holds when it excludes 0. "
+        "It is a typical run's difference: smaller than the gap between the IQMs when the "
+        "lead comes from a few suites.",
         "* **Δm%** (vs single-task training, same budget) and **worst-task** relative change "
         "(the worst task's change, in %): lower is better, positive = worse than the "
         "reference. Δm% partly measures trunk capacity (one trunk for K tasks vs K trunks).",
