@@ -88,7 +88,7 @@ def verdicts(summary: dict) -> list[str]:
         lines.append(
             f"{suite}: **{order[0]}** (G_m {_num(best['iqm'])}), ahead of {order[1]} "
             f"({_num(second['iqm'])}) by {lead}; {certainty}"
-            + _paired_verdict(cells[order[1]].get("paired_gap_to_leader"))
+            + _paired_verdict(cells[order[1]]["paired_gap_to_leader"])
             + "."
         )
     return lines
@@ -214,7 +214,7 @@ def _aggregate_table(aggregate: dict) -> list[str]:
         a = aggregate[c]
         name = f"**{c}**" if rank == 1 else c
         row = [str(rank), name, _ci(a["gain"]), _ci(a["gain_best"]), _ci(a["gain_j"])]
-        row.append(_ci(a.get("paired_gap_to_leader")))
+        row.append(_ci(a["paired_gap_to_leader"]))
         row.append(_num(a["worst_task_change_vs_uniform_median"]))
         rows.append([*row, f"{a['failed']}/{a['runs']}"])
     return _table(header, rows)

@@ -110,12 +110,13 @@ def paired_gaps(
     the paired difference excludes 0.
     """
     leader, *others = ranking(cells)
+    lead = {s: {r.seed: r.gain_final for r in by_key[s, leader]} for s in suites}
     gaps: dict[str, dict | None] = {leader: None}
     for c in others:
-        strata = []
-        for suite in suites:
-            lead = {r.seed: r.gain_final for r in by_key[suite, leader]}
-            strata.append([lead[r.seed] - r.gain_final for r in by_key[suite, c] if r.seed in lead])
+        strata = [
+            [lead[s][r.seed] - r.gain_final for r in by_key[s, c] if r.seed in lead[s]]
+            for s in suites
+        ]
         gaps[c] = _estimate(strata, reps).to_dict()
     return gaps
 

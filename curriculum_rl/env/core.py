@@ -249,11 +249,12 @@ class CurriculumCore:
         rows = _rows(state, slice(0, n))
         agent = self.transform.decision(actions, rows)
         reference = None
-        if self.config.emphasis_cost and self.anchor is not None:
-            reference = self.anchor.decide(rows)
-        elif self.config.emphasis_cost and not self.transform.uniform_centre:
-            # The price is paid for leaving the transform's centre rule, not uniform.
-            reference = self.transform.decision(torch.zeros_like(actions), rows)
+        if self.config.emphasis_cost:
+            if self.anchor is not None:
+                reference = self.anchor.decide(rows)
+            elif not self.transform.uniform_centre:
+                # The price is paid for leaving the transform's centre rule, not uniform.
+                reference = self.transform.decision(torch.zeros_like(actions), rows)
         if self.config.shadow:
             shadow = uniform_decision(state.mask[n:])
             agent = Decision(
