@@ -1,6 +1,7 @@
 """Combining policies (curriculum_rl.agents.average): the weight average is the element-wise
-mean, the ensemble's actions are exactly the mean of its members' actions, both are safe
-artifacts that drive a run, and mismatched policies are refused."""
+mean, the ensemble's actions are exactly the mean of its members' actions, a scaled
+policy's actions are the original's times the factor, all are safe artifacts that drive a
+run, and mismatched policies are refused."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from curriculum_rl.agents.average import average_policies, ensemble_policies, main
+from curriculum_rl.agents.average import average_policies, ensemble_policies, main, scale_policy
 from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned.artifact import ArtifactError, load_artifact, save_artifact
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
 from curriculum_rl.controllers.load import load_controller
 from curriculum_rl.controllers.observation import NUM_FEATURES
+from curriculum_rl.controllers.registry import make_controller
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import resolve_suite
 
@@ -107,3 +109,40 @@ def test_the_command_line_needs_two_policies(tmp_path: Path, capsys):
     assert (tmp_path / "avg.pt").is_file()
     assert main([str(path), str(path), "--ensemble", "--out", str(tmp_path / "ens")]) == 0
     assert load_artifact(tmp_path / "ens.json").network.hidden == 2 * 64
+
+
+@pytest.mark.parametrize("factor", [0.0, 0.5, 1.5])
+def test_scaling_multiplies_every_action_mean(tmp_path: Path, factor: float):
+    path = _policy(tmp_path, "p", seed=0)
+    scaled = load_artifact(scale_policy(path, factor, tmp_path / "scaled"))
+    original = load_artifact(path)
+    obs = _observations()
+    with torch.no_grad():
+        torch.testing.assert_close(scaled.actor(obs), factor * original.actor(obs))
+    torch.testing.assert_close(scaled.actor.log_std, original.actor.log_std)
+    assert json.loads((tmp_path / "scaled.json").read_text())["notes"]["factor"] == factor
+
+
+def test_scale_zero_acts_as_the_centre_rule(tmp_path: Path):
+    """error_power's zero action is `scale-normalised`: a policy scaled by 0 runs exactly
+    as that heuristic does."""
+    controller = load_controller(str(scale_policy(_policy(tmp_path, "p", 0), 0.0, tmp_path / "z")))
+    instance = resolve_suite("synthetic").sample(0)
+    (scaled,) = run_controller([instance], [0], controller, budget=100, interval=25)
+    (rule,) = run_controller(
+        [instance], [0], make_controller("scale-normalised"), budget=100, interval=25
+    )
+    torch.testing.assert_close(torch.tensor(scaled.weights), torch.tensor(rule.weights))
+    assert scaled.final_test_metric == rule.final_test_metric
+
+
+def test_the_command_line_scales_one_policy(tmp_path: Path, capsys):
+    path = _policy(tmp_path, "p", seed=0)
+    assert main([str(path), "--scale", "2", "--out", str(tmp_path / "x2")]) == 0
+    assert json.loads((tmp_path / "x2.json").read_text())["notes"]["factor"] == 2.0
+    with pytest.raises(SystemExit) as exit_:
+        main([str(path), str(path), "--scale", "2", "--out", str(tmp_path / "bad")])
+    assert exit_.value.code == 2 and "exactly one policy" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([str(path), "--scale", "nan", "--out", str(tmp_path / "bad")])
+    assert exit_.value.code == 2 and "finite" in capsys.readouterr().err

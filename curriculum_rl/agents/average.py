@@ -1,4 +1,5 @@
-"""Combine several policies into one: the mean of their weights, or of their actions.
+"""Combine several policies into one (the mean of their weights, or of their actions), or
+scale one policy's actions.
 
 **Weights** (:func:`average_policies`). Averaging the parameters visited late in a run
 (stochastic weight averaging, Izmailov et al. 2018, "Averaging Weights Leads to Wider
@@ -22,6 +23,14 @@ ensemble is one ordinary network, loaded and run like any other.
     python -m curriculum_rl.agents.average --ensemble --out runs/seeds \\
         runs/seed1/best.json runs/seed2/best.json runs/seed3/best.json
 
+**Scale** (:func:`scale_policy`). The action head is linear, so multiplying it by ``f``
+multiplies every action mean by ``f`` (before the transform clips actions to [-1, 1]).
+For ``error_power`` the zero action is the centre rule, so ``f`` moves along the line
+from the rule (0) through the policy (1) and beyond it (> 1): a one-number probe of
+whether the learned residual is too timid or too bold, chosen on validation suites.
+
+    python -m curriculum_rl.agents.average --scale 1.5 --out runs/v3-x1.5 agents/default.json
+
 The result is an ordinary policy artifact (NAME.json + NAME.pt, loaded without unpickling)
 whose notes name the combined files and their SHA-256.
 """
@@ -29,6 +38,7 @@ whose notes name the combined files and their SHA-256.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -99,6 +109,24 @@ def ensemble_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
     return _save(actor, policies, out, "ensembled")
 
 
+def scale_policy(path: str | Path, factor: float, out: str | Path) -> Path:
+    """Write the policy at ``path`` with its action means multiplied by ``factor`` (its
+    exploration noise unchanged) as a new artifact at ``out``; return its JSON path.
+
+    Raises:
+        ArtifactError: a policy that does not load, or a factor that is not finite.
+    """
+    if not math.isfinite(factor):
+        raise ArtifactError(f"the scale factor must be a finite number, got {factor}")
+    policy = load_artifact(path)
+    actor = TaskSetActor(policy.network)
+    state = policy.actor.state_dict()
+    for key in ("head.weight", "head.bias"):
+        state[key] = state[key] * factor
+    actor.load_state_dict(state)
+    return _save(actor, [policy], out, "scaled", factor=factor)
+
+
 def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
     if len(paths) < 2:
         raise ArtifactError(f"give at least two policies to combine, got {len(paths)}")
@@ -108,7 +136,9 @@ def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
     return policies
 
 
-def _save(actor: TaskSetActor, policies: list[PolicyArtifact], out: str | Path, how: str) -> Path:
+def _save(
+    actor: TaskSetActor, policies: list[PolicyArtifact], out: str | Path, how: str, **extra: float
+) -> Path:
     """Write ``actor`` with the provenance of its sources (K_max and transform: theirs)."""
     first = policies[0]
     sources = [{"path": str(p.path), "sha256": p.metadata["weights_sha256"]} for p in policies]
@@ -118,7 +148,7 @@ def _save(actor: TaskSetActor, policies: list[PolicyArtifact], out: str | Path, 
         max_tasks=first.max_tasks,
         action=first.action,
         training=first.metadata.get("training"),
-        notes={how: sources},
+        notes={how: sources, **extra},
     )
 
 
@@ -140,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m curriculum_rl.agents.average",
         description="Combine policies into one artifact: the mean of the weights of one "
         "run's checkpoints (SWA), or with --ensemble the mean of the actions of any policies "
-        "of the same shape (e.g. training seeds).",
+        "of the same shape (e.g. training seeds); or with --scale F one policy's actions "
+        "multiplied by F.",
     )
     parser.add_argument("policies", nargs="+", help="policy files (NAME.json)")
     parser.add_argument(
@@ -148,9 +179,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="average the policies' actions (one wider network), not their weights",
     )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        metavar="F",
+        help="multiply one policy's action means by F (0: the transform's centre rule)",
+    )
     parser.add_argument("--out", required=True, help="output artifact (writes OUT.json, OUT.pt)")
     args = parser.parse_args(argv)
+    if args.scale is not None and (args.ensemble or len(args.policies) != 1):
+        parser.error("--scale takes exactly one policy and no --ensemble")
     try:
+        if args.scale is not None:
+            path = scale_policy(args.policies[0], args.scale, args.out)
+            print(f"wrote {path} (the action means of {args.policies[0]} times {args.scale:g})")
+            return 0
         combine = ensemble_policies if args.ensemble else average_policies
         path = combine(args.policies, args.out)
     except ArtifactError as err:
