@@ -124,3 +124,95 @@ def test_ppo_learns_on_the_batched_vecenv():
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     actions, _ = model.predict(env.reset(), deterministic=True)
     assert actions.shape == (2, K_MAX, A) and np.isfinite(actions).all()
+
+
+def _policy_with_anchor(kl_coef: float, ent_coef: float = 0.01) -> tuple[TaskSetPolicy, object]:
+    env = BatchedCurriculumVecEnv(1, budget=50, interval=25)
+    policy = TaskSetPolicy(
+        env.observation_space, env.action_space, lambda _: 3e-4, net={"action_init_gain": 1.0}
+    )
+    anchor, _ = _networks()  # another network than the policy's
+    with torch.no_grad():
+        anchor.log_std.fill_(-1.0)
+    policy.set_anchor(anchor, kl_coef, ent_coef)
+    return policy, anchor
+
+
+def test_the_anchor_kl_is_the_closed_form_over_valid_tasks():
+    policy, anchor = _policy_with_anchor(kl_coef=0.5)
+    obs = _obs(3, [2, 5, 8])
+    features = policy.extract_features(obs)
+    with torch.no_grad():
+        kl = policy.kl_to_anchor(features, policy.get_distribution(obs))
+        mu0, mu = anchor(obs), policy.actor(obs)
+    s0, s = anchor.log_std.exp(), policy.actor.log_std.exp()
+    expected_per_dim = torch.log(s / s0) + (s0**2 + (mu0 - mu) ** 2) / (2 * s**2) - 0.5
+    valid = obs[..., 0:1] > 0.5  # padded task slots count nothing
+    expected = (expected_per_dim * valid).sum((1, 2))
+    torch.testing.assert_close(kl, expected.detach(), rtol=1e-5, atol=1e-5)
+    assert (kl > 0).all()
+    policy.set_anchor(policy.actor, 0.5, 0.01)  # anchored to itself: nothing to pay
+    with torch.no_grad():
+        assert policy.kl_to_anchor(features, policy.get_distribution(obs)).abs().max() < 1e-5
+
+
+def test_the_anchor_adds_its_kl_gradient_and_leaves_the_entropy_value():
+    """PPO's loss holds -ent_coef * mean(entropy): the anchored entropy keeps its value
+    and adds exactly kl_coef * grad mean(KL)."""
+    kl_coef, ent_coef = 0.3, 0.01
+    policy, _ = _policy_with_anchor(kl_coef, ent_coef)
+    obs = _obs(4, [3, 4, 6, 8], seed=2)
+    actions = torch.zeros(4, K_MAX * A)
+    params = list(policy.actor.parameters())
+
+    def grads(loss: torch.Tensor) -> list[torch.Tensor]:
+        return torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)
+
+    _, _, anchored = policy.evaluate_actions(obs, actions)
+    plain = policy.get_distribution(obs).entropy()
+    torch.testing.assert_close(anchored, plain)
+    features = policy.extract_features(obs)
+    kl = policy.kl_to_anchor(features, policy.get_distribution(obs))
+    expected = grads(-ent_coef * plain.mean() + kl_coef * kl.mean())
+    for got, want in zip(grads(-ent_coef * anchored.mean()), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    assert policy.anchor_kl == pytest.approx(kl.mean().item(), rel=1e-5)
+
+
+def test_a_strong_anchor_holds_ppo_at_the_initial_policy():
+    """Through SB3's PPO.train: the same updates move the actor's action means much less
+    with a large KL price to where it started."""
+    obs = _obs(6, [3, 5, 8, 4, 6, 7], seed=3)
+
+    def drift(kl_coef: float) -> float:
+        env = BatchedCurriculumVecEnv(2, budget=100, interval=25)
+        model = PPO(
+            TaskSetPolicy,
+            env,
+            n_steps=4,
+            batch_size=8,
+            n_epochs=4,
+            learning_rate=3e-3,
+            ent_coef=0.001,
+            seed=0,
+            device="cpu",
+        )
+        start = TaskSetActor(model.policy.actor.config)
+        start.load_state_dict(model.policy.actor.state_dict())
+        if kl_coef:
+            model.policy.set_anchor(start, kl_coef, 0.001)
+        model.learn(32)
+        with torch.no_grad():
+            return (model.policy.actor(obs) - start(obs)).abs().mean().item()
+
+    free, held = drift(0.0), drift(100.0)
+    assert free > 0 and held < 0.5 * free, (free, held)
+
+
+def test_an_anchor_needs_an_entropy_term_and_a_matching_network():
+    env = BatchedCurriculumVecEnv(1, budget=50, interval=25)
+    policy = TaskSetPolicy(env.observation_space, env.action_space, lambda _: 3e-4)
+    with pytest.raises(ValueError, match="ent_coef > 0"):
+        policy.set_anchor(policy.actor, 1.0, 0.0)
+    with pytest.raises(ValueError, match="must share the action transform"):
+        policy.set_anchor(TaskSetActor(NetworkConfig(action_dim=2)), 1.0, 0.01)

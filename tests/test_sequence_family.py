@@ -214,3 +214,12 @@ def test_anchor_strong_recipe_is_anchor_finetune_at_ten_times_the_price():
     base = load_config(ROOT / "agents" / "anchor-finetune.toml")
     assert config.env.emphasis_cost == pytest.approx(10 * base.env.emphasis_cost)
     assert replace(config, env=replace(config.env, emphasis_cost=base.env.emphasis_cost)) == base
+
+
+def test_kl_finetune_recipe_is_mix_finetune_with_a_kl_price_in_the_loss():
+    """agents/kl-finetune.toml (RESULTS §13) differs from mix-finetune only in [ppo]
+    anchor_kl, which anchors to the policy it starts from."""
+    config = load_config(ROOT / "agents" / "kl-finetune.toml")
+    control = load_config(ROOT / "agents" / "mix-finetune.toml")
+    assert config.ppo.anchor_kl > 0 and config.train.init_policy == "agents/default.json"
+    assert replace(config, ppo=replace(config.ppo, anchor_kl=0.0)) == control

@@ -18,6 +18,7 @@ from curriculum_rl.agents.checkpoints import load_model
 from curriculum_rl.agents.config import TrainConfig, config_from_dict, load_config
 from curriculum_rl.agents.train import make_env, make_model, train
 from curriculum_rl.cli import main
+from curriculum_rl.controllers.learned.artifact import save_artifact
 from curriculum_rl.session import CurriculumSession
 from curriculum_rl.suites import resolve_suite
 
@@ -282,3 +283,57 @@ def test_shipped_policy_does_not_starve_the_hard_tasks_of_digits():
     within noise of uniform or above."""
     gains = _shipped_policy_gains("digits", [5, 6, 7])
     assert gains.mean() > -0.1, gains
+
+
+def test_anchor_kl_needs_an_initial_policy_and_an_entropy_term():
+    with pytest.raises(ValueError, match="init_policy"):
+        config_from_dict({**TINY, "ppo": {**TINY["ppo"], "anchor_kl": 0.1}})
+    with pytest.raises(ValueError, match="ent_coef > 0"):
+        config_from_dict({**TINY, "ppo": {**TINY["ppo"], "anchor_kl": 0.1, "ent_coef": 0.0}})
+    with pytest.raises(ValueError, match="anchor_kl must be >= 0"):
+        config_from_dict({**TINY, "ppo": {**TINY["ppo"], "anchor_kl": -1.0}})
+
+
+def test_a_fine_tune_anchored_to_its_start_trains_logs_and_resumes(tmp_path: Path):
+    """[ppo] anchor_kl anchors to the init_policy file, also after a resume (not to the
+    last checkpoint), and logs the KL it pays."""
+    config = _tiny(16)
+    env = make_env(config)
+    try:
+        start = make_model(config, env).policy.actor
+        with torch.no_grad():
+            start.head.bias.fill_(0.2)
+        policy = save_artifact(
+            tmp_path / "start", start, config.env.max_tasks, action=config.env.action
+        )
+    finally:
+        env.close()
+    anchored = config_from_dict(
+        {
+            **TINY,
+            "ppo": {**TINY["ppo"], "anchor_kl": 0.5},
+            "train": {**TINY["train"], "init_policy": str(policy)},
+        }
+    )
+    first = train(anchored, tmp_path / "run", progress=False, log=lambda _: None)
+    anchor, coef = first.model.policy._anchor
+    torch.testing.assert_close(anchor.head.bias, torch.full_like(anchor.head.bias, 0.2))
+    assert coef == pytest.approx(0.5 / anchored.ppo.ent_coef)
+    with (tmp_path / "run" / "progress-0.csv").open() as f:
+        kls = [float(r["train/anchor_kl"]) for r in csv.DictReader(f) if r["train/anchor_kl"]]
+    assert kls and all(np.isfinite(kls)) and kls[-1] > 0  # PPO moved, the price is paid
+
+    longer = replace(anchored, train=replace(anchored.train, total_timesteps=32))
+    second = train(longer, tmp_path / "run", resume=True, progress=False, log=lambda _: None)
+    resumed_anchor, _ = second.model.policy._anchor
+    for key, value in anchor.state_dict().items():
+        torch.testing.assert_close(resumed_anchor.state_dict()[key], value)
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path: Path):
+    train(_tiny(16), tmp_path, progress=False, log=lambda _: None)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["ppo"]["anchor_kl"]  # as written by a version without the setting
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    resumed = train(_tiny(32), tmp_path, resume=True, progress=False, log=lambda _: None)
+    assert resumed.timesteps == 32

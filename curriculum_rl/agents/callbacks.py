@@ -108,6 +108,9 @@ class InnerRunStatsCallback(BaseCallback):
             else:
                 self.logger.record(f"inner/{key}", float(np.mean(values)))
         self.window = defaultdict(list)
+        anchor_kl = getattr(self.model.policy, "anchor_kl", None)
+        if anchor_kl is not None:  # of the previous update ([ppo] anchor_kl)
+            self.logger.record("train/anchor_kl", anchor_kl)
 
 
 class HeldOutEvalCallback(BaseCallback):

@@ -37,6 +37,12 @@ class PPOSettings:
     ``lr_schedule`` is ``"constant"`` or ``"linear"`` (``learning_rate`` decayed linearly
     to 0 over ``total_timesteps``, as in the PPO paper's Atari setting, Schulman et al.
     2017): late updates shrink instead of undoing what was learned.
+
+    ``anchor_kl`` (not an SB3 setting): the coefficient of KL(initial policy ‖ policy) per
+    decision in PPO's loss, which keeps a fine-tune of ``[train] init_policy`` near it
+    (:meth:`~curriculum_rl.agents.policy.TaskSetPolicy.set_anchor`; the anchor's
+    exploration noise is ``[policy] log_std_init``, where the fine-tune starts). 0 (the
+    default) is plain PPO; needs ``init_policy`` and ``ent_coef`` > 0.
     """
 
     learning_rate: float = 1e-3
@@ -52,6 +58,7 @@ class PPOSettings:
     max_grad_norm: float = 0.5
     normalize_advantage: bool = True
     target_kl: float | None = None
+    anchor_kl: float = 0.0
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0 or self.n_steps < 1 or self.batch_size < 2 or self.n_epochs < 1:
@@ -62,10 +69,18 @@ class PPOSettings:
             raise ValueError(
                 f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}"
             )
+        if self.anchor_kl < 0:
+            raise ValueError(f"anchor_kl must be >= 0, got {self.anchor_kl}")
+        if self.anchor_kl > 0 and self.ent_coef <= 0:
+            raise ValueError(
+                "[ppo] anchor_kl enters PPO's loss through the entropy term: it needs "
+                f"ent_coef > 0 (got {self.ent_coef}), e.g. ent_coef = 0.001"
+            )
 
     def sb3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``stable_baselines3.PPO`` (the schedule as SB3 wants it)."""
         kwargs = asdict(self)
+        kwargs.pop("anchor_kl")  # ours, applied by set_anchor
         rate = kwargs.pop("learning_rate")
         if kwargs.pop("lr_schedule") == "linear":
             kwargs["learning_rate"] = partial(_linear_schedule, rate)
@@ -183,6 +198,13 @@ class TrainConfig:
     policy: NetworkConfig = field(default_factory=NetworkConfig)
     train: RunSettings = field(default_factory=RunSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self) -> None:
+        if self.ppo.anchor_kl > 0 and not self.train.init_policy:
+            raise ValueError(
+                "[ppo] anchor_kl keeps a fine-tune near the policy it starts from: set "
+                "[train] init_policy, or anchor_kl = 0"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

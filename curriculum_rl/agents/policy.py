@@ -10,13 +10,18 @@
   order-invariant value;
 * :class:`MaskedDiagGaussianDistribution` keeps padded task slots out of the log-probability
   and the entropy: their actions do nothing, so counting them would only add noise to
-  PPO's importance ratios and let the entropy bonus inflate the shared ``log_std``.
+  PPO's importance ratios and let the entropy bonus inflate the shared ``log_std``;
+* :meth:`TaskSetPolicy.set_anchor` adds ``c · KL(anchor ‖ policy)`` to PPO's loss:
+  fine-tuning that stays close to a given policy (KL-regularised fine-tuning, as in the
+  KL penalty to a reference policy of Ziegler et al. 2019, "Fine-Tuning Language Models
+  from Human Preferences"), priced on the policy's distribution, not on sampled actions.
 
 Use it as ``PPO(TaskSetPolicy, BatchedCurriculumVecEnv(...), policy_kwargs={"net": {...}})``.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -25,6 +30,7 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch.distributions import Normal, kl_divergence
 
 from curriculum_rl.controllers.learned.network import (
     NetworkConfig,
@@ -117,6 +123,9 @@ class TaskSetPolicy(ActorCriticPolicy):
             "action_dim": action_space.shape[1],
         }
         self.net_config = NetworkConfig(**{**net.to_dict(), **shapes})
+        self._anchor: tuple[TaskSetActor, float] | None = None  # a tuple: not a submodule
+        self.anchor_kl: float | None = None
+        """Mean KL(anchor ‖ policy) per decision of the last minibatch (None: no anchor)."""
         kwargs.setdefault("log_std_init", self.net_config.log_std_init)
         super().__init__(
             observation_space,
@@ -180,7 +189,56 @@ class TaskSetPolicy(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs)
         distribution = self._distribution(features)
-        return self.critic(features), distribution.log_prob(actions), distribution.entropy()
+        entropy = distribution.entropy()
+        if self._anchor is not None:
+            kl = self.kl_to_anchor(features, distribution)
+            self.anchor_kl = kl.mean().item()
+            _, entropy_per_kl = self._anchor
+            # Zero in value (SB3 logs the true entropy); in gradient, PPO's loss term
+            # -ent_coef * mean(entropy) gains +kl_coef * mean(KL): see set_anchor.
+            entropy = entropy - entropy_per_kl * (kl - kl.detach())
+        return self.critic(features), distribution.log_prob(actions), entropy
+
+    def set_anchor(self, anchor: TaskSetActor, kl_coef: float, ent_coef: float) -> None:
+        """Add ``kl_coef · KL(anchor ‖ policy)`` (per decision, summed over the valid
+        tasks' action dimensions) to the loss PPO minimises; the anchor is frozen.
+
+        SB3's PPO has no seam for another loss term, but it adds ``-ent_coef ·
+        mean(entropy)`` of :meth:`evaluate_actions`' entropy to its loss. So the entropy
+        returned carries ``-(kl_coef / ent_coef) · (KL - KL.detach())``: its value is the
+        entropy (logs stay true), its gradient adds exactly ``kl_coef · ∇ mean(KL)``
+        (``tests/test_policy.py`` checks this through ``PPO.train``).
+
+        Raises:
+            ValueError: ``kl_coef`` < 0, ``ent_coef`` ≤ 0 (the term rides on the entropy
+                term), or an anchor of another network shape.
+        """
+        if kl_coef < 0:
+            raise ValueError(f"the anchor's KL coefficient must be >= 0, got {kl_coef}")
+        if ent_coef <= 0:
+            raise ValueError(
+                "a KL anchor needs ent_coef > 0 (it enters PPO's loss through the entropy "
+                f"term), got ent_coef = {ent_coef}: set [ppo] ent_coef, e.g. 0.001"
+            )
+        if anchor.config.action_dim != self.actor.config.action_dim:
+            raise ValueError(
+                f"the anchor emits {anchor.config.action_dim} numbers per task, this policy "
+                f"{self.actor.config.action_dim}: they must share the action transform"
+            )
+        frozen = copy.deepcopy(anchor).to(self.device).requires_grad_(False).eval()
+        self._anchor = (frozen, kl_coef / ent_coef)
+
+    def kl_to_anchor(
+        self, features: torch.Tensor, distribution: MaskedDiagGaussianDistribution
+    ) -> torch.Tensor:
+        """(B,) KL(anchor ‖ ``distribution``) over the valid tasks' action dimensions."""
+        anchor, _ = self._anchor
+        with torch.no_grad():
+            anchor_mean = anchor(features).flatten(1)
+        anchor_std = anchor.log_std.exp().repeat(features.shape[1])  # (K_max * D,)
+        current = distribution.distribution
+        kl = kl_divergence(Normal(anchor_mean, anchor_std), current)
+        return (kl * distribution.dim_mask).sum(-1)
 
     def get_distribution(self, obs: PyTorchObs) -> MaskedDiagGaussianDistribution:
         return self._distribution(self.extract_features(obs))

@@ -69,6 +69,7 @@ from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv, MixedCurriculu
 from curriculum_rl.atomic import atomic_path, folder_lock, write_json_atomic
 from curriculum_rl.cluster import import_ray, ray_cluster
 from curriculum_rl.controllers.learned.artifact import load_artifact
+from curriculum_rl.controllers.learned.network import TaskSetActor
 
 
 def make_env(config: TrainConfig):
@@ -100,7 +101,8 @@ def rollout_cluster(config: TrainConfig) -> AbstractContextManager:
 
 def make_model(config: TrainConfig, env):
     """A fresh PPO model with :class:`~curriculum_rl.agents.policy.TaskSetPolicy`, its
-    actor taken from ``[train] init_policy`` when one is given."""
+    actor taken from ``[train] init_policy`` when one is given (and anchored to it when
+    ``[ppo] anchor_kl`` > 0)."""
     model = PPO(
         TaskSetPolicy,
         env,
@@ -112,7 +114,21 @@ def make_model(config: TrainConfig, env):
     )
     if config.train.init_policy:
         _load_initial_actor(model, config)
+    attach_anchor(model, config)
     return model
+
+
+def attach_anchor(model, config: TrainConfig) -> None:
+    """With ``[ppo] anchor_kl`` > 0, price KL(initial policy ‖ policy) in ``model``'s loss.
+    The anchor is rebuilt from the ``init_policy`` file (a resumed run anchors to where
+    the run started, not to its last checkpoint), with the start's exploration noise."""
+    if config.ppo.anchor_kl <= 0:
+        return
+    anchor = TaskSetActor(model.policy.actor.config)
+    anchor.load_state_dict(load_artifact(config.train.init_policy).actor.state_dict())
+    with torch.no_grad():
+        anchor.log_std.fill_(config.policy.log_std_init)
+    model.policy.set_anchor(anchor, config.ppo.anchor_kl, config.ppo.ent_coef)
 
 
 def _load_initial_actor(model, config: TrainConfig) -> None:
@@ -164,15 +180,17 @@ RESUMABLE_WITH_CHANGES = ("total_timesteps", "workers", "address")
 
 
 def _check_resume_config(config: TrainConfig, saved: dict[str, Any], out: Path) -> None:
-    mine = _jsonable(config)
+    mine, defaults = _jsonable(config), _jsonable(TrainConfig())
     for section in mine:
         for key, value in mine[section].items():
             if section == "train" and key in RESUMABLE_WITH_CHANGES:
                 continue
-            if saved.get(section, {}).get(key) != value:
+            # A setting added after the run started was, for that run, its default.
+            theirs = saved.get(section, {}).get(key, defaults[section][key])
+            if theirs != value:
                 raise ValueError(
                     f"--resume continues the run in {out} with its own config, but [{section}] "
-                    f"{key} differs ({saved.get(section, {}).get(key)!r} there, {value!r} here); "
+                    f"{key} differs ({theirs!r} there, {value!r} here); "
                     "only [train] total_timesteps, workers and address may change; start a "
                     "new --out to change more"
                 )
@@ -216,7 +234,11 @@ def _train(
         )
     env = make_env(config)
     try:
-        model = load_model(config, out, env) if resume else make_model(config, env)
+        if resume:
+            model = load_model(config, out, env)
+            attach_anchor(model, config)
+        else:
+            model = make_model(config, env)
         start = int(model.num_timesteps)
         if resume and start >= config.train.total_timesteps:
             return _already_complete(config, out, model)
