@@ -24,8 +24,12 @@ import torch
 
 from curriculum_rl.agents.config import config_from_dict
 from curriculum_rl.agents.ray_vec_env import RayVecEnv
-from curriculum_rl.agents.train import train
-from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
+from curriculum_rl.agents.train import make_env, train
+from curriculum_rl.agents.vec_env import (
+    BatchedCurriculumVecEnv,
+    MixedCurriculumVecEnv,
+    make_worker_env,
+)
 from curriculum_rl.benchmark.config import (
     BenchmarkConfig,
     resolve_controllers,
@@ -220,6 +224,33 @@ def test_one_ray_rollout_worker_trains_the_in_process_policy_bit_for_bit(tmp_pat
     assert episodes[0].count("\n") == (tmp_path / "two" / "episodes.csv").read_text().count("\n")
 
 
+def _assert_replays(front: RayVecEnv, alone: list, seed: int = 7, steps: int = 3) -> None:
+    """``front`` steps as the in-process envs ``alone`` side by side, one per worker, env
+    ``j`` seeded as the front's slots it stands for: ``seed + j * its num_envs`` (and,
+    unseeded, drawing from numpy's generator in slot order)."""
+    m = alone[0].num_envs
+    assert front.num_envs == m * len(alone)
+    front.seed(seed)
+    for j, env in enumerate(alone):
+        env.seed(seed + j * m)
+    assert np.array_equal(front.reset(), np.concatenate([env.reset() for env in alone]))
+    shape = (steps, front.num_envs, *front.action_space.shape)
+    for step in np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32):
+        obs, rewards, dones, infos = front.step(step)
+        split = [env.step(step[j * m : (j + 1) * m]) for j, env in enumerate(alone)]
+        assert np.array_equal(obs, np.concatenate([s[0] for s in split]))
+        assert np.array_equal(rewards, np.concatenate([s[1] for s in split]))
+        assert np.array_equal(dones, np.concatenate([s[2] for s in split]))
+        assert [i["j"] for i in infos] == [i["j"] for s in split for i in s[3]]
+    state = np.random.get_state()
+    try:
+        unseeded = front.reset()
+        np.random.set_state(state)
+        assert np.array_equal(unseeded, np.concatenate([env.reset() for env in alone]))
+    finally:
+        np.random.set_state(state)
+
+
 @pytest.mark.slow
 def test_each_ray_worker_replays_the_in_process_env_of_its_slots(local_ray):
     """Slot i seeded s behaves as in the in-process env (every env option: shadow runs,
@@ -228,21 +259,41 @@ def test_each_ray_worker_replays_the_in_process_env_of_its_slots(local_ray):
         {"env": {"budget": 50, "interval": 25, "budgets": [25, 50], "shadow": True}}
     ).env
     n, workers = 2, 2
-    front = RayVecEnv(n, config, workers)
-    alone = [BatchedCurriculumVecEnv(n, config=config) for _ in range(workers)]
+    front = RayVecEnv([(n, config)], workers)
     try:
-        front.seed(7)
-        for j, env in enumerate(alone):
-            env.seed(7 + j * n)
-        assert np.array_equal(front.reset(), np.concatenate([env.reset() for env in alone]))
-        actions = np.random.default_rng(0).uniform(-1, 1, (3, n * workers, *config.action_shape))
-        for step in actions.astype(np.float32):
-            obs, rewards, dones, infos = front.step(step)
-            split = [env.step(step[j * n : (j + 1) * n]) for j, env in enumerate(alone)]
-            assert np.array_equal(obs, np.concatenate([s[0] for s in split]))
-            assert np.array_equal(rewards, np.concatenate([s[1] for s in split]))
-            assert np.array_equal(dones, np.concatenate([s[2] for s in split]))
-            assert [i["j"] for i in infos] == [i["j"] for s in split for i in s[3]]
+        _assert_replays(front, [BatchedCurriculumVecEnv(n, config=config) for _ in range(workers)])
         assert front.get_attr("num_envs", [3, 0]) == [n, n]  # each worker's own env
+    finally:
+        front.close()
+
+
+def _mix_config(**run: object):
+    """2 runs on the MLP suite and 1 on sequence-trunk problems, small trainers."""
+    trainer = {"batch_size": 16, "proj_dim": 8, "val_probe": 16, "device": "cpu"}
+    env = {"budget": 50, "interval": 25, "budgets": [25, 50], "shadow": True, "trainer": trainer}
+    mix = [{"suite": "envs/train-sequences.toml", "n_envs": 1}]
+    return config_from_dict({"env": env, "train": {"n_envs": 2, "mix": mix, **run}})
+
+
+@pytest.mark.slow
+def test_one_ray_worker_replays_the_in_process_mix_bit_for_bit(local_ray):
+    # address "auto": the Ray this test started, with one worker.
+    front = make_env(_mix_config(address="auto")).venv
+    alone = make_env(_mix_config()).venv
+    assert isinstance(front, RayVecEnv) and isinstance(alone, MixedCurriculumVecEnv)
+    try:
+        _assert_replays(front, [alone])
+        assert front.get_attr("num_envs", [2, 0]) == [1, 2]  # the mix block, the main one
+    finally:
+        front.close()
+
+
+@pytest.mark.slow
+def test_each_ray_worker_hosts_the_whole_mix(local_ray):
+    front = make_env(_mix_config(workers=2)).venv
+    assert isinstance(front, RayVecEnv) and front.num_envs == 2 * (2 + 1)
+    try:
+        _assert_replays(front, [make_worker_env(front.blocks) for _ in range(2)])
+        assert front.get_attr("num_envs", [5, 3, 2]) == [1, 2, 1]
     finally:
         front.close()

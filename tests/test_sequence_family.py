@@ -173,10 +173,13 @@ def test_training_with_a_mix_uses_every_suite(tmp_path: Path):
     assert result.timesteps >= 24 and (tmp_path / "policy.json").is_file()
 
 
-def test_mix_with_ray_workers_is_refused():
+def test_a_mix_may_run_on_ray_workers():
+    # Each worker hosts the whole mixed env (tests/test_ray.py steps it).
     data = {**TINY_MIX, "train": {**TINY_MIX["train"], "workers": 2}}
-    with pytest.raises(ValueError, match=r"\[\[train.mix\]\] runs in this process only"):
-        config_from_dict(data)
+    run = config_from_dict(data).train
+    assert run.uses_ray and [(m.suite, m.n_envs) for m in run.mix] == [
+        ("envs/train-sequences.toml", 1)
+    ]
 
 
 def test_mixed_config_is_wide_eval_with_a_sequence_mix():

@@ -116,17 +116,17 @@ class RunSettings:
     machine spin against each other.
 
     ``workers`` > 1 or an ``address`` collects the rollouts in Ray actors, each hosting
-    a batched VecEnv of ``n_envs`` runs (:mod:`curriculum_rl.agents.ray_vec_env`), on a
-    local Ray of ``workers`` CPUs or on the cluster at ``address`` (``auto``,
-    ``HOST:PORT``): a rollout then holds ``workers * n_envs`` runs. ``workers = 1`` gives
-    the in-process numbers wherever it runs; a resumed run may change both settings.
+    the in-process env (``n_envs`` runs, plus the mix's;
+    :mod:`curriculum_rl.agents.ray_vec_env`), on a local Ray of ``workers`` CPUs or on the
+    cluster at ``address`` (``auto``, ``HOST:PORT``): a rollout then holds ``workers``
+    times those runs. ``workers = 1`` gives the in-process numbers wherever it runs; a
+    resumed run may change both settings.
 
     ``mix``: further training suites (``[[train.mix]]`` tables of ``suite`` and
     ``n_envs``), each trained in its own batch of runs beside the ``n_envs`` runs on
     ``[env] suite``: a trainer batches only runs with equal trunks, so this is how one
     policy trains on MLP, sequence and other trunks at once. Every other ``[env]`` setting
-    is shared; a rollout then holds ``n_envs`` plus the mix's runs. In-process only
-    (``workers = 1``, no ``address``).
+    is shared; a rollout then holds ``n_envs`` plus the mix's runs (per Ray worker).
 
     ``init_policy``: a policy file (``NAME.json``) whose actor starts the run instead of a
     fresh one, e.g. the behaviour-cloned warm start of :mod:`curriculum_rl.agents.imitation`
@@ -159,11 +159,6 @@ class RunSettings:
             raise ValueError("total_timesteps and checkpoint_every must be >= 1")
         if self.torch_threads < 0:
             raise ValueError("torch_threads must be >= 0 (0 = torch's default)")
-        if self.mix and self.uses_ray:
-            raise ValueError(
-                "[[train.mix]] runs in this process only: set workers = 1 and no address, "
-                "or drop the mix"
-            )
 
 
 @dataclass(frozen=True)

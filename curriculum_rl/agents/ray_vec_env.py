@@ -1,23 +1,26 @@
 """``RayVecEnv``: one SB3 ``VecEnv`` front over batched VecEnvs hosted in Ray actors.
 
 ``curriculum-rl train --workers W`` collects PPO's rollouts from W processes (on this
-machine or a Ray cluster) instead of one. Each actor hosts one
-:class:`~curriculum_rl.agents.vec_env.BatchedCurriculumVecEnv` of ``[train] n_envs`` runs,
-hence the same :class:`~curriculum_rl.env.CurriculumCore`, so every env option
-(``shadow``, ``budgets``, rewards, actions) works unchanged; the front has W x n_envs
-slots, actor ``j`` serving slots ``j*n_envs .. (j+1)*n_envs - 1``. A step sends each
-actor its block of the actions, the actors train their runs in parallel, and the front
-concatenates the answers in slot order.
+machine or a Ray cluster) instead of one. Each actor hosts the env that training steps in
+one process (:func:`~curriculum_rl.agents.vec_env.make_worker_env`): a
+:class:`~curriculum_rl.agents.vec_env.BatchedCurriculumVecEnv` of ``[train] n_envs`` runs
+or, with ``[[train.mix]]``, a :class:`~curriculum_rl.agents.vec_env.MixedCurriculumVecEnv`
+of that block and one block per mix suite; hence the same
+:class:`~curriculum_rl.env.CurriculumCore`, so every env option (``shadow``, ``budgets``,
+rewards, actions) and the mix work unchanged. With m runs per actor (``n_envs`` plus the
+mix's), the front has W x m slots, actor ``j`` serving slots ``j*m .. (j+1)*m - 1``. A
+step sends each actor its block of the actions, the actors train their runs in parallel,
+and the front concatenates the answers in slot order.
 
 Why n_envs runs per actor rather than n_envs / W: a batched step costs a large fixed part
 whatever its number of runs (``benchmarks/RESULTS.md`` section 1: about 63 ms fixed and
 3.3 ms per run at N = 16 on CPU; on a GPU the fixed part dominates more), so splitting
 16 runs over two processes would gain at most 1.3x, while two trainers of 16 runs make
 twice the decisions per step. So ``n_envs`` is the number of runs per trainer, sized to
-the device, and W multiplies the rollout: W x n_envs runs per rollout (``n_steps`` each),
+the device, and W multiplies the rollout: W x m runs per rollout (``n_steps`` each),
 so ``total_timesteps`` takes 1/W as many rollouts, each with W times the PPO minibatches
-(the same gradient steps per decision). W = 1 is exactly the in-process env, in
-another process.
+(the same gradient steps per decision). W = 1 is exactly the in-process env, mix
+included, in another process.
 
 Seeding follows the in-process rule: front slot ``i`` seeded ``s`` is seeded ``s`` in
 its actor (SB3's ``seed(base)`` gives slot ``i`` the seed ``base + i``, so actor 0
@@ -38,18 +41,19 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv, concatenate_steps
+from curriculum_rl.agents.vec_env import concatenate_steps, make_worker_env
 from curriculum_rl.cluster import import_ray, worker_resources
 from curriculum_rl.env import EnvConfig, make_spaces
 
 
 class EnvHost:
-    """The actor: one ``BatchedCurriculumVecEnv`` of ``num_envs`` slots."""
+    """The actor: the env of one training process, built from its ``blocks`` of
+    ``(num_envs, config)`` (:func:`~curriculum_rl.agents.vec_env.make_worker_env`)."""
 
-    def __init__(self, num_envs: int, config: EnvConfig, torch_threads: int) -> None:
+    def __init__(self, blocks: list[tuple[int, EnvConfig]], torch_threads: int) -> None:
         if torch_threads:
             torch.set_num_threads(torch_threads)
-        self.env = BatchedCurriculumVecEnv(num_envs, config=config)
+        self.env = make_worker_env(blocks)
 
     def reset(self, seeds: list[int]) -> tuple[np.ndarray, list[dict]]:
         # VecEnv.reset reads each slot's seed from `_seeds`, which SB3's `seed(base)`
@@ -68,27 +72,30 @@ class EnvHost:
 
 
 class RayVecEnv(VecEnv):
-    """``workers`` Ray actors of ``runs_per_worker`` runs each, as one VecEnv of
-    ``workers * runs_per_worker`` slots. Needs a Ray connection
+    """``workers`` Ray actors, each hosting the env of ``blocks`` (``(num_envs, config)``
+    pairs: the main block, then one per ``[[train.mix]]`` suite), as one VecEnv of
+    ``workers * sum(num_envs)`` slots. Needs a Ray connection
     (:func:`curriculum_rl.cluster.ray_cluster`) while it lives."""
 
     render_mode = None
 
     def __init__(
-        self, runs_per_worker: int, config: EnvConfig, workers: int, torch_threads: int = 1
+        self, blocks: list[tuple[int, EnvConfig]], workers: int, torch_threads: int = 1
     ) -> None:
-        if runs_per_worker < 1 or workers < 1:
+        if not blocks or min(n for n, _ in blocks) < 1 or workers < 1:
             raise ValueError(
-                f"runs_per_worker and workers must be >= 1, got {runs_per_worker}, {workers}"
+                f"every block needs num_envs >= 1 and workers must be >= 1, got "
+                f"{[n for n, _ in blocks]}, {workers}"
             )
         self._ray = import_ray("train --workers")
-        self.config = config
+        self.blocks = list(blocks)
+        config = blocks[0][1]  # the blocks share every setting but the suite
         resources = worker_resources(self._ray, config.trainer.device, workers)
         host = self._ray.remote(EnvHost).options(**resources)
-        n = runs_per_worker
+        n = sum(n for n, _ in blocks)
         # (actor, the front's slots it hosts)
         self.hosts = [
-            (host.remote(n, config, torch_threads), range(j * n, (j + 1) * n))
+            (host.remote(self.blocks, torch_threads), range(j * n, (j + 1) * n))
             for j in range(workers)
         ]
         self._pending: list | None = None

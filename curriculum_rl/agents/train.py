@@ -17,9 +17,10 @@ into a :class:`~curriculum_rl.agents.config.TrainConfig`. What a run writes unde
     learning_curve.png     episode return and held-out gain over timesteps
 
 Rollouts are collected in this process, or, with ``[train] workers`` W > 1 (``--workers``)
-or an ``address``, from W Ray actors that each host a batched VecEnv of ``n_envs`` runs
-(:mod:`curriculum_rl.agents.ray_vec_env`; ``pip install 'curriculum-rl[ray]'``); the PPO
-update and the held-out evaluation stay in this process.
+or an ``address``, from W Ray actors that each host the env this process would step (its
+``n_envs`` runs and those of ``[[train.mix]]``; :mod:`curriculum_rl.agents.ray_vec_env`;
+``pip install 'curriculum-rl[ray]'``); the PPO update and the held-out evaluation stay in
+this process.
 
 Interruptions lose no work and mix no runs: a fresh run checkpoints at timestep 0 (so even
 one killed at once can be resumed, and the folder is marked as holding a run); the first
@@ -65,7 +66,7 @@ from curriculum_rl.agents.checkpoints import (
 from curriculum_rl.agents.config import TrainConfig
 from curriculum_rl.agents.plots import plot_learning_curve
 from curriculum_rl.agents.policy import TaskSetPolicy
-from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv, MixedCurriculumVecEnv
+from curriculum_rl.agents.vec_env import make_worker_env
 from curriculum_rl.atomic import atomic_path, folder_lock, write_json_atomic
 from curriculum_rl.cluster import import_ray, ray_cluster
 from curriculum_rl.controllers.learned.artifact import load_artifact
@@ -74,20 +75,18 @@ from curriculum_rl.controllers.learned.network import TaskSetActor
 
 def make_env(config: TrainConfig):
     """The batched training VecEnv (wrapped in ``VecMonitor`` for SB3's episode stats):
-    in this process, or ``[train] workers`` Ray actors of ``n_envs`` runs each (which
+    ``[train] n_envs`` runs on ``[env] suite`` and a block of runs per ``[[train.mix]]``
+    suite, in this process, or the same in each of ``[train] workers`` Ray actors (which
     needs a Ray connection: :func:`rollout_cluster`)."""
     run = config.train
+    blocks = [(run.n_envs, config.env)] + [
+        (m.n_envs, replace(config.env, suite=m.suite)) for m in run.mix
+    ]
     if run.uses_ray:
         from curriculum_rl.agents.ray_vec_env import RayVecEnv
 
-        return VecMonitor(RayVecEnv(run.n_envs, config.env, run.workers, run.torch_threads))
-    if not run.mix:
-        return VecMonitor(BatchedCurriculumVecEnv(run.n_envs, config=config.env))
-    blocks = [BatchedCurriculumVecEnv(run.n_envs, config=config.env)] + [
-        BatchedCurriculumVecEnv(m.n_envs, config=replace(config.env, suite=m.suite))
-        for m in run.mix
-    ]
-    return VecMonitor(MixedCurriculumVecEnv(blocks))
+        return VecMonitor(RayVecEnv(blocks, run.workers, run.torch_threads))
+    return VecMonitor(make_worker_env(blocks))
 
 
 def rollout_cluster(config: TrainConfig) -> AbstractContextManager:

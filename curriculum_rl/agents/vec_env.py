@@ -6,6 +6,8 @@ environments share one trainer, so one
 ``i`` seeded ``s`` behaves exactly like a :class:`~curriculum_rl.env.CurriculumEnv`
 reset with ``seed=s``. Finished runs restart on a fresh instance at once (SB3's
 auto-reset convention: the last observation goes to ``info["terminal_observation"]``).
+:class:`MixedCurriculumVecEnv` joins several such blocks (one per suite) into one VecEnv,
+and :func:`make_worker_env` builds the env one training process steps from its blocks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from curriculum_rl.env import CurriculumCore, env_config, make_spaces
+from curriculum_rl.env import CurriculumCore, EnvConfig, env_config, make_spaces
 
 
 class BatchedCurriculumVecEnv(VecEnv):
@@ -160,6 +162,16 @@ class MixedCurriculumVecEnv(VecEnv):
 
     def _block_of(self, slot: int) -> BatchedCurriculumVecEnv:
         return next(b for b, slots in zip(self.blocks, self._slots, strict=True) if slot in slots)
+
+
+def make_worker_env(blocks: list[tuple[int, EnvConfig]]) -> VecEnv:
+    """The env of one training process from its blocks of ``(num_envs, config)``: a
+    :class:`BatchedCurriculumVecEnv` of the one block, or a :class:`MixedCurriculumVecEnv`
+    of several (``[train] n_envs`` runs on ``[env] suite``, then one block per
+    ``[[train.mix]]`` suite). Training steps it in its own process, or one per Ray actor
+    (:mod:`curriculum_rl.agents.ray_vec_env`)."""
+    envs = [BatchedCurriculumVecEnv(n, config=config) for n, config in blocks]
+    return envs[0] if len(envs) == 1 else MixedCurriculumVecEnv(envs)
 
 
 def concatenate_steps(answers: list[tuple]) -> tuple:
