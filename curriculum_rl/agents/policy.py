@@ -189,7 +189,13 @@ class TaskSetPolicy(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs)
         distribution = self._distribution(features)
-        entropy = distribution.entropy()
+        # This order of evaluation (value, log-probability, entropy) sets the order in
+        # which backward sums the gradients, hence the last bits of every training run.
+        values, log_prob, entropy = (
+            self.critic(features),
+            distribution.log_prob(actions),
+            distribution.entropy(),
+        )
         if self._anchor is not None:
             kl = self.kl_to_anchor(features, distribution)
             self.anchor_kl = kl.mean().item()
@@ -197,7 +203,7 @@ class TaskSetPolicy(ActorCriticPolicy):
             # Zero in value (SB3 logs the true entropy); in gradient, PPO's loss term
             # -ent_coef * mean(entropy) gains +kl_coef * mean(KL): see set_anchor.
             entropy = entropy - entropy_per_kl * (kl - kl.detach())
-        return self.critic(features), distribution.log_prob(actions), entropy
+        return values, log_prob, entropy
 
     def set_anchor(self, anchor: TaskSetActor, kl_coef: float, ent_coef: float) -> None:
         """Add ``kl_coef · KL(anchor ‖ policy)`` (per decision, summed over the valid
