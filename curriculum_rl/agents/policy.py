@@ -213,7 +213,8 @@ class TaskSetPolicy(ActorCriticPolicy):
         mean(entropy)`` of :meth:`evaluate_actions`' entropy to its loss. So the entropy
         returned carries ``-(kl_coef / ent_coef) · (KL - KL.detach())``: its value is the
         entropy (logs stay true), its gradient adds exactly ``kl_coef · ∇ mean(KL)``
-        (``tests/test_policy.py`` checks this through ``PPO.train``).
+        (``tests/test_policy.py`` checks that gradient, and that a strong anchor holds
+        ``PPO.train`` near the start).
 
         Raises:
             ValueError: ``kl_coef`` < 0, ``ent_coef`` ≤ 0 (the term rides on the entropy
