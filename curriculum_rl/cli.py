@@ -572,8 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         required=True,
         metavar="NAME",
-        help="controller names, `all` (every heuristic), `default` or policy files; "
-        "uniform is always run",
+        help="controller names, `all` (every heuristic), `static-tuned` (static weights "
+        "tuned per instance on validation error; `static-tuned-loss`: on validation log "
+        "loss), `default` or policy files; uniform is always run",
     )
     p.add_argument(
         "--seeds",

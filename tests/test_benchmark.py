@@ -21,15 +21,15 @@ import torch
 from helpers import record_run_seeds
 
 from curriculum_rl.atomic import write_json_atomic
-from curriculum_rl.benchmark.config import STATIC_TUNED
+from curriculum_rl.benchmark.config import STATIC_TUNED, STATIC_TUNED_LOSS
 from curriculum_rl.benchmark.store import load_done_run, run_path
 from curriculum_rl.cli import main
 from curriculum_rl.controllers.registry import controller_names
 from curriculum_rl.scores import delta_m, worst_task_change
 from curriculum_rl.stats import iqm, stratified_iqm
 
-# A per-step hook, a loss weighting, a decision-time schedule and the tuned baseline.
-CONTROLLERS = ["uniform", "dwa", "geometric-mean", "easy-to-hard", STATIC_TUNED]
+# A per-step hook, a loss weighting, a decision-time schedule and both tuned baselines.
+CONTROLLERS = ["uniform", "dwa", "geometric-mean", "easy-to-hard", STATIC_TUNED, STATIC_TUNED_LOSS]
 # `--controller all`: every heuristic installed here, plus static weights tuned on val.
 ALL_CONTROLLERS = [*controller_names(available_only=True), STATIC_TUNED]
 SUITES = ["synthetic-scales", "synthetic-related"]

@@ -535,7 +535,9 @@ def test_tune_static_weights_picks_the_best_candidate_on_validation():
     instance = tiny_instances(((2, 2),), seed=4)[0]
     seeds, budget, interval = [0], 20, 10
     grid = StaticGrid(gammas=(0.0, 1.0), factors=(0.25, 4.0), rounds=1)
-    (best,) = tune_static_weights([instance], seeds, budget, config=TINY, grid=grid)
+    (best,) = tune_static_weights(
+        [instance], seeds, budget, config=TINY, grid=grid, criterion="loss"
+    )
     assert len(best) == 2 and sum(best) == pytest.approx(2.0)
 
     def val_j(weights):
@@ -555,15 +557,65 @@ def test_tune_static_weights_picks_the_best_candidate_on_validation():
     assert val_j(best) <= min(val_j(c) for c in candidates) + 1e-4
 
 
+def _mixed_kind_instance(seed=0):
+    """Three tasks, classification beside regression: validation loss and error disagree."""
+    setting = SyntheticSetting(
+        num_tasks=(3, 3), scale_spread=(1.0, 20.0), classification=(0.5, 0.7),
+        classes=(2, 5), easy_tasks=(1, 1),
+    )  # fmt: skip
+    suite = SyntheticSuite(
+        settings=(setting,), in_dim=4, n_train=32, n_val=8, n_test=8, hidden=(8,)
+    )
+    return suite.sample(seed)
+
+
+def test_tune_static_weights_on_validation_error_picks_the_best_candidate_by_error():
+    """The default criterion scores candidates by the mean log validation error of the
+    target tasks (computed here from the trainer's measurement, not by the tuner's code),
+    and on a suite with classification tasks it picks differently from the loss."""
+    instance, seeds, budget = _mixed_kind_instance(), [0], 20
+    grid = StaticGrid(gammas=(0.0, 1.0), factors=(0.25, 4.0), rounds=1)
+    (best,) = tune_static_weights([instance], seeds, budget, config=TINY, grid=grid)
+    (by_loss,) = tune_static_weights(
+        [instance], seeds, budget, config=TINY, grid=grid, criterion="loss"
+    )
+    assert best != pytest.approx(by_loss, rel=1e-3)
+
+    def val_error(weights):
+        trainer = BatchedMultitaskTrainer([instance], seeds, TINY)
+        trainer.set_schedule(torch.tensor([weights]), trainer.mask.float())
+        trainer.train(budget)
+        m = trainer.measure()
+        return m.val_error[m.objective].log().mean().item()
+
+    start = initial_val_losses(instance, seeds, TINY)
+    family = [(start.pow(-g) * 3 / start.pow(-g).sum()).tolist() for g in grid.gammas]
+    base = family[min(range(2), key=lambda i: val_error(family[i]))]
+    moves = []
+    for k in range(3):
+        for factor in grid.factors:
+            vector = [w * (factor if i == k else 1.0) for i, w in enumerate(base)]
+            moves.append([3 * w / sum(vector) for w in vector])
+    candidates = family + moves
+    assert any(best == pytest.approx(c, rel=1e-5) for c in candidates)
+    assert val_error(best) <= min(val_error(c) for c in candidates) + 1e-4
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        tune_static_weights([instance], seeds, budget, config=TINY, criterion="accuracy")
+
+
 def test_tune_static_weights_later_rounds_take_the_best_strictly_better_move():
     """Greedy coordinate search: round 2 starts from round 1's pick and moves to its best
     one-task re-weighting only if that is strictly better on validation."""
     instance = tiny_instances(((3, 3),), seed=1)[0]
     seeds, budget, interval = [0], 20, 10
     grid = StaticGrid(gammas=(0.0,), factors=(0.25, 4.0), rounds=1)
-    (first,) = tune_static_weights([instance], seeds, budget, config=TINY, grid=grid)
+    (first,) = tune_static_weights(
+        [instance], seeds, budget, config=TINY, grid=grid, criterion="loss"
+    )
     second_grid = StaticGrid((0.0,), (0.25, 4.0), rounds=2)
-    (second,) = tune_static_weights([instance], seeds, budget, config=TINY, grid=second_grid)
+    (second,) = tune_static_weights(
+        [instance], seeds, budget, config=TINY, grid=second_grid, criterion="loss"
+    )
 
     def val_j(weights):
         (record,) = run_controller(

@@ -194,3 +194,5 @@ def test_shipped_env_files(tmp_path, monkeypatch):
     for suite in heldout.values():  # every held-out suite fits a policy with K_max = 8
         assert 1 <= len(suite.describe()) <= 8
     assert len(resolve_suite("envs/heldout-many-tasks.toml").sample(0).tasks) >= 10
+    wide = resolve_suite("envs/heldout-wide.toml")  # beyond the training K_max of 12
+    assert all(16 <= len(wide.sample(seed).tasks) <= 24 for seed in range(4))

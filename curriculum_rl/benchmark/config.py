@@ -3,7 +3,9 @@
 Suites are SPECs for :func:`~curriculum_rl.suites.resolve_suite` (a TOML file may
 declare several). Controllers are registered heuristic names (``all`` expands to every
 one whose optional dependencies are installed, plus ``static-tuned``: static weights
-tuned on the validation split per instance), ``default`` (the shipped learned policy)
+tuned per instance on the validation split's task error; ``static-tuned-loss`` tunes them
+on validation log loss instead, as ``static-tuned`` did until 2026-12-02), ``default``
+(the shipped learned policy)
 or a policy file path; every name is resolved by ``curriculum_rl.load_controller``.
 Uniform weighting is always added: it is the reference of the paired gain G.
 """
@@ -25,6 +27,10 @@ from curriculum_rl.trainer import TrainerConfig
 
 UNIFORM = "uniform"
 STATIC_TUNED = "static-tuned"
+STATIC_TUNED_LOSS = "static-tuned-loss"
+TUNED = {STATIC_TUNED: "error", STATIC_TUNED_LOSS: "loss"}
+"""The tuned static baselines: benchmark name -> tuning criterion
+(:func:`~curriculum_rl.controllers.static.tune_static_weights`)."""
 TUNING_SEED = 1_000_000  # tuning runs never share a seed with the evaluated runs
 DEFAULT_SEEDS = 10
 DEFAULT_BATCH_SIZE = 16
@@ -132,17 +138,19 @@ class ControllerEntry:
     ) -> Controller:
         """A fresh controller (one per batch of seeds, so no state leaks between suites).
 
-        ``static-tuned`` is tuned here, per instance of the batch, on the validation
-        split with a tuning seed no evaluated run uses (search space and budget:
-        :class:`~curriculum_rl.controllers.static.StaticGrid`), so it needs the batch's
-        ``instances``, ``budget`` and ``trainer``.
+        ``static-tuned`` (and ``static-tuned-loss``) is tuned here, per instance of the
+        batch, on the validation split with a tuning seed no evaluated run uses (search
+        space and budget: :class:`~curriculum_rl.controllers.static.StaticGrid`), so it
+        needs the batch's ``instances``, ``budget`` and ``trainer``.
 
         Raises:
             ValueError: unknown name, or an optional dependency is missing (the message
                 names what to install).
         """
-        if self.spec == STATIC_TUNED:
-            weights = tune_static_weights(instances, [TUNING_SEED], budget, config=trainer)
+        if self.spec in TUNED:
+            weights = tune_static_weights(
+                instances, [TUNING_SEED], budget, config=trainer, criterion=TUNED[self.spec]
+            )
             return StaticWeights(weights)
         try:
             return load_controller(self.spec)
@@ -168,7 +176,7 @@ def resolve_controllers(names: Sequence[str]) -> list[ControllerEntry]:
         )
     entries, seen = [], set()
     for spec in dict.fromkeys(specs):  # ordered de-duplication
-        named = spec in controller_names() or spec == STATIC_TUNED
+        named = spec in controller_names() or spec in TUNED
         label = _safe(spec if named else Path(spec).stem)
         if label in seen:
             raise ValueError(f"two controllers would both be labelled {label!r}; rename one")

@@ -43,8 +43,8 @@ from tqdm.auto import tqdm
 from curriculum_rl import runner
 from curriculum_rl.benchmark.config import (
     DEFAULT_BATCH_SIZE,
-    STATIC_TUNED,
     TASK_SLOTS,
+    TUNED,
     BenchmarkConfig,
     ControllerEntry,
     SuiteEntry,
@@ -137,7 +137,7 @@ def check_controllers_serve(
             controller, the suite, the seed and the controller's reason).
     """
     # static-tuned: fixed weights, tuned per batch from its instances; any K works.
-    built = {c.label: c.make() for c in controllers if c.spec != STATIC_TUNED}
+    built = {c.label: c.make() for c in controllers if c.spec not in TUNED}
     for suite in suites:
         for seed in range(config.seeds):
             instance = instances.get(suite.label, seed)

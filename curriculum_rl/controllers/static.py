@@ -4,9 +4,11 @@ Published comparisons (Xin et al. 2022, "Do Current Multi-Task Optimization Meth
 Deep Learning Even Help?"; Kurin et al. 2022, "In Defense of the Unitary Scalarization for
 Deep Multi-Task Learning") found fixed, well-tuned loss weights the hardest baseline to
 beat. :class:`StaticWeights` applies given weights; :func:`tune_static_weights` picks them
-per suite instance from a stated grid by the validation J (mean log validation loss) at
-the end of a probe run. Tuning needs the instances, so it is a function the benchmark
-calls, not a registered name.
+per suite instance from a stated grid by a validation score at the end of a probe run:
+by default the mean log validation *error* (the validation twin of the headline G_m, so
+the baseline is tuned on what it is judged by), or the mean log validation loss (J).
+Tuning needs the instances, so it is a function the benchmark calls, not a registered
+name.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ import torch
 
 from curriculum_rl.controllers.base import Controller, Decision, RunContext, normalize_decision
 from curriculum_rl.suites.base import SuiteInstance
-from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
+from curriculum_rl.trainer import (
+    CRITERIA,
+    BatchedMultitaskTrainer,
+    TrainerConfig,
+    validation_potential,
+)
 from curriculum_rl.trainer.signals import Signals
 
 
@@ -101,26 +108,29 @@ def initial_val_losses(
     return losses.log().mean(0).exp().cpu()
 
 
-def _final_val_j(
+def _final_val_scores(
     instance: SuiteInstance,
     seeds: Sequence[int],
     candidates: list[list[float]],
     budget: int,
     config: TrainerConfig | None,
+    criterion: str,
 ) -> list[float]:
-    """Mean over seeds of each candidate's validation-probe J after ``budget`` steps.
+    """Mean over seeds of each candidate's validation-probe score after ``budget`` steps
+    (:func:`~curriculum_rl.trainer.validation_potential`; lower is better).
 
     A static schedule never changes, so the runs train straight through: the same inner
     steps as ``run_controller`` with :class:`StaticWeights` (measuring in between changes
-    no parameter), and the same J as its ``RunRecord.j_curve[-1]``; all candidates and
-    seeds train as one batch.
+    no parameter), so with ``criterion="loss"`` the score is its ``RunRecord.j_curve[-1]``;
+    all candidates and seeds train as one batch.
     """
     runs = [(c, s) for c in candidates for s in seeds]
     trainer = BatchedMultitaskTrainer([instance] * len(runs), [s for _, s in runs], config)
     weights = torch.tensor([c for c, _ in runs], device=trainer.device)
     trainer.set_schedule(weights, trainer.mask.float())
     trainer.train(budget)
-    js = [j if math.isfinite(j) else math.inf for j in trainer.measure().j.tolist()]
+    scores = validation_potential(trainer.measure(), criterion).tolist()
+    js = [j if math.isfinite(j) else math.inf for j in scores]
     per_seed = len(seeds)
     return [sum(js[i * per_seed : (i + 1) * per_seed]) / per_seed for i in range(len(candidates))]
 
@@ -136,26 +146,31 @@ def tune_static_weights(
     *,
     config: TrainerConfig | None = None,
     grid: StaticGrid | None = None,
+    criterion: str = "error",
 ) -> list[list[float]]:
     """Best static weights (mean 1) for each instance, chosen on the validation split.
 
     Every candidate of ``grid`` (see :class:`StaticGrid`) is trained on each instance with
     every seed in ``seeds`` for ``budget`` inner steps, and scored by the mean over seeds
-    of the final validation-probe J (what ``run_controller`` records as
-    ``RunRecord.j_curve[-1]``); ties keep the earlier candidate, so uniform wins unless
-    something is strictly better. A static schedule does not depend on the decision
-    interval, so none is asked for; ``config`` and ``grid`` are keyword-only, so a
+    of the final validation-probe score ``criterion``: ``"error"`` (default), the mean log
+    validation error over target tasks, the twin of the headline G_m; ``"loss"``, the
+    validation J (what ``run_controller`` records as ``RunRecord.j_curve[-1]``), which a
+    solved task's shrinking cross-entropy can dominate. Ties keep the earlier candidate, so
+    uniform wins unless something is strictly better. A static schedule does not depend on
+    the decision interval, so none is asked for; ``config`` and ``grid`` are keyword-only, so a
     positional call that still passes an interval fails loudly instead of taking it for
     the config. Use tuning seeds distinct from the evaluation seeds.
     """
     grid = grid or StaticGrid()
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     if not seeds:
         raise ValueError("give at least one tuning seed")
     best_weights = []
     for instance in instances:
         start = initial_val_losses(instance, seeds, config)
         family = [_mean_one(start.pow(-g)) for g in grid.gammas]
-        scores = _final_val_j(instance, seeds, family, budget, config)
+        scores = _final_val_scores(instance, seeds, family, budget, config, criterion)
         best = min(range(len(family)), key=lambda i: scores[i])
         chosen, chosen_score = family[best], scores[best]
         for _ in range(grid.rounds):
@@ -165,7 +180,7 @@ def tune_static_weights(
                 for k in range(len(base))
                 for factor in grid.factors
             ]
-            move_scores = _final_val_j(instance, seeds, moves, budget, config)
+            move_scores = _final_val_scores(instance, seeds, moves, budget, config, criterion)
             best_move = min(range(len(moves)), key=lambda i: move_scores[i])
             if not move_scores[best_move] < chosen_score:
                 break

@@ -49,9 +49,14 @@ from curriculum_rl.controllers.learned import LearnedController
 from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.loop import DecisionLoop
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
-from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig, mean_log_loss
+from curriculum_rl.trainer import (
+    CRITERIA,
+    BatchedMultitaskTrainer,
+    TrainerConfig,
+    validation_potential,
+)
 
-REWARDS = ("error", "loss")
+REWARDS = CRITERIA
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,7 @@ class EnvConfig:
 
 def potential(state: DecisionState, reward: str) -> torch.Tensor:
     """(N,) Φ of the reward: mean over target tasks of log val error (or loss)."""
-    values = state.val_error if reward == "error" else state.val_loss
-    return mean_log_loss(values, state.objective)
+    return validation_potential(state, reward)
 
 
 class CurriculumCore:

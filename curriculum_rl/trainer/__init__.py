@@ -1,6 +1,6 @@
 """The batched multitask trainer and the signals it reports (torch only)."""
 
-from curriculum_rl.trainer.objective import mean_log_loss
+from curriculum_rl.trainer.objective import CRITERIA, mean_log_loss, validation_potential
 from curriculum_rl.trainer.trainer import (
     DIVERGENCE_RISE,
     BatchedMultitaskTrainer,
@@ -12,6 +12,7 @@ from curriculum_rl.trainer.trainer import (
 )
 
 __all__ = [
+    "CRITERIA",
     "DIVERGENCE_RISE",
     "BatchedMultitaskTrainer",
     "Measurement",
@@ -20,4 +21,5 @@ __all__ = [
     "TrainerConfig",
     "mean_log_loss",
     "resolve_device",
+    "validation_potential",
 ]

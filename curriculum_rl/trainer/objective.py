@@ -1,10 +1,12 @@
 """J, the quantity the reward and the checkpoint rule read: the mean over the objective
 (target) tasks of log loss, per run. One definition for the trainer's validation probe,
-the test split and a user's own losses."""
+the test split and a user's own losses; and its metric-side twin, the same mean of log
+validation *error*, which the reward and static-weight tuning read by default."""
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 
@@ -18,3 +20,25 @@ def mean_log_loss(losses: torch.Tensor, objective: torch.Tensor) -> torch.Tensor
     logs = losses.clamp_min(EPS).log().nan_to_num(math.inf)
     logs = torch.where(objective, logs, torch.zeros_like(logs))
     return logs.sum(1) / objective.sum(1).clamp_min(1)
+
+
+CRITERIA = ("error", "loss")
+
+
+class ValidationMeasure(Protocol):
+    """What :func:`validation_potential` reads: a trainer ``Measurement`` or a
+    ``DecisionState``."""
+
+    val_loss: torch.Tensor
+    val_error: torch.Tensor | None
+    objective: torch.Tensor
+
+
+def validation_potential(measured: ValidationMeasure, criterion: str) -> torch.Tensor:
+    """(N,) mean over each run's target tasks of log validation *error* (``"error"``: MSE
+    for regression, the floored soft error for classification, the validation twin of
+    G_m) or of log validation loss (``"loss"``: J). Lower is better."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    use_loss = criterion == "loss" or measured.val_error is None
+    return mean_log_loss(measured.val_loss if use_loss else measured.val_error, measured.objective)
