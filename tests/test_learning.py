@@ -1,5 +1,5 @@
 """PPO learns: from scratch, on a tiny fixed suite where pacing pays, the trained policy's
-held-out return beats the zero policy's (uniform weighting). Slow tier (~3 min)."""
+held-out return beats the zero policy's (uniform weighting). Slow tier (~4 min)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ SUITE = SyntheticSuite(
         ),
     ),
 )
-# The per-task `logits` actions: in 8192 decisions PPO learns them here (held-out return
-# 1.49 vs 1.35); the default `loss_power` family did not, even in 16384 (1.25 vs 1.35,
-# 2026-12-02): its single shared gamma is a harder credit assignment on two tasks. The
-# shipped policy's learning (`error_power`) is its evaluation curve (RESULTS.md section 9b).
+# The per-task `logits` actions: in 8192 decisions PPO learns them here; the default
+# `loss_power` family did not, even in 16384 (2026-12-02): its single shared gamma is a
+# harder credit assignment on two tasks. The shipped policy's learning (`error_power`) is
+# its evaluation curve (RESULTS.md section 9b).
 ENV = {
     "budget": 200,
     "interval": 25,
@@ -60,20 +60,35 @@ def _returns(actor, seeds: list[int], actions: int) -> np.ndarray:
     return np.array(totals)
 
 
-@pytest.mark.slow
-def test_ppo_from_scratch_beats_the_zero_policy_on_held_out_seeds(tmp_path):
+def _train_actor(tmp_path, seed: int):
     config = config_from_dict(
         {
             "env": {**ENV, "suite": "synthetic"},
             "ppo": {"n_steps": 8, "batch_size": 64, "n_epochs": 10, "learning_rate": 1e-3},
-            "train": {"n_envs": 8, "total_timesteps": 8192, "checkpoint_every": 10**6},
+            "train": {
+                "n_envs": 8,
+                "total_timesteps": 8192,
+                "checkpoint_every": 10**6,
+                "seed": seed,
+            },
             "eval": {"every": 0},
         }
     )
     config = replace(config, env=replace(config.env, suite=SUITE))
-    result = train(config, tmp_path, progress=False, log=lambda _: None)
-    actor = result.model.policy.actor.cpu().eval()
-    seeds = list(range(100, 108))  # training draws its episodes from other streams
-    actions = result.model.action_space.shape[-1]
-    zero, learned = _returns(None, seeds, actions), _returns(actor, seeds, actions)
-    assert learned.mean() > zero.mean(), (learned, zero)
+    result = train(config, tmp_path / f"seed{seed}", progress=False, log=lambda _: None)
+    return result.model.policy.actor.cpu().eval(), result.model.action_space.shape[-1]
+
+
+@pytest.mark.slow
+def test_ppo_from_scratch_beats_the_zero_policy_on_held_out_seeds(tmp_path):
+    """Two training seeds, 16 held-out episodes each. One training seed on 8 episodes was
+    too thin: a last-bit change of gradient order flipped it (2026-12-02). Measured
+    2026-12-03 on training seeds 0 to 3: mean held-out return 1.39, 1.44, 1.33, 1.38 against
+    the zero policy's 1.29, the learned policy ahead on 10 to 13 of the 16 episodes."""
+    held_out = list(range(100, 116))  # training draws its episodes from other streams
+    learned = []
+    for seed in (0, 1):
+        actor, actions = _train_actor(tmp_path, seed)
+        learned.append(_returns(actor, held_out, actions))
+    zero = _returns(None, held_out, actions)
+    assert np.mean(learned) > zero.mean(), (learned, zero)
