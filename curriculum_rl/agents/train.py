@@ -69,7 +69,7 @@ from curriculum_rl.agents.policy import TaskSetPolicy
 from curriculum_rl.agents.vec_env import make_worker_env
 from curriculum_rl.atomic import atomic_path, folder_lock, write_json_atomic
 from curriculum_rl.cluster import import_ray, ray_cluster
-from curriculum_rl.controllers.learned.artifact import load_artifact
+from curriculum_rl.controllers.learned.artifact import PolicyArtifact, load_artifact
 from curriculum_rl.controllers.learned.network import TaskSetActor
 
 
@@ -111,29 +111,32 @@ def make_model(config: TrainConfig, env):
         verbose=0,
         **config.ppo.sb3_kwargs(),
     )
-    if config.train.init_policy:
-        _load_initial_actor(model, config)
-    attach_anchor(model, config)
+    start = load_artifact(config.train.init_policy) if config.train.init_policy else None
+    if start is not None:
+        _load_initial_actor(model, config, start)
+    attach_anchor(model, config, start)
     return model
 
 
-def attach_anchor(model, config: TrainConfig) -> None:
+def attach_anchor(model, config: TrainConfig, start: PolicyArtifact | None = None) -> None:
     """With ``[ppo] anchor_kl`` > 0, price KL(initial policy ‖ policy) in ``model``'s loss.
-    The anchor is rebuilt from the ``init_policy`` file (a resumed run anchors to where
-    the run started, not to its last checkpoint), with the start's exploration noise."""
+    The anchor is ``start``, else rebuilt from the ``init_policy`` file (a resumed run
+    anchors to where the run started, not to its last checkpoint), with the start's
+    exploration noise."""
     if config.ppo.anchor_kl <= 0:
         return
+    start = start or load_artifact(config.train.init_policy)
     anchor = TaskSetActor(model.policy.actor.config)
-    anchor.load_state_dict(load_artifact(config.train.init_policy).actor.state_dict())
+    anchor.load_state_dict(start.actor.state_dict())
     with torch.no_grad():
         anchor.log_std.fill_(config.policy.log_std_init)
     model.policy.set_anchor(anchor, config.ppo.anchor_kl, config.ppo.ent_coef)
 
 
-def _load_initial_actor(model, config: TrainConfig) -> None:
-    """Copy the actor of ``[train] init_policy`` into ``model``; the exploration noise
-    starts at the config's ``log_std_init`` (a warm start explores around the clone)."""
-    artifact = load_artifact(config.train.init_policy)
+def _load_initial_actor(model, config: TrainConfig, artifact: PolicyArtifact) -> None:
+    """Copy the actor of ``artifact`` (``[train] init_policy``) into ``model``; the
+    exploration noise starts at the config's ``log_std_init`` (a warm start explores
+    around the clone)."""
     actor = model.policy.actor
     shape = ("num_features", "action_dim", "hidden", "activation", "ignore_features")
     theirs, mine = (tuple(getattr(c, k) for k in shape) for c in (artifact.network, actor.config))
