@@ -91,6 +91,33 @@ def test_wide_eval_config_is_the_shipped_recipe_with_sequence_in_eval():
     assert replace(config, eval=default.eval) == default
 
 
+def test_wide_config_is_the_shipped_recipe_on_the_wide_distribution_without_eval():
+    config = load_config(ROOT / "agents" / "wide.toml")
+    default = load_config(ROOT / "agents" / "default.toml")
+    assert config.env.suite == "envs/train-wide.toml" and config.env.max_tasks == 16
+    assert config.eval.every == 0
+    as_default = replace(
+        config,
+        env=replace(config.env, suite=default.env.suite, max_tasks=default.env.max_tasks),
+        eval=default.eval,
+    )
+    assert as_default == default
+
+
+def test_wide_training_distribution_reaches_sixteen_tasks_and_raw_scales_to_ten_thousand():
+    wide = resolve_suite("envs/train-wide.toml")
+    broad = resolve_suite("envs/train-broad.toml")
+    counts = {wide.sample(seed).num_tasks for seed in range(400)}
+    assert max(counts) == 16 and min(counts) == 2
+    by_name = {s.name: s for s in wide.settings}
+    assert by_name["raw"].raw_scale == (1.0, 10000.0)
+    assert by_name["scales"].scale_spread == (30.0, 1000.0)
+    same = {"raw", "scales", "many", "auxiliary"}
+    assert [s for s in wide.settings if s.name not in same] == [
+        s for s in broad.settings if s.name not in same
+    ]
+
+
 def test_rule_price_config_is_wide_eval_with_a_price_and_half_the_length():
     config = load_config(ROOT / "agents" / "rule-price.toml")
     wide = load_config(ROOT / "agents" / "wide-eval.toml")
