@@ -23,7 +23,6 @@ import sys
 import torch
 
 from curriculum_rl.cli import main as cli_main
-from curriculum_rl.controllers.actions import GAMMA_CENTRE, START_CENTRE, START_SCALE, power
 from curriculum_rl.controllers.base import DecisionState
 from curriculum_rl.controllers.decision import Decision
 from curriculum_rl.controllers.inverse_error import ErrorPower
@@ -55,8 +54,7 @@ class ExponentRecorder(LearnedController):
         residual = actions[..., 0]
         mean = (residual * valid).sum(1) / count
         spread = (((residual - mean[:, None]) ** 2 * valid).sum(1) / count).sqrt()
-        gamma = GAMMA_CENTRE + power(actions, mask)
-        beta = START_CENTRE + START_SCALE * (actions[..., 3] * valid).sum(1) / count
+        gamma, beta = self.transform.exponents(actions, mask)
         self.records.append(torch.stack([signals.progress.float(), gamma, beta, spread], 1))
         return super().decide(signals)
 

@@ -150,9 +150,15 @@ class ScaledErrorPower(ActionTransform):
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
+        return _error_power_decision(actions, signals, *self.exponents(actions, mask))
+
+    def exponents(
+        self, actions: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,) gamma and beta that clean actions (N, K, 4) in [-1, 1] choose."""
         gamma = GAMMA_CENTRE + power(actions, mask)
         beta = START_CENTRE + START_SCALE * _task_mean(actions[..., 3], mask)
-        return _error_power_decision(actions, signals, gamma, beta)
+        return gamma, beta
 
     def constants(self) -> dict[str, float]:
         return {
