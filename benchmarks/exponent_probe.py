@@ -1,5 +1,5 @@
-"""What a learned ``error_power`` policy does with its exponents, and whether a fixed rule
-captures it (RESULTS §14d).
+"""What a learned ``error_power`` policy (or ``error_power_weights``, ``error_exponents``)
+does with its exponents, and whether a fixed rule captures it (RESULTS §14d).
 
 An ``error_power`` policy chooses per decision ``gamma`` and ``beta`` of
 ``w_k ∝ E_k^-gamma E0_k^-beta`` plus per-task residuals (``curriculum_rl.controllers.actions``).
@@ -23,6 +23,7 @@ import sys
 import torch
 
 from curriculum_rl.cli import main as cli_main
+from curriculum_rl.controllers.actions import ScaledErrorPower, action_transform
 from curriculum_rl.controllers.base import DecisionState
 from curriculum_rl.controllers.decision import Decision
 from curriculum_rl.controllers.inverse_error import ErrorPower
@@ -51,7 +52,7 @@ class ExponentRecorder(LearnedController):
         mask = signals.mask
         valid = mask.float()
         count = valid.sum(1).clamp_min(1)
-        residual = actions[..., 0]
+        residual = self.transform.column(actions, "weight")  # zeros without a residual
         mean = (residual * valid).sum(1) / count
         spread = (((residual - mean[:, None]) ** 2 * valid).sum(1) / count).sqrt()
         gamma, beta = self.transform.exponents(actions, mask)
@@ -61,8 +62,11 @@ class ExponentRecorder(LearnedController):
 
 def probe(args: argparse.Namespace) -> dict:
     artifact = load_artifact(args.policy)
-    if artifact.action != "error_power":
-        raise SystemExit(f"error: {args.policy} acts with {artifact.action!r}, not error_power")
+    if not isinstance(action_transform(artifact.action), ScaledErrorPower):
+        raise SystemExit(
+            f"error: {args.policy} acts with {artifact.action!r}, which has no exponents; "
+            "give a policy of error_power, error_power_weights or error_exponents"
+        )
     recorder = ExponentRecorder(artifact.actor, artifact.max_tasks, artifact.action)
     suite = resolve_suite(args.suite)
     seeds = list(range(FIRST_INSTANCE, FIRST_INSTANCE + args.instances))

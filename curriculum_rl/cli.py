@@ -401,6 +401,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         executor=args.executor,
         address=args.address,
         workers=args.workers,
+        versus=args.versus,
     )
     result = run_benchmark(config)
     print(
@@ -593,6 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the single-task reference: no Δm%% columns, but K fewer "
         "single-task runs per suite and seed",
+    )
+    p.add_argument(
+        "--versus",
+        metavar="NAME",
+        default=None,
+        help="one of the controllers (e.g. the shipped policy): the aggregate table adds "
+        "every other's paired gap to it (its G_m minus theirs, run by run), beside the gap "
+        "to the leader",
     )
     p.add_argument(
         "--batch-size",

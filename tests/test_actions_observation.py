@@ -21,6 +21,7 @@ from curriculum_rl.controllers.actions import (
     SAMPLING_FLOOR,
     START_CENTRE,
     START_SCALE,
+    ScaledErrorPower,
     action_transform,
     emphasis_divergence,
 )
@@ -31,7 +32,7 @@ from curriculum_rl.trainer.signals import Signals
 MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
 
 
-TRANSFORMS = ["logits", "loss_power", "error_power"]
+TRANSFORMS = ["logits", "loss_power", "error_power", "error_power_weights", "error_exponents"]
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
 
@@ -142,6 +143,47 @@ def test_error_power_weights_follow_both_exponents():
     scaled = _started_state(mask, start, now)
     d = actions_to_decision(actions, scaled, "error_power")
     torch.testing.assert_close(d.weights[0, 0] / d.weights[0, 1], torch.tensor(0.01))
+
+
+def test_error_power_weights_is_error_power_with_uniform_sampling():
+    """The defining property: an ``error_power_weights`` action (a_w, a_g, a_b) gives the
+    weights of the ``error_power`` action (a_w, 0, a_g, a_b), and every valid task is
+    sampled with probability 1/K."""
+    start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
+    state = dataclasses.replace(
+        _started_state(MASK, start, start * torch.rand(2, 4) + 1e-3), mask=MASK
+    )
+    short = _actions(3, seed=3)
+    full = torch.stack(
+        [short[..., 0], _actions(1, seed=4)[..., 0], short[..., 1], short[..., 2]], dim=-1
+    )
+    d = actions_to_decision(short, state, "error_power_weights")
+    torch.testing.assert_close(d.weights, actions_to_decision(full, state, "error_power").weights)
+    torch.testing.assert_close(d.sampling, MASK.float() / MASK.sum(1, keepdim=True))
+    assert not torch.allclose(d.weights[MASK], torch.ones(int(MASK.sum())))
+    assert action_transform("error_power_weights").columns == ("weight", "gamma", "beta")
+
+
+def test_error_exponents_is_error_power_with_only_its_exponents():
+    """The defining property: an ``error_exponents`` action (a_g, a_b) is the
+    ``error_power`` action (0, 0, a_g, a_b): weights E^-gamma E0^-beta, uniform sampling."""
+    start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
+    state = dataclasses.replace(
+        _started_state(MASK, start, start * torch.rand(2, 4) + 1e-3), mask=MASK
+    )
+    short = _actions(2, seed=5)
+    full = torch.cat([torch.zeros(*MASK.shape, 2), short], dim=-1)
+    d = actions_to_decision(short, state, "error_exponents")
+    expected = actions_to_decision(full, state, "error_power")
+    torch.testing.assert_close(d.weights, expected.weights)
+    torch.testing.assert_close(d.sampling, expected.sampling)
+    zero = actions_to_decision(torch.zeros_like(short), state, "error_exponents")
+    assert not torch.allclose(d.weights, zero.weights)
+
+
+def test_an_error_power_transform_needs_both_exponents():
+    with pytest.raises(ValueError, match="must include gamma and beta"):
+        ScaledErrorPower("broken", ("weight", "gamma"))
 
 
 def test_unknown_transform_and_wrong_shapes_are_refused():

@@ -123,6 +123,34 @@ def test_scaling_multiplies_every_action_mean(tmp_path: Path, factor: float):
     assert json.loads((tmp_path / "scaled.json").read_text())["notes"]["factor"] == factor
 
 
+def test_scaling_named_columns_leaves_the_others(tmp_path: Path):
+    """--columns: only the named action numbers move; the others are the original's."""
+    path = _policy(tmp_path, "p", seed=0)
+    original = load_artifact(path)
+    scaled = load_artifact(scale_policy(path, 0.0, tmp_path / "s", ["gamma", "weight"]))
+    obs = _observations()
+    with torch.no_grad():
+        before, after = original.actor(obs), scaled.actor(obs)
+    columns = TRANSFORMS["error_power"].columns
+    for i, name in enumerate(columns):
+        expected = (
+            torch.zeros_like(before[..., i]) if name in ("gamma", "weight") else before[..., i]
+        )
+        torch.testing.assert_close(after[..., i], expected)
+    assert before[..., 0].abs().sum() > 0  # the zeroed column was not zero to begin with
+    notes = json.loads((tmp_path / "s.json").read_text())["notes"]
+    assert notes["columns"] == ["weight", "gamma"] and notes["factor"] == 0.0
+
+
+def test_scaling_an_unknown_column_is_refused(tmp_path: Path):
+    path = _policy(tmp_path, "p", seed=0, action="logits")
+    with pytest.raises(
+        ArtifactError, match=r"columns are \['weight', 'sampling'\]; unknown: \['beta'\]"
+    ):
+        scale_policy(path, 0.0, tmp_path / "s", ["beta"])
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_scale_zero_acts_as_the_centre_rule(tmp_path: Path):
     """error_power's zero action is `scale-normalised`: a policy scaled by 0 runs exactly
     as that heuristic does."""
@@ -146,3 +174,11 @@ def test_the_command_line_scales_one_policy(tmp_path: Path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([str(path), "--scale", "nan", "--out", str(tmp_path / "bad")])
     assert exit_.value.code == 2 and "finite" in capsys.readouterr().err
+    assert main([str(path), "--scale", "0", "--columns", "beta", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["notes"]["columns"] == ["beta"]
+    with pytest.raises(SystemExit) as exit_:
+        main([str(path), "--columns", "beta", "--out", str(tmp_path / "bad")])
+    assert exit_.value.code == 2 and "--columns goes with --scale" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([str(path), "--scale", "0", "--columns", "tau", "--out", str(tmp_path / "bad")])
+    assert exit_.value.code == 2 and "unknown: ['tau']" in capsys.readouterr().err

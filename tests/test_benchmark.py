@@ -198,6 +198,23 @@ def test_rerun_skips_done_runs_and_redoes_only_a_missing_one(bench, monkeypatch)
     assert _subset(json.loads(stdout.strip().splitlines()[-1]), subset) == _subset(summary, subset)
 
 
+def test_versus_adds_the_paired_gap_to_a_named_controller(bench, capsys):
+    """--versus (a rerun, nothing recomputed): every other controller's paired gap to the
+    named one is in the JSON and in a column of the aggregate table; a name that is not
+    one of the controllers is refused before any work."""
+    out, _ = bench
+    subset = ["uniform", "geometric-mean"]
+    code, stdout = _cli([*_command(out, subset), "--versus", "geometric-mean"])
+    assert code == 0
+    aggregate = json.loads(stdout.strip().splitlines()[-1])["aggregate"]
+    gap = aggregate["uniform"]["paired_gap_to_versus"]
+    assert aggregate["geometric-mean"]["paired_gap_to_versus"] is None
+    assert gap["ci"][0] <= gap["iqm"] <= gap["ci"][1] and gap["iqm"] != 0
+    assert "| paired gap to geometric-mean |" in (out / "summary.md").read_text()
+    code, _ = _cli([*_command(out, subset), "--versus", "pcgrad"])
+    assert code == 2 and "is not a controller of this benchmark" in capsys.readouterr().err
+
+
 def test_resume_refuses_other_settings(bench):
     out, _ = bench
     code, _ = _cli(

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 # Scripts run as subprocesses for seconds each: the slow tier (CI's second step).
 pytestmark = pytest.mark.slow
@@ -76,6 +77,30 @@ def test_exponent_probe_reads_the_centre_rule_off_a_zero_residual_policy(tmp_pat
     assert len(result["per_decision"]) == 100 // 25
     assert result["gamma"] == pytest.approx(0.5) and result["beta"] == pytest.approx(0.5)
     assert result["residual_sd"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_exponent_probe_reads_an_exponents_only_policy_and_refuses_logits(tmp_path):
+    """An ``error_exponents`` policy whose head is zero is the centre rule (no residual
+    column: spread 0); a ``logits`` policy has no exponents and is refused clearly."""
+    from curriculum_rl.controllers.actions import TRANSFORMS
+    from curriculum_rl.controllers.learned.artifact import save_artifact
+    from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor
+
+    paths = {}
+    for action in ("error_exponents", "logits"):
+        actor = TaskSetActor(NetworkConfig(action_dim=TRANSFORMS[action].dim))
+        torch.nn.init.zeros_(actor.head.weight)
+        torch.nn.init.zeros_(actor.head.bias)
+        paths[action] = save_artifact(tmp_path / action, actor, max_tasks=8, action=action)
+    args = ("probe", str(paths["error_exponents"]), "--instances", "2", "--budget", "50")
+    result = last_json_line("exponent_probe.py", *args)
+    assert result["gamma"] == pytest.approx(0.5) and result["beta"] == pytest.approx(0.5)
+    assert result["residual_sd"] == 0.0
+    script = str(BENCHMARKS / "exponent_probe.py")
+    done = subprocess.run(
+        [sys.executable, script, "probe", str(paths["logits"])], capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "which has no exponents" in done.stderr
 
 
 def test_exponent_probe_rules_reproduce_the_registered_centre_rule(tmp_path):

@@ -57,3 +57,17 @@ def test_paired_gap_does_not_establish_a_lead_that_is_noise():
     low, high = summary["aggregate"][runner_up]["paired_gap_to_leader"]["ci"]
     assert low <= 0 <= high
     assert "not established" in verdicts(summary)[-1]
+
+
+def test_versus_pairs_every_controller_against_the_named_one():
+    """--versus: the named controller's G_m minus each other's, run by run, whoever leads
+    (here the runner-up ``b`` is the reference, so ``a``'s gap to it is negative)."""
+    rows = _rows(lead=0.05, spread=0.5)
+    summary = summarize(rows, ["s1", "s2"], ["a", "b"], with_reference=False, reps=2000, versus="b")
+    aggregate = summary["aggregate"]
+    gap = aggregate["a"]["paired_gap_to_versus"]
+    assert -0.07 < gap["ci"][0] <= gap["iqm"] <= gap["ci"][1] < -0.03
+    assert aggregate["b"]["paired_gap_to_versus"] is None
+    lead = aggregate["b"]["paired_gap_to_leader"]
+    assert math.isclose(gap["iqm"], -lead["iqm"], rel_tol=1e-9)
+    assert "paired_gap_to_versus" not in _summary(rows)["aggregate"]["a"]

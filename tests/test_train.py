@@ -104,6 +104,19 @@ def test_wide_config_is_the_shipped_recipe_on_the_wide_distribution_without_eval
     assert as_default == default
 
 
+@pytest.mark.parametrize(
+    ("recipe", "action"),
+    [("weights", "error_power_weights"), ("exponents", "error_exponents")],
+)
+def test_action_recipes_are_the_shipped_recipe_with_another_action(recipe, action):
+    config = load_config(ROOT / "agents" / f"{recipe}.toml")
+    default = load_config(ROOT / "agents" / "default.toml")
+    assert config.env.action == action and config.eval.every == 0
+    assert replace(config, env=replace(config.env, action="error_power"), eval=default.eval) == (
+        default
+    )
+
+
 def test_wide_training_distribution_reaches_sixteen_tasks_and_raw_scales_to_ten_thousand():
     wide = resolve_suite("envs/train-wide.toml")
     broad = resolve_suite("envs/train-broad.toml")

@@ -30,6 +30,13 @@ from the rule (0) through the policy (1) and beyond it (> 1): a one-number probe
 whether the learned residual is too timid or too bold, chosen on validation suites.
 
     python -m curriculum_rl.agents.average --scale 1.5 --out runs/v3-x1.5 agents/default.json
+    python -m curriculum_rl.agents.average --scale 0 --columns weight --out runs/v3-no-residual \\
+        agents/default.json
+
+With ``--columns`` only the named action numbers are scaled (names from the action
+transform: ``weight sampling gamma beta`` for ``error_power``): ``--scale 0`` on some of
+them switches those parts of the policy off (they sit at the centre rule's value), which
+attributes a policy's gain over its centre to its parts.
 
 The result is an ordinary policy artifact (NAME.json + NAME.pt, loaded without unpickling)
 whose notes name the combined files and their SHA-256.
@@ -45,6 +52,7 @@ from pathlib import Path
 
 import torch
 
+from curriculum_rl.controllers.actions import action_transform
 from curriculum_rl.controllers.learned.artifact import (
     ArtifactError,
     PolicyArtifact,
@@ -109,22 +117,39 @@ def ensemble_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
     return _save(actor, policies, out, "ensembled")
 
 
-def scale_policy(path: str | Path, factor: float, out: str | Path) -> Path:
+def scale_policy(
+    path: str | Path, factor: float, out: str | Path, columns: Sequence[str] | None = None
+) -> Path:
     """Write the policy at ``path`` with its action means multiplied by ``factor`` (its
     exploration noise unchanged) as a new artifact at ``out``; return its JSON path.
+    ``columns`` (names from the policy's action transform, e.g. ``["weight"]`` for
+    ``error_power``'s per-task residual) scales only those action numbers; ``None``
+    scales all. With factor 0 this switches parts of a policy off, to see which carry
+    its gain.
 
     Raises:
-        ArtifactError: a policy that does not load, or a factor that is not finite.
+        ArtifactError: a policy that does not load, a factor that is not finite, or a
+            column its action transform does not have.
     """
     if not math.isfinite(factor):
         raise ArtifactError(f"the scale factor must be a finite number, got {factor}")
     policy = load_artifact(path)
+    names = action_transform(policy.action).columns
+    unknown = sorted(set(columns or ()) - set(names))
+    if unknown:
+        raise ArtifactError(
+            f"{policy.path} uses the {policy.action!r} action, whose columns are "
+            f"{list(names)}; unknown: {unknown}"
+        )
+    scaled = torch.tensor([columns is None or name in columns for name in names])
+    per_column = torch.where(scaled, factor, 1.0)
     actor = TaskSetActor(policy.network)
     state = policy.actor.state_dict()
-    for key in ("head.weight", "head.bias"):
-        state[key] = state[key] * factor
+    state["head.weight"] = state["head.weight"] * per_column[:, None]
+    state["head.bias"] = state["head.bias"] * per_column
     actor.load_state_dict(state)
-    return _save(actor, [policy], out, "scaled", factor=factor)
+    extra = {} if columns is None else {"columns": sorted(columns, key=names.index)}
+    return _save(actor, [policy], out, "scaled", factor=factor, **extra)
 
 
 def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
@@ -137,7 +162,7 @@ def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
 
 
 def _save(
-    actor: TaskSetActor, policies: list[PolicyArtifact], out: str | Path, how: str, **extra: float
+    actor: TaskSetActor, policies: list[PolicyArtifact], out: str | Path, how: str, **extra
 ) -> Path:
     """Write ``actor`` with the provenance of its sources (K_max and transform: theirs)."""
     first = policies[0]
@@ -185,14 +210,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="F",
         help="multiply one policy's action means by F (0: the transform's centre rule)",
     )
+    parser.add_argument(
+        "--columns",
+        nargs="+",
+        metavar="NAME",
+        help="with --scale, only these action numbers (error_power: weight sampling gamma "
+        "beta), e.g. --scale 0 --columns weight switches the per-task residual off",
+    )
     parser.add_argument("--out", required=True, help="output artifact (writes OUT.json, OUT.pt)")
     args = parser.parse_args(argv)
     if args.scale is not None and (args.ensemble or len(args.policies) != 1):
         parser.error("--scale takes exactly one policy and no --ensemble")
+    if args.columns and args.scale is None:
+        parser.error("--columns goes with --scale")
     try:
         if args.scale is not None:
-            path = scale_policy(args.policies[0], args.scale, args.out)
-            print(f"wrote {path} (the action means of {args.policies[0]} times {args.scale:g})")
+            path = scale_policy(args.policies[0], args.scale, args.out, args.columns)
+            which = ", ".join(args.columns) if args.columns else "all"
+            print(
+                f"wrote {path} (the action means of {args.policies[0]} times {args.scale:g}; "
+                f"columns: {which})"
+            )
             return 0
         combine = ensemble_policies if args.ensemble else average_policies
         path = combine(args.policies, args.out)

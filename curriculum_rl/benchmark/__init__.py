@@ -31,6 +31,7 @@ from curriculum_rl.benchmark.config import (
     resolve_controllers,
     resolve_suite_entries,
     unavailable_controllers,
+    versus_label,
 )
 from curriculum_rl.benchmark.executors import Executor, make_executor
 from curriculum_rl.benchmark.metrics import RunRow, run_rows, write_csv
@@ -59,6 +60,7 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
     executor = make_executor(config)  # a missing Ray is an error before any work
     suites = resolve_suite_entries(config.suites)
     controllers = resolve_controllers(config.controllers)
+    versus_label(config.versus, controllers)  # a wrong name is an error before any work
     instances = InstanceCache(suites)
     check_controllers_serve(config, suites, controllers, instances)
     with folder_lock(config.out, "curriculum-rl benchmark"):
@@ -79,8 +81,11 @@ def _run_locked(
     rows = run_rows(records, references)
     suite_labels = [s.label for s in suites]
     controller_labels = [c.label for c in controllers]
-    summary = summarize(rows, suite_labels, controller_labels, with_reference, config.reps)
-    settings = _settings(config, suite_labels, controller_labels, with_reference)
+    versus = versus_label(config.versus, controllers)
+    summary = summarize(rows, suite_labels, controller_labels, with_reference, config.reps, versus)
+    settings = _settings(config, suite_labels, controller_labels, with_reference) | {
+        "versus": versus
+    }
     summary = {"settings": settings, **summary}
     csv_path, summary_path = config.out / "results.csv", config.out / "summary.md"
     write_csv(rows, csv_path, with_reference)

@@ -64,6 +64,9 @@ class BenchmarkConfig:
             the same. address: the Ray cluster (``auto``, ``HOST:PORT``); ``None``: a
             local Ray. workers: at most this many units at once on Ray (``None``: as many
             as the cluster has CPUs; a local Ray is started with this many CPUs).
+        versus: a controller of this benchmark (its name or label) that every other is
+            also paired against in the aggregate (e.g. the shipped policy), beside the
+            leader; ``None``: the leader only.
     """
 
     suites: tuple[str, ...]
@@ -82,6 +85,7 @@ class BenchmarkConfig:
     executor: str = "local"
     address: str | None = None
     workers: int | None = None
+    versus: str | None = None
 
     def __post_init__(self) -> None:
         if not self.suites or not self.controllers:
@@ -183,6 +187,21 @@ def resolve_controllers(names: Sequence[str]) -> list[ControllerEntry]:
         seen.add(label)
         entries.append(ControllerEntry(label, spec))
     return entries
+
+
+def versus_label(versus: str | None, entries: Sequence[ControllerEntry]) -> str | None:
+    """The label of the ``--versus`` controller, given as a name, spec or label;
+    ``ValueError`` naming the benchmark's labels when it is none of them."""
+    if versus is None:
+        return None
+    for entry in entries:
+        if versus in (entry.label, entry.spec):
+            return entry.label
+    labels = [e.label for e in entries]
+    raise ValueError(
+        f"--versus {versus!r} is not a controller of this benchmark; give one of {labels} "
+        "(or add it to --controller)"
+    )
 
 
 def unavailable_controllers(names: Sequence[str]) -> list[str]:

@@ -43,7 +43,7 @@ def write_summary(
         "IQM over all (suite, seed) runs; 95% CI from a bootstrap stratified by suite.",
         "",
     ]
-    lines += _aggregate_table(summary["aggregate"])
+    lines += _aggregate_table(summary["aggregate"], summary["settings"].get("versus"))
     lines += [
         "",
         "## Envelope",
@@ -206,15 +206,18 @@ def _task_mean(runs: Sequence[dict], task: str, checkpoint: str) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def _aggregate_table(aggregate: dict) -> list[str]:
-    header = ["rank", "controller", "G_m final", "G_m best", "G_J final"]
-    header += ["paired gap to #1", "median worst-task change vs uniform %", "failed"]
+def _aggregate_table(aggregate: dict, versus: str | None = None) -> list[str]:
+    header = ["rank", "controller", "G_m final", "G_m best", "G_J final", "paired gap to #1"]
+    header += [f"paired gap to {versus}"] if versus else []
+    header += ["median worst-task change vs uniform %", "failed"]
     rows = []
     for rank, c in enumerate(ranking(aggregate), start=1):
         a = aggregate[c]
         name = f"**{c}**" if rank == 1 else c
         row = [str(rank), name, _ci(a["gain"]), _ci(a["gain_best"]), _ci(a["gain_j"])]
         row.append(_ci(a["paired_gap_to_leader"]))
+        if versus:
+            row.append(_ci(a["paired_gap_to_versus"]))
         row.append(_num(a["worst_task_change_vs_uniform_median"]))
         rows.append([*row, f"{a['failed']}/{a['runs']}"])
     return _table(header, rows)

@@ -40,6 +40,7 @@ def summarize(
     controllers: Sequence[str],
     with_reference: bool,
     reps: int,
+    versus: str | None = None,
 ) -> dict:
     """``{"suites": {suite: {controller: {...}}}, "aggregate": {controller: {...}}}``.
 
@@ -50,7 +51,9 @@ def summarize(
     ``{"iqm": x, "ci": [low, high]}``; ``auc_val_j`` (mean), ``runs`` and ``failed``
     (counts). Aggregate per controller: the gains pooled over suites, ``failed`` and the
     median worst-task change against uniform. In both, ``paired_gap_to_leader``: see
-    :func:`paired_gaps`. ``envelope``: see :func:`envelope`.
+    :func:`paired_gaps`; with ``versus`` (a controller label), the aggregate also has
+    ``paired_gap_to_versus``: that controller's G_m minus each one's, run by run.
+    ``envelope``: see :func:`envelope`.
     Floats may be non-finite (failed runs); :func:`json_ready` maps them to ``None``.
     """
     by_key: dict[tuple[str, str], list[RunRow]] = {}
@@ -81,6 +84,9 @@ def summarize(
             cells[c]["paired_gap_to_leader"] = gap
     for c, gap in paired_gaps(by_key, suites, aggregate, reps).items():
         aggregate[c]["paired_gap_to_leader"] = gap
+    if versus is not None:
+        for c, gap in paired_gaps(by_key, suites, aggregate, reps, versus).items():
+            aggregate[c]["paired_gap_to_versus"] = gap
     return {"suites": per_suite, "aggregate": aggregate, "envelope": envelope(per_suite)}
 
 
@@ -99,9 +105,11 @@ def paired_gaps(
     suites: Sequence[str],
     cells: dict[str, dict],
     reps: int,
+    against: str | None = None,
 ) -> dict[str, dict | None]:
     """Per controller, the leader's G_m minus its own, run by run, as an IQM with a 95% CI
-    stratified by suite (``None`` for the leader, the first of :func:`ranking`).
+    stratified by suite (``None`` for the leader, the first of :func:`ranking`); with
+    ``against``, that controller takes the leader's place.
 
     The benchmark is paired: the same seed trains every controller on the same instance
     from the same initialisation, so the difference cancels what the two runs share (how
@@ -109,7 +117,8 @@ def paired_gaps(
     two controllers' separate intervals, which both carry that spread, can overlap when
     the paired difference excludes 0.
     """
-    leader, *others = ranking(cells)
+    leader = against or ranking(cells)[0]
+    others = [c for c in ranking(cells) if c != leader]
     lead = {s: {r.seed: r.gain_final for r in by_key[s, leader]} for s in suites}
     gaps: dict[str, dict | None] = {leader: None}
     for c in others:

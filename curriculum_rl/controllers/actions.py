@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Two are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Five are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -38,10 +38,21 @@ exponent on each task's error at the run's first decision, ``E0_k``::
 raw targets), ``E_k`` its scale and how far it has come; ``beta`` normalises scale
 without chasing tasks that are already solved, which ``1 / E_k`` does.
 
+``error_power_weights`` (``dim = 3``, per task ``(a_w, a_g, a_b)``): ``error_power``
+without the sampling column; every task is sampled uniformly (``1 / K``). Switching
+the sampling part of the v3 policy off cost nothing on the validation suites and made
+it safer (benchmarks/RESULTS.md §16), so this asks PPO to learn with one noisy action
+number per task fewer.
+
+``error_exponents`` (``dim = 2``, per task ``(a_g, a_b)``): only the two exponents, no
+per-task residual, uniform sampling; a policy chooses two numbers per run and decision.
+The exponents alone carried most of v3's gain over its centre (§16).
+
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
-for ``error_power`` it is the centre rule (``ErrorPower(GAMMA_CENTRE, START_CENTRE)``,
-registered as ``scale-normalised``). For all three the sampling floor keeps every task
-above ``SAMPLING_FLOOR / K``, and padded tasks get weight 0 and probability 0.
+for the three ``error_*`` transforms it is the centre rule
+(``ErrorPower(GAMMA_CENTRE, START_CENTRE)``, registered as ``scale-normalised``). For all
+of them the sampling floor keeps every task above ``SAMPLING_FLOOR / K``, and padded
+tasks get weight 0 and probability 0.
 """
 
 from __future__ import annotations
@@ -87,6 +98,8 @@ class ActionTransform(ABC):
 
     name: str
     dim: int
+    columns: tuple[str, ...]
+    """What each of the ``dim`` numbers per task sets, in order."""
     uniform_centre: bool = True
     """Whether the all-zero action is uniform weighting and sampling."""
 
@@ -103,6 +116,7 @@ class Logits(ActionTransform):
     """Per-task weight and sampling logits (the module docstring's ``logits``)."""
 
     name, dim = "logits", 2
+    columns = ("weight", "sampling")
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
         mask = signals.mask
@@ -124,12 +138,15 @@ class LossPower(ActionTransform):
     ``loss_power``)."""
 
     name, dim = "loss_power", 3
+    columns = ("weight", "sampling", "gamma")
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         gamma = power(actions, mask)
-        return _error_power_decision(actions, signals, gamma, torch.zeros_like(gamma))
+        return _error_power_decision(
+            actions[..., 0], actions[..., 1], signals, gamma, torch.zeros_like(gamma)
+        )
 
     def constants(self) -> dict[str, float]:
         return {
@@ -142,23 +159,38 @@ class LossPower(ActionTransform):
 
 class ScaledErrorPower(ActionTransform):
     """Weights ``∝ E_k^-gamma E0_k^-beta`` times bounded residuals, centred on the
-    scale-normalising rule (the module docstring's ``error_power``)."""
+    scale-normalising rule (the module docstring's ``error_power``). ``columns`` names the
+    action numbers a policy sets; ``gamma`` and ``beta`` always, ``weight`` (the per-task
+    residual) and ``sampling`` optionally: without them the residual is 0 and sampling is
+    uniform, as a zero action would give (``error_power_weights``, ``error_exponents``)."""
 
-    name, dim = "error_power", 4
     uniform_centre = False
+
+    def __init__(self, name: str, columns: tuple[str, ...]) -> None:
+        if not {"gamma", "beta"} <= set(columns) <= {"weight", "sampling", "gamma", "beta"}:
+            raise ValueError(f"error-power columns must include gamma and beta, got {columns}")
+        self.name, self.columns, self.dim = name, columns, len(columns)
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
-        return _error_power_decision(actions, signals, *self.exponents(actions, mask))
+        residual, sampling = (self.column(actions, c) for c in ("weight", "sampling"))
+        return _error_power_decision(residual, sampling, signals, *self.exponents(actions, mask))
 
     def exponents(
         self, actions: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N,) gamma and beta that clean actions (N, K, 4) in [-1, 1] choose."""
-        gamma = GAMMA_CENTRE + power(actions, mask)
-        beta = START_CENTRE + START_SCALE * _task_mean(actions[..., 3], mask)
+        """(N,) gamma and beta that clean actions (N, K, dim) in [-1, 1] choose."""
+        gamma = GAMMA_CENTRE + GAMMA_SCALE * _task_mean(self.column(actions, "gamma"), mask)
+        beta = START_CENTRE + START_SCALE * _task_mean(self.column(actions, "beta"), mask)
         return gamma, beta
+
+    def column(self, actions: torch.Tensor, name: str) -> torch.Tensor:
+        """(N, K) action numbers called ``name``; zeros (the centre) for a column this
+        transform does not have."""
+        if name in self.columns:
+            return actions[..., self.columns.index(name)]
+        return torch.zeros_like(actions[..., 0])
 
     def constants(self) -> dict[str, float]:
         return {
@@ -173,18 +205,20 @@ class ScaledErrorPower(ActionTransform):
 
 
 def _error_power_decision(
-    actions: torch.Tensor, signals: Signals, gamma: torch.Tensor, beta: torch.Tensor
+    residual: torch.Tensor,
+    sampling: torch.Tensor,
+    signals: Signals,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
 ) -> Decision:
-    """``w_k ∝ E_k^-gamma E0_k^-beta exp(RESIDUAL_SCALE a_w)`` (mean 1 over the valid
-    tasks), sampling from the second column; ``gamma`` and ``beta`` are (N,)."""
+    """``w_k ∝ E_k^-gamma E0_k^-beta exp(RESIDUAL_SCALE residual_k)`` (mean 1 over the
+    valid tasks), sampling from its (N, K) action column; ``gamma`` and ``beta`` are (N,)."""
     mask = signals.mask
     log_error = signals.val_error.clamp_min(1e-12).log().nan_to_num(0.0, 0.0, 0.0)
     log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
-    logits = (
-        -gamma[:, None] * log_error - beta[:, None] * log_start + RESIDUAL_SCALE * actions[..., 0]
-    )
+    logits = -gamma[:, None] * log_error - beta[:, None] * log_start + RESIDUAL_SCALE * residual
     k = mask.sum(1, keepdim=True).clamp_min(1).float()
-    return Decision(k * _masked_softmax(logits, mask), _sampling(actions[..., 1], mask))
+    return Decision(k * _masked_softmax(logits, mask), _sampling(sampling, mask))
 
 
 def _task_mean(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -200,7 +234,14 @@ def power(actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 TRANSFORMS: dict[str, ActionTransform] = {
-    t.name: t for t in (Logits(), LossPower(), ScaledErrorPower())
+    t.name: t
+    for t in (
+        Logits(),
+        LossPower(),
+        ScaledErrorPower("error_power", ("weight", "sampling", "gamma", "beta")),
+        ScaledErrorPower("error_power_weights", ("weight", "gamma", "beta")),
+        ScaledErrorPower("error_exponents", ("gamma", "beta")),
+    )
 }
 DEFAULT_TRANSFORM = "error_power"
 
