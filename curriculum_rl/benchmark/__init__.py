@@ -60,11 +60,11 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
     executor = make_executor(config)  # a missing Ray is an error before any work
     suites = resolve_suite_entries(config.suites)
     controllers = resolve_controllers(config.controllers)
-    versus_label(config.versus, controllers)  # a wrong name is an error before any work
+    versus = versus_label(config.versus, controllers)  # a wrong name fails before any work
     instances = InstanceCache(suites)
     check_controllers_serve(config, suites, controllers, instances)
     with folder_lock(config.out, "curriculum-rl benchmark"):
-        return _run_locked(config, suites, controllers, instances, executor)
+        return _run_locked(config, suites, controllers, instances, executor, versus)
 
 
 def _run_locked(
@@ -73,6 +73,7 @@ def _run_locked(
     controllers: list[ControllerEntry],
     instances: InstanceCache,
     executor: Executor,
+    versus: str | None,
 ) -> BenchmarkResult:
     """Compute what is missing and write the reports; the caller holds the folder lock."""
     records, computed = execute_runs(config, suites, controllers, instances, executor)
@@ -81,7 +82,6 @@ def _run_locked(
     rows = run_rows(records, references)
     suite_labels = [s.label for s in suites]
     controller_labels = [c.label for c in controllers]
-    versus = versus_label(config.versus, controllers)
     summary = summarize(rows, suite_labels, controller_labels, with_reference, config.reps, versus)
     settings = _settings(config, suite_labels, controller_labels, with_reference) | {
         "versus": versus
