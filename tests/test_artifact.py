@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import curriculum_rl
+from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.base import Uniform
 from curriculum_rl.controllers.learned.artifact import ArtifactError, load_artifact, save_artifact
 from curriculum_rl.controllers.learned.controller import LearnedController
@@ -148,6 +149,31 @@ def test_loaded_policy_drives_run_controller(policy_file: Path, k: int):
         assert abs(sum(rec.sampling[-1]) - 1) < 1e-4
     # a trained-looking (non-zero) policy actually moves away from uniform
     assert any(abs(w - 1) > 1e-3 for rec in records for w in rec.weights[-1])
+
+
+@pytest.mark.parametrize("action", sorted(TRANSFORMS))
+def test_a_policy_of_every_action_transform_round_trips_and_drives_a_run(
+    tmp_path: Path, action: str
+):
+    """Each transform's policy file records its action, loads with it, and a run under
+    it moves the weights (and, only for transforms with a sampling column, the sampling)
+    off uniform, the same way on a second load."""
+    torch.manual_seed(0)
+    actor = TaskSetActor(
+        NetworkConfig(hidden=16, action_init_gain=1.0, action_dim=TRANSFORMS[action].dim)
+    )
+    init_weights(actor)
+    path = save_artifact(tmp_path / action, actor, max_tasks=8, action=action)
+    runs = [
+        run_controller(_instances(3, 1), [0], load_controller(path), budget=75, interval=25)[0]
+        for _ in range(2)
+    ]
+    assert load_artifact(path).action == action
+    assert runs[0].weights == runs[1].weights and runs[0].sampling == runs[1].sampling
+    weights, sampling = torch.tensor(runs[0].weights[-1]), torch.tensor(runs[0].sampling[-1])
+    assert (weights - 1).abs().max() > 1e-3
+    samples = "sampling" in TRANSFORMS[action].columns
+    assert ((sampling - 1 / 3).abs().max() > 1e-3) == samples
 
 
 def test_a_policy_runs_more_tasks_than_it_was_trained_with(policy_file: Path):
