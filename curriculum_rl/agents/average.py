@@ -148,7 +148,7 @@ def scale_policy(
     state["head.weight"] = state["head.weight"] * per_column[:, None]
     state["head.bias"] = state["head.bias"] * per_column
     actor.load_state_dict(state)
-    extra = {} if columns is None else {"columns": sorted(columns, key=names.index)}
+    extra = {} if columns is None else {"columns": [n for n in names if n in columns]}
     return _save(actor, [policy], out, "scaled", factor=factor, **extra)
 
 

@@ -83,9 +83,7 @@ def _run_locked(
     suite_labels = [s.label for s in suites]
     controller_labels = [c.label for c in controllers]
     summary = summarize(rows, suite_labels, controller_labels, with_reference, config.reps, versus)
-    settings = _settings(config, suite_labels, controller_labels, with_reference) | {
-        "versus": versus
-    }
+    settings = _settings(config, suite_labels, controller_labels, with_reference, versus)
     summary = {"settings": settings, **summary}
     csv_path, summary_path = config.out / "results.csv", config.out / "summary.md"
     write_csv(rows, csv_path, with_reference)
@@ -97,7 +95,11 @@ def _run_locked(
 
 
 def _settings(
-    config: BenchmarkConfig, suites: list[str], controllers: list[str], with_reference: bool
+    config: BenchmarkConfig,
+    suites: list[str],
+    controllers: list[str],
+    with_reference: bool,
+    versus: str | None,
 ) -> dict:
     return {
         "suites": suites,
@@ -107,6 +109,7 @@ def _settings(
         "skipped_controllers": unavailable_controllers(config.controllers),
         "reference": with_reference,
         "bootstrap_reps": config.reps,
+        "versus": versus,
         "out": str(config.out),
     }
 

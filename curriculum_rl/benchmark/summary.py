@@ -117,8 +117,9 @@ def paired_gaps(
     two controllers' separate intervals, which both carry that spread, can overlap when
     the paired difference excludes 0.
     """
-    leader = against or ranking(cells)[0]
-    others = [c for c in ranking(cells) if c != leader]
+    order = ranking(cells)
+    leader = against or order[0]
+    others = [c for c in order if c != leader]
     lead = {s: {r.seed: r.gain_final for r in by_key[s, leader]} for s in suites}
     gaps: dict[str, dict | None] = {leader: None}
     for c in others:

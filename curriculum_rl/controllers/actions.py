@@ -111,6 +111,13 @@ class ActionTransform(ABC):
     def constants(self) -> dict[str, float]:
         """The constants a policy file records (a policy is only valid with them)."""
 
+    def column(self, actions: torch.Tensor, name: str) -> torch.Tensor:
+        """(N, K) action numbers called ``name``; zeros (the centre) for a column this
+        transform does not have."""
+        if name in self.columns:
+            return actions[..., self.columns.index(name)]
+        return torch.zeros_like(actions[..., 0])
+
 
 class Logits(ActionTransform):
     """Per-task weight and sampling logits (the module docstring's ``logits``)."""
@@ -122,8 +129,8 @@ class Logits(ActionTransform):
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         k = mask.sum(1, keepdim=True).clamp_min(1).float()
-        weights = k * _masked_softmax(WEIGHT_SCALE * actions[..., 0], mask)
-        return Decision(weights, _sampling(actions[..., 1], mask))
+        weights = k * _masked_softmax(WEIGHT_SCALE * self.column(actions, "weight"), mask)
+        return Decision(weights, _sampling(self.column(actions, "sampling"), mask))
 
     def constants(self) -> dict[str, float]:
         return {
@@ -143,10 +150,9 @@ class LossPower(ActionTransform):
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
-        gamma = power(actions, mask)
-        return _error_power_decision(
-            actions[..., 0], actions[..., 1], signals, gamma, torch.zeros_like(gamma)
-        )
+        gamma = power(self.column(actions, "gamma"), mask)
+        residual, sampling = (self.column(actions, c) for c in ("weight", "sampling"))
+        return _error_power_decision(residual, sampling, signals, gamma, torch.zeros_like(gamma))
 
     def constants(self) -> dict[str, float]:
         return {
@@ -181,16 +187,9 @@ class ScaledErrorPower(ActionTransform):
         self, actions: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,) gamma and beta that clean actions (N, K, dim) in [-1, 1] choose."""
-        gamma = GAMMA_CENTRE + GAMMA_SCALE * _task_mean(self.column(actions, "gamma"), mask)
+        gamma = GAMMA_CENTRE + power(self.column(actions, "gamma"), mask)
         beta = START_CENTRE + START_SCALE * _task_mean(self.column(actions, "beta"), mask)
         return gamma, beta
-
-    def column(self, actions: torch.Tensor, name: str) -> torch.Tensor:
-        """(N, K) action numbers called ``name``; zeros (the centre) for a column this
-        transform does not have."""
-        if name in self.columns:
-            return actions[..., self.columns.index(name)]
-        return torch.zeros_like(actions[..., 0])
 
     def constants(self) -> dict[str, float]:
         return {
@@ -227,10 +226,10 @@ def _task_mean(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (column * valid).sum(1) / valid.sum(1).clamp_min(1)
 
 
-def power(actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(N,) gamma of ``loss_power`` actions: the mean of the third column over valid
-    tasks (a mean, so it is invariant to the order of the tasks), scaled."""
-    return GAMMA_SCALE * _task_mean(actions[..., 2], mask)
+def power(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) gamma offset from a (N, K) ``gamma`` action column: its mean over valid tasks
+    (a mean, so it is invariant to the order of the tasks), scaled by ``GAMMA_SCALE``."""
+    return GAMMA_SCALE * _task_mean(column, mask)
 
 
 TRANSFORMS: dict[str, ActionTransform] = {
