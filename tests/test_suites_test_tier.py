@@ -1,6 +1,7 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml): every suite resolves, is deterministic
-given the seed, validates, has its stated K and auxiliaries, and trains in the batched
-trainer; tier B shares no suite with tier A, training or validation."""
+"""The test tiers (envs/test.toml, envs/test-b.toml, envs/test-c.toml): every suite
+resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
+trains in the batched trainer; each later tier shares no suite with the earlier ones,
+training or validation."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 
 TEST_TIER = "envs/test.toml"
 TIER_B = "envs/test-b.toml"
+TIER_C = "envs/test-c.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -43,8 +45,24 @@ EXPECTED_B = {  # suite -> (K of seed 0, auxiliary tasks); tier B's names are no
     "digits-conv-thin": (5, set()),
     "synthetic-raw-xl": (6, set()),
 }
-VARIABLE_K = {"synthetic-raw-xl"}  # the synthetic generator draws K and task kinds per seed
-TIERS = {TEST_TIER: EXPECTED, TIER_B: EXPECTED_B}
+EXPECTED_C = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "wine-chem": (5, set()),
+    "breast-cancer-shape": (5, set()),
+    "gradnorm-many": (24, set()),
+    "tokens-aux": (5, {"distinct", "top_count", "token_sum"}),
+    "near-zero-clean": (6, set()),
+    "teacher-wide": (
+        21,
+        {f"helpful{i}" for i in range(10)}
+        | {f"unrelated{i}" for i in range(4)}
+        | {f"noise{i}" for i in range(6)},
+    ),
+    "synthetic-duo": (2, set()),
+    "synthetic-aux-easy": (12, {"task1", "task2", "task6", "task9", "task11"}),
+}
+# The synthetic generator draws K, task kinds and auxiliaries per seed.
+VARIABLE_K = {"synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy"}
+TIERS = {TEST_TIER: EXPECTED, TIER_B: EXPECTED_B, TIER_C: EXPECTED_C}
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
 CONFIG = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu")
@@ -69,9 +87,11 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     used = set(load_suites("envs/heldout.toml")) | set(load_suites("envs/train.toml"))
     assert not used & {name for _, name in CASES}
     assert not set(EXPECTED) & set(EXPECTED_B)
+    assert not (set(EXPECTED) | set(EXPECTED_B)) & set(EXPECTED_C)
     assert min(k for k, _ in EXPECTED.values()) == 2
     assert max(k for k, _ in EXPECTED.values()) >= 12
     assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max
+    assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
 
 
 @pytest.mark.parametrize(("path", "name"), CASES)
@@ -120,3 +140,10 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert blood.data[3].y_train.mean().item() > 100  # total cholesterol in mg/dl
     iris = tier[TIER_B, "iris"][1]
     assert iris.input_shape == (2,) and set(iris.data[0].y_train.tolist()) == {0, 1, 2}
+    chem = tier[TIER_C, "wine-chem"][1]
+    assert chem.input_shape == (8,)  # 13 columns less 4 targets and total phenols
+    assert chem.data[3].y_train.mean().item() > 15  # alcalinity of ash, uncentred
+    shape = tier[TIER_C, "breast-cancer-shape"][1]
+    assert shape.input_shape == (17,)  # 30 columns less 4 targets and 9 near-copies
+    variances = [shape.data[i].y_train.var().item() for i in (2, 3)]  # area, smoothness
+    assert variances[0] / variances[1] > 1e8

@@ -8,23 +8,32 @@ standardise: task losses then differ by orders of magnitude (proline at ~10^5, h
 remaining columns, z-scored with training statistics. Every seed draws its own
 train/val/test split of the rows (60/15/25%: 107, 342 and 266 training rows).
 
-=================  ===========================================================================
-``dataset``        tasks (kind, scale of the raw target: mean, variance)
-=================  ===========================================================================
-``wine``           178 wines, 9 inputs: ``cultivar`` (3 classes), ``proline`` (mean 747, var
-                   9.9e4), ``magnesium`` (100, 203), ``color_intensity`` (5.1, 5.3), ``hue``
-                   (0.96, 0.052)
-``breast_cancer``  569 tumours, 27 inputs: ``diagnosis`` (2 classes), ``worst_area`` (881,
-                   3.2e5); worst radius and perimeter, near-copies of the area, are dropped
-``diabetes``       442 patients, 7 inputs (raw loader, ``scaled=False``): ``progression``
-                   (one-year disease progression, 152, 5.9e3), ``sex`` (2 classes), ``bmi``
-                   (26, 19), ``s5`` (log serum triglycerides, 4.6, 0.27)
-``diabetes_blood`` the same 442 patients, 5 inputs (age, bmi, s2, s4, s5): ``progression``,
-                   ``sex``, ``bp`` (blood pressure, 95, 191), ``s1`` (total cholesterol, 189,
-                   1.2e3), ``s3`` (HDL, 50, 167), ``s6`` (glucose, 91, 132)
-``iris``           150 flowers, 2 inputs (the sepal measurements): ``species`` (3 classes),
-                   ``petal_length`` (3.8, 3.1), ``petal_width`` (1.2, 0.58): similar scales
-=================  ===========================================================================
+=========================  ===================================================================
+``dataset``                tasks (kind, scale of the raw target: mean, variance)
+=========================  ===================================================================
+``wine``                   178 wines, 9 inputs: ``cultivar`` (3 classes), ``proline`` (mean 747, var
+                           9.9e4), ``magnesium`` (100, 203), ``color_intensity`` (5.1, 5.3), ``hue``
+                           (0.96, 0.052)
+``breast_cancer``          569 tumours, 27 inputs: ``diagnosis`` (2 classes), ``worst_area`` (881,
+                           3.2e5); worst radius and perimeter, near-copies of the area, are dropped
+``diabetes``               442 patients, 7 inputs (raw loader, ``scaled=False``): ``progression``
+                           (one-year disease progression, 152, 5.9e3), ``sex`` (2 classes), ``bmi``
+                           (26, 19), ``s5`` (log serum triglycerides, 4.6, 0.27)
+``diabetes_blood``         the same 442 patients, 5 inputs (age, bmi, s2, s4, s5): ``progression``,
+                           ``sex``, ``bp`` (blood pressure, 95, 191), ``s1`` (total cholesterol,
+                           189, 1.2e3), ``s3`` (HDL, 50, 167), ``s6`` (glucose, 91, 132)
+``iris``                   150 flowers, 2 inputs (the sepal measurements): ``species`` (3 classes),
+                           ``petal_length`` (3.8, 3.1), ``petal_width`` (1.2, 0.58): similar scales
+``wine_chem``              the 178 wines, 8 inputs: ``cultivar``, ``alcohol`` (13.0, 0.66),
+                           ``malic_acid`` (2.3, 1.2), ``alcalinity`` (of ash, 19.5, 11) and
+                           ``flavanoids`` (2.0, 0.99); total phenols, a near-copy of flavanoids (r =
+                           0.86), dropped: uncentred targets at similar scales
+``breast_cancer_shape``    the 569 tumours, 17 inputs: ``diagnosis`` (2 classes),
+                           ``mean_texture`` (19, 18), ``mean_area`` (655, 1.2e5),
+                           ``mean_smoothness`` (0.096, 2.0e-4) and ``area_error`` (40, 2.1e3); the
+                           radius, perimeter, worst-case and error columns that nearly copy a target
+                           are dropped: variances 10^9 apart
+=========================  ===================================================================
 
 The loaders (``load_wine``, ``load_breast_cancer``, ``load_diabetes``, ``load_iris``) read
 files that ship with scikit-learn: nothing is ever downloaded.
@@ -128,6 +137,40 @@ RECIPES: dict[str, TabularRecipe] = {
         ),
         sources=(LABEL, "petal length (cm)", "petal width (cm)"),
     ),
+    "wine_chem": TabularRecipe(
+        loader="load_wine",
+        tasks=(
+            TaskSpec("cultivar", "classification", 3, "accuracy"),
+            TaskSpec("alcohol", "regression", 1, "mse"),
+            TaskSpec("malic_acid", "regression", 1, "mse"),
+            TaskSpec("alcalinity", "regression", 1, "mse"),
+            TaskSpec("flavanoids", "regression", 1, "mse"),
+        ),
+        sources=(LABEL, "alcohol", "malic_acid", "alcalinity_of_ash", "flavanoids"),
+        dropped=("total_phenols",),
+    ),
+    "breast_cancer_shape": TabularRecipe(
+        loader="load_breast_cancer",
+        tasks=(
+            TaskSpec("diagnosis", "classification", 2, "accuracy"),
+            TaskSpec("mean_texture", "regression", 1, "mse"),
+            TaskSpec("mean_area", "regression", 1, "mse"),
+            TaskSpec("mean_smoothness", "regression", 1, "mse"),
+            TaskSpec("area_error", "regression", 1, "mse"),
+        ),
+        sources=(LABEL, "mean texture", "mean area", "mean smoothness", "area error"),
+        dropped=(
+            "mean radius",
+            "mean perimeter",
+            "worst radius",
+            "worst perimeter",
+            "worst area",
+            "worst texture",
+            "worst smoothness",
+            "radius error",
+            "perimeter error",
+        ),
+    ),
 }
 """The data sets a :class:`TabularSuite` offers, by ``dataset`` name."""
 
@@ -156,7 +199,7 @@ class TabularSuite:
     Attributes:
         name: the suite's name; empty means the data set's name.
         dataset: one of :data:`RECIPES` (``wine``, ``breast_cancer``, ``diabetes``,
-            ``diabetes_blood``, ``iris``).
+            ``diabetes_blood``, ``iris``, ``wine_chem``, ``breast_cancer_shape``).
         tasks: task names to include (any subset of the data set's tasks, in the given
             order); ``None`` for all. Every task column leaves the inputs either way.
         auxiliary: task names that only help (not scored); ``None``: none.
