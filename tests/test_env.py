@@ -14,7 +14,7 @@ from curriculum_rl.controllers.learned import LearnedController, NetworkConfig, 
 from curriculum_rl.controllers.learned.artifact import save_artifact
 from curriculum_rl.controllers.observation import FEATURES
 from curriculum_rl.env import ENV_ID, CurriculumEnv
-from curriculum_rl.env.core import potential
+from curriculum_rl.env.core import potential, worst_task_excess
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
 
 SMALL = {
@@ -235,6 +235,43 @@ def test_shadow_reward_is_the_gain_over_a_uniform_twin():
     phi = potential(core.loop.state, "error")
     assert total == pytest.approx(float(phi[1] - phi[0]), abs=1e-5)  # shadow end - agent end
     assert core.trainer.num_runs == 2 and torch.equal(core.trainer.mask[0], core.trainer.mask[1])
+
+
+def test_worst_task_price_charges_the_final_excess_over_the_shadow_once():
+    actions = np.full((8, D_U), -0.5, np.float32)
+    returns, cores = [], []
+    for cost in (0.0, 2.0):
+        env = CurriculumEnv(shadow=True, worst_task_cost=cost, **UNIFORM_AT_ZERO)
+        env.reset(seed=2)
+        total, terminated = 0.0, False
+        while not terminated:
+            _, r, terminated, _, _ = env.step(actions)
+            total += r
+        returns.append(total)
+        cores.append(env._core)
+    state = cores[1].loop.state
+    excess = float(worst_task_excess(state, "error", 1)[0])
+    # Same runs either way; the price telescopes to the excess at the episode's end.
+    assert torch.equal(state.val_error, cores[0].loop.state.val_error)
+    assert excess > 0
+    assert returns[1] == pytest.approx(returns[0] - 2.0 * excess, abs=1e-5)
+    # The excess is the worst target task's log error ratio to the shadow, floored at 0.
+    ratios = (state.val_error[0] / state.val_error[1]).log()[state.objective[0]]
+    assert excess == pytest.approx(max(float(ratios.max()), 0.0), rel=1e-5)
+
+
+def test_worst_task_price_is_zero_when_the_agent_is_uniform():
+    env = CurriculumEnv(shadow=True, worst_task_cost=5.0, **UNIFORM_AT_ZERO)
+    env.reset(seed=2)
+    _, reward, *_ = env.step(np.zeros((8, D_U), np.float32))
+    assert reward == 0.0
+
+
+def test_worst_task_price_needs_the_shadow_and_a_valid_cost():
+    with pytest.raises(ValueError, match="set shadow = true"):
+        CurriculumEnv(worst_task_cost=1.0, **SMALL)
+    with pytest.raises(ValueError, match="worst_task_cost must be >= 0"):
+        CurriculumEnv(shadow=True, worst_task_cost=-1.0, **SMALL)
 
 
 def test_episodes_draw_their_budget_from_budgets():

@@ -117,6 +117,14 @@ def test_action_recipes_are_the_shipped_recipe_with_another_action(recipe, actio
     )
 
 
+def test_safe_recipe_is_the_shipped_recipe_with_a_shadow_and_a_worst_task_price():
+    config = load_config(ROOT / "agents" / "safe.toml")
+    default = load_config(ROOT / "agents" / "default.toml")
+    assert config.env.shadow and config.env.worst_task_cost == 0.5 and config.eval.every == 0
+    env = replace(config.env, shadow=False, worst_task_cost=0.0)
+    assert replace(config, env=env, eval=default.eval) == default
+
+
 def test_wide_training_distribution_reaches_sixteen_tasks_and_raw_scales_to_ten_thousand():
     wide = resolve_suite("envs/train-wide.toml")
     broad = resolve_suite("envs/train-broad.toml")

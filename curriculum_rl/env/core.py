@@ -54,7 +54,9 @@ from curriculum_rl.trainer import (
     BatchedMultitaskTrainer,
     TrainerConfig,
     validation_potential,
+    validation_values,
 )
+from curriculum_rl.trainer.objective import EPS
 
 REWARDS = CRITERIA
 
@@ -83,6 +85,10 @@ class EnvConfig:
         emphasis_anchor: a policy file (``NAME.json``); if set, ``emphasis_cost`` prices
             leaving that policy's emphasis instead of the centre rule's (fine-tuning
             without forgetting what the anchor does).
+        worst_task_cost: price per unit of the worst target task's excess log validation
+            error (or loss) over the uniform shadow's, ``max(0, max_k log(E_k / E^u_k))``,
+            charged on its change at every decision so that an episode pays it once, at
+            its end value (needs ``shadow``); 0 (default) is no price.
     """
 
     suite: str | Suite = "synthetic"
@@ -97,6 +103,7 @@ class EnvConfig:
     shadow: bool = False
     emphasis_cost: float = 0.0
     emphasis_anchor: str = ""
+    worst_task_cost: float = 0.0
 
     def __post_init__(self) -> None:
         if self.interval < 1:
@@ -121,6 +128,13 @@ class EnvConfig:
                 f"emphasis_anchor = {self.emphasis_anchor!r} has no effect without a price: "
                 "set emphasis_cost > 0 (e.g. 0.02), or drop emphasis_anchor"
             )
+        if not self.worst_task_cost >= 0:
+            raise ValueError(f"worst_task_cost must be >= 0, got {self.worst_task_cost}")
+        if self.worst_task_cost and not self.shadow:
+            raise ValueError(
+                f"worst_task_cost = {self.worst_task_cost} needs the uniform shadow it is "
+                "measured against: set shadow = true, or drop worst_task_cost"
+            )
         action_transform(self.action)  # raises for an unknown name
 
     @property
@@ -140,6 +154,17 @@ class EnvConfig:
 def potential(state: DecisionState, reward: str) -> torch.Tensor:
     """(N,) Φ of the reward: mean over target tasks of log val error (or loss)."""
     return validation_potential(state, reward)
+
+
+def worst_task_excess(state: DecisionState, reward: str, num_runs: int) -> torch.Tensor:
+    """(num_runs,) how far the worst target task's log validation error (or loss) lies
+    above that of its run's uniform shadow (slots ``num_runs..2·num_runs-1``); 0 when every
+    target task is at least as good as under uniform weighting, or the values are not
+    finite (a failed run is priced by ``divergence_penalty`` instead)."""
+    n = num_runs
+    logs = validation_values(state, reward).clamp_min(EPS).log()
+    excess = torch.where(state.objective[:n], logs[:n] - logs[n : 2 * n], -torch.inf)
+    return excess.amax(1).clamp_min(0).nan_to_num(0.0, 0.0, 0.0)
 
 
 class CurriculumCore:
@@ -234,10 +259,10 @@ class CurriculumCore:
         decision, reference = self._decide(torch.from_numpy(actions).to(self.trainer.device))
         self.trainer.set_schedule(decision.weights, decision.sampling)
         self.trainer.train(self.config.interval)
-        before = potential(self.loop.state, self.config.reward)
+        before = self._potentials(self.loop.state)
         state = self.loop.observe(self.trainer.measure())
         self.decisions += 1
-        after = potential(state, self.config.reward)
+        after = self._potentials(state)
         rewards = self._rewards(before, after, decision, reference, state)
         diverged = state.diverged[: self.num_runs].cpu().numpy()
         terminated = diverged | (self.decisions >= self.lengths)
@@ -267,21 +292,31 @@ class CurriculumCore:
             )
         return self.loop.commit(agent), reference
 
+    def _potentials(self, state: DecisionState) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Φ of every run, and the worst-task excess of the agent's runs when it is priced."""
+        phi = potential(state, self.config.reward)
+        if not self.config.worst_task_cost:
+            return phi, None
+        return phi, worst_task_excess(state, self.config.reward, self.num_runs)
+
     def _rewards(
         self,
-        before: torch.Tensor,
-        after: torch.Tensor,
+        before: tuple[torch.Tensor, torch.Tensor | None],
+        after: tuple[torch.Tensor, torch.Tensor | None],
         decision: Decision,
         reference: Decision | None,
         state,
     ) -> np.ndarray:
         n = self.num_runs
-        gain = before - after
+        gain = before[0] - after[0]
         rewards = gain[:n]
         if self.config.shadow:
             # A shadow that failed (rare: it is uniform) contributes nothing.
             shadow_gain = torch.where(state.diverged[n:], 0.0, gain[n:])
             rewards = rewards - shadow_gain.nan_to_num(0.0, 0.0, 0.0)
+        if self.config.worst_task_cost:
+            # A potential-based price: the episode's sum is the excess at its end.
+            rewards = rewards - self.config.worst_task_cost * (after[1] - before[1])
         rewards = rewards.cpu().numpy().astype(np.float64)
         if self.config.emphasis_cost:
             mask = self.trainer.mask[:n]

@@ -1,6 +1,11 @@
 """The batched multitask trainer and the signals it reports (torch only)."""
 
-from curriculum_rl.trainer.objective import CRITERIA, mean_log_loss, validation_potential
+from curriculum_rl.trainer.objective import (
+    CRITERIA,
+    mean_log_loss,
+    validation_potential,
+    validation_values,
+)
 from curriculum_rl.trainer.trainer import (
     DIVERGENCE_RISE,
     BatchedMultitaskTrainer,
@@ -22,4 +27,5 @@ __all__ = [
     "mean_log_loss",
     "resolve_device",
     "validation_potential",
+    "validation_values",
 ]

@@ -34,11 +34,17 @@ class ValidationMeasure(Protocol):
     objective: torch.Tensor
 
 
-def validation_potential(measured: ValidationMeasure, criterion: str) -> torch.Tensor:
-    """(N,) mean over each run's target tasks of log validation *error* (``"error"``: MSE
-    for regression, the floored soft error for classification, the validation twin of
-    G_m) or of log validation loss (``"loss"``: J). Lower is better."""
+def validation_values(measured: ValidationMeasure, criterion: str) -> torch.Tensor:
+    """(N, K) per-task validation *error* (``"error"``: MSE for regression, the floored
+    soft error for classification, the validation twin of G_m) or validation loss
+    (``"loss"``); the loss where no error was measured. Lower is better."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     use_loss = criterion == "loss" or measured.val_error is None
-    return mean_log_loss(measured.val_loss if use_loss else measured.val_error, measured.objective)
+    return measured.val_loss if use_loss else measured.val_error
+
+
+def validation_potential(measured: ValidationMeasure, criterion: str) -> torch.Tensor:
+    """(N,) mean over each run's target tasks of the log of :func:`validation_values`
+    (``"loss"``: J). Lower is better."""
+    return mean_log_loss(validation_values(measured, criterion), measured.objective)
