@@ -308,7 +308,8 @@ class CurriculumCore:
         state,
     ) -> np.ndarray:
         n = self.num_runs
-        gain = before[0] - after[0]
+        (phi_before, excess_before), (phi_after, excess_after) = before, after
+        gain = phi_before - phi_after
         rewards = gain[:n]
         if self.config.shadow:
             # A shadow that failed (rare: it is uniform) contributes nothing.
@@ -316,7 +317,7 @@ class CurriculumCore:
             rewards = rewards - shadow_gain.nan_to_num(0.0, 0.0, 0.0)
         if self.config.worst_task_cost:
             # A potential-based price: the episode's sum is the excess at its end.
-            rewards = rewards - self.config.worst_task_cost * (after[1] - before[1])
+            rewards = rewards - self.config.worst_task_cost * (excess_after - excess_before)
         rewards = rewards.cpu().numpy().astype(np.float64)
         if self.config.emphasis_cost:
             mask = self.trainer.mask[:n]
