@@ -38,9 +38,11 @@ def test_env_speed_reports_the_speed_ratios():
         "env_overhead",
         "env_overhead_vs_trainer",
         "bmm_speedup_over_vmap",
-        "scaling_per_run_ms",
     ):
         assert math.isfinite(result[key]) and result[key] > 0, key
+    # A line fitted to one noisy repetition of five step times: its slope can come out
+    # negative on a busy machine, so only its presence is a property of the script.
+    assert math.isfinite(result["scaling_per_run_ms"]) and math.isfinite(result["scaling_fixed_ms"])
     assert result["batched_speedup"] == result["separate_steps_s"] / result["batched_step_s"]
     if (os.cpu_count() or 1) >= 2:
         assert result["two_threads_single"] > 0 and result["two_threads_batched"] > 0
