@@ -32,7 +32,10 @@ from curriculum_rl.trainer.signals import Signals
 MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
 
 
-TRANSFORMS = ["logits", "loss_power", "error_power", "error_power_weights", "error_exponents"]
+TRANSFORMS = [
+    "logits", "loss_power", "error_power", "error_power_weights", "error_exponents",
+    "error_power_gated",
+]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
 
@@ -298,3 +301,33 @@ def test_the_documented_feature_table_is_the_schema():
         if line.startswith("| ") and line.split("|")[1].strip().isdigit()
     ]
     assert rows == list(FEATURES)
+
+
+def test_error_power_gated_is_error_power_with_auxiliaries_gated():
+    """The defining property: the gated twin's decision is ``gate_auxiliaries`` of
+    ``error_power``'s for the same action; with every task a target it is ``error_power``."""
+    from curriculum_rl.controllers.auxiliary import gate_auxiliaries
+
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    gradients = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 3.0], [-1.0, -0.5]]])
+    norm = gradients.norm(dim=-1)
+    unit = gradients / norm[..., None]
+    state = dataclasses.replace(
+        _state(mask, 5),
+        grad_norm=norm,
+        grad_cos=unit @ unit.transpose(1, 2),
+        objective=torch.tensor([[True, True, False, False]]),
+    )
+    actions = _actions(4, 6, mask)
+    plain = actions_to_decision(actions, state, "error_power")
+    gated = actions_to_decision(actions, state, "error_power_gated")
+    expected = gate_auxiliaries(plain, state)
+    torch.testing.assert_close(gated.weights, expected.weights)
+    torch.testing.assert_close(gated.sampling, plain.sampling)
+    assert gated.weights[0, 3] == 0 and 0 < gated.weights[0, 2] < gated.weights[0, 0] * 10
+    all_targets = dataclasses.replace(state, objective=mask)
+    torch.testing.assert_close(
+        actions_to_decision(actions, all_targets, "error_power_gated").weights,
+        actions_to_decision(actions, all_targets, "error_power").weights,
+    )
+    assert action_transform("error_power_gated").constants()["auxiliary_gate"] == 1.0

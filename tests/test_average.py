@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from curriculum_rl.agents.average import average_policies, ensemble_policies, main, scale_policy
+from curriculum_rl.agents.average import (
+    average_policies,
+    ensemble_policies,
+    gate_policy,
+    main,
+    scale_policy,
+)
 from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned.artifact import ArtifactError, load_artifact, save_artifact
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
@@ -182,3 +188,32 @@ def test_the_command_line_scales_one_policy(tmp_path: Path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([str(path), "--scale", "0", "--columns", "tau", "--out", str(tmp_path / "bad")])
     assert exit_.value.code == 2 and "unknown: ['tau']" in capsys.readouterr().err
+
+
+def test_a_gated_policy_keeps_its_network_and_changes_only_runs_with_auxiliaries(tmp_path: Path):
+    path = _policy(tmp_path, "p", seed=0)
+    gated_path = gate_policy(path, tmp_path / "g")
+    gated, original = load_artifact(gated_path), load_artifact(path)
+    assert gated.action == "error_power_gated" and original.action == "error_power"
+    state = original.actor.state_dict()
+    assert all(torch.equal(gated.actor.state_dict()[k], v) for k, v in state.items())
+    instance = resolve_suite("sequence").sample(0)  # every task a target
+    (plain_run,) = run_controller([instance], [0], load_controller(str(path)), 50, 25)
+    (gated_run,) = run_controller([instance], [0], load_controller(str(gated_path)), 50, 25)
+    assert gated_run.weights == plain_run.weights
+    assert gated_run.final_test_metric == plain_run.final_test_metric
+    with_auxiliaries = resolve_suite("envs/heldout-aux.toml#sequence-aux").sample(0)
+    (plain_run,) = run_controller([with_auxiliaries], [0], load_controller(str(path)), 50, 25)
+    (gated_run,) = run_controller([with_auxiliaries], [0], load_controller(str(gated_path)), 50, 25)
+    assert gated_run.weights[0] == plain_run.weights[0]  # no gradient measured yet
+    assert gated_run.weights[1] != plain_run.weights[1]
+
+
+def test_gating_is_refused_for_a_transform_without_a_gated_twin(tmp_path: Path, capsys):
+    path = _policy(tmp_path, "p", seed=0, action="logits")
+    with pytest.raises(ArtifactError, match="no gated twin"):
+        gate_policy(path, tmp_path / "g")
+    assert not (tmp_path / "g.json").exists()
+    with pytest.raises(SystemExit) as exit_:
+        main([str(path), "--gate-auxiliaries", "--scale", "2", "--out", str(tmp_path / "b")])
+    assert exit_.value.code == 2 and "exactly one policy" in capsys.readouterr().err

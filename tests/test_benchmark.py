@@ -327,3 +327,18 @@ def test_every_registered_controller_is_benchmarked(tmp_path):
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert set(summary["suites"][SUITES[0]]) == set(ALL_CONTROLLERS)
     assert len(_rows(out)) == len(ALL_CONTROLLERS) * 2
+
+
+def test_summary_names_the_controllers_that_changed_nothing(tmp_path):
+    """Every `sequence` task reads the same examples, so a sampling schedule trains
+    exactly as uniform does; the summary says so, and does not say it of a weighting."""
+    out = tmp_path / "shared"
+    argv = ["benchmark", "--suite", "sequence", "--controller", "temperature", "geometric-mean"]
+    code, stdout = _cli([*argv, "--out", str(out), "--seeds", "2", "--budget", "30",
+                         "--interval", "15", "--quiet", "--no-reference"])  # fmt: skip
+    assert code == 0, stdout
+    note = [line for line in (out / "summary.md").read_text().splitlines() if "Exactly" in line]
+    assert note == [
+        "Exactly uniform's test metrics on every seed (no effect on this suite): temperature. "
+        "Sampling schedules have none where every task trains on the same examples."
+    ]

@@ -179,6 +179,7 @@ def test_the_anchor_adds_its_kl_gradient_and_leaves_the_entropy_value():
     assert policy.anchor_kl == pytest.approx(kl.mean().item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_strong_anchor_holds_ppo_at_the_initial_policy():
     """Through SB3's PPO.train: the same updates move the actor's action means much less
     with a large KL price to where it started."""

@@ -1,7 +1,7 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml, envs/test-c.toml): every suite
-resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
-trains in the batched trainer; each later tier shares no suite with the earlier ones,
-training or validation."""
+"""The test tiers (envs/test.toml, envs/test-b.toml, envs/test-c.toml, envs/test-d.toml):
+every suite resolves, is deterministic given the seed, validates, has its stated K and
+auxiliaries, and trains in the batched trainer; each later tier shares no suite with the
+earlier ones, training or validation."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 TEST_TIER = "envs/test.toml"
 TIER_B = "envs/test-b.toml"
 TIER_C = "envs/test-c.toml"
+TIER_D = "envs/test-d.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -60,9 +61,26 @@ EXPECTED_C = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "synthetic-duo": (2, set()),
     "synthetic-aux-easy": (12, {"task1", "task2", "task6", "task9", "task11"}),
 }
+EXPECTED_D = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "tokens-raw-targets": (5, {"first_count", "frequency"}),
+    "wine-raw-aux": (5, {"proline", "magnesium", "color_intensity"}),
+    "diabetes-one-target": (6, {"sex", "bp", "s1", "s3", "s6"}),
+    "teacher-noise-heavy": (
+        13,
+        {"helpful0", "helpful1", "unrelated0", "unrelated1"} | {f"noise{i}" for i in range(8)},
+    ),
+    "digits-conv-aux": (5, {"ink", "mirror", "row_peak"}),
+    "near-zero-aux": (6, {"linear", "separable", "product"}),
+    "synthetic-aux-wide": (10, {"task0", "task5", "task7", "task8"}),
+    "synthetic-conflict": (5, set()),
+    "gradnorm-steep": (6, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
-VARIABLE_K = {"synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy"}
-TIERS = {TEST_TIER: EXPECTED, TIER_B: EXPECTED_B, TIER_C: EXPECTED_C}
+VARIABLE_K = {
+    "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
+    "synthetic-conflict",
+}  # fmt: skip
+TIERS = {TEST_TIER: EXPECTED, TIER_B: EXPECTED_B, TIER_C: EXPECTED_C, TIER_D: EXPECTED_D}
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
 CONFIG = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu")
@@ -88,6 +106,8 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert not used & {name for _, name in CASES}
     assert not set(EXPECTED) & set(EXPECTED_B)
     assert not (set(EXPECTED) | set(EXPECTED_B)) & set(EXPECTED_C)
+    assert not (set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C)) & set(EXPECTED_D)
+    assert not set(load_suites("envs/heldout-aux.toml")) & set(EXPECTED_D)
     assert min(k for k, _ in EXPECTED.values()) == 2
     assert max(k for k, _ in EXPECTED.values()) >= 12
     assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max

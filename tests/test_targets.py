@@ -260,3 +260,27 @@ def test_twenty_classes_and_every_knob_train_in_the_batched_trainer():
     m = trainer.measure()
     assert torch.isfinite(m.val_loss).all() and not m.diverged.any()
     assert all(math.isfinite(j) for j in m.j.tolist())
+
+
+def test_auxiliary_raw_scale_multiplies_only_the_auxiliaries():
+    """Auxiliaries' targets are scaled by their drawn factor; targets keep unit scale, and
+    the draw comes after the roles, so the rest of the instance is as without the knob."""
+    knobs = {"num_tasks": (6, 6), "auxiliary": (3, 3), "helpful": (0.5, 0.5)}
+    raw = synthetic(**knobs, auxiliary_raw_scale=(30.0, 300.0)).sample(4)
+    plain = synthetic(**knobs).sample(4)
+    auxiliary = {i for i, task in enumerate(raw.tasks) if task.auxiliary}
+    assert len(auxiliary) == 3
+    assert auxiliary == {i for i, task in enumerate(plain.tasks) if task.auxiliary}
+    factors = raw.info["raw_scales"]
+    for i, (a, b) in enumerate(zip(raw.data, plain.data, strict=True)):
+        ratio = (a.y_train.std() / b.y_train.std()).item()
+        if i in auxiliary:
+            assert 30.0 <= factors[i] <= 300.0
+            assert ratio == pytest.approx(factors[i], rel=1e-4)
+        else:
+            assert factors[i] == 1.0 and torch.equal(a.y_train, b.y_train)
+
+
+def test_auxiliary_raw_scale_without_auxiliaries_is_refused():
+    with pytest.raises(ValueError, match="set auxiliary too"):
+        SyntheticSetting("bad", auxiliary_raw_scale=(10.0, 100.0))

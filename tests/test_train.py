@@ -125,6 +125,7 @@ def test_safe_recipe_is_the_shipped_recipe_with_a_shadow_and_a_worst_task_price(
     assert replace(config, env=env, eval=default.eval) == default
 
 
+@pytest.mark.slow
 def test_wide_training_distribution_reaches_sixteen_tasks_and_raw_scales_to_ten_thousand():
     wide = resolve_suite("envs/train-wide.toml")
     broad = resolve_suite("envs/train-broad.toml")
@@ -342,6 +343,7 @@ def test_anchor_kl_needs_an_initial_policy_and_an_entropy_term():
         config_from_dict({**TINY, "ppo": {**TINY["ppo"], "anchor_kl": -1.0}})
 
 
+@pytest.mark.slow
 def test_a_fine_tune_anchored_to_its_start_trains_logs_and_resumes(tmp_path: Path):
     """[ppo] anchor_kl anchors to the init_policy file, also after a resume (not to the
     last checkpoint), and logs the KL it pays."""
@@ -378,6 +380,7 @@ def test_a_fine_tune_anchored_to_its_start_trains_logs_and_resumes(tmp_path: Pat
         torch.testing.assert_close(resumed_anchor.state_dict()[key], value)
 
 
+@pytest.mark.slow
 def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path: Path):
     train(_tiny(16), tmp_path, progress=False, log=lambda _: None)
     saved = json.loads((tmp_path / "config.json").read_text())

@@ -1,5 +1,5 @@
-"""Combine several policies into one (the mean of their weights, or of their actions), or
-scale one policy's actions.
+"""Combine several policies into one (the mean of their weights, or of their actions),
+scale one policy's actions, or gate its auxiliaries.
 
 **Weights** (:func:`average_policies`). Averaging the parameters visited late in a run
 (stochastic weight averaging, Izmailov et al. 2018, "Averaging Weights Leads to Wider
@@ -38,6 +38,14 @@ transform: ``weight sampling gamma beta`` for ``error_power``): ``--scale 0`` on
 them switches those parts of the policy off (they sit at the centre rule's value), which
 attributes a policy's gain over its centre to its parts.
 
+**Gate** (:func:`gate_policy`). The same network with its action transform's gated twin
+(``error_power`` -> ``error_power_gated``, :mod:`curriculum_rl.controllers.actions`):
+each auxiliary task's weight is then multiplied by the positive cosine of its gradient
+with the target tasks' (Du et al. 2018); suites without auxiliaries run exactly as before.
+
+    python -m curriculum_rl.agents.average --gate-auxiliaries --out runs/v3-gated \\
+        agents/default.json
+
 The result is an ordinary policy artifact (NAME.json + NAME.pt, loaded without unpickling)
 whose notes name the combined files and their SHA-256.
 """
@@ -52,7 +60,7 @@ from pathlib import Path
 
 import torch
 
-from curriculum_rl.controllers.actions import action_transform
+from curriculum_rl.controllers.actions import TRANSFORMS, action_transform
 from curriculum_rl.controllers.learned.artifact import (
     ArtifactError,
     PolicyArtifact,
@@ -152,6 +160,26 @@ def scale_policy(
     return _save(actor, [policy], out, "scaled", factor=factor, **extra)
 
 
+def gate_policy(path: str | Path, out: str | Path) -> Path:
+    """Write the policy at ``path`` with its action transform's gated twin (its network
+    unchanged) as a new artifact at ``out``; return its JSON path.
+
+    Raises:
+        ArtifactError: a policy that does not load, or whose transform has no gated twin.
+    """
+    policy = load_artifact(path)
+    gated = f"{policy.action}_gated"
+    if gated not in TRANSFORMS:
+        twins = sorted(n.removesuffix("_gated") for n in TRANSFORMS if n.endswith("_gated"))
+        raise ArtifactError(
+            f"{policy.path} uses the {policy.action!r} action, which has no gated twin "
+            f"(transforms with one: {twins})"
+        )
+    actor = TaskSetActor(policy.network)
+    actor.load_state_dict(policy.actor.state_dict())
+    return _save(actor, [policy], out, "gated", action=gated)
+
+
 def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
     if len(paths) < 2:
         raise ArtifactError(f"give at least two policies to combine, got {len(paths)}")
@@ -162,16 +190,22 @@ def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
 
 
 def _save(
-    actor: TaskSetActor, policies: list[PolicyArtifact], out: str | Path, how: str, **extra
+    actor: TaskSetActor,
+    policies: list[PolicyArtifact],
+    out: str | Path,
+    how: str,
+    action: str | None = None,
+    **extra,
 ) -> Path:
-    """Write ``actor`` with the provenance of its sources (K_max and transform: theirs)."""
+    """Write ``actor`` with the provenance of its sources (K_max: theirs; the transform:
+    theirs unless ``action`` names another)."""
     first = policies[0]
     sources = [{"path": str(p.path), "sha256": p.metadata["weights_sha256"]} for p in policies]
     return save_artifact(
         out,
         actor,
         max_tasks=first.max_tasks,
-        action=first.action,
+        action=action or first.action,
         training=first.metadata.get("training"),
         notes={how: sources, **extra},
     )
@@ -217,13 +251,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --scale, only these action numbers (error_power: weight sampling gamma "
         "beta), e.g. --scale 0 --columns weight switches the per-task residual off",
     )
+    parser.add_argument(
+        "--gate-auxiliaries",
+        action="store_true",
+        help="one policy with its action transform's gated twin: auxiliary tasks weighted "
+        "by the positive cosine of their gradient with the targets' (Du et al. 2018)",
+    )
     parser.add_argument("--out", required=True, help="output artifact (writes OUT.json, OUT.pt)")
     args = parser.parse_args(argv)
+    if args.gate_auxiliaries and (
+        args.ensemble or args.scale is not None or len(args.policies) != 1
+    ):
+        parser.error("--gate-auxiliaries takes exactly one policy and no --ensemble or --scale")
     if args.scale is not None and (args.ensemble or len(args.policies) != 1):
         parser.error("--scale takes exactly one policy and no --ensemble")
     if args.columns and args.scale is None:
         parser.error("--columns goes with --scale")
     try:
+        if args.gate_auxiliaries:
+            path = gate_policy(args.policies[0], args.out)
+            print(f"wrote {path} ({args.policies[0]} with its auxiliaries gated)")
+            return 0
         if args.scale is not None:
             path = scale_policy(args.policies[0], args.scale, args.out, args.columns)
             which = ", ".join(args.columns) if args.columns else "all"

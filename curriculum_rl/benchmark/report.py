@@ -30,6 +30,7 @@ def write_summary(
     for suite, cells in summary["suites"].items():
         lines += [f"## {suite}", ""]
         lines += _suite_table(cells, with_reference)
+        lines += _same_as_uniform_note({c: records[suite, c] for c in cells})
         lines += [
             "",
             f"Mean test metric per task over seeds (final / best-val checkpoint), {suite}:",
@@ -172,6 +173,29 @@ def _suite_table(cells: dict, with_reference: bool) -> list[str]:
         ]
         rows.append(row)
     return _table(header, rows)
+
+
+def _same_as_uniform_note(records: dict[str, list[dict]]) -> list[str]:
+    """A line naming the controllers whose every run ended with exactly uniform's test
+    metrics (seed by seed): their G_m of 0 means "no effect here", not "as good as
+    uniform by chance"; e.g. sampling schedules where every task trains on the same
+    examples (one input, several labels), so the draw of tasks changes nothing."""
+    uniform = {run["seed"]: run["final_test_metric"] for run in records.get("uniform", [])}
+    same = [
+        name
+        for name, runs in records.items()
+        if name != "uniform"
+        and runs
+        and all(uniform.get(run["seed"]) == run["final_test_metric"] for run in runs)
+    ]
+    if not same or not uniform:
+        return []
+    return [
+        "",
+        f"Exactly uniform's test metrics on every seed (no effect on this suite): "
+        f"{', '.join(sorted(same))}. Sampling schedules have none where every task trains "
+        "on the same examples.",
+    ]
 
 
 def _task_table(records: dict[str, list[dict]]) -> list[str]:

@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Five are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Six are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -48,6 +48,13 @@ number per task fewer.
 per-task residual, uniform sampling; a policy chooses two numbers per run and decision.
 The exponents alone carried most of v3's gain over its centre (§16).
 
+``error_power_gated`` (``dim = 4``, as ``error_power``): ``error_power``'s decision with
+each auxiliary task's weight times ``max(0, cos(g_aux, g_targets))``, the cosine of its
+gradient with the target tasks' weighted gradient (Du et al. 2018;
+:mod:`curriculum_rl.controllers.auxiliary`). A suite without auxiliaries gets exactly
+``error_power``; so a policy trained with ``error_power`` runs gated with the same weights
+(``python -m curriculum_rl.agents.average POLICY --gate-auxiliaries``).
+
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
 (``ErrorPower(GAMMA_CENTRE, START_CENTRE)``, registered as ``scale-normalised``). For all
@@ -61,6 +68,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from curriculum_rl.controllers.auxiliary import gate_auxiliaries
 from curriculum_rl.controllers.decision import Decision
 from curriculum_rl.trainer.signals import Signals
 
@@ -203,6 +211,23 @@ class ScaledErrorPower(ActionTransform):
         }
 
 
+class GatedTransform(ActionTransform):
+    """Another transform's decision with auxiliaries gated by their gradient's alignment
+    with the targets' (the module docstring's ``error_power_gated``)."""
+
+    uniform_centre = False
+
+    def __init__(self, base: ActionTransform) -> None:
+        self.base = base
+        self.name, self.dim, self.columns = f"{base.name}_gated", base.dim, base.columns
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        return gate_auxiliaries(self.base.decision(actions, signals), signals)
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "auxiliary_gate": 1.0}
+
+
 def _error_power_decision(
     residual: torch.Tensor,
     sampling: torch.Tensor,
@@ -232,14 +257,16 @@ def power(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return GAMMA_SCALE * _task_mean(column, mask)
 
 
+_ERROR_POWER = ScaledErrorPower("error_power", ("weight", "sampling", "gamma", "beta"))
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
         Logits(),
         LossPower(),
-        ScaledErrorPower("error_power", ("weight", "sampling", "gamma", "beta")),
+        _ERROR_POWER,
         ScaledErrorPower("error_power_weights", ("weight", "gamma", "beta")),
         ScaledErrorPower("error_exponents", ("gamma", "beta")),
+        GatedTransform(_ERROR_POWER),
     )
 }
 DEFAULT_TRANSFORM = "error_power"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import partial
 
 from curriculum_rl.controllers.aggregation import AGGREGATORS, Aggregated
+from curriculum_rl.controllers.auxiliary import GradientSimilarity
 from curriculum_rl.controllers.bandits import TSCL, Exp3S
 from curriculum_rl.controllers.base import Controller, Uniform
 from curriculum_rl.controllers.inverse_error import ErrorPower
@@ -88,6 +89,11 @@ _HEURISTICS: dict[str, Callable[[], Controller]] = {
     "gradnorm": GradNorm,
     "inverse-error": partial(ErrorPower, 1.0, 0.0, "inverse-error"),
     "scale-normalised": partial(ErrorPower, 0.5, 0.5, "scale-normalised"),
+    # auxiliary tasks gated by their gradient's cosine with the targets' (Du et al. 2018)
+    "gradient-similarity": lambda: GradientSimilarity(Uniform(), "gradient-similarity"),
+    "scale-normalised-gs": lambda: GradientSimilarity(
+        ErrorPower(0.5, 0.5, "scale-normalised"), "scale-normalised-gs"
+    ),
     # bandits on learning progress
     "exp3s": Exp3S,
     "tscl": TSCL,

@@ -47,6 +47,10 @@ that leave them off give bit-identical instances to those made before the knobs 
   uniformly random labels for classification), also with ``n_train`` examples. The target
   tasks' training sets shrink by ``target_shrink`` (drawn log-uniformly), so auxiliaries
   bring more data than the targets have.
+* ``auxiliary_raw_scale`` ``[lo, hi]``: each auxiliary regression task's targets are
+  further multiplied by its own factor, drawn log-uniformly in the range: auxiliaries
+  recorded in raw units (counts, sums) beside targets on a unit scale, so an auxiliary's
+  loss can dwarf the targets' by up to ``hi^2``. Needs ``auxiliary``.
 
 Classification class counts (``classes``) up to 20 and more work; every class is a
 prototype drawn from the data, so small training sets may miss some classes.
@@ -92,6 +96,7 @@ class SyntheticSetting:
     auxiliary: tuple[int, int] = (0, 0)
     helpful: Range = (1.0, 1.0)
     target_shrink: Range = (1.0, 1.0)
+    auxiliary_raw_scale: Range = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -126,6 +131,13 @@ class SyntheticSetting:
             raise ValueError(f"setting {self.name!r}: helpful must lie in [0, 1]")
         if self.target_shrink[0] < 1:
             raise ValueError(f"setting {self.name!r}: target_shrink must be >= 1")
+        if self.auxiliary_raw_scale[0] <= 0:
+            raise ValueError(f"setting {self.name!r}: auxiliary_raw_scale must be > 0")
+        if self.auxiliary_raw_scale != (1.0, 1.0) and self.auxiliary[1] == 0:
+            raise ValueError(
+                f"setting {self.name!r}: auxiliary_raw_scale scales auxiliaries; "
+                "set auxiliary too (e.g. auxiliary = [2, 4])"
+            )
 
 
 def default_settings() -> tuple[SyntheticSetting, ...]:
@@ -431,6 +443,10 @@ def _draw_auxiliaries(roles: TaskRoles, knobs: dict, k: int, rng: np.random.Gene
     roles.helpful = {i: int(rng.choice(targets)) for i in auxiliary[:n_helpful]}
     roles.noise = set(auxiliary[n_helpful:])
     roles.target_shrink = knobs["target_shrink"]
+    if "auxiliary_raw_scale" in knobs:
+        low, high = (math.log(v) for v in knobs["auxiliary_raw_scale"])
+        for i in sorted(auxiliary):
+            roles.raw[i] *= float(math.exp(rng.uniform(low, high)))
 
 
 def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
@@ -478,6 +494,8 @@ def _draw_breadth_knobs(setting: SyntheticSetting, k: int, rng: np.random.Genera
         knobs["helpful"] = float(rng.uniform(*setting.helpful))
         low, high = (math.log(v) for v in setting.target_shrink)
         knobs["target_shrink"] = float(math.exp(rng.uniform(low, high)))
+        if setting.auxiliary_raw_scale != (1.0, 1.0):
+            knobs["auxiliary_raw_scale"] = setting.auxiliary_raw_scale
     return knobs
 
 

@@ -1,0 +1,67 @@
+"""Gradient-similarity gating of auxiliary tasks.
+
+Du, Czarnecki, Jayakumar, Farajtabar, Pascanu and Lakshminarayanan (2018), "Adapting
+auxiliary losses using gradient similarity" (arXiv:1812.02224): an auxiliary loss helps
+the main task only while its gradient points the same way, so its weight is
+``max(0, cos(g_aux, g_main))``. With several target tasks, ``g_main`` here is the target
+tasks' combined gradient under the base rule's weights, ``g_T = sum_t w_t g_t``; its
+cosine with each auxiliary follows from the Gram matrix of per-task gradients on the last
+shared layer that the trainer already measures over each interval
+(:attr:`~curriculum_rl.trainer.signals.Signals.grad_norm`, ``grad_cos``), at no extra cost.
+
+Target tasks keep the base rule's weights; each auxiliary's weight is its base weight
+times that positive cosine (weights are then rescaled to mean 1, sampling is the base
+rule's). Where no gradient was measured yet (the first decision), the base weights stand.
+A suite without auxiliaries gets exactly the base rule. The learned policy's gated action
+transforms (``error_power_gated``, :mod:`curriculum_rl.controllers.actions`) apply the same
+gate to the decision their actions mean.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
+from curriculum_rl.controllers.decision import Decision, normalize_decision
+from curriculum_rl.trainer.signals import Signals
+
+
+def gate_auxiliaries(decision: Decision, signals: Signals) -> Decision:
+    """``decision`` with each auxiliary's weight times ``max(0, cos(g_aux, g_targets))``,
+    the targets' gradient weighted by the decision's own weights (module docstring);
+    weights rescaled to mean 1, sampling unchanged."""
+    cos = auxiliary_alignment(signals, decision.weights)
+    gated = signals.mask & ~signals.objective & ~cos.isnan()
+    gate = torch.where(gated, cos.clamp_min(0), torch.ones_like(cos))
+    rescaled = normalize_decision(decision.weights * gate, decision.sampling, signals.mask)
+    # Runs with nothing to gate keep their weights bit for bit (no rescaling round-off).
+    weights = torch.where(gated.any(1, keepdim=True), rescaled.weights, decision.weights)
+    return Decision(weights, decision.sampling)
+
+
+def auxiliary_alignment(signals: Signals, weights: torch.Tensor) -> torch.Tensor:
+    """(N, K) cosine of each task's gradient with the target tasks' gradient weighted by
+    ``weights``; NaN where either gradient is zero (not measured)."""
+    norm = signals.grad_norm
+    gram = signals.grad_cos * norm[:, :, None] * norm[:, None, :]
+    targets = weights * (signals.objective & signals.mask).float()
+    dot = torch.einsum("nkt,nt->nk", gram, targets)
+    target_norm = torch.einsum("ns,nst,nt->n", targets, gram, targets).clamp_min(0).sqrt()
+    denominator = norm * target_norm[:, None]
+    return torch.where(denominator > 0, dot / denominator.clamp_min(1e-30), float("nan"))
+
+
+class GradientSimilarity(Controller):
+    """A base rule with each auxiliary weighted by ``max(0, cos(g_aux, g_targets))``
+    (module docstring)."""
+
+    def __init__(self, base: Controller, name: str) -> None:
+        self.base = base
+        self.name = name
+
+    def reset(self, context: RunContext) -> None:
+        super().reset(context)
+        self.base.reset(context)
+
+    def decide(self, signals: DecisionState) -> Decision:
+        return gate_auxiliaries(self.base.decide(signals), signals)
