@@ -15,6 +15,9 @@ the evaluation during training).
   single-task training, or against uniform on the same seed), in percent, positive =
   worse: ``Δm = (1/K) Σ_k (−1)^{s_k} (M_k − M_ref,k) / M_ref,k × 100`` with s_k = 1 when
   higher is better (Maninis et al. 2019 with the sign flipped, as DESIGN.md states).
+  Like G_m and G_J, both count the target tasks only (K of them): auxiliaries are trained,
+  not scored, so giving one up for the targets costs nothing here (until 2026-12-03
+  they were counted, which charged auxiliary-gating controllers for an unscored task).
 * **Failures**: a run whose losses or parameters turned non-finite, or whose validation J
   rose far above its start, is marked diverged by the trainer (the one definition:
   :data:`curriculum_rl.trainer.DIVERGENCE_RISE`). A failed run scores as a loss in every
@@ -185,11 +188,19 @@ def score_run(
         gain = metric_gain(run_errors(uniform, checkpoint), run_errors(run, checkpoint), targets)
         gain_j = loss_gain(uniform[f"{checkpoint}_test_j"], run[f"{checkpoint}_test_j"])
     ref = reference[f"{checkpoint}_test_metric"] if reference is not None else None
+
+    def scored(values: Sequence[Any] | None) -> list[Any] | None:
+        """The target tasks' entries: auxiliaries are trained, not scored, so a
+        controller that gives one up for the targets is not charged for it."""
+        return None if values is None else [v for v, t in zip(values, targets, strict=True) if t]
+
+    uniform_metric = uniform[f"{checkpoint}_test_metric"]
+    metric, higher, ref = scored(metric), scored(higher), scored(ref)
     return RunScores(
         gain=gain,
         gain_j=gain_j,
         worst_vs_uniform=_relative(
-            worst_task_change, metric, uniform[f"{checkpoint}_test_metric"], higher, failed
+            worst_task_change, metric, scored(uniform_metric), higher, failed
         ),
         delta_m=_relative(delta_m, metric, ref, higher, failed),
         worst_vs_reference=_relative(worst_task_change, metric, ref, higher, failed),

@@ -34,7 +34,7 @@ MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
 
 TRANSFORMS = [
     "logits", "loss_power", "error_power", "error_power_weights", "error_exponents",
-    "error_power_gated",
+    "error_power_gated", "error_power_gate",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -303,21 +303,31 @@ def test_the_documented_feature_table_is_the_schema():
     assert rows == list(FEATURES)
 
 
-def test_error_power_gated_is_error_power_with_auxiliaries_gated():
-    """The defining property: the gated twin's decision is ``gate_auxiliaries`` of
-    ``error_power``'s for the same action; with every task a target it is ``error_power``."""
-    from curriculum_rl.controllers.auxiliary import gate_auxiliaries
+# Targets 0 and 1 (orthogonal gradients), auxiliary 2 agrees with them in part, auxiliary 3
+# opposes them.
+GATE_GRADIENTS = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 3.0], [-1.0, -0.5]]])
 
+
+def _gated_state():
+    """(mask, state) of one run whose auxiliaries 2 and 3 can be gated."""
     mask = torch.ones(1, 4, dtype=torch.bool)
-    gradients = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 3.0], [-1.0, -0.5]]])
-    norm = gradients.norm(dim=-1)
-    unit = gradients / norm[..., None]
+    norm = GATE_GRADIENTS.norm(dim=-1)
+    unit = GATE_GRADIENTS / norm[..., None]
     state = dataclasses.replace(
         _state(mask, 5),
         grad_norm=norm,
         grad_cos=unit @ unit.transpose(1, 2),
         objective=torch.tensor([[True, True, False, False]]),
     )
+    return mask, state
+
+
+def test_error_power_gated_is_error_power_with_auxiliaries_gated():
+    """The defining property: the gated twin's decision is ``gate_auxiliaries`` of
+    ``error_power``'s for the same action; with every task a target it is ``error_power``."""
+    from curriculum_rl.controllers.auxiliary import gate_auxiliaries
+
+    mask, state = _gated_state()
     actions = _actions(4, 6, mask)
     plain = actions_to_decision(actions, state, "error_power")
     gated = actions_to_decision(actions, state, "error_power_gated")
@@ -331,3 +341,26 @@ def test_error_power_gated_is_error_power_with_auxiliaries_gated():
         actions_to_decision(actions, all_targets, "error_power").weights,
     )
     assert action_transform("error_power_gated").constants()["auxiliary_gate"] == 1.0
+
+
+def test_error_power_gate_moves_from_error_power_to_the_full_gate_with_its_strength():
+    """The defining property: gate column 0 is ``error_power`` bit for bit, 1 (and above,
+    clipped) is ``error_power_gated``, and strength d multiplies an auxiliary by cos^d."""
+    mask, state = _gated_state()
+    base = _actions(4, 6, mask)
+
+    def with_strength(value: float) -> torch.Tensor:
+        return torch.cat([base, torch.full((1, 4, 1), value)], dim=-1)
+
+    plain = actions_to_decision(base, state, "error_power")
+    zero = actions_to_decision(with_strength(0.0), state, "error_power_gate")
+    assert torch.equal(zero.weights, plain.weights) and torch.equal(zero.sampling, plain.sampling)
+    full = actions_to_decision(with_strength(1.0), state, "error_power_gate")
+    gated = actions_to_decision(base, state, "error_power_gated")
+    torch.testing.assert_close(full.weights, gated.weights)
+    half = actions_to_decision(with_strength(0.5), state, "error_power_gate").weights[0]
+    target = plain.weights[0, 0] * GATE_GRADIENTS[0, 0] + plain.weights[0, 1] * GATE_GRADIENTS[0, 1]
+    cos = torch.nn.functional.cosine_similarity(GATE_GRADIENTS[0, 2], target, dim=0)
+    ratio = (half[2] / half[0]) / (plain.weights[0, 2] / plain.weights[0, 0])
+    torch.testing.assert_close(ratio, cos.sqrt())
+    assert half[3] == 0

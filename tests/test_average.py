@@ -211,9 +211,24 @@ def test_a_gated_policy_keeps_its_network_and_changes_only_runs_with_auxiliaries
 
 def test_gating_is_refused_for_a_transform_without_a_gated_twin(tmp_path: Path, capsys):
     path = _policy(tmp_path, "p", seed=0, action="logits")
-    with pytest.raises(ArtifactError, match="no gated twin"):
+    with pytest.raises(ArtifactError, match="has no fixed gated twin"):
         gate_policy(path, tmp_path / "g")
     assert not (tmp_path / "g.json").exists()
     with pytest.raises(SystemExit) as exit_:
         main([str(path), "--gate-auxiliaries", "--scale", "2", "--out", str(tmp_path / "b")])
     assert exit_.value.code == 2 and "exactly one policy" in capsys.readouterr().err
+
+
+def test_a_learned_gate_starts_at_zero_and_acts_as_the_original(tmp_path: Path, capsys):
+    path = _policy(tmp_path, "p", seed=0)
+    assert main([str(path), "--gate-auxiliaries", "learned", "--out", str(tmp_path / "g")]) == 0
+    gated, original = load_artifact(tmp_path / "g.json"), load_artifact(path)
+    assert gated.action == "error_power_gate" and gated.network.action_dim == 5
+    head = gated.actor.state_dict()["head.weight"]
+    assert torch.equal(head[:4], original.actor.state_dict()["head.weight"])
+    assert (head[4] == 0).all() and gated.actor.state_dict()["head.bias"][4] == 0
+    instance = resolve_suite("envs/heldout-aux.toml#sequence-aux").sample(0)
+    (plain_run,) = run_controller([instance], [0], load_controller(str(path)), 50, 25)
+    (gated_run,) = run_controller([instance], [0], load_controller(str(tmp_path / "g")), 50, 25)
+    assert gated_run.weights == plain_run.weights
+    assert gated_run.final_test_metric == plain_run.final_test_metric

@@ -105,6 +105,15 @@ def test_exponent_probe_reads_an_exponents_only_policy_and_refuses_logits(tmp_pa
     assert done.returncode != 0 and "which has no exponents" in done.stderr
 
 
+def _final_gains(out: Path) -> dict[str, list[str]]:
+    """Each controller's final G_m per run, as written in ``out/results.csv``."""
+    with (out / "results.csv").open() as f:
+        gains: dict[str, list[str]] = {}
+        for row in csv.DictReader(f):
+            gains.setdefault(row["controller"], []).append(row["gain_final"])
+    return gains
+
+
 def test_exponent_probe_rules_reproduce_the_registered_centre_rule(tmp_path):
     """`ep-0.5-0.5` registered by the script is `scale-normalised`, and `ep-sched` with
     a flat schedule is the same rule: every run's score agrees."""
@@ -116,9 +125,22 @@ def test_exponent_probe_rules_reproduce_the_registered_centre_rule(tmp_path):
         [sys.executable, script, "benchmark", *flags], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr
-    with (tmp_path / "bench" / "results.csv").open() as f:
-        gains: dict[str, list[str]] = {}
-        for row in csv.DictReader(f):
-            gains.setdefault(row["controller"], []).append(row["gain_final"])
+    gains = _final_gains(tmp_path / "bench")
     assert gains["ep-0.5-0.5"] == gains["scale-normalised"] == gains["ep-sched"]
     assert len(gains["scale-normalised"]) == 2
+
+
+def test_gate_variants_leave_a_suite_without_auxiliaries_as_their_base(tmp_path):
+    """`sn-sign`, `sn-soft` (scale-normalised gated) and `v3-soft` (the policy gated)
+    gate auxiliaries only: on `synthetic`, which has none, every run scores as its base."""
+    flags = ["--policy", "agents/default.json", "--", "--suite", "synthetic", "--controller"]
+    flags += ["scale-normalised", "sn-sign", "sn-soft", "default", "v3-soft", "--seeds", "2"]
+    flags += ["--budget", "100", "--no-reference", "--quiet", "--out", str(tmp_path / "bench")]
+    script = str(BENCHMARKS / "gate_variants.py")
+    done = subprocess.run(
+        [sys.executable, script, *flags], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    gains = _final_gains(tmp_path / "bench")
+    assert gains["sn-sign"] == gains["sn-soft"] == gains["scale-normalised"]
+    assert gains["v3-soft"] == gains["default"] and len(gains["default"]) == 2

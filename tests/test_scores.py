@@ -96,6 +96,17 @@ def test_relative_scores_and_their_undefined_cases():
     assert math.isnan(score_run(run, run).delta_m)  # no reference
 
 
+def test_relative_scores_count_only_the_target_tasks():
+    """An auxiliary is trained, not scored: a run that gives one up (error x100) for a
+    target is judged on the target alone, as G_m is."""
+    uniform = _run([1.0, 1.0, 1.0], targets=[True, True, False])
+    gated = _run([0.5, 1.5, 100.0], targets=[True, True, False])
+    scores = score_run(gated, uniform, reference={"final_test_metric": [1.0, 1.0, 1.0]})
+    assert scores.worst_vs_uniform == pytest.approx(50.0)
+    assert scores.worst_vs_reference == pytest.approx(50.0)
+    assert scores.delta_m == pytest.approx(0.0)
+
+
 def test_anytime_auc():
     assert anytime_auc([1.0, 0.5, 0.0]) == 0.5
     assert anytime_auc([1.0, None]) == math.inf

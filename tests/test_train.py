@@ -125,6 +125,20 @@ def test_safe_recipe_is_the_shipped_recipe_with_a_shadow_and_a_worst_task_price(
     assert replace(config, env=env, eval=default.eval) == default
 
 
+def test_gate_recipe_fine_tunes_v3_with_a_learned_gate_beside_two_mixes():
+    config = load_config(ROOT / "agents" / "gate-finetune.toml")
+    assert config.env.action == "error_power_gate" and config.eval.every == 0
+    assert config.train.init_policy == "runs/cands/v3-gate-init.json"
+    assert [(m.suite, m.n_envs) for m in config.train.mix] == [
+        ("envs/train-raw-aux.toml", 4),
+        ("envs/train-sequences.toml", 4),
+    ]
+    raw = resolve_suite("envs/train-raw-aux.toml")
+    instances = [raw.sample(seed) for seed in range(40)]
+    assert max(i.num_tasks for i in instances) <= config.env.max_tasks
+    assert all(any(t.auxiliary for t in i.tasks) for i in instances)
+
+
 @pytest.mark.slow
 def test_wide_training_distribution_reaches_sixteen_tasks_and_raw_scales_to_ten_thousand():
     wide = resolve_suite("envs/train-wide.toml")

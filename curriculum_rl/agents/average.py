@@ -46,6 +46,10 @@ with the target tasks' (Du et al. 2018); suites without auxiliaries run exactly 
     python -m curriculum_rl.agents.average --gate-auxiliaries --out runs/v3-gated \\
         agents/default.json
 
+With ``--gate-auxiliaries learned`` the twin is ``error_power_gate``: one more action
+column, the gate's strength, whose head row starts at 0, so the result acts exactly as the
+original until PPO fine-tunes it (``[train] init_policy``).
+
 The result is an ordinary policy artifact (NAME.json + NAME.pt, loaded without unpickling)
 whose notes name the combined files and their SHA-256.
 """
@@ -160,24 +164,40 @@ def scale_policy(
     return _save(actor, [policy], out, "scaled", factor=factor, **extra)
 
 
-def gate_policy(path: str | Path, out: str | Path) -> Path:
-    """Write the policy at ``path`` with its action transform's gated twin (its network
-    unchanged) as a new artifact at ``out``; return its JSON path.
+GATES = {"fixed": "_gated", "learned": "_gate"}
+"""``gate_policy``'s kinds -> the suffix of the gated twin's transform name."""
+
+
+def gate_policy(path: str | Path, out: str | Path, kind: str = "fixed") -> Path:
+    """Write the policy at ``path`` with its action transform's gated twin as a new
+    artifact at ``out``; return its JSON path. ``fixed``: the same network, Du et al.'s
+    gate on every auxiliary (``error_power_gated``). ``learned``: one more action column,
+    the gate strength, whose head row starts at 0 (so the new policy first acts exactly as
+    the old one) for PPO to learn (``error_power_gate``).
 
     Raises:
-        ArtifactError: a policy that does not load, or whose transform has no gated twin.
+        ArtifactError: a policy that does not load, or whose transform has no such twin.
     """
+    if kind not in GATES:
+        raise ArtifactError(f"gate kind must be one of {sorted(GATES)}, got {kind!r}")
     policy = load_artifact(path)
-    gated = f"{policy.action}_gated"
+    gated = f"{policy.action}{GATES[kind]}"
     if gated not in TRANSFORMS:
-        twins = sorted(n.removesuffix("_gated") for n in TRANSFORMS if n.endswith("_gated"))
+        suffix = GATES[kind]
+        twins = sorted(n.removesuffix(suffix) for n in TRANSFORMS if n.endswith(suffix))
         raise ArtifactError(
-            f"{policy.path} uses the {policy.action!r} action, which has no gated twin "
-            f"(transforms with one: {twins})"
+            f"{policy.path} uses the {policy.action!r} action, which has no {kind} gated "
+            f"twin (transforms with one: {twins})"
         )
-    actor = TaskSetActor(policy.network)
-    actor.load_state_dict(policy.actor.state_dict())
-    return _save(actor, [policy], out, "gated", action=gated)
+    state = policy.actor.state_dict()
+    extra = TRANSFORMS[gated].dim - policy.network.action_dim
+    if extra:
+        state["head.weight"] = torch.cat([state["head.weight"], state["head.weight"][:extra] * 0])
+        state["head.bias"] = torch.cat([state["head.bias"], state["head.bias"][:extra] * 0])
+        state["log_std"] = torch.cat([state["log_std"], state["log_std"].mean().repeat(extra)])
+    actor = TaskSetActor(replace(policy.network, action_dim=TRANSFORMS[gated].dim))
+    actor.load_state_dict(state)
+    return _save(actor, [policy], out, "gated", action=gated, kind=kind)
 
 
 def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
@@ -253,9 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--gate-auxiliaries",
-        action="store_true",
+        nargs="?",
+        const="fixed",
+        choices=sorted(GATES),
         help="one policy with its action transform's gated twin: auxiliary tasks weighted "
-        "by the positive cosine of their gradient with the targets' (Du et al. 2018)",
+        "by the positive cosine of their gradient with the targets' (Du et al. 2018); "
+        "`learned` adds an action column for the gate's strength, starting at 0",
     )
     parser.add_argument("--out", required=True, help="output artifact (writes OUT.json, OUT.pt)")
     args = parser.parse_args(argv)
@@ -269,8 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--columns goes with --scale")
     try:
         if args.gate_auxiliaries:
-            path = gate_policy(args.policies[0], args.out)
-            print(f"wrote {path} ({args.policies[0]} with its auxiliaries gated)")
+            path = gate_policy(args.policies[0], args.out, args.gate_auxiliaries)
+            print(f"wrote {path} ({args.policies[0]}, auxiliaries gated: {args.gate_auxiliaries})")
             return 0
         if args.scale is not None:
             path = scale_policy(args.policies[0], args.scale, args.out, args.columns)

@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Six are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Seven are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -54,6 +54,15 @@ gradient with the target tasks' weighted gradient (Du et al. 2018;
 :mod:`curriculum_rl.controllers.auxiliary`). A suite without auxiliaries gets exactly
 ``error_power``; so a policy trained with ``error_power`` runs gated with the same weights
 (``python -m curriculum_rl.agents.average POLICY --gate-auxiliaries``).
+
+``error_power_gate`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_d)``): the policy
+chooses how hard to gate, ``delta = clip(mean a_d, 0, 1)``, and each auxiliary's weight
+is multiplied by ``max(0, cos)^delta``: 0 (the zero action) is ``error_power`` exactly,
+1 is ``error_power_gated``. Du et al.'s gate helps where auxiliaries pull against the
+targets and hurts where a small, noisy target makes every cosine small, helpful
+auxiliaries included (benchmarks/RESULTS.md §18), so whether to gate is left to the
+policy (``python -m curriculum_rl.agents.average POLICY --gate-auxiliaries learned``
+adds the column to an ``error_power`` policy, at 0).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -213,19 +222,32 @@ class ScaledErrorPower(ActionTransform):
 
 class GatedTransform(ActionTransform):
     """Another transform's decision with auxiliaries gated by their gradient's alignment
-    with the targets' (the module docstring's ``error_power_gated``)."""
+    with the targets' (the module docstring's ``error_power_gated``); with
+    ``learned_strength``, one more action column sets how hard (``error_power_gate``)."""
 
     uniform_centre = False
 
-    def __init__(self, base: ActionTransform) -> None:
-        self.base = base
-        self.name, self.dim, self.columns = f"{base.name}_gated", base.dim, base.columns
+    def __init__(self, base: ActionTransform, learned_strength: bool = False) -> None:
+        self.base, self.learned_strength = base, learned_strength
+        self.name = f"{base.name}_gate" if learned_strength else f"{base.name}_gated"
+        self.columns = (*base.columns, "gate") if learned_strength else base.columns
+        self.dim = len(self.columns)
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
-        return gate_auxiliaries(self.base.decision(actions, signals), signals)
+        mask = signals.mask
+        actions = _clean(actions, mask, self.dim)
+        decision = self.base.decision(actions[..., : self.base.dim], signals)
+        if not self.learned_strength:
+            return gate_auxiliaries(decision, signals)
+        strength = _task_mean(self.column(actions, "gate"), mask).clamp(0, 1)[:, None]
+        gated = gate_auxiliaries(decision, signals, lambda cos: cos.clamp_min(0).pow(strength))
+        # Strength 0 is the base decision bit for bit (no rescaling round-off).
+        weights = torch.where(strength > 0, gated.weights, decision.weights)
+        return Decision(weights, decision.sampling)
 
     def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), "auxiliary_gate": 1.0}
+        key = "auxiliary_gate_learned" if self.learned_strength else "auxiliary_gate"
+        return {**self.base.constants(), key: 1.0}
 
 
 def _error_power_decision(
@@ -267,6 +289,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ScaledErrorPower("error_power_weights", ("weight", "gamma", "beta")),
         ScaledErrorPower("error_exponents", ("gamma", "beta")),
         GatedTransform(_ERROR_POWER),
+        GatedTransform(_ERROR_POWER, learned_strength=True),
     )
 }
 DEFAULT_TRANSFORM = "error_power"

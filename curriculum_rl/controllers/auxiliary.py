@@ -19,6 +19,8 @@ gate to the decision their actions mean.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
@@ -26,13 +28,22 @@ from curriculum_rl.controllers.decision import Decision, normalize_decision
 from curriculum_rl.trainer.signals import Signals
 
 
-def gate_auxiliaries(decision: Decision, signals: Signals) -> Decision:
-    """``decision`` with each auxiliary's weight times ``max(0, cos(g_aux, g_targets))``,
-    the targets' gradient weighted by the decision's own weights (module docstring);
-    weights rescaled to mean 1, sampling unchanged."""
+def positive_part(cos: torch.Tensor) -> torch.Tensor:
+    """Du et al.'s weighted gate: ``max(0, cos)``."""
+    return cos.clamp_min(0)
+
+
+def gate_auxiliaries(
+    decision: Decision,
+    signals: Signals,
+    gate_of: Callable[[torch.Tensor], torch.Tensor] = positive_part,
+) -> Decision:
+    """``decision`` with each auxiliary's weight times ``gate_of(cos(g_aux, g_targets))``
+    (by default ``max(0, cos)``), the targets' gradient weighted by the decision's own
+    weights (module docstring); weights rescaled to mean 1, sampling unchanged."""
     cos = auxiliary_alignment(signals, decision.weights)
     gated = signals.mask & ~signals.objective & ~cos.isnan()
-    gate = torch.where(gated, cos.clamp_min(0), torch.ones_like(cos))
+    gate = torch.where(gated, gate_of(cos.nan_to_num(0.0)), torch.ones_like(cos))
     rescaled = normalize_decision(decision.weights * gate, decision.sampling, signals.mask)
     # Runs with nothing to gate keep their weights bit for bit (no rescaling round-off).
     weights = torch.where(gated.any(1, keepdim=True), rescaled.weights, decision.weights)
@@ -53,15 +64,22 @@ def auxiliary_alignment(signals: Signals, weights: torch.Tensor) -> torch.Tensor
 
 class GradientSimilarity(Controller):
     """A base rule with each auxiliary weighted by ``max(0, cos(g_aux, g_targets))``
-    (module docstring)."""
+    (module docstring); ``gate_of`` replaces that map of the cosine (the variants of
+    benchmarks/gate_variants.py)."""
 
-    def __init__(self, base: Controller, name: str) -> None:
+    def __init__(
+        self,
+        base: Controller,
+        name: str,
+        gate_of: Callable[[torch.Tensor], torch.Tensor] = positive_part,
+    ) -> None:
         self.base = base
         self.name = name
+        self.gate_of = gate_of
 
     def reset(self, context: RunContext) -> None:
         super().reset(context)
         self.base.reset(context)
 
     def decide(self, signals: DecisionState) -> Decision:
-        return gate_auxiliaries(self.base.decide(signals), signals)
+        return gate_auxiliaries(self.base.decide(signals), signals, self.gate_of)
