@@ -16,8 +16,7 @@ the evaluation during training).
   worse: ``Δm = (1/K) Σ_k (−1)^{s_k} (M_k − M_ref,k) / M_ref,k × 100`` with s_k = 1 when
   higher is better (Maninis et al. 2019 with the sign flipped, as DESIGN.md states).
   Like G_m and G_J, both count the target tasks only (K of them): auxiliaries are trained,
-  not scored, so giving one up for the targets costs nothing here (until 2026-12-03
-  they were counted, which charged auxiliary-gating controllers for an unscored task).
+  not scored, so giving one up for the targets costs nothing here.
 * **Failures**: a run whose losses or parameters turned non-finite, or whose validation J
   rose far above its start, is marked diverged by the trainer (the one definition:
   :data:`curriculum_rl.trainer.DIVERGENCE_RISE`). A failed run scores as a loss in every

@@ -13,8 +13,13 @@ Target tasks keep the base rule's weights; each auxiliary's weight is its base w
 times that positive cosine (weights are then rescaled to mean 1, sampling is the base
 rule's). Where no gradient was measured yet (the first decision), the base weights stand.
 A suite without auxiliaries gets exactly the base rule. The learned policy's gated action
-transforms (``error_power_gated``, :mod:`curriculum_rl.controllers.actions`) apply the same
-gate to the decision their actions mean.
+transforms (``error_power_gated``, ``error_power_gate``,
+:mod:`curriculum_rl.controllers.actions`) apply the same gate to the decision their actions
+mean.
+
+Measured (benchmarks/RESULTS.md §18): the gate helps where auxiliaries pull against the
+targets, and hurts badly where one small, noisy target makes every cosine small, so the
+helpful auxiliaries are switched off too.
 """
 
 from __future__ import annotations
