@@ -28,9 +28,8 @@ import torch
 
 from curriculum_rl.cli import main as cli_main
 from curriculum_rl.controllers.auxiliary import GradientSimilarity
-from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.load import load_controller
-from curriculum_rl.controllers.registry import register_controller
+from curriculum_rl.controllers.registry import make_controller, register_controller
 
 GATES = {
     "sign": lambda cos: (cos > 0).float(),
@@ -48,7 +47,7 @@ def register_variants(policy: str) -> None:
         register_controller(
             f"sn-{gate}",
             lambda g=gate, f=gate_of: GradientSimilarity(
-                ErrorPower(0.5, 0.5, "scale-normalised"), f"sn-{g}", f
+                make_controller("scale-normalised"), f"sn-{g}", f
             ),
         )
 

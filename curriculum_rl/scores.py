@@ -193,13 +193,12 @@ def score_run(
         controller that gives one up for the targets is not charged for it."""
         return None if values is None else [v for v, t in zip(values, targets, strict=True) if t]
 
-    uniform_metric = uniform[f"{checkpoint}_test_metric"]
     metric, higher, ref = scored(metric), scored(higher), scored(ref)
     return RunScores(
         gain=gain,
         gain_j=gain_j,
         worst_vs_uniform=_relative(
-            worst_task_change, metric, scored(uniform_metric), higher, failed
+            worst_task_change, metric, scored(uniform[f"{checkpoint}_test_metric"]), higher, failed
         ),
         delta_m=_relative(delta_m, metric, ref, higher, failed),
         worst_vs_reference=_relative(worst_task_change, metric, ref, higher, failed),

@@ -38,6 +38,17 @@ def make_signals(
     return dataclasses.replace(signals, **values)
 
 
+def with_gradients(signals: Signals, gradients: torch.Tensor, **values) -> Signals:
+    """``signals`` whose per-task gradients on the last shared layer are ``gradients``
+    (N, K, D): their norms and pairwise cosines (a zero gradient has cosine 0 with all);
+    ``values`` replace further fields."""
+    norm = gradients.norm(dim=-1)
+    unit = gradients / norm.clamp_min(1e-12)[..., None]
+    return dataclasses.replace(
+        signals, grad_norm=norm, grad_cos=unit @ unit.transpose(1, 2), **values
+    )
+
+
 def make_test_controller(name: str) -> Controller:
     """A fresh controller; ``learned`` is a randomly initialised policy (fixed seed)."""
     if name == "learned":

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers import make_signals
+from helpers import make_signals, with_gradients
 
 from curriculum_rl.controllers import (
     NUM_FEATURES,
@@ -311,15 +311,8 @@ GATE_GRADIENTS = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 3.0], [-1.0, -0.5]
 def _gated_state():
     """(mask, state) of one run whose auxiliaries 2 and 3 can be gated."""
     mask = torch.ones(1, 4, dtype=torch.bool)
-    norm = GATE_GRADIENTS.norm(dim=-1)
-    unit = GATE_GRADIENTS / norm[..., None]
-    state = dataclasses.replace(
-        _state(mask, 5),
-        grad_norm=norm,
-        grad_cos=unit @ unit.transpose(1, 2),
-        objective=torch.tensor([[True, True, False, False]]),
-    )
-    return mask, state
+    objective = torch.tensor([[True, True, False, False]])
+    return mask, with_gradients(_state(mask, 5), GATE_GRADIENTS, objective=objective)
 
 
 def test_error_power_gated_is_error_power_with_auxiliaries_gated():

@@ -3,8 +3,6 @@ an auxiliary's weight is its base weight times max(0, cos(g_aux, g_targets))."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import helpers
 import pytest
 import torch
@@ -27,12 +25,8 @@ GRADIENTS = torch.tensor(
 
 
 def signals_from(gradients: torch.Tensor, objective=TARGETS, mask=MASK, **values):
-    norm = gradients.norm(dim=-1)
-    unit = gradients / norm.clamp_min(1e-12)[..., None]
-    cos = unit @ unit.transpose(1, 2)
-    base = helpers.make_signals(mask)
-    return dataclasses.replace(
-        base, grad_norm=norm, grad_cos=cos, objective=objective & mask, **values
+    return helpers.with_gradients(
+        helpers.make_signals(mask), gradients, objective=objective & mask, **values
     )
 
 

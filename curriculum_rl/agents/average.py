@@ -191,9 +191,10 @@ def gate_policy(path: str | Path, out: str | Path, kind: str = "fixed") -> Path:
         )
     state = policy.actor.state_dict()
     extra = TRANSFORMS[gated].dim - policy.network.action_dim
-    if extra:
-        state["head.weight"] = torch.cat([state["head.weight"], state["head.weight"][:extra] * 0])
-        state["head.bias"] = torch.cat([state["head.bias"], state["head.bias"][:extra] * 0])
+    if extra:  # new action rows start at 0; their noise at the others' mean
+        head = state["head.weight"]
+        state["head.weight"] = torch.cat([head, head.new_zeros(extra, head.shape[1])])
+        state["head.bias"] = torch.cat([state["head.bias"], head.new_zeros(extra)])
         state["log_std"] = torch.cat([state["log_std"], state["log_std"].mean().repeat(extra)])
     actor = TaskSetActor(replace(policy.network, action_dim=TRANSFORMS[gated].dim))
     actor.load_state_dict(state)

@@ -240,10 +240,8 @@ class GatedTransform(ActionTransform):
         if not self.learned_strength:
             return gate_auxiliaries(decision, signals)
         strength = _task_mean(self.column(actions, "gate"), mask).clamp(0, 1)[:, None]
-        gated = gate_auxiliaries(decision, signals, lambda cos: cos.clamp_min(0).pow(strength))
-        # Strength 0 is the base decision bit for bit (no rescaling round-off).
-        weights = torch.where(strength > 0, gated.weights, decision.weights)
-        return Decision(weights, decision.sampling)
+        # cos^0 = 1 (0^0 included): strength 0 leaves the base decision as it is.
+        return gate_auxiliaries(decision, signals, lambda cos: cos.clamp_min(0).pow(strength))
 
     def constants(self) -> dict[str, float]:
         key = "auxiliary_gate_learned" if self.learned_strength else "auxiliary_gate"

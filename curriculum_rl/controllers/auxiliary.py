@@ -50,8 +50,10 @@ def gate_auxiliaries(
     gated = signals.mask & ~signals.objective & ~cos.isnan()
     gate = torch.where(gated, gate_of(cos.nan_to_num(0.0)), torch.ones_like(cos))
     rescaled = normalize_decision(decision.weights * gate, decision.sampling, signals.mask)
-    # Runs with nothing to gate keep their weights bit for bit (no rescaling round-off).
-    weights = torch.where(gated.any(1, keepdim=True), rescaled.weights, decision.weights)
+    # Runs whose gates are all 1 (no auxiliary, no gradient yet, or a gate of strength 0)
+    # keep their weights bit for bit (no rescaling round-off).
+    changed = (gate != 1).any(1, keepdim=True)
+    weights = torch.where(changed, rescaled.weights, decision.weights)
     return Decision(weights, decision.sampling)
 
 

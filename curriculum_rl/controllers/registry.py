@@ -70,6 +70,8 @@ def make_controller(name: str) -> Controller:
     return _REGISTRY[name]()
 
 
+_scale_normalised = partial(ErrorPower, 0.5, 0.5, "scale-normalised")
+
 _HEURISTICS: dict[str, Callable[[], Controller]] = {
     # sampling schedules
     "uniform": Uniform,
@@ -88,12 +90,10 @@ _HEURISTICS: dict[str, Callable[[], Controller]] = {
     "geometric-mean": GeometricMeanLoss,
     "gradnorm": GradNorm,
     "inverse-error": partial(ErrorPower, 1.0, 0.0, "inverse-error"),
-    "scale-normalised": partial(ErrorPower, 0.5, 0.5, "scale-normalised"),
+    "scale-normalised": _scale_normalised,
     # auxiliary tasks gated by their gradient's cosine with the targets' (Du et al. 2018)
     "gradient-similarity": lambda: GradientSimilarity(Uniform(), "gradient-similarity"),
-    "scale-normalised-gs": lambda: GradientSimilarity(
-        ErrorPower(0.5, 0.5, "scale-normalised"), "scale-normalised-gs"
-    ),
+    "scale-normalised-gs": lambda: GradientSimilarity(_scale_normalised(), "scale-normalised-gs"),
     # bandits on learning progress
     "exp3s": Exp3S,
     "tscl": TSCL,
