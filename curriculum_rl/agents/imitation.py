@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,35 +36,83 @@ from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.learned import NetworkConfig, TaskSetActor, save_artifact
 from curriculum_rl.controllers.learned.network import init_weights
 from curriculum_rl.controllers.observation import NUM_FEATURES
+from curriculum_rl.env import EnvConfig
 from curriculum_rl.runner import run_controller
 from curriculum_rl.scores import run_errors
-from curriculum_rl.suites import resolve_suite
+from curriculum_rl.suites import SuiteInstance, resolve_suite
 
 GAMMAS = (-0.5, 0.0, 0.5, 1.0, 1.5)
 FIRST_SEED = 3_000_000  # instance seeds apart from the evaluation ones (1e6+) and from 0..
 
 
-class _PerRunPower(Controller):
-    """One :class:`ErrorPower` rule per run of a batch, recording every observation."""
+class RuleGrid(Controller):
+    """Rule ``i`` decides run ``i`` of a batch (every run trains the same instance from the
+    same initialisation); every observation met is recorded, ``(R, K_max, F)`` per
+    decision."""
 
-    def __init__(self, gammas: list[float], width: int) -> None:
-        self.rules = [ErrorPower(g) for g in gammas]
+    def __init__(self, rules: Sequence[Controller], width: int) -> None:
+        self.rules = list(rules)
         self.width = width
         self.observations: list[torch.Tensor] = []
-        self.name = "error-power-grid"
+        self.name = "rule-grid"
 
     def reset(self, context: RunContext) -> None:
         super().reset(context)
+        for rule in self.rules:
+            rule.reset(context)
         self.observations = []
 
     def decide(self, signals: DecisionState) -> Decision:
         self.observations.append(signals.observation(self.width).clone())
         rows = [rule.decide(signals) for rule in self.rules]
-        index = torch.arange(len(rows))
         return Decision(
-            torch.stack([d.weights[i] for i, d in zip(index, rows, strict=True)]),
-            torch.stack([d.sampling[i] for i, d in zip(index, rows, strict=True)]),
+            torch.stack([d.weights[i] for i, d in enumerate(rows)]),
+            torch.stack([d.sampling[i] for i, d in enumerate(rows)]),
         )
+
+
+@dataclass
+class GridRun:
+    """One training instance (drawn with ``seed``) run under every rule of a
+    :class:`RuleGrid` from the initialisation ``run_seed``: the mean log test error over
+    its target tasks per rule (``inf`` if diverged) and the observations
+    ``(decisions, R, K_max, F)``."""
+
+    seed: int
+    run_seed: int
+    budget: int
+    setting: str | None
+    scores: list[float]
+    observations: torch.Tensor
+
+
+def run_grid(
+    env: EnvConfig,
+    instance: SuiteInstance,
+    seed: int,
+    budget: int,
+    rules: Sequence[Controller],
+    run_seed: int,
+) -> GridRun:
+    """Train ``instance`` once per rule, all from the same initialisation ``run_seed``."""
+    grid = RuleGrid(rules, env.max_tasks)
+    records = run_controller(
+        [instance] * len(grid.rules),
+        [run_seed] * len(grid.rules),
+        grid,
+        budget,
+        env.interval,
+        env.trainer,
+        max_tasks=env.max_tasks,
+    )
+    return GridRun(
+        seed,
+        run_seed,
+        budget,
+        instance.info.get("setting"),
+        [mean_log_error(r.to_dict()) for r in records],
+        torch.stack(grid.observations),
+    )
 
 
 @dataclass
@@ -87,38 +136,29 @@ def demonstrate(
     budgets = env.budgets or (env.budget,)
     observations, actions, labels = [], [], []
     for i in tqdm(range(instances), desc="demonstrations", unit="instance"):
-        instance_seed = FIRST_SEED + i
         run_seed = int(rng.integers(2**31))
         budget = int(budgets[int(rng.integers(len(budgets)))])
-        instance = suite.sample(instance_seed)
-        grid = _PerRunPower(list(gammas), env.max_tasks)
-        records = run_controller(
-            [instance] * len(gammas),
-            [run_seed] * len(gammas),
-            grid,
-            budget,
-            env.interval,
-            env.trainer,
-            max_tasks=env.max_tasks,
-        )
-        scores = [_mean_log_error(r.to_dict()) for r in records]
-        best = int(np.argmin(scores))
+        instance_seed = FIRST_SEED + i
+        rules = [ErrorPower(g) for g in gammas]
+        run = run_grid(env, suite.sample(instance_seed), instance_seed, budget, rules, run_seed)
+        best = int(np.argmin(run.scores))
         labels.append(
             {
                 "seed": instance_seed,
                 "budget": budget,
                 "gamma": gammas[best],
-                "scores": dict(zip(map(str, gammas), scores, strict=True)),
-                "setting": instance.info.get("setting"),
+                "scores": dict(zip(map(str, gammas), run.scores, strict=True)),
+                "setting": run.setting,
             }
         )
-        obs = torch.stack([o[best] for o in grid.observations])
-        observations.append(obs)
-        actions.append(_power_actions(obs, gammas[best]))
+        observations.append(run.observations[:, best])
+        actions.append(_power_actions(run.observations[:, best], gammas[best]))
     return Demonstrations(torch.cat(observations), torch.cat(actions), labels)
 
 
-def _mean_log_error(run: dict) -> float:
+def mean_log_error(run: dict) -> float:
+    """Mean log test error over a run's target tasks (``inf`` if it diverged): the
+    quantity whose difference between two runs of one instance and seed is their G_m gap."""
     errors = run_errors(run)
     chosen = [math.log(max(e, 1e-30)) for e, t in zip(errors, run["targets"], strict=True) if t]
     value = sum(chosen) / len(chosen)

@@ -1,0 +1,264 @@
+"""Imitation for the auxiliary gate: teach a policy *when* to gate its auxiliaries.
+
+Du et al.'s gate (``error_power_gated``: each auxiliary's weight times the positive
+cosine of its gradient with the targets') helps where auxiliaries pull against the
+targets and hurts where a small, noisy target makes every cosine small
+(benchmarks/RESULTS.md §18). PPO did not learn the gate's strength: its exploration is a
+mean of per-task noise (§18c). Here the choice is learned from labelled runs instead
+(lever 2 of issue #13, applied to the gate):
+
+1. Every training instance with auxiliaries (from the config's suite and its
+   ``[[train.mix]]`` suites) is trained twice from the same initialisation, by the policy
+   ungated (strength 0) and gated (strength 1) (:class:`~curriculum_rl.agents.imitation.RuleGrid`).
+   Its ``gain`` is the ungated run's mean log test error over the target tasks minus the
+   gated run's: the G_m gap of gating on that instance.
+2. A cost-sensitive logistic regression predicts, per decision, whether gating wins,
+   from the policy's own frozen features: the mean over valid tasks of its actor's task
+   latents (what its head reads). Decisions of both runs count, each weighted by
+   ``|gain| / decisions``, so an instance weighs what a wrong choice costs it.
+3. The logit ``z`` becomes the head row of the gate column of ``error_power_gate``
+   (strength ``clip(mean a_d, 0, 1)``): ``a_d = 0.5 + z / (2 * sharpness)``, so the
+   strength is 1 where ``z >= sharpness``, 0 where ``z <= -sharpness``. The rest of the
+   network is untouched, so on every run without auxiliaries the result acts exactly
+   as the policy it started from.
+
+The L2 strength is chosen by cross-validation over instances (training instances only),
+on the gain the fitted gate would capture: the mean of ``strength * gain`` over held-out
+instances (strength averaged over the ungated run's decisions), beside never gating (0),
+always gating (mean gain) and the oracle (mean positive gain).
+
+    python -m curriculum_rl.agents.gate_imitation --config agents/gate-imitation.toml \\
+        --policy agents/v3.json --instances 200 --out runs/gate-im
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from curriculum_rl.agents.average import gate_policy
+from curriculum_rl.agents.config import TrainConfig, load_config
+from curriculum_rl.agents.imitation import FIRST_SEED, GridRun, run_grid
+from curriculum_rl.controllers.learned import LearnedController, load_artifact, save_artifact
+from curriculum_rl.controllers.learned.network import TaskSetActor, task_mask
+from curriculum_rl.suites import SuiteInstance, resolve_suite
+
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+FOLDS = 5
+SHARPNESS = 1.0
+MAX_DRAWS = 200  # instances drawn per suite in search of one with auxiliaries
+
+
+def demonstrate_gate(
+    config: TrainConfig, policy: str | Path, instances: int, seed: int = 0
+) -> list[GridRun]:
+    """Run ``instances`` training instances with auxiliaries ungated and gated (module
+    docstring, step 1); suites take turns, each instance from the next seed of its suite
+    that has an auxiliary task."""
+    artifact = load_artifact(policy)
+    gated = f"{artifact.action}_gated"
+    rules = [
+        LearnedController(artifact.actor, artifact.max_tasks, artifact.action),
+        LearnedController(artifact.actor, artifact.max_tasks, gated),
+    ]
+    names = [config.env.suite, *(m.suite for m in config.train.mix)]
+    suites = [resolve_suite(name) for name in names]
+    next_seed = [FIRST_SEED] * len(suites)
+    rng = np.random.default_rng(seed)
+    budgets = config.env.budgets or (config.env.budget,)
+    runs = []
+    for i in tqdm(range(instances), desc="gate demonstrations", unit="instance"):
+        which = i % len(suites)
+        instance, next_seed[which] = _with_auxiliaries(
+            suites[which], next_seed[which], names[which]
+        )
+        run_seed = int(rng.integers(2**31))
+        budget = int(budgets[int(rng.integers(len(budgets)))])
+        runs.append(run_grid(config.env, instance, next_seed[which] - 1, budget, rules, run_seed))
+    return runs
+
+
+def _with_auxiliaries(suite, seed: int, name: str) -> tuple[SuiteInstance, int]:
+    """The first instance from ``seed`` on with an auxiliary task, and the seed after it."""
+    for draw in range(seed, seed + MAX_DRAWS):
+        instance = suite.sample(draw)
+        if 0 < len(instance.target_tasks) < instance.num_tasks:
+            return instance, draw + 1
+    raise ValueError(
+        f"{name}: none of {MAX_DRAWS} instances from seed {seed} has an auxiliary task; "
+        "gate imitation needs suites with auxiliaries (docs/suites.md, `auxiliary`)"
+    )
+
+
+def gains(runs: list[GridRun]) -> torch.Tensor:
+    """(I,) mean log test error ungated minus gated: > 0 where gating wins. A diverged
+    run loses to one that did not; two diverged runs tie."""
+    values = []
+    for run in runs:
+        ungated, gated = run.scores
+        values.append(0.0 if ungated == gated else ungated - gated)
+    return torch.tensor(values, dtype=torch.float32).clamp(-10, 10)
+
+
+@torch.no_grad()
+def gate_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tensor:
+    """(M, H) mean over valid tasks of the actor's task latents for observations
+    (M, K_max, F): the gate column's mean is a linear function of exactly this."""
+    mask = task_mask(observations)
+    latent = actor.encoder(observations, mask)
+    count = mask.sum(1, keepdim=True).clamp_min(1).float()
+    return latent.sum(1) / count
+
+
+def _decision_table(
+    actor: TaskSetActor, runs: list[GridRun], gain: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Features, labels, weights and instance index of every decision of both runs."""
+    features, labels, weights, owner = [], [], [], []
+    for i, run in enumerate(runs):
+        obs = run.observations.flatten(0, 1)  # (decisions * 2, K_max, F)
+        features.append(gate_features(actor, obs))
+        labels.append(torch.full((len(obs),), float(gain[i] > 0)))
+        weights.append(torch.full((len(obs),), float(gain[i].abs()) / len(obs)))
+        owner.append(torch.full((len(obs),), i))
+    return torch.cat(features), torch.cat(labels), torch.cat(weights), torch.cat(owner)
+
+
+def fit_gate(
+    features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, l2: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted, L2-regularised logistic regression (full-batch L-BFGS): ``(w, b)`` of the
+    logit ``z = features @ w + b``. Weights are normalised to sum 1."""
+    weights = weights / weights.sum().clamp_min(1e-12)
+    w = torch.zeros(features.shape[1], requires_grad=True)
+    b = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = features @ w + b
+        nll = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        value = (weights * nll).sum() + l2 * w.pow(2).sum()
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    return w.detach(), b.detach()
+
+
+def strength(features: torch.Tensor, w: torch.Tensor, b: torch.Tensor, sharpness: float):
+    """The gate strength the fitted row sets: ``clip(0.5 + z / (2 sharpness), 0, 1)``."""
+    return (0.5 + (features @ w + b) / (2 * sharpness)).clamp(0, 1)
+
+
+def cross_validate(
+    actor: TaskSetActor,
+    runs: list[GridRun],
+    l2_grid: tuple[float, ...] = L2_GRID,
+    folds: int = FOLDS,
+    sharpness: float = SHARPNESS,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean gain per held-out instance captured by the fitted gate, per L2 strength, and
+    the three references (module docstring). Folds split instances, not decisions."""
+    gain = gains(runs)
+    features, labels, weights, owner = _decision_table(actor, runs, gain)
+    # Rows alternate ungated, gated (observations flattened from (decisions, 2, ...)).
+    ungated = torch.cat([torch.arange(r.observations.shape[0] * 2) % 2 == 0 for r in runs])
+    fold_of = torch.from_numpy(np.random.default_rng(seed).permutation(len(runs)) % folds)
+    result = {
+        "never": 0.0,
+        "always": gain.mean().item(),
+        "oracle": gain.clamp_min(0).mean().item(),
+    }
+    for l2 in l2_grid:
+        captured = torch.zeros(len(runs))
+        for fold in range(folds):
+            train = fold_of[owner] != fold
+            w, b = fit_gate(features[train], labels[train], weights[train], l2)
+            for i in (fold_of == fold).nonzero().flatten().tolist():
+                rows = (owner == i) & ungated
+                captured[i] = strength(features[rows], w, b, sharpness).mean() * gain[i]
+        result[f"l2={l2:g}"] = captured.mean().item()
+    return result
+
+
+def gated_policy(
+    policy: str | Path,
+    w: torch.Tensor,
+    b: torch.Tensor,
+    out: str | Path,
+    sharpness: float = SHARPNESS,
+    notes: dict | None = None,
+) -> Path:
+    """Write ``policy`` with a gate column (``error_power_gate``) whose head row sets the
+    strength ``clip(0.5 + z / (2 sharpness), 0, 1)``; return its JSON path."""
+    path = gate_policy(policy, out, kind="learned")
+    artifact = load_artifact(path)
+    actor = artifact.actor
+    with torch.no_grad():
+        actor.head.weight[-1] = w / (2 * sharpness)
+        actor.head.bias[-1] = 0.5 + b / (2 * sharpness)
+    return save_artifact(
+        out,
+        actor,
+        max_tasks=artifact.max_tasks,
+        action=artifact.action,
+        training=artifact.metadata.get("training"),
+        notes={**artifact.metadata.get("notes", {}), "gate_imitation": notes or {}},
+    )
+
+
+def _save_runs(runs: list[GridRun], out: Path) -> None:
+    fields = ("seed", "run_seed", "budget", "setting", "scores")
+    labels = [{k: getattr(r, k) for k in fields} for r in runs]
+    (out / "labels.json").write_text(json.dumps(labels, indent=1))
+    torch.save({"observations": [r.observations for r in runs]}, out / "demos.pt")
+
+
+def _load_runs(out: Path) -> list[GridRun]:
+    labels = json.loads((out / "labels.json").read_text())
+    tensors = torch.load(out / "demos.pt", weights_only=True)["observations"]
+    return [GridRun(**label, observations=obs) for label, obs in zip(labels, tensors, strict=True)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="env settings and suites (agents/*.toml)")
+    parser.add_argument("--policy", required=True, help="the policy to gate (NAME.json)")
+    parser.add_argument("--out", required=True, help="folder for labels, demos and the policy")
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--reuse", action="store_true", help="refit on OUT's stored demonstrations")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    config = load_config(args.config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.reuse:
+        runs = _load_runs(out)
+    else:
+        runs = demonstrate_gate(config, args.policy, args.instances, seed=config.train.seed)
+        _save_runs(runs, out)
+    actor = load_artifact(args.policy).actor
+    scores = cross_validate(actor, runs, seed=config.train.seed)
+    l2 = max(L2_GRID, key=lambda value: scores[f"l2={value:g}"])
+    gain = gains(runs)
+    w, b = fit_gate(*_decision_table(actor, runs, gain)[:3], l2)
+    notes = {"instances": len(runs), "l2": l2, "sharpness": SHARPNESS, "cross_validation": scores}
+    path = gated_policy(args.policy, w, b, out / "policy", notes=notes)
+    wins, losses = int((gain > 0).sum()), int((gain < 0).sum())
+    print(f"gating wins on {wins} of {len(runs)} instances, loses on {losses}")
+    table = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+    print(f"mean gain per instance (cross-validated): {table}")
+    print(f"chose l2={l2:g}; policy: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

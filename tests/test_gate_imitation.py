@@ -1,0 +1,134 @@
+"""Gate imitation: labelled ungated/gated runs, the cost-sensitive fit, the gated policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from curriculum_rl.agents.config import config_from_dict
+from curriculum_rl.agents.gate_imitation import (
+    demonstrate_gate,
+    fit_gate,
+    gate_features,
+    gated_policy,
+    main,
+    strength,
+)
+from curriculum_rl.agents.imitation import mean_log_error
+from curriculum_rl.controllers.learned import LearnedController, load_artifact
+from curriculum_rl.controllers.observation import NUM_FEATURES
+from curriculum_rl.runner import run_controller
+from curriculum_rl.suites import resolve_suite
+
+POLICY = "agents/v3.json"  # the shipped policy (error_power)
+
+SUITE = """
+[suite]
+kind = "synthetic"
+name = "tiny-aux"
+n_train = 128
+n_val = 32
+n_test = 64
+hidden = [16]
+
+[[suite.settings]]
+name = "aux"
+num_tasks = [3, 4]
+auxiliary = [1, 2]
+"""
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    suite = tmp_path_factory.mktemp("suite") / "tiny-aux.toml"
+    suite.write_text(SUITE)
+    return config_from_dict(
+        {
+            "env": {
+                "suite": str(suite),
+                "budget": 50,
+                "interval": 25,
+                "max_tasks": 12,
+                "trainer": {"device": "cpu", "batch_size": 16, "proj_dim": 16, "val_probe": 16},
+            },
+            "train": {"seed": 3},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(config):
+    return demonstrate_gate(config, POLICY, instances=2, seed=3)
+
+
+def test_each_instance_is_run_ungated_then_gated_from_one_start(config, runs):
+    suite = resolve_suite(config.env.suite)
+    for run in runs:
+        instance = suite.sample(run.seed)
+        assert 0 < len(instance.target_tasks) < instance.num_tasks
+        assert run.observations.shape == (2, 2, 12, NUM_FEATURES)  # 50 / 25 decisions
+        # the ungated run is the policy's own run of that instance and seed
+        (alone,) = run_controller(
+            [instance],
+            [run.run_seed],
+            LearnedController.load(POLICY),
+            run.budget,
+            config.env.interval,
+            config.env.trainer,
+            max_tasks=12,
+        )
+        assert mean_log_error(alone.to_dict()) == pytest.approx(run.scores[0], abs=1e-5)
+
+
+def test_the_fit_follows_the_weighted_label_frequency():
+    # one feature value, labelled 1 with weight 3 and 0 with weight 1: P(gate wins) = 3/4
+    features = torch.ones(2, 1)
+    w, b = fit_gate(features, torch.tensor([1.0, 0.0]), torch.tensor([3.0, 1.0]), l2=0.0)
+    assert torch.sigmoid(features[0] @ w + b).item() == pytest.approx(0.75, abs=1e-3)
+    # a separable feature gets a logit of the right sign on each side
+    features = torch.tensor([[1.0], [-1.0]])
+    w, b = fit_gate(features, torch.tensor([1.0, 0.0]), torch.ones(2), l2=1e-2)
+    logits = features @ w + b
+    assert logits[0] > 0 > logits[1]
+
+
+def test_the_gated_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):
+    torch.manual_seed(0)
+    base = load_artifact(POLICY).actor
+    w, b = torch.randn(base.config.hidden), torch.tensor(0.3)
+    path = gated_policy(POLICY, w, b, tmp_path / "gated", sharpness=2.0, notes={"l2": 0.1})
+    gated = load_artifact(path)
+    assert gated.action == "error_power_gate"
+    assert gated.metadata["notes"]["gate_imitation"] == {"l2": 0.1}
+    obs = torch.randn(6, 12, NUM_FEATURES)
+    obs[..., 0] = (torch.arange(12) < torch.randint(2, 12, (6, 1))).float()
+    with torch.no_grad():
+        actions, before = gated.actor(obs), base(obs)
+    torch.testing.assert_close(actions[..., :-1], before)
+    valid = obs[..., 0]
+    mean_gate = (actions[..., -1] * valid).sum(1) / valid.sum(1)
+    expected = strength(gate_features(base, obs), w, b, sharpness=2.0)
+    torch.testing.assert_close(mean_gate.clamp(0, 1), expected)
+
+
+def test_the_command_writes_a_gated_policy_and_refits_the_same(config, tmp_path, capsys):
+    toml = tmp_path / "gate.toml"
+    toml.write_text(
+        f'[env]\nsuite = "{config.env.suite}"\nbudget = 50\ninterval = 25\nmax_tasks = 12\n'
+        '[env.trainer]\ndevice = "cpu"\nbatch_size = 16\nproj_dim = 16\nval_probe = 16\n'
+    )
+    out = tmp_path / "out"
+    args = ["--config", str(toml), "--policy", POLICY, "--out", str(out), "--instances", "5"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "of 5 instances" in printed and "oracle" in printed
+    labels = json.loads((out / "labels.json").read_text())
+    assert len(labels) == 5 and all(len(label["scores"]) == 2 for label in labels)
+    first = load_artifact(out / "policy.json")
+    notes = first.metadata["notes"]["gate_imitation"]
+    assert notes["instances"] == 5 and set(notes["cross_validation"]) >= {"never", "oracle"}
+    assert main([*args, "--reuse"]) == 0  # refit from the stored demonstrations
+    again = load_artifact(out / "policy.json")
+    torch.testing.assert_close(again.actor.head.weight, first.actor.head.weight)
