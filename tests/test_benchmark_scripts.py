@@ -73,7 +73,7 @@ def test_exponent_probe_reads_the_centre_rule_off_a_zero_residual_policy(tmp_pat
     read gamma = beta = 0.5 at every decision and no residual spread."""
     from curriculum_rl.agents.average import scale_policy
 
-    zero = scale_policy(BENCHMARKS.parent / "agents" / "v3.json", 0.0, tmp_path / "zero")
+    zero = scale_policy(BENCHMARKS.parent / "agents" / "default.json", 0.0, tmp_path / "zero")
     args = ("probe", str(zero), "--instances", "2", "--budget", "100")
     result = last_json_line("exponent_probe.py", *args)
     assert len(result["per_decision"]) == 100 // 25
@@ -133,7 +133,7 @@ def test_exponent_probe_rules_reproduce_the_registered_centre_rule(tmp_path):
 def test_gate_variants_leave_a_suite_without_auxiliaries_as_their_base(tmp_path):
     """`sn-sign`, `sn-soft` (scale-normalised gated) and `v3-soft` (the policy gated)
     gate auxiliaries only: on `synthetic`, which has none, every run scores as its base."""
-    flags = ["--policy", "agents/v3.json", "--", "--suite", "synthetic", "--controller"]
+    flags = ["--policy", "agents/default.json", "--", "--suite", "synthetic", "--controller"]
     flags += ["scale-normalised", "sn-sign", "sn-soft", "default", "v3-soft", "--seeds", "2"]
     flags += ["--budget", "100", "--no-reference", "--quiet", "--out", str(tmp_path / "bench")]
     script = str(BENCHMARKS / "gate_variants.py")

@@ -22,7 +22,7 @@ from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import resolve_suite
 
-POLICY = "agents/v3.json"  # the shipped policy (error_power)
+POLICY = "agents/default.json"  # the shipped policy (error_power)
 
 SUITE = """
 [suite]

@@ -178,10 +178,15 @@ def test_a_learned_controller_refuses_bare_signals():
 
 
 def _regenerate() -> None:
-    """Record the decision states the shipped policy meets on ``synthetic`` (seeds 0-2)
-    and ``digits`` (seed 0), 300 inner steps, a decision every 25, and its decisions."""
+    """Record the decision states the shipped policy meets on ``synthetic`` (seeds 0-2),
+    ``digits`` (seed 0) and ``sequence-aux`` (seed 0: with auxiliary tasks),
+    300 inner steps, a decision every 25, and its decisions."""
     states, decisions = [], []
-    for suite_name, seeds in (("synthetic", [0, 1, 2]), ("digits", [0])):
+    for suite_name, seeds in (
+        ("synthetic", [0, 1, 2]),
+        ("digits", [0]),
+        ("envs/heldout-aux.toml#sequence-aux", [0]),
+    ):
         suite = resolve_suite(suite_name)
         recorder = _Recorder(curriculum_rl.load_controller())
         run_controller([suite.sample(s) for s in seeds], seeds, recorder, 300, 25)

@@ -28,7 +28,7 @@ instances (strength averaged over the ungated run's decisions), beside never gat
 always gating (mean gain) and the oracle (mean positive gain).
 
     python -m curriculum_rl.agents.gate_imitation --config agents/gate-imitation.toml \\
-        --policy agents/v3.json --instances 200 --out runs/gate-im
+        --policy agents/default.json --instances 200 --out runs/gate-im
 """
 
 from __future__ import annotations
