@@ -125,6 +125,26 @@ def test_a_renamed_pair_loads_and_a_lone_json_names_both_candidates(policy_file:
         load_artifact(renamed)
 
 
+def test_a_renamed_pair_beside_another_policys_file_of_the_named_name_loads(
+    policy_file: Path, tmp_path: Path
+):
+    """Copying runs/a/policy.json to cands/a.json where cands/policy.pt belongs to another
+    policy: the hashes pick cands/a.pt."""
+    folder = tmp_path / "cands"
+    folder.mkdir()
+    (folder / "a.json").write_text(policy_file.read_text())
+    (folder / "a.pt").write_bytes(policy_file.with_suffix(".pt").read_bytes())
+    other = TaskSetActor(NetworkConfig(hidden=8))
+    save_artifact(folder / "policy", other, max_tasks=8, action="error_power")
+    loaded = load_artifact(folder / "a.json")
+    torch.testing.assert_close(
+        loaded.actor.state_dict(), load_artifact(policy_file).actor.state_dict()
+    )
+    (folder / "a.pt").write_bytes(b"x" * len((folder / "a.pt").read_bytes()))
+    with pytest.raises(ArtifactError, match=r"policy\.pt has .* bytes.*a\.pt does not match"):
+        load_artifact(folder / "a.json")
+
+
 def _instances(k: int, count: int = 2):
     suite = SyntheticSuite(
         name=f"k{k}",

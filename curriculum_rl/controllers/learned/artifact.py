@@ -219,28 +219,7 @@ def load_artifact(path: str | Path) -> PolicyArtifact:
     name = metadata["weights_file"]
     if not isinstance(name, str) or Path(name).name != name:
         raise ArtifactError(f"{json_path}: weights_file must be a bare file name, got {name!r}")
-    weights_path = json_path.with_name(name)
-    if not weights_path.is_file():
-        # A renamed pair (NAME.json + NAME.pt) still loads: the SHA-256 below proves the
-        # weights are the ones the metadata describes, whatever the file is called.
-        weights_path = sibling
-    if not weights_path.is_file():
-        raise ArtifactError(
-            f"policy weights not found: {json_path.name} names {name}, and there is no "
-            f"{sibling.name} beside it; keep the .pt next to its .json"
-        )
-    size = weights_path.stat().st_size  # checked before reading: never slurp a huge file
-    if size != metadata["weights_bytes"]:
-        raise ArtifactError(
-            f"{weights_path} has {size} bytes, its metadata says {metadata['weights_bytes']}: "
-            "the file is truncated or was replaced; re-copy both files of the policy"
-        )
-    data = weights_path.read_bytes()
-    if _sha256(data) != metadata["weights_sha256"]:
-        raise ArtifactError(
-            f"{weights_path} does not match the SHA-256 recorded in {json_path.name}: the weights "
-            "were modified or corrupted, so they are not loaded; re-copy the policy from its source"
-        )
+    weights_path, data = _read_weights(metadata, json_path, json_path.with_name(name), sibling)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, ... by case
@@ -262,6 +241,37 @@ def load_artifact(path: str | Path) -> PolicyArtifact:
         metadata=metadata,
         path=json_path,
     )
+
+
+def _read_weights(
+    metadata: dict[str, Any], json_path: Path, named: Path, sibling: Path
+) -> tuple[Path, bytes]:
+    """The bytes of the weights the metadata describes: the file it names, else NAME.pt
+    beside the JSON (a renamed pair; or one copied next to another policy's file of the
+    named name). Size and SHA-256 decide, so the file chosen is always the right one."""
+    candidates = [c for c in dict.fromkeys((named, sibling)) if c.is_file()]
+    if not candidates:
+        raise ArtifactError(
+            f"policy weights not found: {json_path.name} names {named.name}, and there is no "
+            f"{sibling.name} beside it; keep the .pt next to its .json"
+        )
+    problems = []
+    for path in candidates:
+        size = path.stat().st_size  # checked before reading: never slurp a huge file
+        if size != metadata["weights_bytes"]:
+            problems.append(
+                f"{path} has {size} bytes, its metadata says {metadata['weights_bytes']}: "
+                "the file is truncated or was replaced"
+            )
+            continue
+        data = path.read_bytes()
+        if _sha256(data) == metadata["weights_sha256"]:
+            return path, data
+        problems.append(
+            f"{path} does not match the SHA-256 recorded in {json_path.name}: the weights "
+            "were modified or corrupted, so they are not loaded"
+        )
+    raise ArtifactError("; ".join(problems) + "; re-copy both files of the policy from its source")
 
 
 def _network_config(metadata: dict[str, Any], json_path: Path) -> NetworkConfig:
