@@ -1,14 +1,18 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml, envs/test-c.toml, envs/test-d.toml):
-every suite resolves, is deterministic given the seed, validates, has its stated K and
-auxiliaries, and trains in the batched trainer; each later tier shares no suite with the
-earlier ones, training or validation."""
+"""The test tiers (envs/test.toml, envs/test-b.toml, envs/test-c.toml, envs/test-d.toml,
+envs/test-e.toml): every suite resolves, is deterministic given the seed, validates, has its
+stated K and auxiliaries, and trains in the batched trainer; each later tier shares no suite
+with the earlier ones, training or validation."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite, resolve_suites
+from curriculum_rl.suites.registry import registered_suites
 from curriculum_rl.suites.spec_file import load_suites
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 
@@ -16,6 +20,7 @@ TEST_TIER = "envs/test.toml"
 TIER_B = "envs/test-b.toml"
 TIER_C = "envs/test-c.toml"
 TIER_D = "envs/test-d.toml"
+TIER_E = "envs/test-e.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -75,12 +80,30 @@ EXPECTED_D = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "synthetic-conflict": (5, set()),
     "gradnorm-steep": (6, set()),
 }
+EXPECTED_E = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "breast-cancer-diagnosis": (2, {"worst_area"}),
+    "cancer-smoothness-target": (4, {"mean_texture", "mean_area", "area_error"}),
+    "iris-species-aux": (3, {"petal_length", "petal_width"}),
+    "teacher-helpful": (15, {f"helpful{i}" for i in range(12)} | {"unrelated0", "noise0"}),
+    "digits-conv-class-aux": (5, {"class"}),
+    "near-zero-thin-margin": (5, {"wave"}),
+    "synthetic-classes-raw-aux": (7, {"task1", "task2"}),
+    "tokens-flat": (4, set()),
+    "gradnorm-extreme": (4, set()),
+    "synthetic-many-classes": (6, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
-    "synthetic-conflict",
+    "synthetic-conflict", "synthetic-classes-raw-aux", "synthetic-many-classes",
 }  # fmt: skip
-TIERS = {TEST_TIER: EXPECTED, TIER_B: EXPECTED_B, TIER_C: EXPECTED_C, TIER_D: EXPECTED_D}
+TIERS = {
+    TEST_TIER: EXPECTED,
+    TIER_B: EXPECTED_B,
+    TIER_C: EXPECTED_C,
+    TIER_D: EXPECTED_D,
+    TIER_E: EXPECTED_E,
+}
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
 CONFIG = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu")
@@ -108,10 +131,31 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert not (set(EXPECTED) | set(EXPECTED_B)) & set(EXPECTED_C)
     assert not (set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C)) & set(EXPECTED_D)
     assert not set(load_suites("envs/heldout-aux.toml")) & set(EXPECTED_D)
+    earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
+    assert not (earlier | set(registered_suites())) & set(EXPECTED_E)
     assert min(k for k, _ in EXPECTED.values()) == 2
     assert max(k for k, _ in EXPECTED.values()) >= 12
     assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
+    assert min(k for k, _ in EXPECTED_E.values()) == 2
+    assert max(k for k, _ in EXPECTED_E.values()) >= 14
+
+
+def unnamed(suite: Suite) -> Suite:
+    """A suite's configuration with its names (a synthetic setting's too) made equal."""
+    if hasattr(suite, "settings"):
+        suite = replace(suite, settings=tuple(replace(s, name="x") for s in suite.settings))
+    return replace(suite, name="x")
+
+
+def test_tier_e_copies_no_configuration_of_training_validation_or_earlier_tiers():
+    other = [p for p in sorted(Path("envs").glob("*.toml")) if p.name != "test-e.toml"]
+    assert {"train.toml", "heldout-aux.toml", "test-d.toml"} <= {p.name for p in other}
+    suites = [s for path in other for s in load_suites(path).values()]
+    tier_e = load_suites(TIER_E)
+    assert not {s.name for s in suites} & set(tier_e)  # names disjoint from every other file
+    configs = {unnamed(s) for s in suites}
+    assert not configs & {unnamed(s) for s in tier_e.values()}  # no renamed copy
 
 
 @pytest.mark.parametrize(("path", "name"), CASES)
@@ -167,3 +211,7 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert shape.input_shape == (17,)  # 30 columns less 4 targets and 9 near-copies
     variances = [shape.data[i].y_train.var().item() for i in (2, 3)]  # area, smoothness
     assert variances[0] / variances[1] > 1e8
+    smooth = tier[TIER_E, "cancer-smoothness-target"][1]
+    assert smooth.input_shape == (17,)  # diagnosis left out of the tasks changes no input
+    assert smooth.target_tasks == [0] and smooth.data[0].y_train.var().item() < 1e-3
+    assert smooth.data[2].y_train.var().item() > 1e4  # mean_area, an auxiliary, raw
