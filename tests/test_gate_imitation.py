@@ -11,8 +11,8 @@ from curriculum_rl.agents.config import config_from_dict
 from curriculum_rl.agents.gate_imitation import (
     demonstrate_gate,
     fit_gate,
+    fitted_gate_policy,
     gate_features,
-    gated_policy,
     main,
     strength,
 )
@@ -94,11 +94,11 @@ def test_the_fit_follows_the_weighted_label_frequency():
     assert logits[0] > 0 > logits[1]
 
 
-def test_the_gated_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):
+def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):
     torch.manual_seed(0)
     base = load_artifact(POLICY).actor
     w, b = torch.randn(base.config.hidden), torch.tensor(0.3)
-    path = gated_policy(POLICY, w, b, tmp_path / "gated", sharpness=2.0, notes={"l2": 0.1})
+    path = fitted_gate_policy(POLICY, w, b, tmp_path / "gated", sharpness=2.0, notes={"l2": 0.1})
     gated = load_artifact(path)
     assert gated.action == "error_power_gate"
     assert gated.metadata["notes"]["gate_imitation"] == {"l2": 0.1}
@@ -113,7 +113,7 @@ def test_the_gated_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):
     torch.testing.assert_close(mean_gate.clamp(0, 1), expected)
 
 
-def test_the_command_writes_a_gated_policy_and_refits_the_same(config, tmp_path, capsys):
+def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(config, tmp_path, capsys):
     toml = tmp_path / "gate.toml"
     toml.write_text(
         f'[env]\nsuite = "{config.env.suite}"\nbudget = 50\ninterval = 25\nmax_tasks = 12\n'
@@ -132,3 +132,13 @@ def test_the_command_writes_a_gated_policy_and_refits_the_same(config, tmp_path,
     assert main([*args, "--reuse"]) == 0  # refit from the stored demonstrations
     again = load_artifact(out / "policy.json")
     torch.testing.assert_close(again.actor.head.weight, first.actor.head.weight)
+
+
+def test_the_command_refuses_too_few_instances_and_a_missing_reuse(tmp_path, capsys):
+    base = ["--config", "agents/gate-imitation.toml", "--policy", POLICY, "--out", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        main([*base, "--instances", "1"])
+    assert "--instances must be >= 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--reuse"])
+    assert "no stored demonstrations" in capsys.readouterr().err

@@ -47,7 +47,7 @@ from curriculum_rl.agents.config import TrainConfig, load_config
 from curriculum_rl.agents.imitation import FIRST_SEED, GridRun, run_grid
 from curriculum_rl.controllers.learned import LearnedController, load_artifact, save_artifact
 from curriculum_rl.controllers.learned.network import TaskSetActor, task_mask
-from curriculum_rl.suites import SuiteInstance, resolve_suite
+from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 FOLDS = 5
@@ -84,7 +84,7 @@ def demonstrate_gate(
     return runs
 
 
-def _with_auxiliaries(suite, seed: int, name: str) -> tuple[SuiteInstance, int]:
+def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance, int]:
     """The first instance from ``seed`` on with an auxiliary task, and the seed after it."""
     for draw in range(seed, seed + MAX_DRAWS):
         instance = suite.sample(draw)
@@ -152,7 +152,9 @@ def fit_gate(
     return w.detach(), b.detach()
 
 
-def strength(features: torch.Tensor, w: torch.Tensor, b: torch.Tensor, sharpness: float):
+def strength(
+    features: torch.Tensor, w: torch.Tensor, b: torch.Tensor, sharpness: float
+) -> torch.Tensor:
     """The gate strength the fitted row sets: ``clip(0.5 + z / (2 sharpness), 0, 1)``."""
     return (0.5 + (features @ w + b) / (2 * sharpness)).clamp(0, 1)
 
@@ -189,7 +191,7 @@ def cross_validate(
     return result
 
 
-def gated_policy(
+def fitted_gate_policy(
     policy: str | Path,
     w: torch.Tensor,
     b: torch.Tensor,
@@ -236,9 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="refit on OUT's stored demonstrations")
     args = parser.parse_args(argv)
+    if args.instances < 2:
+        parser.error(f"--instances must be >= 2 (a fit needs both outcomes), got {args.instances}")
+    out = Path(args.out)
+    if args.reuse and not (out / "labels.json").is_file():
+        parser.error(f"--reuse: no stored demonstrations in {out}; run once without --reuse")
     torch.set_num_threads(1)
     config = load_config(args.config)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.reuse:
         runs = _load_runs(out)
@@ -251,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     gain = gains(runs)
     w, b = fit_gate(*_decision_table(actor, runs, gain)[:3], l2)
     notes = {"instances": len(runs), "l2": l2, "sharpness": SHARPNESS, "cross_validation": scores}
-    path = gated_policy(args.policy, w, b, out / "policy", notes=notes)
+    path = fitted_gate_policy(args.policy, w, b, out / "policy", notes=notes)
     wins, losses = int((gain > 0).sum()), int((gain < 0).sum())
     print(f"gating wins on {wins} of {len(runs)} instances, loses on {losses}")
     table = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
