@@ -113,6 +113,7 @@ def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_
     torch.testing.assert_close(mean_gate.clamp(0, 1), expected)
 
 
+@pytest.mark.slow  # five instances and a refit: ~3 s
 def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(config, tmp_path, capsys):
     toml = tmp_path / "gate.toml"
     toml.write_text(
