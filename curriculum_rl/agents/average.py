@@ -87,7 +87,7 @@ def average_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
     actor = TaskSetActor(policies[0].network)
     states = [p.actor.state_dict() for p in policies]
     actor.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
-    return _save(actor, policies, out, "averaged")
+    return save_derived(actor, policies, out, "averaged")
 
 
 def ensemble_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -126,7 +126,7 @@ def ensemble_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
     }
     actor = TaskSetActor(replace(first.network, hidden=members * h))
     actor.load_state_dict(stacked)
-    return _save(actor, policies, out, "ensembled")
+    return save_derived(actor, policies, out, "ensembled")
 
 
 def scale_policy(
@@ -161,7 +161,7 @@ def scale_policy(
     state["head.bias"] = state["head.bias"] * per_column
     actor.load_state_dict(state)
     extra = {} if columns is None else {"columns": [n for n in names if n in columns]}
-    return _save(actor, [policy], out, "scaled", factor=factor, **extra)
+    return save_derived(actor, [policy], out, "scaled", factor=factor, **extra)
 
 
 GATES = {"fixed": "_gated", "learned": "_gate"}
@@ -178,9 +178,16 @@ def gate_policy(path: str | Path, out: str | Path, kind: str = "fixed") -> Path:
     Raises:
         ArtifactError: a policy that does not load, or whose transform has no such twin.
     """
+    policy = load_artifact(path)
+    actor, action = gated_actor(policy, kind)
+    return save_derived(actor, [policy], out, "gated", action=action, kind=kind)
+
+
+def gated_actor(policy: PolicyArtifact, kind: str = "fixed") -> tuple[TaskSetActor, str]:
+    """``policy``'s network for its transform's gated twin, and the twin's name (see
+    :func:`gate_policy`); new action rows start at 0."""
     if kind not in GATES:
         raise ArtifactError(f"gate kind must be one of {sorted(GATES)}, got {kind!r}")
-    policy = load_artifact(path)
     gated = f"{policy.action}{GATES[kind]}"
     if gated not in TRANSFORMS:
         suffix = GATES[kind]
@@ -198,7 +205,7 @@ def gate_policy(path: str | Path, out: str | Path, kind: str = "fixed") -> Path:
         state["log_std"] = torch.cat([state["log_std"], state["log_std"].mean().repeat(extra)])
     actor = TaskSetActor(replace(policy.network, action_dim=TRANSFORMS[gated].dim))
     actor.load_state_dict(state)
-    return _save(actor, [policy], out, "gated", action=gated, kind=kind)
+    return actor, gated
 
 
 def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
@@ -210,7 +217,7 @@ def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:
     return policies
 
 
-def _save(
+def save_derived(
     actor: TaskSetActor,
     policies: list[PolicyArtifact],
     out: str | Path,

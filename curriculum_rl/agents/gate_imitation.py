@@ -36,16 +36,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from curriculum_rl.agents.average import gate_policy
+from curriculum_rl.agents.average import gated_actor, save_derived
 from curriculum_rl.agents.config import TrainConfig, load_config
-from curriculum_rl.agents.imitation import FIRST_SEED, GridRun, run_grid
-from curriculum_rl.controllers.learned import LearnedController, load_artifact, save_artifact
+from curriculum_rl.agents.imitation import FIRST_SEED, GridRun, draw_run, run_grid
+from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.network import TaskSetActor, task_mask
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
 
@@ -71,25 +72,22 @@ def demonstrate_gate(
     suites = [resolve_suite(name) for name in names]
     next_seed = [FIRST_SEED] * len(suites)
     rng = np.random.default_rng(seed)
-    budgets = config.env.budgets or (config.env.budget,)
     runs = []
     for i in tqdm(range(instances), desc="gate demonstrations", unit="instance"):
         which = i % len(suites)
-        instance, next_seed[which] = _with_auxiliaries(
-            suites[which], next_seed[which], names[which]
-        )
-        run_seed = int(rng.integers(2**31))
-        budget = int(budgets[int(rng.integers(len(budgets)))])
-        runs.append(run_grid(config.env, instance, next_seed[which] - 1, budget, rules, run_seed))
+        instance, drawn = _with_auxiliaries(suites[which], next_seed[which], names[which])
+        next_seed[which] = drawn + 1
+        run_seed, budget = draw_run(rng, config.env)
+        runs.append(run_grid(config.env, instance, drawn, budget, rules, run_seed))
     return runs
 
 
 def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance, int]:
-    """The first instance from ``seed`` on with an auxiliary task, and the seed after it."""
+    """The first instance from ``seed`` on with an auxiliary task, and its seed."""
     for draw in range(seed, seed + MAX_DRAWS):
         instance = suite.sample(draw)
         if 0 < len(instance.target_tasks) < instance.num_tasks:
-            return instance, draw + 1
+            return instance, draw
     raise ValueError(
         f"{name}: none of {MAX_DRAWS} instances from seed {seed} has an auxiliary task; "
         "gate imitation needs suites with auxiliaries (docs/suites.md, `auxiliary`)"
@@ -116,18 +114,32 @@ def gate_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tens
     return latent.sum(1) / count
 
 
-def _decision_table(
-    actor: TaskSetActor, runs: list[GridRun], gain: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Features, labels, weights and instance index of every decision of both runs."""
-    features, labels, weights, owner = [], [], [], []
-    for i, run in enumerate(runs):
-        obs = run.observations.flatten(0, 1)  # (decisions * 2, K_max, F)
-        features.append(gate_features(actor, obs))
-        labels.append(torch.full((len(obs),), float(gain[i] > 0)))
-        weights.append(torch.full((len(obs),), float(gain[i].abs()) / len(obs)))
-        owner.append(torch.full((len(obs),), i))
-    return torch.cat(features), torch.cat(labels), torch.cat(weights), torch.cat(owner)
+@dataclass
+class DecisionTable:
+    """Every decision of both runs of every instance: the gate features, whether gating
+    won the instance, the decision's weight (``|gain| / decisions``), the instance it
+    belongs to and whether it comes from the ungated run; ``gain`` per instance."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    weights: torch.Tensor
+    owner: torch.Tensor
+    ungated: torch.Tensor
+    gain: torch.Tensor
+
+    @classmethod
+    def build(cls, actor: TaskSetActor, runs: list[GridRun]) -> DecisionTable:
+        gain = gains(runs)
+        features, labels, weights, owner, ungated = [], [], [], [], []
+        for i, run in enumerate(runs):
+            obs = run.observations.flatten(0, 1)  # (decisions * 2, K_max, F): ungated first
+            features.append(gate_features(actor, obs))
+            labels.append(torch.full((len(obs),), float(gain[i] > 0)))
+            weights.append(torch.full((len(obs),), float(gain[i].abs()) / len(obs)))
+            owner.append(torch.full((len(obs),), i))
+            ungated.append(torch.arange(len(obs)) % 2 == 0)
+        columns = (features, labels, weights, owner, ungated)
+        return cls(*(torch.cat(c) for c in columns), gain=gain)
 
 
 def fit_gate(
@@ -160,8 +172,7 @@ def strength(
 
 
 def cross_validate(
-    actor: TaskSetActor,
-    runs: list[GridRun],
+    table: DecisionTable,
     l2_grid: tuple[float, ...] = L2_GRID,
     folds: int = FOLDS,
     sharpness: float = SHARPNESS,
@@ -169,24 +180,21 @@ def cross_validate(
 ) -> dict[str, float]:
     """Mean gain per held-out instance captured by the fitted gate, per L2 strength, and
     the three references (module docstring). Folds split instances, not decisions."""
-    gain = gains(runs)
-    features, labels, weights, owner = _decision_table(actor, runs, gain)
-    # Rows alternate ungated, gated (observations flattened from (decisions, 2, ...)).
-    ungated = torch.cat([torch.arange(r.observations.shape[0] * 2) % 2 == 0 for r in runs])
-    fold_of = torch.from_numpy(np.random.default_rng(seed).permutation(len(runs)) % folds)
+    gain = table.gain
+    fold_of = torch.from_numpy(np.random.default_rng(seed).permutation(len(gain)) % folds)
     result = {
         "never": 0.0,
         "always": gain.mean().item(),
         "oracle": gain.clamp_min(0).mean().item(),
     }
     for l2 in l2_grid:
-        captured = torch.zeros(len(runs))
+        captured = torch.zeros(len(gain))
         for fold in range(folds):
-            train = fold_of[owner] != fold
-            w, b = fit_gate(features[train], labels[train], weights[train], l2)
+            train = fold_of[table.owner] != fold
+            w, b = fit_gate(table.features[train], table.labels[train], table.weights[train], l2)
             for i in (fold_of == fold).nonzero().flatten().tolist():
-                rows = (owner == i) & ungated
-                captured[i] = strength(features[rows], w, b, sharpness).mean() * gain[i]
+                rows = (table.owner == i) & table.ungated
+                captured[i] = strength(table.features[rows], w, b, sharpness).mean() * gain[i]
         result[f"l2={l2:g}"] = captured.mean().item()
     return result
 
@@ -201,19 +209,13 @@ def fitted_gate_policy(
 ) -> Path:
     """Write ``policy`` with a gate column (``error_power_gate``) whose head row sets the
     strength ``clip(0.5 + z / (2 sharpness), 0, 1)``; return its JSON path."""
-    path = gate_policy(policy, out, kind="learned")
-    artifact = load_artifact(path)
-    actor = artifact.actor
+    source = load_artifact(policy)
+    actor, action = gated_actor(source, kind="learned")
     with torch.no_grad():
         actor.head.weight[-1] = w / (2 * sharpness)
         actor.head.bias[-1] = 0.5 + b / (2 * sharpness)
-    return save_artifact(
-        out,
-        actor,
-        max_tasks=artifact.max_tasks,
-        action=artifact.action,
-        training=artifact.metadata.get("training"),
-        notes={**artifact.metadata.get("notes", {}), "gate_imitation": notes or {}},
+    return save_derived(
+        actor, [source], out, "gated", action=action, kind="learned", gate_imitation=notes or {}
     )
 
 
@@ -251,14 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs = demonstrate_gate(config, args.policy, args.instances, seed=config.train.seed)
         _save_runs(runs, out)
-    actor = load_artifact(args.policy).actor
-    scores = cross_validate(actor, runs, seed=config.train.seed)
+    table = DecisionTable.build(load_artifact(args.policy).actor, runs)
+    scores = cross_validate(table, seed=config.train.seed)
     l2 = max(L2_GRID, key=lambda value: scores[f"l2={value:g}"])
-    gain = gains(runs)
-    w, b = fit_gate(*_decision_table(actor, runs, gain)[:3], l2)
+    w, b = fit_gate(table.features, table.labels, table.weights, l2)
     notes = {"instances": len(runs), "l2": l2, "sharpness": SHARPNESS, "cross_validation": scores}
     path = fitted_gate_policy(args.policy, w, b, out / "policy", notes=notes)
-    wins, losses = int((gain > 0).sum()), int((gain < 0).sum())
+    wins, losses = int((table.gain > 0).sum()), int((table.gain < 0).sum())
     print(f"gating wins on {wins} of {len(runs)} instances, loses on {losses}")
     table = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
     print(f"mean gain per instance (cross-validated): {table}")

@@ -115,6 +115,13 @@ def run_grid(
     )
 
 
+def draw_run(rng: np.random.Generator, env: EnvConfig) -> tuple[int, int]:
+    """The initialisation seed and the budget (one of ``env.budgets``, else
+    ``env.budget``) of a training instance's demonstration runs."""
+    budgets = env.budgets or (env.budget,)
+    return int(rng.integers(2**31)), int(budgets[int(rng.integers(len(budgets)))])
+
+
 @dataclass
 class Demonstrations:
     """Observations (M, K_max, F), target actions (M, K_max, 3) and the label of each
@@ -133,11 +140,9 @@ def demonstrate(
     env = config.env
     suite = resolve_suite(env.suite)
     rng = np.random.default_rng(seed)
-    budgets = env.budgets or (env.budget,)
     observations, actions, labels = [], [], []
     for i in tqdm(range(instances), desc="demonstrations", unit="instance"):
-        run_seed = int(rng.integers(2**31))
-        budget = int(budgets[int(rng.integers(len(budgets)))])
+        run_seed, budget = draw_run(rng, env)
         instance_seed = FIRST_SEED + i
         rules = [ErrorPower(g) for g in gammas]
         run = run_grid(env, suite.sample(instance_seed), instance_seed, budget, rules, run_seed)
