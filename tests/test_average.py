@@ -17,6 +17,7 @@ from curriculum_rl.agents.average import (
     gate_policy,
     main,
     scale_policy,
+    twin_actor,
 )
 from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned.artifact import ArtifactError, load_artifact, save_artifact
@@ -232,3 +233,16 @@ def test_a_learned_gate_starts_at_zero_and_acts_as_the_original(tmp_path: Path, 
     (gated_run,) = run_controller([instance], [0], load_controller(str(tmp_path / "g")), 50, 25)
     assert gated_run.weights == plain_run.weights
     assert gated_run.final_test_metric == plain_run.final_test_metric
+
+
+def test_a_twin_adds_zero_rows_and_refuses_a_transform_that_does_not_extend(tmp_path: Path):
+    policy = load_artifact(_policy(tmp_path, "p", seed=0))
+    shifted = twin_actor(policy, "error_power_shift")
+    obs = torch.randn(3, 8, NUM_FEATURES)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        actions, before = shifted(obs), policy.actor(obs)
+    torch.testing.assert_close(actions[..., :-1], before)
+    assert torch.all(actions[..., -1] == 0)  # the new column starts at the zero action
+    with pytest.raises(ArtifactError, match="'logits' does not extend"):
+        twin_actor(policy, "logits")

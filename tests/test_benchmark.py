@@ -329,6 +329,7 @@ def test_every_registered_controller_is_benchmarked(tmp_path):
     assert len(_rows(out)) == len(ALL_CONTROLLERS) * 2
 
 
+@pytest.mark.slow  # 4 s: a whole benchmark of its own
 def test_summary_names_the_controllers_that_changed_nothing(tmp_path):
     """Every `sequence` task reads the same examples, so a sampling schedule trains
     exactly as uniform does; the summary says so, and does not say it of a weighting."""

@@ -96,6 +96,7 @@ def _expected_data() -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow  # builds a wheel
 def test_a_built_wheel_carries_the_top_level_data(tmp_path):
     project = _copy_project(tmp_path / "project")
     out = tmp_path / "wheel"

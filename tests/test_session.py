@@ -577,6 +577,7 @@ def test_a_resumed_gradnorm_run_equals_the_uninterrupted_one():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.slow  # a fresh interpreter per framework
 def test_the_core_and_the_session_never_import_the_frameworks():
     code = (
         "import sys, curriculum_rl; curriculum_rl.CurriculumSession; "

@@ -196,16 +196,29 @@ def gated_actor(policy: PolicyArtifact, kind: str = "fixed") -> tuple[TaskSetAct
             f"{policy.path} uses the {policy.action!r} action, which has no {kind} gated "
             f"twin (transforms with one: {twins})"
         )
+    return twin_actor(policy, gated), gated
+
+
+def twin_actor(policy: PolicyArtifact, twin: str) -> TaskSetActor:
+    """``policy``'s network for the transform ``twin``, whose columns are those of the
+    policy's transform followed by new ones; the new action rows start at 0 (the twin's
+    zero action there is the policy's own decision), their noise at the others' mean."""
+    old, new = action_transform(policy.action).columns, action_transform(twin).columns
+    if new[: len(old)] != old:
+        raise ArtifactError(
+            f"{twin!r} does not extend {policy.path}'s {policy.action!r} action "
+            f"(columns {list(new)} vs {list(old)})"
+        )
     state = policy.actor.state_dict()
-    extra = TRANSFORMS[gated].dim - policy.network.action_dim
-    if extra:  # new action rows start at 0; their noise at the others' mean
+    extra = len(new) - len(old)
+    if extra:
         head = state["head.weight"]
         state["head.weight"] = torch.cat([head, head.new_zeros(extra, head.shape[1])])
         state["head.bias"] = torch.cat([state["head.bias"], head.new_zeros(extra)])
         state["log_std"] = torch.cat([state["log_std"], state["log_std"].mean().repeat(extra)])
-    actor = TaskSetActor(replace(policy.network, action_dim=TRANSFORMS[gated].dim))
+    actor = TaskSetActor(replace(policy.network, action_dim=len(new)))
     actor.load_state_dict(state)
-    return actor, gated
+    return actor
 
 
 def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:

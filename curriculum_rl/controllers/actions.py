@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Seven are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Eight are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -64,6 +64,15 @@ auxiliaries included (benchmarks/RESULTS.md §18), so whether to gate is left to
 policy (``python -m curriculum_rl.agents.average POLICY --gate-auxiliaries learned``
 adds the column to an ``error_power`` policy, at 0).
 
+``error_power_shift`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_h)``): as
+``error_power``, with ``beta`` raised by ``BETA_SHIFT * clip(mean a_h, 0, 1)``. ``gamma +
+beta`` is how much of a task's scale the weights divide out (1: all of it, as
+``scale-normalised`` does); the v3 policy chooses about 0.8 on its training distribution
+(benchmarks/RESULTS.md §14d) and trails its own centre rule where raw-unit tasks spread
+widely (§19), so this column lets a policy normalise scale more, per decision, starting
+from its own choice (0 is ``error_power`` exactly;
+``python -m curriculum_rl.agents.switch_imitation --switch beta-shift`` fits it).
+
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
 (``ErrorPower(GAMMA_CENTRE, START_CENTRE)``, registered as ``scale-normalised``). For all
@@ -79,6 +88,7 @@ import torch
 
 from curriculum_rl.controllers.auxiliary import gate_auxiliaries
 from curriculum_rl.controllers.decision import Decision
+from curriculum_rl.controllers.inverse_error import error_power_weights
 from curriculum_rl.trainer.signals import Signals
 
 WEIGHT_SCALE = 5.0
@@ -89,6 +99,7 @@ RESIDUAL_SCALE = 2.0
 GAMMA_CENTRE = 0.5
 START_CENTRE = 0.5
 START_SCALE = 1.0
+BETA_SHIFT = 0.3
 
 
 def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -248,6 +259,30 @@ class GatedTransform(ActionTransform):
         return {**self.base.constants(), key: 1.0}
 
 
+class ShiftedTransform(ActionTransform):
+    """An ``error_*`` transform with one more action column that raises ``beta`` by
+    ``BETA_SHIFT * clip(mean a_h, 0, 1)`` (the module docstring's ``error_power_shift``)."""
+
+    uniform_centre = False
+
+    def __init__(self, base: ScaledErrorPower) -> None:
+        self.base = base
+        self.name = f"{base.name}_shift"
+        self.columns = (*base.columns, "shift")
+        self.dim = len(self.columns)
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        mask = signals.mask
+        actions = _clean(actions, mask, self.dim)
+        gamma, beta = self.base.exponents(actions[..., : self.base.dim], mask)
+        beta = beta + BETA_SHIFT * _task_mean(self.column(actions, "shift"), mask).clamp(0, 1)
+        residual, sampling = (self.column(actions, c) for c in ("weight", "sampling"))
+        return _error_power_decision(residual, sampling, signals, gamma, beta)
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "beta_shift": BETA_SHIFT}
+
+
 def _error_power_decision(
     residual: torch.Tensor,
     sampling: torch.Tensor,
@@ -255,14 +290,10 @@ def _error_power_decision(
     gamma: torch.Tensor,
     beta: torch.Tensor,
 ) -> Decision:
-    """``w_k ∝ E_k^-gamma E0_k^-beta exp(RESIDUAL_SCALE residual_k)`` (mean 1 over the
-    valid tasks), sampling from its (N, K) action column; ``gamma`` and ``beta`` are (N,)."""
-    mask = signals.mask
-    log_error = signals.val_error.clamp_min(1e-12).log().nan_to_num(0.0, 0.0, 0.0)
-    log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
-    logits = -gamma[:, None] * log_error - beta[:, None] * log_start + RESIDUAL_SCALE * residual
-    k = mask.sum(1, keepdim=True).clamp_min(1).float()
-    return Decision(k * _masked_softmax(logits, mask), _sampling(sampling, mask))
+    """:func:`error_power_weights` with the bounded residual ``RESIDUAL_SCALE * residual``,
+    sampling from its (N, K) action column; ``gamma`` and ``beta`` are (N,)."""
+    weights = error_power_weights(signals, gamma, beta, RESIDUAL_SCALE * residual)
+    return Decision(weights, _sampling(sampling, signals.mask))
 
 
 def _task_mean(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -288,6 +319,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ScaledErrorPower("error_exponents", ("gamma", "beta")),
         GatedTransform(_ERROR_POWER),
         GatedTransform(_ERROR_POWER, learned_strength=True),
+        ShiftedTransform(_ERROR_POWER),
     )
 }
 DEFAULT_TRANSFORM = "error_power"

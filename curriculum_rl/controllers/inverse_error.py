@@ -24,9 +24,33 @@ with no start term, ``error_power`` is both exponents centred on ``scale-normali
 
 from __future__ import annotations
 
-from curriculum_rl.controllers.base import Controller, Decision, DecisionState, normalize_decision
+import torch
+
+from curriculum_rl.controllers.base import Controller, Decision, DecisionState
+from curriculum_rl.trainer.signals import Signals
 
 EPS = 1e-12
+
+
+def error_power_weights(
+    signals: Signals,
+    gamma: torch.Tensor,
+    start: torch.Tensor,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(N, K) weights ``w_k ∝ E_k^-gamma E0_k^-start exp(residual_k)``, mean 1 over each
+    run's valid tasks and 0 on padded slots; ``gamma`` and ``start`` are (N,). The one
+    definition of the family: the heuristics here and the learned policy's ``error_*``
+    action transforms (which add a bounded per-task ``residual``) both call it, so a zero
+    action is its centre rule bit for bit."""
+    mask = signals.mask
+    log_error = signals.val_error.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+    log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
+    logits = -gamma[:, None] * log_error - start[:, None] * log_start
+    if residual is not None:
+        logits = logits + residual
+    soft = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1).nan_to_num(0.0)
+    return mask.sum(1, keepdim=True).clamp_min(1).float() * soft * mask
 
 
 class ErrorPower(Controller):
@@ -39,8 +63,9 @@ class ErrorPower(Controller):
 
     def decide(self, signals: DecisionState) -> Decision:
         mask = signals.mask
-        log_now = signals.val_error.clamp_min(EPS).log()
-        log_weight = -(self.gamma * log_now + self.start * signals.log_error_start)
-        count = mask.sum(1, keepdim=True).clamp_min(1)
-        centred = log_weight - (log_weight * mask).sum(1, keepdim=True) / count
-        return normalize_decision(centred.exp() * mask, mask.float(), mask)
+        runs = mask.shape[0]
+        weights = error_power_weights(
+            signals, torch.full((runs,), self.gamma), torch.full((runs,), self.start)
+        )
+        uniform = mask.float() / mask.sum(1, keepdim=True).clamp_min(1)
+        return Decision(weights, uniform)

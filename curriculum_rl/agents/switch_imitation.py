@@ -1,34 +1,40 @@
-"""Imitation for the auxiliary gate: teach a policy *when* to gate its auxiliaries.
+"""Switch imitation: teach a policy *when* to switch a part of its decision on, from
+labelled runs instead of PPO exploration (lever 2 of issue #13, applied to one decision).
 
-Du et al.'s gate (``error_power_gated``: each auxiliary's weight times the positive
-cosine of its gradient with the targets') helps where auxiliaries pull against the
-targets and hurts where a small, noisy target makes every cosine small
-(benchmarks/RESULTS.md §18). PPO did not learn the gate's strength: its exploration is a
-mean of per-task noise (§18c). Here the choice is learned from labelled runs instead
-(lever 2 of issue #13, applied to the gate):
+A switch is one more action column of a twin of the policy's transform, whose strength
+``clip(mean a, 0, 1)`` is 0 for the policy's own decision and 1 for the switched one
+(:mod:`curriculum_rl.controllers.actions`):
 
-1. Every training instance with auxiliaries (from the config's suite and its
-   ``[[train.mix]]`` suites) is trained twice from the same initialisation, by the policy
-   ungated (strength 0) and gated (strength 1) (:class:`~curriculum_rl.agents.imitation.RuleGrid`).
-   Its ``gain`` is the ungated run's mean log test error over the target tasks minus the
-   gated run's: the G_m gap of gating on that instance.
-2. A cost-sensitive logistic regression predicts, per decision, whether gating wins,
+* ``gate`` (``error_power_gate``): each auxiliary's weight times the positive cosine of
+  its gradient with the targets' (Du et al. 2018). It helps where auxiliaries pull
+  against the targets and hurts where a small, noisy target makes every cosine small
+  (benchmarks/RESULTS.md §18); only instances with auxiliaries are demonstrated.
+* ``beta-shift`` (``error_power_shift``): ``beta`` raised by ``BETA_SHIFT``, dividing out
+  more of each task's scale than the policy chose (§20).
+
+PPO did not learn such a column: its exploration is a mean of per-task noise (§18c).
+
+1. Every training instance (from the config's suite and its ``[[train.mix]]`` suites,
+   in turn) is trained twice from the same initialisation, by the policy with the switch
+   off and on (:class:`~curriculum_rl.agents.imitation.RuleGrid`). Its ``gain`` is the
+   off run's mean log test error over the target tasks minus the on run's: the G_m gap
+   of switching on that instance.
+2. A cost-sensitive logistic regression predicts, per decision, whether switching wins,
    from the policy's own frozen features: the mean over valid tasks of its actor's task
    latents (what its head reads). Decisions of both runs count, each weighted by
    ``|gain| / decisions``, so an instance weighs what a wrong choice costs it.
-3. The logit ``z`` becomes the head row of the gate column of ``error_power_gate``
-   (strength ``clip(mean a_d, 0, 1)``): ``a_d = 0.5 + z / (2 * sharpness)``, so the
-   strength is 1 where ``z >= sharpness``, 0 where ``z <= -sharpness``. The rest of the
-   network is untouched, so on every run without auxiliaries the result acts exactly
-   as the policy it started from.
+3. The logit ``z`` becomes the head row of the switch column: ``a = 0.5 + z / (2 *
+   sharpness)``, so the strength is 1 where ``z >= sharpness``, 0 where ``z <=
+   -sharpness``. The rest of the network is untouched.
 
 The L2 strength is chosen by cross-validation over instances (training instances only),
-on the gain the fitted gate would capture: the mean of ``strength * gain`` over held-out
-instances (strength averaged over the ungated run's decisions), beside never gating (0),
-always gating (mean gain) and the oracle (mean positive gain).
+on the gain the fitted switch would capture: the mean of ``strength * gain`` over
+held-out instances (strength averaged over the off run's decisions), beside never
+switching (0), always switching (mean gain) and the oracle (mean positive gain).
 
-    python -m curriculum_rl.agents.gate_imitation --config agents/gate-imitation.toml \\
-        --policy agents/default.json --instances 200 --out runs/gate-im
+    python -m curriculum_rl.agents.switch_imitation --switch gate \\
+        --config agents/switch-imitation.toml --policy agents/default.json \\
+        --instances 240 --out runs/gate-im
 """
 
 from __future__ import annotations
@@ -43,39 +49,69 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from curriculum_rl.agents.average import gated_actor, save_derived
+from curriculum_rl.agents.average import save_derived, twin_actor
 from curriculum_rl.agents.config import TrainConfig, load_config
 from curriculum_rl.agents.imitation import FIRST_SEED, GridRun, draw_run, run_grid
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
+from curriculum_rl.controllers.learned.artifact import PolicyArtifact
 from curriculum_rl.controllers.learned.network import TaskSetActor, task_mask
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
 
-L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FOLDS = 5
 SHARPNESS = 1.0
 MAX_DRAWS = 200  # instances drawn per suite in search of one with auxiliaries
 
 
-def demonstrate_gate(
-    config: TrainConfig, policy: str | Path, instances: int, seed: int = 0
-) -> list[GridRun]:
-    """Run ``instances`` training instances with auxiliaries ungated and gated (module
-    docstring, step 1); suites take turns, each instance from the next seed of its suite
-    that has an auxiliary task."""
-    artifact = load_artifact(policy)
-    gated = f"{artifact.action}_gated"
-    rules = [
-        LearnedController(artifact.actor, artifact.max_tasks, artifact.action),
-        LearnedController(artifact.actor, artifact.max_tasks, gated),
+@dataclass(frozen=True)
+class Switch:
+    """A switch (module docstring): the suffix of the twin transform whose last column
+    sets its strength, and whether only instances with auxiliaries are demonstrated."""
+
+    name: str
+    suffix: str
+    auxiliaries_only: bool
+
+    def twin(self, policy: PolicyArtifact) -> str:
+        return f"{policy.action}{self.suffix}"
+
+
+SWITCHES = {
+    s.name: s for s in (Switch("gate", "_gate", True), Switch("beta-shift", "_shift", False))
+}
+
+
+def switched_rules(policy: PolicyArtifact, switch: Switch) -> list[LearnedController]:
+    """The policy as it is (switch off) and with the switch fully on (strength 1)."""
+    on = twin_actor(policy, switch.twin(policy))
+    with torch.no_grad():
+        on.head.bias[-1] = 1.0
+    return [
+        LearnedController(policy.actor, policy.max_tasks, policy.action),
+        LearnedController(on, policy.max_tasks, switch.twin(policy)),
     ]
+
+
+def demonstrate(
+    config: TrainConfig, policy: str | Path, switch: Switch, instances: int, seed: int = 0
+) -> list[GridRun]:
+    """Run ``instances`` training instances with the switch off and on (module docstring,
+    step 1); suites take turns, each instance from the next seed of its suite (that has
+    an auxiliary task, for a switch that needs one)."""
+    rules = switched_rules(load_artifact(policy), switch)
     names = [config.env.suite, *(m.suite for m in config.train.mix)]
     suites = [resolve_suite(name) for name in names]
     next_seed = [FIRST_SEED] * len(suites)
     rng = np.random.default_rng(seed)
     runs = []
-    for i in tqdm(range(instances), desc="gate demonstrations", unit="instance"):
+    for i in tqdm(range(instances), desc=f"{switch.name} demonstrations", unit="instance"):
         which = i % len(suites)
-        instance, drawn = _with_auxiliaries(suites[which], next_seed[which], names[which])
+        suite, name = suites[which], names[which]
+        if switch.auxiliaries_only:
+            instance, drawn = _with_auxiliaries(suite, next_seed[which], name)
+        else:
+            drawn = next_seed[which]
+            instance = suite.sample(drawn)
         next_seed[which] = drawn + 1
         run_seed, budget = draw_run(rng, config.env)
         runs.append(run_grid(config.env, instance, drawn, budget, rules, run_seed))
@@ -90,24 +126,24 @@ def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance
             return instance, draw
     raise ValueError(
         f"{name}: none of {MAX_DRAWS} instances from seed {seed} has an auxiliary task; "
-        "gate imitation needs suites with auxiliaries (docs/suites.md, `auxiliary`)"
+        "the gate switch needs suites with auxiliaries (docs/suites.md, `auxiliary`)"
     )
 
 
 def gains(runs: list[GridRun]) -> torch.Tensor:
-    """(I,) mean log test error ungated minus gated: > 0 where gating wins. A diverged
-    run loses to one that did not; two diverged runs tie."""
+    """(I,) mean log test error with the switch off minus on: > 0 where switching wins.
+    A diverged run loses to one that did not; two diverged runs tie."""
     values = []
     for run in runs:
-        ungated, gated = run.scores
-        values.append(0.0 if ungated == gated else ungated - gated)
+        off, on = run.scores
+        values.append(0.0 if off == on else off - on)
     return torch.tensor(values, dtype=torch.float32).clamp(-10, 10)
 
 
 @torch.no_grad()
-def gate_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tensor:
+def switch_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tensor:
     """(M, H) mean over valid tasks of the actor's task latents for observations
-    (M, K_max, F): the gate column's mean is a linear function of exactly this."""
+    (M, K_max, F): the switch column's mean is a linear function of exactly this."""
     mask = task_mask(observations)
     latent = actor.encoder(observations, mask)
     count = mask.sum(1, keepdim=True).clamp_min(1).float()
@@ -116,33 +152,34 @@ def gate_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tens
 
 @dataclass
 class DecisionTable:
-    """Every decision of both runs of every instance: the gate features, whether gating
-    won the instance, the decision's weight (``|gain| / decisions``), the instance it
-    belongs to and whether it comes from the ungated run; ``gain`` per instance."""
+    """Every decision of both runs of every instance: the switch features, whether
+    switching won the instance, the decision's weight (``|gain| / decisions``), the
+    instance it belongs to and whether it comes from the run with the switch off;
+    ``gain`` per instance."""
 
     features: torch.Tensor
     labels: torch.Tensor
     weights: torch.Tensor
     owner: torch.Tensor
-    ungated: torch.Tensor
+    off: torch.Tensor
     gain: torch.Tensor
 
     @classmethod
     def build(cls, actor: TaskSetActor, runs: list[GridRun]) -> DecisionTable:
         gain = gains(runs)
-        features, labels, weights, owner, ungated = [], [], [], [], []
+        features, labels, weights, owner, off = [], [], [], [], []
         for i, run in enumerate(runs):
-            obs = run.observations.flatten(0, 1)  # (decisions * 2, K_max, F): ungated first
-            features.append(gate_features(actor, obs))
+            obs = run.observations.flatten(0, 1)  # (decisions * 2, K_max, F): off first
+            features.append(switch_features(actor, obs))
             labels.append(torch.full((len(obs),), float(gain[i] > 0)))
             weights.append(torch.full((len(obs),), float(gain[i].abs()) / len(obs)))
             owner.append(torch.full((len(obs),), i))
-            ungated.append(torch.arange(len(obs)) % 2 == 0)
-        columns = (features, labels, weights, owner, ungated)
+            off.append(torch.arange(len(obs)) % 2 == 0)
+        columns = (features, labels, weights, owner, off)
         return cls(*(torch.cat(c) for c in columns), gain=gain)
 
 
-def fit_gate(
+def fit_switch(
     features: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, l2: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted, L2-regularised logistic regression (full-batch L-BFGS): ``(w, b)`` of the
@@ -167,7 +204,7 @@ def fit_gate(
 def strength(
     features: torch.Tensor, w: torch.Tensor, b: torch.Tensor, sharpness: float
 ) -> torch.Tensor:
-    """The gate strength the fitted row sets: ``clip(0.5 + z / (2 sharpness), 0, 1)``."""
+    """The switch strength the fitted row sets: ``clip(0.5 + z / (2 sharpness), 0, 1)``."""
     return (0.5 + (features @ w + b) / (2 * sharpness)).clamp(0, 1)
 
 
@@ -178,7 +215,7 @@ def cross_validate(
     sharpness: float = SHARPNESS,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Mean gain per held-out instance captured by the fitted gate, per L2 strength, and
+    """Mean gain per held-out instance captured by the fitted switch, per L2 strength, and
     the three references (module docstring). Folds split instances, not decisions."""
     gain = table.gain
     fold_of = torch.from_numpy(np.random.default_rng(seed).permutation(len(gain)) % folds)
@@ -191,31 +228,37 @@ def cross_validate(
         captured = torch.zeros(len(gain))
         for fold in range(folds):
             train = fold_of[table.owner] != fold
-            w, b = fit_gate(table.features[train], table.labels[train], table.weights[train], l2)
+            w, b = fit_switch(table.features[train], table.labels[train], table.weights[train], l2)
             for i in (fold_of == fold).nonzero().flatten().tolist():
-                rows = (table.owner == i) & table.ungated
+                rows = (table.owner == i) & table.off
                 captured[i] = strength(table.features[rows], w, b, sharpness).mean() * gain[i]
         result[f"l2={l2:g}"] = captured.mean().item()
     return result
 
 
-def fitted_gate_policy(
+def fitted_switch_policy(
     policy: str | Path,
+    switch: Switch,
     w: torch.Tensor,
     b: torch.Tensor,
     out: str | Path,
     sharpness: float = SHARPNESS,
     notes: dict | None = None,
 ) -> Path:
-    """Write ``policy`` with a gate column (``error_power_gate``) whose head row sets the
-    strength ``clip(0.5 + z / (2 sharpness), 0, 1)``; return its JSON path."""
+    """Write ``policy`` with the switch's column, whose head row sets the strength
+    ``clip(0.5 + z / (2 sharpness), 0, 1)``; return its JSON path."""
     source = load_artifact(policy)
-    actor, action = gated_actor(source, kind="learned")
+    actor = twin_actor(source, switch.twin(source))
     with torch.no_grad():
         actor.head.weight[-1] = w / (2 * sharpness)
         actor.head.bias[-1] = 0.5 + b / (2 * sharpness)
     return save_derived(
-        actor, [source], out, "gated", action=action, kind="learned", gate_imitation=notes or {}
+        actor,
+        [source],
+        out,
+        "switched",
+        action=switch.twin(source),
+        switch_imitation={"switch": switch.name, **(notes or {})},
     )
 
 
@@ -235,7 +278,10 @@ def _load_runs(out: Path) -> list[GridRun]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="env settings and suites (agents/*.toml)")
-    parser.add_argument("--policy", required=True, help="the policy to gate (NAME.json)")
+    parser.add_argument(
+        "--switch", choices=sorted(SWITCHES), default="gate", help="the decision to learn"
+    )
+    parser.add_argument("--policy", required=True, help="the policy to extend (NAME.json)")
     parser.add_argument("--out", required=True, help="folder for labels, demos and the policy")
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="refit on OUT's stored demonstrations")
@@ -247,20 +293,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--reuse: no stored demonstrations in {out}; run once without --reuse")
     torch.set_num_threads(1)
     config = load_config(args.config)
+    switch = SWITCHES[args.switch]
     out.mkdir(parents=True, exist_ok=True)
     if args.reuse:
         runs = _load_runs(out)
     else:
-        runs = demonstrate_gate(config, args.policy, args.instances, seed=config.train.seed)
+        runs = demonstrate(config, args.policy, switch, args.instances, seed=config.train.seed)
         _save_runs(runs, out)
     table = DecisionTable.build(load_artifact(args.policy).actor, runs)
     scores = cross_validate(table, seed=config.train.seed)
     l2 = max(L2_GRID, key=lambda value: scores[f"l2={value:g}"])
-    w, b = fit_gate(table.features, table.labels, table.weights, l2)
+    w, b = fit_switch(table.features, table.labels, table.weights, l2)
     notes = {"instances": len(runs), "l2": l2, "sharpness": SHARPNESS, "cross_validation": scores}
-    path = fitted_gate_policy(args.policy, w, b, out / "policy", notes=notes)
+    path = fitted_switch_policy(args.policy, switch, w, b, out / "policy", notes=notes)
     wins, losses = int((table.gain > 0).sum()), int((table.gain < 0).sum())
-    print(f"gating wins on {wins} of {len(runs)} instances, loses on {losses}")
+    print(f"switching ({switch.name}) wins on {wins} of {len(runs)} instances, loses on {losses}")
     table = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
     print(f"mean gain per instance (cross-validated): {table}")
     print(f"chose l2={l2:g}; policy: {path}")

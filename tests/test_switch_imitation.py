@@ -1,4 +1,4 @@
-"""Gate imitation: labelled ungated/gated runs, the cost-sensitive fit, the gated policy."""
+"""Switch imitation: labelled off/on runs, the cost-sensitive fit, the switched policy."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import pytest
 import torch
 
 from curriculum_rl.agents.config import config_from_dict
-from curriculum_rl.agents.gate_imitation import (
-    demonstrate_gate,
-    fit_gate,
-    fitted_gate_policy,
-    gate_features,
+from curriculum_rl.agents.imitation import mean_log_error
+from curriculum_rl.agents.switch_imitation import (
+    SWITCHES,
+    demonstrate,
+    fit_switch,
+    fitted_switch_policy,
     main,
     strength,
+    switch_features,
+    switched_rules,
 )
-from curriculum_rl.agents.imitation import mean_log_error
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.runner import run_controller
@@ -60,7 +62,7 @@ def config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(config):
-    return demonstrate_gate(config, POLICY, instances=2, seed=3)
+    return demonstrate(config, POLICY, SWITCHES["gate"], instances=2, seed=3)
 
 
 def test_each_instance_is_run_ungated_then_gated_from_one_start(config, runs):
@@ -85,23 +87,37 @@ def test_each_instance_is_run_ungated_then_gated_from_one_start(config, runs):
 def test_the_fit_follows_the_weighted_label_frequency():
     # one feature value, labelled 1 with weight 3 and 0 with weight 1: P(gate wins) = 3/4
     features = torch.ones(2, 1)
-    w, b = fit_gate(features, torch.tensor([1.0, 0.0]), torch.tensor([3.0, 1.0]), l2=0.0)
+    w, b = fit_switch(features, torch.tensor([1.0, 0.0]), torch.tensor([3.0, 1.0]), l2=0.0)
     assert torch.sigmoid(features[0] @ w + b).item() == pytest.approx(0.75, abs=1e-3)
     # a separable feature gets a logit of the right sign on each side
     features = torch.tensor([[1.0], [-1.0]])
-    w, b = fit_gate(features, torch.tensor([1.0, 0.0]), torch.ones(2), l2=1e-2)
+    w, b = fit_switch(features, torch.tensor([1.0, 0.0]), torch.ones(2), l2=1e-2)
     logits = features @ w + b
     assert logits[0] > 0 > logits[1]
+
+
+def test_the_beta_shift_rules_are_the_policy_and_the_policy_with_its_switch_full_on():
+    off, on = switched_rules(load_artifact(POLICY), SWITCHES["beta-shift"])
+    obs = torch.randn(4, 12, NUM_FEATURES)
+    obs[..., 0] = (torch.arange(12) < torch.randint(2, 12, (4, 1))).float()
+    valid = obs[..., 0] > 0.5
+    with torch.no_grad():
+        a_off, a_on = off.actor(obs), on.actor(obs)
+    torch.testing.assert_close(a_on[..., :-1], a_off)
+    assert torch.all(a_on[..., -1][valid] == 1.0)
+    assert (off.transform.name, on.transform.name) == ("error_power", "error_power_shift")
 
 
 def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):
     torch.manual_seed(0)
     base = load_artifact(POLICY).actor
     w, b = torch.randn(base.config.hidden), torch.tensor(0.3)
-    path = fitted_gate_policy(POLICY, w, b, tmp_path / "gated", sharpness=2.0, notes={"l2": 0.1})
+    path = fitted_switch_policy(
+        POLICY, SWITCHES["gate"], w, b, tmp_path / "gated", sharpness=2.0, notes={"l2": 0.1}
+    )
     gated = load_artifact(path)
     assert gated.action == "error_power_gate"
-    assert gated.metadata["notes"]["gate_imitation"] == {"l2": 0.1}
+    assert gated.metadata["notes"]["switch_imitation"] == {"switch": "gate", "l2": 0.1}
     obs = torch.randn(6, 12, NUM_FEATURES)
     obs[..., 0] = (torch.arange(12) < torch.randint(2, 12, (6, 1))).float()
     with torch.no_grad():
@@ -109,7 +125,7 @@ def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_
     torch.testing.assert_close(actions[..., :-1], before)
     valid = obs[..., 0]
     mean_gate = (actions[..., -1] * valid).sum(1) / valid.sum(1)
-    expected = strength(gate_features(base, obs), w, b, sharpness=2.0)
+    expected = strength(switch_features(base, obs), w, b, sharpness=2.0)
     torch.testing.assert_close(mean_gate.clamp(0, 1), expected)
 
 
@@ -128,7 +144,7 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(config, tmp
     labels = json.loads((out / "labels.json").read_text())
     assert len(labels) == 5 and all(len(label["scores"]) == 2 for label in labels)
     first = load_artifact(out / "policy.json")
-    notes = first.metadata["notes"]["gate_imitation"]
+    notes = first.metadata["notes"]["switch_imitation"]
     assert notes["instances"] == 5 and set(notes["cross_validation"]) >= {"never", "oracle"}
     assert main([*args, "--reuse"]) == 0  # refit from the stored demonstrations
     again = load_artifact(out / "policy.json")
@@ -136,7 +152,7 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(config, tmp
 
 
 def test_the_command_refuses_too_few_instances_and_a_missing_reuse(tmp_path, capsys):
-    base = ["--config", "agents/gate-imitation.toml", "--policy", POLICY, "--out", str(tmp_path)]
+    base = ["--config", "agents/switch-imitation.toml", "--policy", POLICY, "--out", str(tmp_path)]
     with pytest.raises(SystemExit):
         main([*base, "--instances", "1"])
     assert "--instances must be >= 2" in capsys.readouterr().err
