@@ -123,10 +123,10 @@ class ScheduledErrorPower(ErrorPower):
         super().__init__(gamma_start, start, name)
         self.gamma_start, self.gamma_end = gamma_start, gamma_end
 
-    def decide(self, signals: DecisionState) -> Decision:
-        progress = signals.progress.float().reshape(-1, 1)
-        self.gamma = self.gamma_start + (self.gamma_end - self.gamma_start) * progress
-        return super().decide(signals)
+    def exponents(self, signals: DecisionState) -> tuple[torch.Tensor, torch.Tensor]:
+        progress = signals.progress.float().reshape(-1)
+        gamma = self.gamma_start + (self.gamma_end - self.gamma_start) * progress
+        return gamma, torch.full_like(gamma, self.start)
 
 
 def register_rules(argv: list[str], sched: tuple[float, float, float]) -> None:

@@ -123,17 +123,19 @@ def test_error_power_zero_action_is_its_centre_rule():
     torch.testing.assert_close(d.sampling, MASK.float() / MASK.sum(1, keepdim=True))
 
 
+@pytest.mark.parametrize("direction", ["up", "down"])
 @pytest.mark.parametrize("strength", [-0.5, 0.0, 0.4, 1.0, 3.0])
-def test_error_power_shift_raises_beta_by_its_clipped_strength(strength):
-    """The defining property: ``error_power_shift`` is ``error_power`` with beta raised by
-    BETA_SHIFT * clip(mean a_h, 0, 1), so w_shift / w_base ∝ E0_k^-(BETA_SHIFT * s)."""
+def test_error_power_beta_shifts_move_beta_by_their_clipped_strength(strength, direction):
+    """The defining property: ``error_power_beta_up`` (``_down``) is ``error_power`` with
+    beta moved by ±BETA_SHIFT * clip(mean a_h, 0, 1): w_shift / w_base ∝ E0_k^-(±BETA_SHIFT s)."""
     start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
     state = dataclasses.replace(_started_state(MASK, start, start * 0.3), mask=MASK)
     base = _actions(4, seed=1)
     column = torch.full((2, 4, 1), strength)
-    shifted = actions_to_decision(torch.cat([base, column], -1), state, "error_power_shift")
+    name = f"error_power_beta_{direction}"
+    shifted = actions_to_decision(torch.cat([base, column], -1), state, name)
     plain = actions_to_decision(base, state, "error_power")
-    s = BETA_SHIFT * min(max(strength, 0.0), 1.0)
+    s = (1 if direction == "up" else -1) * BETA_SHIFT * min(max(strength, 0.0), 1.0)
     expected = plain.weights * (start.log() * -s).exp() * MASK
     expected = expected / expected.sum(1, keepdim=True) * MASK.sum(1, keepdim=True)
     torch.testing.assert_close(shifted.weights, expected, rtol=1e-4, atol=1e-6)

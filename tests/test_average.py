@@ -237,7 +237,7 @@ def test_a_learned_gate_starts_at_zero_and_acts_as_the_original(tmp_path: Path, 
 
 def test_a_twin_adds_zero_rows_and_refuses_a_transform_that_does_not_extend(tmp_path: Path):
     policy = load_artifact(_policy(tmp_path, "p", seed=0))
-    shifted = twin_actor(policy, "error_power_shift")
+    shifted = twin_actor(policy, "error_power_beta_up")
     obs = torch.randn(3, 8, NUM_FEATURES)
     obs[..., 0] = 1.0
     with torch.no_grad():

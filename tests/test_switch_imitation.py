@@ -97,7 +97,7 @@ def test_the_fit_follows_the_weighted_label_frequency():
 
 
 def test_the_beta_shift_rules_are_the_policy_and_the_policy_with_its_switch_full_on():
-    off, on = switched_rules(load_artifact(POLICY), SWITCHES["beta-shift"])
+    off, on = switched_rules(load_artifact(POLICY), SWITCHES["beta-up"])
     obs = torch.randn(4, 12, NUM_FEATURES)
     obs[..., 0] = (torch.arange(12) < torch.randint(2, 12, (4, 1))).float()
     valid = obs[..., 0] > 0.5
@@ -105,7 +105,7 @@ def test_the_beta_shift_rules_are_the_policy_and_the_policy_with_its_switch_full
         a_off, a_on = off.actor(obs), on.actor(obs)
     torch.testing.assert_close(a_on[..., :-1], a_off)
     assert torch.all(a_on[..., -1][valid] == 1.0)
-    assert (off.transform.name, on.transform.name) == ("error_power", "error_power_shift")
+    assert (off.transform.name, on.transform.name) == ("error_power", "error_power_beta_up")
 
 
 def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):

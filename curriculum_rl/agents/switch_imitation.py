@@ -9,8 +9,9 @@ A switch is one more action column of a twin of the policy's transform, whose st
   its gradient with the targets' (Du et al. 2018). It helps where auxiliaries pull
   against the targets and hurts where a small, noisy target makes every cosine small
   (benchmarks/RESULTS.md §18); only instances with auxiliaries are demonstrated.
-* ``beta-shift`` (``error_power_shift``): ``beta`` raised by ``BETA_SHIFT``, dividing out
-  more of each task's scale than the policy chose (§20).
+* ``beta-up`` / ``beta-down`` (``error_power_beta_up`` / ``_down``): ``beta`` raised
+  (lowered) by ``BETA_SHIFT``, dividing out more (less) of each task's scale than the
+  policy chose (§20).
 
 PPO did not learn such a column: its exploration is a mean of per-task noise (§18c).
 
@@ -77,7 +78,12 @@ class Switch:
 
 
 SWITCHES = {
-    s.name: s for s in (Switch("gate", "_gate", True), Switch("beta-shift", "_shift", False))
+    s.name: s
+    for s in (
+        Switch("gate", "_gate", True),
+        Switch("beta-up", "_beta_up", False),
+        Switch("beta-down", "_beta_down", False),
+    )
 }
 
 

@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Eight are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Nine are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -64,14 +64,15 @@ auxiliaries included (benchmarks/RESULTS.md §18), so whether to gate is left to
 policy (``python -m curriculum_rl.agents.average POLICY --gate-auxiliaries learned``
 adds the column to an ``error_power`` policy, at 0).
 
-``error_power_shift`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_h)``): as
-``error_power``, with ``beta`` raised by ``BETA_SHIFT * clip(mean a_h, 0, 1)``. ``gamma +
+``error_power_beta_up`` and ``error_power_beta_down`` (``dim = 5``, per task ``(a_w, a_s,
+a_g, a_b, a_h)``): as ``error_power``, with ``beta`` raised (lowered) by ``BETA_SHIFT *
+clip(mean a_h, 0, 1)``. ``gamma +
 beta`` is how much of a task's scale the weights divide out (1: all of it, as
 ``scale-normalised`` does); the v3 policy chooses about 0.8 on its training distribution
 (benchmarks/RESULTS.md §14d) and trails its own centre rule where raw-unit tasks spread
-widely (§19), so this column lets a policy normalise scale more, per decision, starting
-from its own choice (0 is ``error_power`` exactly;
-``python -m curriculum_rl.agents.switch_imitation --switch beta-shift`` fits it).
+widely (§19), so these columns let a policy divide out more (less) of the scale, per decision,
+starting from its own choice (0 is ``error_power`` exactly;
+``python -m curriculum_rl.agents.switch_imitation --switch beta-up`` fits one).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -260,14 +261,17 @@ class GatedTransform(ActionTransform):
 
 
 class ShiftedTransform(ActionTransform):
-    """An ``error_*`` transform with one more action column that raises ``beta`` by
-    ``BETA_SHIFT * clip(mean a_h, 0, 1)`` (the module docstring's ``error_power_shift``)."""
+    """An ``error_*`` transform with one more action column that moves ``beta`` by
+    ``direction * BETA_SHIFT * clip(mean a_h, 0, 1)`` (the module docstring's
+    ``error_power_beta_up``, ``error_power_beta_down``)."""
 
     uniform_centre = False
 
-    def __init__(self, base: ScaledErrorPower) -> None:
-        self.base = base
-        self.name = f"{base.name}_shift"
+    def __init__(self, base: ScaledErrorPower, direction: int) -> None:
+        if direction not in (1, -1):
+            raise ValueError(f"direction must be 1 (up) or -1 (down), got {direction}")
+        self.base, self.direction = base, direction
+        self.name = f"{base.name}_beta_{'up' if direction > 0 else 'down'}"
         self.columns = (*base.columns, "shift")
         self.dim = len(self.columns)
 
@@ -275,12 +279,13 @@ class ShiftedTransform(ActionTransform):
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         gamma, beta = self.base.exponents(actions[..., : self.base.dim], mask)
-        beta = beta + BETA_SHIFT * _task_mean(self.column(actions, "shift"), mask).clamp(0, 1)
+        strength = _task_mean(self.column(actions, "shift"), mask).clamp(0, 1)
+        beta = beta + self.direction * BETA_SHIFT * strength
         residual, sampling = (self.column(actions, c) for c in ("weight", "sampling"))
         return _error_power_decision(residual, sampling, signals, gamma, beta)
 
     def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), "beta_shift": BETA_SHIFT}
+        return {**self.base.constants(), "beta_shift": self.direction * BETA_SHIFT}
 
 
 def _error_power_decision(
@@ -319,7 +324,8 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ScaledErrorPower("error_exponents", ("gamma", "beta")),
         GatedTransform(_ERROR_POWER),
         GatedTransform(_ERROR_POWER, learned_strength=True),
-        ShiftedTransform(_ERROR_POWER),
+        ShiftedTransform(_ERROR_POWER, 1),
+        ShiftedTransform(_ERROR_POWER, -1),
     )
 }
 DEFAULT_TRANSFORM = "error_power"

@@ -61,11 +61,13 @@ class ErrorPower(Controller):
         self.start = float(start)
         self.name = name or f"error-power-{self.gamma:g}-{self.start:g}"
 
+    def exponents(self, signals: DecisionState) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,) gamma and start exponent of each run at this decision (constant here)."""
+        runs = signals.mask.shape[0]
+        return torch.full((runs,), self.gamma), torch.full((runs,), self.start)
+
     def decide(self, signals: DecisionState) -> Decision:
         mask = signals.mask
-        runs = mask.shape[0]
-        weights = error_power_weights(
-            signals, torch.full((runs,), self.gamma), torch.full((runs,), self.start)
-        )
+        weights = error_power_weights(signals, *self.exponents(signals))
         uniform = mask.float() / mask.sum(1, keepdim=True).clamp_min(1)
         return Decision(weights, uniform)
