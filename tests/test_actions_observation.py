@@ -144,6 +144,24 @@ def test_error_power_beta_shifts_move_beta_by_their_clipped_strength(strength, d
         assert torch.equal(shifted.weights, plain.weights)
 
 
+def test_error_power_aux_beta_up_raises_beta_of_the_auxiliaries_only():
+    """The defining property: targets keep the policy's beta, each auxiliary's weight
+    gains the factor E0_k^-(BETA_SHIFT s) (before the weights are rescaled to mean 1)."""
+    start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
+    objective = torch.tensor([[True, False, True, False], [False, True, True, True]]) & MASK
+    state = dataclasses.replace(
+        _started_state(MASK, start, start * 0.3), mask=MASK, objective=objective
+    )
+    base = _actions(4, seed=2)
+    column = torch.full((2, 4, 1), 0.5)
+    shifted = actions_to_decision(torch.cat([base, column], -1), state, "error_power_aux_beta_up")
+    plain = actions_to_decision(base, state, "error_power")
+    factor = torch.where(objective, 1.0, start.pow(-BETA_SHIFT * 0.5)) * MASK
+    expected = plain.weights * factor
+    expected = expected / expected.sum(1, keepdim=True) * MASK.sum(1, keepdim=True)
+    torch.testing.assert_close(shifted.weights, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_error_power_weights_follow_both_exponents():
     """The defining property: with no residual, w_k ∝ E_k^-gamma E0_k^-beta, gamma and
     beta the centres plus the scaled means of the third and fourth columns."""

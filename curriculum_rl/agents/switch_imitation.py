@@ -11,7 +11,8 @@ A switch is one more action column of a twin of the policy's transform, whose st
   (benchmarks/RESULTS.md §18); only instances with auxiliaries are demonstrated.
 * ``beta-up`` / ``beta-down`` (``error_power_beta_up`` / ``_down``): ``beta`` raised
   (lowered) by ``BETA_SHIFT``, dividing out more (less) of each task's scale than the
-  policy chose (§20).
+  policy chose (§20); ``aux-beta-up`` (``error_power_aux_beta_up``) raises it for the
+  auxiliary tasks only (§21); only instances with auxiliaries are demonstrated.
 
 PPO did not learn such a column: its exploration is a mean of per-task noise (§18c).
 
@@ -83,6 +84,7 @@ SWITCHES = {
         Switch("gate", "_gate", True),
         Switch("beta-up", "_beta_up", False),
         Switch("beta-down", "_beta_down", False),
+        Switch("aux-beta-up", "_aux_beta_up", True),
     )
 }
 
@@ -132,7 +134,7 @@ def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance
             return instance, draw
     raise ValueError(
         f"{name}: none of {MAX_DRAWS} instances from seed {seed} has an auxiliary task; "
-        "the gate switch needs suites with auxiliaries (docs/suites.md, `auxiliary`)"
+        "this switch needs suites with auxiliaries (docs/suites.md, `auxiliary`)"
     )
 
 

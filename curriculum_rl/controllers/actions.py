@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Nine are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Ten are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -66,7 +66,8 @@ adds the column to an ``error_power`` policy, at 0).
 
 ``error_power_beta_up`` and ``error_power_beta_down`` (``dim = 5``, per task ``(a_w, a_s,
 a_g, a_b, a_h)``): as ``error_power``, with ``beta`` raised (lowered) by ``BETA_SHIFT *
-clip(mean a_h, 0, 1)``. ``gamma +
+clip(mean a_h, 0, 1)``; ``error_power_aux_beta_up`` raises it for the auxiliary tasks
+only (targets keep the policy's ``beta``). ``gamma +
 beta`` is how much of a task's scale the weights divide out (1: all of it, as
 ``scale-normalised`` does); the v3 policy chooses about 0.8 on its training distribution
 (benchmarks/RESULTS.md §14d) and trails its own centre rule where raw-unit tasks spread
@@ -262,16 +263,20 @@ class GatedTransform(ActionTransform):
 
 class ShiftedTransform(ActionTransform):
     """An ``error_*`` transform with one more action column that moves ``beta`` by
-    ``direction * BETA_SHIFT * clip(mean a_h, 0, 1)`` (the module docstring's
-    ``error_power_beta_up``, ``error_power_beta_down``)."""
+    ``direction * BETA_SHIFT * clip(mean a_h, 0, 1)``, for every task or for the
+    auxiliary tasks only (the module docstring's ``error_power_beta_up``,
+    ``error_power_beta_down``, ``error_power_aux_beta_up``)."""
 
     uniform_centre = False
 
-    def __init__(self, base: ScaledErrorPower, direction: int) -> None:
+    def __init__(
+        self, base: ScaledErrorPower, direction: int, auxiliaries_only: bool = False
+    ) -> None:
         if direction not in (1, -1):
             raise ValueError(f"direction must be 1 (up) or -1 (down), got {direction}")
-        self.base, self.direction = base, direction
-        self.name = f"{base.name}_beta_{'up' if direction > 0 else 'down'}"
+        self.base, self.direction, self.auxiliaries_only = base, direction, auxiliaries_only
+        which = "aux_beta" if auxiliaries_only else "beta"
+        self.name = f"{base.name}_{which}_{'up' if direction > 0 else 'down'}"
         self.columns = (*base.columns, "shift")
         self.dim = len(self.columns)
 
@@ -280,7 +285,11 @@ class ShiftedTransform(ActionTransform):
         actions = _clean(actions, mask, self.dim)
         gamma, beta = self.base.exponents(actions[..., : self.base.dim], mask)
         strength = _task_mean(self.column(actions, "shift"), mask).clamp(0, 1)
-        beta = beta + self.direction * BETA_SHIFT * strength
+        shift = self.direction * BETA_SHIFT * strength
+        if self.auxiliaries_only:  # per task: the targets keep the policy's beta
+            beta = beta[:, None] + shift[:, None] * (~signals.objective).float()
+        else:
+            beta = beta + shift
         residual, sampling = (self.column(actions, c) for c in ("weight", "sampling"))
         return _error_power_decision(residual, sampling, signals, gamma, beta)
 
@@ -296,7 +305,7 @@ def _error_power_decision(
     beta: torch.Tensor,
 ) -> Decision:
     """:func:`error_power_weights` with the bounded residual ``RESIDUAL_SCALE * residual``,
-    sampling from its (N, K) action column; ``gamma`` and ``beta`` are (N,)."""
+    sampling from its (N, K) action column; ``gamma`` is (N,), ``beta`` (N,) or (N, K)."""
     weights = error_power_weights(signals, gamma, beta, RESIDUAL_SCALE * residual)
     return Decision(weights, _sampling(sampling, signals.mask))
 
@@ -326,6 +335,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         GatedTransform(_ERROR_POWER, learned_strength=True),
         ShiftedTransform(_ERROR_POWER, 1),
         ShiftedTransform(_ERROR_POWER, -1),
+        ShiftedTransform(_ERROR_POWER, 1, auxiliaries_only=True),
     )
 }
 DEFAULT_TRANSFORM = "error_power"
