@@ -159,3 +159,16 @@ def test_the_command_refuses_too_few_instances_and_a_missing_reuse(tmp_path, cap
     with pytest.raises(SystemExit):
         main([*base, "--reuse"])
     assert "no stored demonstrations" in capsys.readouterr().err
+
+
+def test_the_committed_aux_candidate_loads_and_is_v3_where_there_are_no_auxiliaries():
+    """benchmarks/candidates/aux-up-im.json (RESULTS §21c) moves beta for auxiliaries
+    only: on a suite without any it decides exactly as the policy it extends."""
+    candidate = load_artifact("benchmarks/candidates/aux-up-im.json")
+    assert candidate.action == "error_power_aux_beta_up"
+    instance = resolve_suite("synthetic").sample(0)
+    runs = [
+        run_controller([instance], [0], LearnedController.load(p), budget=50, interval=25)[0]
+        for p in (POLICY, "benchmarks/candidates/aux-up-im.json")
+    ]
+    assert runs[0].weights and runs[0].weights == runs[1].weights
