@@ -1,7 +1,7 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml, envs/test-c.toml, envs/test-d.toml,
-envs/test-e.toml): every suite resolves, is deterministic given the seed, validates, has its
-stated K and auxiliaries, and trains in the batched trainer; each later tier shares no suite
-with the earlier ones, training or validation."""
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-f.toml): every suite
+resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
+trains in the batched trainer; each later tier shares no suite with the earlier ones,
+training or validation."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ TIER_B = "envs/test-b.toml"
 TIER_C = "envs/test-c.toml"
 TIER_D = "envs/test-d.toml"
 TIER_E = "envs/test-e.toml"
+TIER_F = "envs/test-f.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -92,10 +93,28 @@ EXPECTED_E = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-extreme": (4, set()),
     "synthetic-many-classes": (6, set()),
 }
+EXPECTED_F = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "wine-cultivar-hue": (4, {"proline", "magnesium"}),
+    "diabetes-blood-scored": (4, set()),
+    "iris-petal-width-target": (3, {"species", "petal_length"}),
+    "teacher-noisy-majority": (
+        10,
+        {"helpful0", "helpful1"}
+        | {f"unrelated{i}" for i in range(3)}
+        | {f"noise{i}" for i in range(4)},
+    ),
+    "digits-conv-narrow": (4, {"row_peak"}),
+    "near-zero-wide-margin": (4, set()),
+    "synthetic-pair-conflict": (2, set()),
+    "tokens-long-aux": (5, {"distinct", "top_count"}),
+    "gradnorm-many-mild": (14, set()),
+    "synthetic-wide-aux": (14, {"task3", "task5", "task8", "task10", "task13"}),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
     "synthetic-conflict", "synthetic-classes-raw-aux", "synthetic-many-classes",
+    "synthetic-pair-conflict", "synthetic-wide-aux",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -103,6 +122,7 @@ TIERS = {
     TIER_C: EXPECTED_C,
     TIER_D: EXPECTED_D,
     TIER_E: EXPECTED_E,
+    TIER_F: EXPECTED_F,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -137,8 +157,10 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED.values()) >= 12
     assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
-    assert min(k for k, _ in EXPECTED_E.values()) == 2
-    assert max(k for k, _ in EXPECTED_E.values()) >= 14
+    assert not (earlier | set(EXPECTED_E) | set(registered_suites())) & set(EXPECTED_F)
+    for newest in (EXPECTED_E, EXPECTED_F):
+        assert min(k for k, _ in newest.values()) == 2
+        assert max(k for k, _ in newest.values()) >= 14
 
 
 def unnamed(suite: Suite) -> Suite:
@@ -148,14 +170,15 @@ def unnamed(suite: Suite) -> Suite:
     return replace(suite, name="x")
 
 
-def test_tier_e_copies_no_configuration_of_training_validation_or_earlier_tiers():
-    other = [p for p in sorted(Path("envs").glob("*.toml")) if p.name != "test-e.toml"]
+@pytest.mark.parametrize("newest", [TIER_E, TIER_F])
+def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
+    other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
     assert {"train.toml", "heldout-aux.toml", "test-d.toml"} <= {p.name for p in other}
     suites = [s for path in other for s in load_suites(path).values()]
-    tier_e = load_suites(TIER_E)
-    assert not {s.name for s in suites} & set(tier_e)  # names disjoint from every other file
+    tier = load_suites(newest)
+    assert not {s.name for s in suites} & set(tier)  # names disjoint from every other file
     configs = {unnamed(s) for s in suites}
-    assert not configs & {unnamed(s) for s in tier_e.values()}  # no renamed copy
+    assert not configs & {unnamed(s) for s in tier.values()}  # no renamed copy
 
 
 @pytest.mark.parametrize(("path", "name"), CASES)
