@@ -151,7 +151,9 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(config, tmp
     torch.testing.assert_close(again.actor.head.weight, first.actor.head.weight)
 
 
-def test_the_command_refuses_too_few_instances_and_a_missing_reuse(tmp_path, capsys):
+def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_without_twin(
+    tmp_path, capsys
+):
     base = ["--config", "agents/switch-imitation.toml", "--policy", POLICY, "--out", str(tmp_path)]
     with pytest.raises(SystemExit):
         main([*base, "--instances", "1"])
@@ -159,6 +161,12 @@ def test_the_command_refuses_too_few_instances_and_a_missing_reuse(tmp_path, cap
     with pytest.raises(SystemExit):
         main([*base, "--reuse"])
     assert "no stored demonstrations" in capsys.readouterr().err
+    gated = tmp_path / "gated"
+    fitted_switch_policy(POLICY, SWITCHES["gate"], torch.zeros(64), torch.tensor(0.0), gated)
+    other = ["--policy", f"{gated}.json", "--out", str(tmp_path / "o"), "--switch", "beta-up"]
+    with pytest.raises(SystemExit):  # a policy whose transform has no such twin
+        main([*base[:2], *other])
+    assert "has no 'error_power_gate_beta_up' twin" in capsys.readouterr().err
 
 
 def test_the_committed_aux_candidate_loads_and_is_v3_where_there_are_no_auxiliaries():

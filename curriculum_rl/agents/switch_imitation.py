@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 from curriculum_rl.agents.average import save_derived, twin_actor
 from curriculum_rl.agents.config import TrainConfig, load_config
 from curriculum_rl.agents.imitation import FIRST_SEED, GridRun, draw_run, run_grid
+from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact
 from curriculum_rl.controllers.learned.network import TaskSetActor, task_mask
@@ -302,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     config = load_config(args.config)
     switch = SWITCHES[args.switch]
+    policy = load_artifact(args.policy)
+    if switch.twin(policy) not in TRANSFORMS:
+        parser.error(
+            f"{args.policy} uses the {policy.action!r} action, which has no "
+            f"{switch.twin(policy)!r} twin for the {switch.name} switch; switches extend "
+            "error_power policies (e.g. agents/default.json)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if args.reuse:
         runs = _load_runs(out)

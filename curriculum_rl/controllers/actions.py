@@ -67,13 +67,13 @@ adds the column to an ``error_power`` policy, at 0).
 ``error_power_beta_up`` and ``error_power_beta_down`` (``dim = 5``, per task ``(a_w, a_s,
 a_g, a_b, a_h)``): as ``error_power``, with ``beta`` raised (lowered) by ``BETA_SHIFT *
 clip(mean a_h, 0, 1)``; ``error_power_aux_beta_up`` raises it for the auxiliary tasks
-only (targets keep the policy's ``beta``). ``gamma +
-beta`` is how much of a task's scale the weights divide out (1: all of it, as
-``scale-normalised`` does); the v3 policy chooses about 0.8 on its training distribution
-(benchmarks/RESULTS.md §14d) and trails its own centre rule where raw-unit tasks spread
-widely (§19), so these columns let a policy divide out more (less) of the scale, per decision,
-starting from its own choice (0 is ``error_power`` exactly;
-``python -m curriculum_rl.agents.switch_imitation --switch beta-up`` fits one).
+only (targets keep the policy's ``beta``). ``gamma + beta`` is how much of a task's scale
+the weights divide out (1: all of it, as ``scale-normalised`` does); the v3 policy
+chooses about 0.8 on its training distribution (benchmarks/RESULTS.md §14d), which is
+best where every task is scored and too little for a tiny target among raw-scale
+auxiliaries (§21). These columns let a policy divide out more (less) of the scale, per
+decision, starting from its own choice (0 is ``error_power`` exactly;
+``python -m curriculum_rl.agents.switch_imitation --switch aux-beta-up`` fits one).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule

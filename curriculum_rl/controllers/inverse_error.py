@@ -39,11 +39,10 @@ def error_power_weights(
     residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(N, K) weights ``w_k ∝ E_k^-gamma E0_k^-start exp(residual_k)``, mean 1 over each
-    run's valid tasks and 0 on padded slots; ``gamma`` is (N,), ``start`` (N,) or per
-    task (N, K). The one
-    definition of the family: the heuristics here and the learned policy's ``error_*``
-    action transforms (which add a bounded per-task ``residual``) both call it, so a zero
-    action is its centre rule bit for bit."""
+    run's valid tasks and 0 on padded slots; ``gamma`` is (N,), ``start`` (N,) or per task
+    (N, K). The one definition of the family: the heuristics here and the learned policy's
+    ``error_*`` action transforms (which add a bounded per-task ``residual``) both call it,
+    so a zero action is its centre rule bit for bit."""
     mask = signals.mask
     log_error = signals.val_error.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
     log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
