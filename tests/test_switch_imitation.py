@@ -62,7 +62,7 @@ def config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(config):
-    return demonstrate(config, POLICY, SWITCHES["gate"], instances=2, seed=3)
+    return demonstrate(config, load_artifact(POLICY), SWITCHES["gate"], instances=2, seed=3)
 
 
 def test_each_instance_is_run_ungated_then_gated_from_one_start(config, runs):
@@ -110,10 +110,11 @@ def test_the_beta_shift_rules_are_the_policy_and_the_policy_with_its_switch_full
 
 def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):
     torch.manual_seed(0)
-    base = load_artifact(POLICY).actor
+    source = load_artifact(POLICY)
+    base = source.actor
     w, b = torch.randn(base.config.hidden), torch.tensor(0.3)
     path = fitted_switch_policy(
-        POLICY, SWITCHES["gate"], w, b, tmp_path / "gated", sharpness=2.0, notes={"l2": 0.1}
+        source, SWITCHES["gate"], w, b, tmp_path / "gated", sharpness=2.0, notes={"l2": 0.1}
     )
     gated = load_artifact(path)
     assert gated.action == "error_power_gate"
@@ -162,7 +163,8 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
         main([*base, "--reuse"])
     assert "no stored demonstrations" in capsys.readouterr().err
     gated = tmp_path / "gated"
-    fitted_switch_policy(POLICY, SWITCHES["gate"], torch.zeros(64), torch.tensor(0.0), gated)
+    zero = torch.zeros(64), torch.tensor(0.0)
+    fitted_switch_policy(load_artifact(POLICY), SWITCHES["gate"], *zero, gated)
     other = ["--policy", f"{gated}.json", "--out", str(tmp_path / "o"), "--switch", "beta-up"]
     with pytest.raises(SystemExit):  # a policy whose transform has no such twin
         main([*base[:2], *other])

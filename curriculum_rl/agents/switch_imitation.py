@@ -102,12 +102,12 @@ def switched_rules(policy: PolicyArtifact, switch: Switch) -> list[LearnedContro
 
 
 def demonstrate(
-    config: TrainConfig, policy: str | Path, switch: Switch, instances: int, seed: int = 0
+    config: TrainConfig, policy: PolicyArtifact, switch: Switch, instances: int, seed: int = 0
 ) -> list[GridRun]:
     """Run ``instances`` training instances with the switch off and on (module docstring,
     step 1); suites take turns, each instance from the next seed of its suite (that has
     an auxiliary task, for a switch that needs one)."""
-    rules = switched_rules(load_artifact(policy), switch)
+    rules = switched_rules(policy, switch)
     names = [config.env.suite, *(m.suite for m in config.train.mix)]
     suites = [resolve_suite(name) for name in names]
     next_seed = [FIRST_SEED] * len(suites)
@@ -246,7 +246,7 @@ def cross_validate(
 
 
 def fitted_switch_policy(
-    policy: str | Path,
+    policy: PolicyArtifact,
     switch: Switch,
     w: torch.Tensor,
     b: torch.Tensor,
@@ -256,17 +256,16 @@ def fitted_switch_policy(
 ) -> Path:
     """Write ``policy`` with the switch's column, whose head row sets the strength
     ``clip(0.5 + z / (2 sharpness), 0, 1)``; return its JSON path."""
-    source = load_artifact(policy)
-    actor = twin_actor(source, switch.twin(source))
+    actor = twin_actor(policy, switch.twin(policy))
     with torch.no_grad():
         actor.head.weight[-1] = w / (2 * sharpness)
         actor.head.bias[-1] = 0.5 + b / (2 * sharpness)
     return save_derived(
         actor,
-        [source],
+        [policy],
         out,
         "switched",
-        action=switch.twin(source),
+        action=switch.twin(policy),
         switch_imitation={"switch": switch.name, **(notes or {})},
     )
 
@@ -314,14 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.reuse:
         runs = _load_runs(out)
     else:
-        runs = demonstrate(config, args.policy, switch, args.instances, seed=config.train.seed)
+        runs = demonstrate(config, policy, switch, args.instances, seed=config.train.seed)
         _save_runs(runs, out)
-    table = DecisionTable.build(load_artifact(args.policy).actor, runs)
+    table = DecisionTable.build(policy.actor, runs)
     scores = cross_validate(table, seed=config.train.seed)
     l2 = max(L2_GRID, key=lambda value: scores[f"l2={value:g}"])
     w, b = fit_switch(table.features, table.labels, table.weights, l2)
     notes = {"instances": len(runs), "l2": l2, "sharpness": SHARPNESS, "cross_validation": scores}
-    path = fitted_switch_policy(args.policy, switch, w, b, out / "policy", notes=notes)
+    path = fitted_switch_policy(policy, switch, w, b, out / "policy", notes=notes)
     wins, losses = int((table.gain > 0).sum()), int((table.gain < 0).sum())
     print(f"switching ({switch.name}) wins on {wins} of {len(runs)} instances, loses on {losses}")
     table = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())

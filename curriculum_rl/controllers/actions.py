@@ -90,6 +90,7 @@ import torch
 
 from curriculum_rl.controllers.auxiliary import gate_auxiliaries
 from curriculum_rl.controllers.decision import Decision
+from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights
 from curriculum_rl.trainer.signals import Signals
 
@@ -104,13 +105,9 @@ START_SCALE = 1.0
 BETA_SHIFT = 0.3
 
 
-def _masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1).nan_to_num(0.0) * mask
-
-
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     k = mask.sum(1, keepdim=True).clamp_min(1).float()
-    soft = _masked_softmax(SAMPLING_SCALE * a_s, mask)
+    soft = masked_softmax(SAMPLING_SCALE * a_s, mask)
     return ((1 - SAMPLING_FLOOR) * soft + SAMPLING_FLOOR / k) * mask
 
 
@@ -159,7 +156,7 @@ class Logits(ActionTransform):
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         k = mask.sum(1, keepdim=True).clamp_min(1).float()
-        weights = k * _masked_softmax(WEIGHT_SCALE * self.column(actions, "weight"), mask)
+        weights = k * masked_softmax(WEIGHT_SCALE * self.column(actions, "weight"), mask)
         return Decision(weights, _sampling(self.column(actions, "sampling"), mask))
 
     def constants(self) -> dict[str, float]:

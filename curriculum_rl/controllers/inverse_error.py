@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 
 from curriculum_rl.controllers.base import Controller, Decision, DecisionState
+from curriculum_rl.controllers.decision import uniform_decision
+from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.trainer.signals import Signals
 
 EPS = 1e-12
@@ -50,8 +52,7 @@ def error_power_weights(
     logits = -gamma[:, None] * log_error - start * log_start
     if residual is not None:
         logits = logits + residual
-    soft = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1).nan_to_num(0.0)
-    return mask.sum(1, keepdim=True).clamp_min(1).float() * soft * mask
+    return mask.sum(1, keepdim=True).clamp_min(1).float() * masked_softmax(logits, mask)
 
 
 class ErrorPower(Controller):
@@ -68,7 +69,5 @@ class ErrorPower(Controller):
         return torch.full((runs,), self.gamma), torch.full((runs,), self.start)
 
     def decide(self, signals: DecisionState) -> Decision:
-        mask = signals.mask
         weights = error_power_weights(signals, *self.exponents(signals))
-        uniform = mask.float() / mask.sum(1, keepdim=True).clamp_min(1)
-        return Decision(weights, uniform)
+        return Decision(weights, uniform_decision(signals.mask).sampling)
