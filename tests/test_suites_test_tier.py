@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-f.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-g.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -22,6 +22,7 @@ TIER_C = "envs/test-c.toml"
 TIER_D = "envs/test-d.toml"
 TIER_E = "envs/test-e.toml"
 TIER_F = "envs/test-f.toml"
+TIER_G = "envs/test-g.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -110,11 +111,29 @@ EXPECTED_F = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-many-mild": (14, set()),
     "synthetic-wide-aux": (14, {"task3", "task5", "task8", "task10", "task13"}),
 }
+EXPECTED_G = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "wine-chem-cultivar-aux": (5, {"cultivar"}),
+    "cancer-worst-area-target": (2, {"diagnosis"}),
+    "diabetes-sex-bmi-s5": (3, set()),
+    "teacher-unrelated-majority": (
+        17,
+        {f"helpful{i}" for i in range(3)}
+        | {f"unrelated{i}" for i in range(9)}
+        | {f"noise{i}" for i in range(4)},
+    ),
+    "digits-conv-mirror-aux": (5, {"mirror", "top_heavy"}),
+    "near-zero-xor-aux": (4, {"xor"}),
+    "synthetic-raw-offset-aux": (8, {"task0", "task2", "task5"}),
+    "tokens-peaked-counts": (3, set()),
+    "gradnorm-wide-saturated": (18, set()),
+    "synthetic-easy-beside-noisy": (5, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
     "synthetic-conflict", "synthetic-classes-raw-aux", "synthetic-many-classes",
-    "synthetic-pair-conflict", "synthetic-wide-aux",
+    "synthetic-pair-conflict", "synthetic-wide-aux", "synthetic-raw-offset-aux",
+    "synthetic-easy-beside-noisy",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -123,6 +142,7 @@ TIERS = {
     TIER_D: EXPECTED_D,
     TIER_E: EXPECTED_E,
     TIER_F: EXPECTED_F,
+    TIER_G: EXPECTED_G,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -158,7 +178,9 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     assert not (earlier | set(EXPECTED_E) | set(registered_suites())) & set(EXPECTED_F)
-    for newest in (EXPECTED_E, EXPECTED_F):
+    earlier |= set(EXPECTED_E) | set(EXPECTED_F)
+    assert not (earlier | set(registered_suites())) & set(EXPECTED_G)
+    for newest in (EXPECTED_E, EXPECTED_F, EXPECTED_G):
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
 
@@ -170,10 +192,11 @@ def unnamed(suite: Suite) -> Suite:
     return replace(suite, name="x")
 
 
-@pytest.mark.parametrize("newest", [TIER_E, TIER_F])
+@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G])
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
-    assert {"train.toml", "heldout-aux.toml", "test-d.toml"} <= {p.name for p in other}
+    earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml"} - {Path(newest).name}
+    assert {"train.toml", "heldout-aux.toml"} | earlier_tiers <= {p.name for p in other}
     suites = [s for path in other for s in load_suites(path).values()]
     tier = load_suites(newest)
     assert not {s.name for s in suites} & set(tier)  # names disjoint from every other file
@@ -238,3 +261,8 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert smooth.input_shape == (17,)  # diagnosis left out of the tasks changes no input
     assert smooth.target_tasks == [0] and smooth.data[0].y_train.var().item() < 1e-3
     assert smooth.data[2].y_train.var().item() > 1e4  # mean_area, an auxiliary, raw
+    area = tier[TIER_G, "cancer-worst-area-target"][1]
+    assert area.target_tasks == [1] and area.data[1].y_train.var().item() > 1e4  # raw target
+    sex = tier[TIER_G, "diabetes-sex-bmi-s5"][1]
+    assert sex.input_shape == (7,)  # every diabetes task column leaves, chosen or not
+    assert sex.data[1].y_train.mean().item() > 20  # bmi, uncentred
