@@ -28,10 +28,8 @@ import torch
 
 from curriculum_rl.controllers.base import Controller, Decision, DecisionState
 from curriculum_rl.controllers.decision import uniform_decision
-from curriculum_rl.controllers.hooks import masked_softmax
+from curriculum_rl.controllers.hooks import EPS, masked_softmax
 from curriculum_rl.trainer.signals import Signals
-
-EPS = 1e-12
 
 
 def error_power_weights(
