@@ -22,6 +22,7 @@ from curriculum_rl.controllers.actions import (
     SAMPLING_FLOOR,
     START_CENTRE,
     START_SCALE,
+    CappedTransform,
     ScaledErrorPower,
     action_transform,
     emphasis_divergence,
@@ -35,7 +36,7 @@ MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
 
 TRANSFORMS = [
     "logits", "loss_power", "error_power", "error_power_weights", "error_exponents",
-    "error_power_gated", "error_power_gate",
+    "error_power_gated", "error_power_gate", "error_power_aux_cap", "error_power_aux_cap10",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -397,3 +398,57 @@ def test_error_power_gate_moves_from_error_power_to_the_full_gate_with_its_stren
     ratio = (half[2] / half[0]) / (plain.weights[0, 2] / plain.weights[0, 0])
     torch.testing.assert_close(ratio, cos.sqrt())
     assert half[3] == 0
+
+
+def _aux_cap_state():
+    """Run 0: targets 0 and 2, a raw-scale auxiliary 1 and a small auxiliary 3 (padded
+    slot 3 in run 1, where every task is a target)."""
+    errors = torch.tensor([[2.0, 5e6, 0.5, 1e-3], [3.0, 40.0, 0.2, 1.0]])
+    objective = torch.tensor([[True, False, True, False], [True, True, True, False]])
+    mask = torch.tensor([[True, True, True, True], [True, True, True, False]])
+    return mask, make_signals(mask, val_error=errors, objective=objective & mask)
+
+
+def test_error_power_aux_cap_cuts_only_auxiliaries_above_the_targets_level():
+    """The defining property: at strength 1 every auxiliary's ``w E`` is at most the
+    geometric mean of the targets' ``w E``; an auxiliary above it lands on it, one below
+    keeps its weight relative to the targets; a run without auxiliaries is ``error_power``
+    bit for bit, and strength 0 is ``error_power`` bit for bit."""
+    mask, state = _aux_cap_state()
+    base = torch.zeros(2, 4, 4)
+    base[..., 2] = -0.2  # gamma 0.2, beta 0.5: 0.3 of each task's scale stays in w E
+
+    def with_strength(value: float) -> torch.Tensor:
+        return torch.cat([base, torch.full((2, 4, 1), value)], dim=-1)
+
+    plain = actions_to_decision(base, state, "error_power")
+    zero = actions_to_decision(with_strength(0.0), state, "error_power_aux_cap")
+    assert torch.equal(zero.weights, plain.weights) and torch.equal(zero.sampling, plain.sampling)
+    full = actions_to_decision(with_strength(1.0), state, "error_power_aux_cap")
+    assert torch.equal(full.weights[1], plain.weights[1])  # every task a target
+    load = full.weights[0] * state.val_error[0]
+    level = load[[0, 2]].log().mean().exp()
+    torch.testing.assert_close(load[1], level)  # the raw-scale auxiliary: cut to the level
+    plain_load = plain.weights[0] * state.val_error[0]
+    assert plain_load[1] > level * 10 and plain_load[3] < level
+    ratio = (full.weights[0] / plain.weights[0])[[0, 2, 3]]
+    torch.testing.assert_close(ratio, ratio[0].expand(3))  # the rest: only rescaled
+    torch.testing.assert_close(full.weights.sum(1), mask.sum(1).float())
+    half = actions_to_decision(with_strength(0.5), state, "error_power_aux_cap").weights[0]
+    cut = (half[1] / half[0]) / (plain.weights[0, 1] / plain.weights[0, 0])
+    torch.testing.assert_close(cut, (level / plain_load[1]).sqrt(), rtol=1e-4, atol=0)
+    assert action_transform("error_power_aux_cap").constants()["auxiliary_cap"] == 1.0
+
+
+def test_error_power_aux_cap10_cuts_auxiliaries_to_ten_times_the_targets_level():
+    """With headroom 10, an auxiliary above ten times the targets' level lands there."""
+    _, state = _aux_cap_state()
+    base = torch.zeros(2, 4, 4)
+    base[..., 2] = -0.2
+    capped = torch.cat([base, torch.ones(2, 4, 1)], dim=-1)
+    full = actions_to_decision(capped, state, "error_power_aux_cap10").weights[0]
+    load = full * state.val_error[0]
+    torch.testing.assert_close(load[1], 10 * load[[0, 2]].log().mean().exp())
+    assert action_transform("error_power_aux_cap10").constants()["auxiliary_cap"] == 10.0
+    with pytest.raises(ValueError, match="headroom"):
+        CappedTransform(action_transform("error_power"), headroom=0.5)

@@ -13,6 +13,9 @@ A switch is one more action column of a twin of the policy's transform, whose st
   (lowered) by ``BETA_SHIFT``, dividing out more (less) of each task's scale than the
   policy chose (§20); ``aux-beta-up`` (``error_power_aux_beta_up``) raises it for the
   auxiliary tasks only (§21); only instances with auxiliaries are demonstrated.
+* ``aux-cap`` (``error_power_aux_cap``): each auxiliary whose weighted error exceeds the
+  targets' level cut down to it (§22); ``aux-cap-10`` (``error_power_aux_cap10``) cuts
+  only above ten times that level; only instances with auxiliaries are demonstrated.
 
 PPO did not learn such a column: its exploration is a mean of per-task noise (§18c).
 
@@ -86,6 +89,8 @@ SWITCHES = {
         Switch("beta-up", "_beta_up", False),
         Switch("beta-down", "_beta_down", False),
         Switch("aux-beta-up", "_aux_beta_up", True),
+        Switch("aux-cap", "_aux_cap", True),
+        Switch("aux-cap-10", "_aux_cap10", True),
     )
 }
 

@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Ten are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twelve are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -75,6 +75,18 @@ auxiliaries (§21). These columns let a policy divide out more (less) of the sca
 decision, starting from its own choice (0 is ``error_power`` exactly;
 ``python -m curriculum_rl.agents.switch_imitation --switch aux-beta-up`` fits one).
 
+``error_power_aux_cap`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_c)``):
+``error_power``'s decision with each auxiliary's weighted error ``w_k E_k`` cut towards
+the targets' level (the geometric mean of their ``w_t E_t``) with strength
+``clip(mean a_c, 0, 1)``: 1 caps every auxiliary at that level, 0 is ``error_power``
+exactly (:func:`curriculum_rl.controllers.auxiliary.cap_auxiliaries`). Unlike
+``error_power_aux_beta_up``, which divides more scale out of every auxiliary, the cap
+touches only auxiliaries whose load exceeds the targets' (raw-scale ones), so helpful
+auxiliaries at the targets' scale keep their weight (``python -m
+curriculum_rl.agents.switch_imitation --switch aux-cap`` fits one).
+``error_power_aux_cap10`` caps at ten times the targets' level: only auxiliaries that
+outweigh the targets by more than that are cut.
+
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
 (``ErrorPower(GAMMA_CENTRE, START_CENTRE)``, registered as ``scale-normalised``). For all
@@ -88,7 +100,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from curriculum_rl.controllers.auxiliary import gate_auxiliaries
+from curriculum_rl.controllers.auxiliary import cap_auxiliaries, gate_auxiliaries
 from curriculum_rl.controllers.decision import Decision
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights
@@ -294,6 +306,32 @@ class ShiftedTransform(ActionTransform):
         return {**self.base.constants(), "beta_shift": self.direction * BETA_SHIFT}
 
 
+class CappedTransform(ActionTransform):
+    """An ``error_*`` transform with one more action column, the strength
+    ``clip(mean a_c, 0, 1)`` of the auxiliary cap at ``headroom`` times the targets' level
+    (the module docstring's ``error_power_aux_cap``, ``error_power_aux_cap10``)."""
+
+    uniform_centre = False
+
+    def __init__(self, base: ScaledErrorPower, headroom: float = 1.0) -> None:
+        if headroom < 1:
+            raise ValueError(f"headroom must be >= 1 (1: the targets' level), got {headroom}")
+        self.base, self.headroom = base, float(headroom)
+        self.name = f"{base.name}_aux_cap" + ("" if headroom == 1 else f"{headroom:g}")
+        self.columns = (*base.columns, "cap")
+        self.dim = len(self.columns)
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        mask = signals.mask
+        actions = _clean(actions, mask, self.dim)
+        decision = self.base.decision(actions[..., : self.base.dim], signals)
+        strength = _task_mean(self.column(actions, "cap"), mask).clamp(0, 1)
+        return cap_auxiliaries(decision, signals, strength, self.headroom)
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "auxiliary_cap": self.headroom}
+
+
 def _error_power_decision(
     residual: torch.Tensor,
     sampling: torch.Tensor,
@@ -333,6 +371,8 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ShiftedTransform(_ERROR_POWER, 1),
         ShiftedTransform(_ERROR_POWER, -1),
         ShiftedTransform(_ERROR_POWER, 1, auxiliaries_only=True),
+        CappedTransform(_ERROR_POWER),
+        CappedTransform(_ERROR_POWER, headroom=10.0),
     )
 }
 DEFAULT_TRANSFORM = "error_power"

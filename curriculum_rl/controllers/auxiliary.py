@@ -24,12 +24,14 @@ helpful auxiliaries are switched off too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
 from curriculum_rl.controllers.decision import Decision, normalize_decision
+from curriculum_rl.controllers.hooks import EPS
 from curriculum_rl.trainer.signals import Signals
 
 
@@ -49,10 +51,41 @@ def gate_auxiliaries(
     cos = auxiliary_alignment(signals, decision.weights)
     gated = signals.mask & ~signals.objective & ~cos.isnan()
     gate = torch.where(gated, gate_of(cos.nan_to_num(0.0)), torch.ones_like(cos))
-    rescaled = normalize_decision(decision.weights * gate, decision.sampling, signals.mask)
-    # Runs whose gates are all 1 (no auxiliary, no gradient yet, or a gate of strength 0)
-    # keep their weights bit for bit (no rescaling round-off).
-    changed = (gate != 1).any(1, keepdim=True)
+    return scale_auxiliaries(decision, signals, gate)
+
+
+def cap_auxiliaries(
+    decision: Decision, signals: Signals, strength: torch.Tensor, headroom: float = 1.0
+) -> Decision:
+    """``decision`` with each auxiliary's weighted error ``w_k E_k`` cut down towards
+    ``headroom`` times the target tasks' level, the geometric mean of their ``w_t E_t``:
+    an auxiliary above it is multiplied by ``(cap / (w_k E_k))^strength`` (``strength``
+    (N,) in [0, 1]; 1 caps it, 0 leaves it), one at or below it keeps its weight. Targets
+    keep their weights relative to each other; weights rescaled to mean 1, sampling
+    unchanged.
+
+    Why: an auxiliary only matters through what it does for the targets, and at raw
+    scale its loss can outweigh theirs by orders of magnitude under a rule that divides
+    out only part of each task's scale (benchmarks/RESULTS.md §21: a 10^-4-scale target
+    beside auxiliaries 10^9 larger). The cap divides out the rest of such an auxiliary's
+    scale and leaves auxiliaries that do not dominate (helpful ones at the targets'
+    scale) alone. ``E`` is the validation error that scales the ``error_*`` rules."""
+    mask, targets = signals.mask, (signals.mask & signals.objective).float()
+    load = decision.weights * signals.val_error
+    log_load = load.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+    level = (log_load * targets).sum(1) / targets.sum(1).clamp_min(1) + math.log(headroom)
+    excess = (log_load - level[:, None]).clamp_min(0)
+    capped = mask & ~signals.objective & (targets.sum(1, keepdim=True) > 0)
+    cut = torch.exp(-strength[:, None] * excess)
+    return scale_auxiliaries(decision, signals, torch.where(capped, cut, torch.ones_like(cut)))
+
+
+def scale_auxiliaries(decision: Decision, signals: Signals, factor: torch.Tensor) -> Decision:
+    """``decision`` with weights times ``factor`` (N, K), rescaled to mean 1 over the valid
+    tasks; sampling unchanged. Runs whose factors are all 1 keep their weights bit for bit
+    (no rescaling round-off), so a factor of 1 is the base decision exactly."""
+    rescaled = normalize_decision(decision.weights * factor, decision.sampling, signals.mask)
+    changed = (factor != 1).any(1, keepdim=True)
     weights = torch.where(changed, rescaled.weights, decision.weights)
     return Decision(weights, decision.sampling)
 
