@@ -18,12 +18,14 @@ from curriculum_rl.controllers.actions import (
     BETA_SHIFT,
     GAMMA_CENTRE,
     GAMMA_SCALE,
+    GAMMA_SHIFT,
     RESIDUAL_SCALE,
     SAMPLING_FLOOR,
     START_CENTRE,
     START_SCALE,
     CappedTransform,
     ScaledErrorPower,
+    ShiftedTransform,
     action_transform,
     emphasis_divergence,
 )
@@ -143,6 +145,28 @@ def test_error_power_beta_shifts_move_beta_by_their_clipped_strength(strength, d
     torch.testing.assert_close(shifted.sampling, plain.sampling)
     if s == 0:
         assert torch.equal(shifted.weights, plain.weights)
+
+
+@pytest.mark.parametrize("strength", [-0.5, 0.0, 0.4, 1.0, 3.0])
+def test_error_power_gamma_up_raises_gamma_by_its_clipped_strength(strength):
+    """The defining property: ``error_power_gamma_up`` is ``error_power`` with gamma
+    raised by GAMMA_SHIFT * clip(mean a_h, 0, 1): w_shift / w_base ∝ E_k^-(GAMMA_SHIFT s)."""
+    start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
+    now = start * torch.tensor([[0.3, 0.01, 0.9, 0.5], [0.1, 1.0, 0.02, 1.0]])
+    state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
+    base = _actions(4, seed=1)
+    column = torch.full((2, 4, 1), strength)
+    shifted = actions_to_decision(torch.cat([base, column], -1), state, "error_power_gamma_up")
+    plain = actions_to_decision(base, state, "error_power")
+    s = GAMMA_SHIFT * min(max(strength, 0.0), 1.0)
+    expected = plain.weights * (now.log() * -s).exp() * MASK
+    expected = expected / expected.sum(1, keepdim=True) * MASK.sum(1, keepdim=True)
+    torch.testing.assert_close(shifted.weights, expected, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(shifted.sampling, plain.sampling)
+    if s == 0:
+        assert torch.equal(shifted.weights, plain.weights)
+    with pytest.raises(ValueError, match="gamma"):
+        ShiftedTransform(ScaledErrorPower("e", ("gamma", "beta")), 1, True, exponent="gamma")
 
 
 def test_error_power_aux_beta_up_raises_beta_of_the_auxiliaries_only():

@@ -16,6 +16,8 @@ A switch is one more action column of a twin of the policy's transform, whose st
 * ``aux-cap`` (``error_power_aux_cap``): each auxiliary whose weighted error exceeds the
   targets' level cut down to it (§22); ``aux-cap-10`` (``error_power_aux_cap10``) cuts
   only above ten times that level; only instances with auxiliaries are demonstrated.
+* ``gamma-up`` (``error_power_gamma_up``): ``gamma`` raised by ``GAMMA_SHIFT``, more of
+  each weight following the task's current error (§22).
 
 PPO did not learn such a column: its exploration is a mean of per-task noise (§18c).
 
@@ -91,6 +93,7 @@ SWITCHES = {
         Switch("aux-beta-up", "_aux_beta_up", True),
         Switch("aux-cap", "_aux_cap", True),
         Switch("aux-cap-10", "_aux_cap10", True),
+        Switch("gamma-up", "_gamma_up", False),
     )
 }
 

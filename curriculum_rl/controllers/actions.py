@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twelve are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Thirteen are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -74,6 +74,10 @@ best where every task is scored and too little for a tiny target among raw-scale
 auxiliaries (§21). These columns let a policy divide out more (less) of the scale, per
 decision, starting from its own choice (0 is ``error_power`` exactly;
 ``python -m curriculum_rl.agents.switch_imitation --switch aux-beta-up`` fits one).
+``error_power_gamma_up`` (``dim = 5``) raises ``gamma`` instead, by ``GAMMA_SHIFT *
+clip(mean a_h, 0, 1)``: more of each weight follows the task's current error, towards
+the dynamic normalisers (``inverse-error``, ``geometric-mean``) that won where v3 missed
+on tier F (benchmarks/RESULTS.md §22).
 
 ``error_power_aux_cap`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_c)``):
 ``error_power``'s decision with each auxiliary's weighted error ``w_k E_k`` cut towards
@@ -115,6 +119,7 @@ GAMMA_CENTRE = 0.5
 START_CENTRE = 0.5
 START_SCALE = 1.0
 BETA_SHIFT = 0.3
+GAMMA_SHIFT = 0.3
 
 
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -274,17 +279,25 @@ class ShiftedTransform(ActionTransform):
     """An ``error_*`` transform with one more action column that moves ``beta`` by
     ``direction * BETA_SHIFT * clip(mean a_h, 0, 1)``, for every task or for the
     auxiliary tasks only (the module docstring's ``error_power_beta_up``,
-    ``error_power_beta_down``, ``error_power_aux_beta_up``)."""
+    ``error_power_beta_down``, ``error_power_aux_beta_up``), or ``gamma`` by
+    ``direction * GAMMA_SHIFT * clip(mean a_h, 0, 1)`` (``error_power_gamma_up``)."""
 
     uniform_centre = False
 
     def __init__(
-        self, base: ScaledErrorPower, direction: int, auxiliaries_only: bool = False
+        self,
+        base: ScaledErrorPower,
+        direction: int,
+        auxiliaries_only: bool = False,
+        exponent: str = "beta",
     ) -> None:
         if direction not in (1, -1):
             raise ValueError(f"direction must be 1 (up) or -1 (down), got {direction}")
+        if exponent not in ("beta", "gamma") or (auxiliaries_only and exponent != "beta"):
+            raise ValueError(f"shift beta (for all or auxiliaries) or gamma, got {exponent}")
         self.base, self.direction, self.auxiliaries_only = base, direction, auxiliaries_only
-        which = "aux_beta" if auxiliaries_only else "beta"
+        self.exponent = exponent
+        which = "aux_beta" if auxiliaries_only else exponent
         self.name = f"{base.name}_{which}_{'up' if direction > 0 else 'down'}"
         self.columns = (*base.columns, "shift")
         self.dim = len(self.columns)
@@ -294,16 +307,22 @@ class ShiftedTransform(ActionTransform):
         actions = _clean(actions, mask, self.dim)
         gamma, beta = self.base.exponents(actions[..., : self.base.dim], mask)
         strength = _task_mean(self.column(actions, "shift"), mask).clamp(0, 1)
-        shift = self.direction * BETA_SHIFT * strength
-        if self.auxiliaries_only:  # per task: the targets keep the policy's beta
+        shift = self.direction * self._size * strength
+        if self.exponent == "gamma":
+            gamma = gamma + shift
+        elif self.auxiliaries_only:  # per task: the targets keep the policy's beta
             beta = beta[:, None] + shift[:, None] * (~signals.objective).float()
         else:
             beta = beta + shift
         residual, sampling = (self.column(actions, c) for c in ("weight", "sampling"))
         return _error_power_decision(residual, sampling, signals, gamma, beta)
 
+    @property
+    def _size(self) -> float:
+        return GAMMA_SHIFT if self.exponent == "gamma" else BETA_SHIFT
+
     def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), "beta_shift": self.direction * BETA_SHIFT}
+        return {**self.base.constants(), f"{self.exponent}_shift": self.direction * self._size}
 
 
 class CappedTransform(ActionTransform):
@@ -371,6 +390,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ShiftedTransform(_ERROR_POWER, 1),
         ShiftedTransform(_ERROR_POWER, -1),
         ShiftedTransform(_ERROR_POWER, 1, auxiliaries_only=True),
+        ShiftedTransform(_ERROR_POWER, 1, exponent="gamma"),
         CappedTransform(_ERROR_POWER),
         CappedTransform(_ERROR_POWER, headroom=10.0),
     )
