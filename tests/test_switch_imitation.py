@@ -7,9 +7,11 @@ import json
 import pytest
 import torch
 
+from curriculum_rl.agents import switch_imitation
 from curriculum_rl.agents.config import config_from_dict
 from curriculum_rl.agents.imitation import mean_log_error
 from curriculum_rl.agents.switch_imitation import (
+    L2_GRID,
     SWITCHES,
     demonstrate,
     fit_switch,
@@ -131,7 +133,9 @@ def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_
 
 
 @pytest.mark.slow  # five instances and a refit: ~3 s
-def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(config, tmp_path, capsys):
+def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(
+    config, tmp_path, capsys, monkeypatch
+):
     toml = tmp_path / "gate.toml"
     toml.write_text(
         f'[env]\nsuite = "{config.env.suite}"\nbudget = 50\ninterval = 25\nmax_tasks = 12\n'
@@ -150,6 +154,17 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(config, tmp
     assert main([*args, "--reuse"]) == 0  # refit from the stored demonstrations
     again = load_artifact(out / "policy.json")
     torch.testing.assert_close(again.actor.head.weight, first.actor.head.weight)
+    # where always switching scores best, the policy switches at every decision
+    scores = {"never": 0.0, "always": 0.2, "oracle": 0.3, **{f"l2={v:g}": 0.1 for v in L2_GRID}}
+    monkeypatch.setattr(switch_imitation, "cross_validate", lambda *a, **k: dict(scores))
+    assert main([*args, "--reuse"]) == 0
+    assert "chose always" in capsys.readouterr().out
+    always = load_artifact(out / "policy.json")
+    assert always.metadata["notes"]["switch_imitation"]["always"] is True
+    obs = torch.randn(4, 12, NUM_FEATURES)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(always.actor(obs)[..., -1], torch.ones(4, 12))
 
 
 def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_without_twin(

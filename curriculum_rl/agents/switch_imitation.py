@@ -37,7 +37,9 @@ PPO did not learn such a column: its exploration is a mean of per-task noise (§
 The L2 strength is chosen by cross-validation over instances (training instances only),
 on the gain the fitted switch would capture: the mean of ``strength * gain`` over
 held-out instances (strength averaged over the off run's decisions), beside never
-switching (0), always switching (mean gain) and the oracle (mean positive gain).
+switching (0), always switching (mean gain) and the oracle (mean positive gain). Where
+always switching scores at least as well as every fitted L2, the written policy switches
+always (strength 1 at every decision: the switch is a fixed part of the rule).
 
     python -m curriculum_rl.agents.switch_imitation --switch gate \\
         --config agents/switch-imitation.toml --policy agents/default.json \\
@@ -325,15 +327,20 @@ def main(argv: list[str] | None = None) -> int:
         _save_runs(runs, out)
     table = DecisionTable.build(policy.actor, runs)
     scores = cross_validate(table, seed=config.train.seed)
-    l2 = max(L2_GRID, key=lambda value: scores[f"l2={value:g}"])
-    w, b = fit_switch(table.features, table.labels, table.weights, l2)
-    notes = {"instances": len(runs), "l2": l2, "sharpness": SHARPNESS, "cross_validation": scores}
+    choice = max(["always", *(f"l2={value:g}" for value in L2_GRID)], key=scores.__getitem__)
+    notes = {"instances": len(runs), "sharpness": SHARPNESS, "cross_validation": scores}
+    if choice == "always":  # no fit captures more than switching everywhere: do that
+        w, b = torch.zeros(table.features.shape[1]), torch.tensor(SHARPNESS)
+        notes["always"] = True
+    else:
+        notes["l2"] = float(choice.removeprefix("l2="))
+        w, b = fit_switch(table.features, table.labels, table.weights, notes["l2"])
     path = fitted_switch_policy(policy, switch, w, b, out / "policy", notes=notes)
     wins, losses = int((table.gain > 0).sum()), int((table.gain < 0).sum())
     print(f"switching ({switch.name}) wins on {wins} of {len(runs)} instances, loses on {losses}")
     table = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
     print(f"mean gain per instance (cross-validated): {table}")
-    print(f"chose l2={l2:g}; policy: {path}")
+    print(f"chose {choice}; policy: {path}")
     return 0
 
 
