@@ -186,14 +186,32 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
     assert "has no 'error_power_gate_beta_up' twin" in capsys.readouterr().err
 
 
-def test_the_committed_aux_candidate_loads_and_is_v3_where_there_are_no_auxiliaries():
-    """benchmarks/candidates/aux-up-im.json (RESULTS §21c) moves beta for auxiliaries
-    only: on a suite without any it decides exactly as the policy it extends."""
-    candidate = load_artifact("benchmarks/candidates/aux-up-im.json")
-    assert candidate.action == "error_power_aux_beta_up"
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [("aux-up-im", "error_power_aux_beta_up"), ("aux-cap10", "error_power_aux_cap10")],
+)
+def test_the_committed_aux_candidates_load_and_are_v3_where_there_are_no_auxiliaries(name, action):
+    """benchmarks/candidates/aux-up-im.json (RESULTS §21c) and aux-cap10.json (§22b) act
+    on auxiliaries only: on a suite without any they decide exactly as the policy they
+    extend."""
+    path = f"benchmarks/candidates/{name}.json"
+    assert load_artifact(path).action == action
     instance = resolve_suite("synthetic").sample(0)
     runs = [
         run_controller([instance], [0], LearnedController.load(p), budget=50, interval=25)[0]
-        for p in (POLICY, "benchmarks/candidates/aux-up-im.json")
+        for p in (POLICY, path)
     ]
     assert runs[0].weights and runs[0].weights == runs[1].weights
+
+
+def test_the_committed_gamma_candidate_loads_with_its_fitted_switch():
+    """benchmarks/candidates/gamma-up-im.json (RESULTS §22c): v3 plus a fitted gamma-up
+    column; the rest of the network is v3's."""
+    candidate, base = load_artifact("benchmarks/candidates/gamma-up-im.json"), load_artifact(POLICY)
+    assert candidate.action == "error_power_gamma_up"
+    notes = candidate.metadata["notes"]["switch_imitation"]
+    assert notes["switch"] == "gamma-up" and notes["l2"] == 1e-5
+    obs = torch.randn(3, 12, NUM_FEATURES)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(candidate.actor(obs)[..., :-1], base.actor(obs))
