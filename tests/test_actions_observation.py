@@ -133,13 +133,18 @@ def test_error_power_beta_shifts_move_beta_by_their_clipped_strength(strength, d
     beta moved by ±BETA_SHIFT * clip(mean a_h, 0, 1): w_shift / w_base ∝ E0_k^-(±BETA_SHIFT s)."""
     start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
     state = dataclasses.replace(_started_state(MASK, start, start * 0.3), mask=MASK)
-    base = _actions(4, seed=1)
-    column = torch.full((2, 4, 1), strength)
-    name = f"error_power_beta_{direction}"
-    shifted = actions_to_decision(torch.cat([base, column], -1), state, name)
-    plain = actions_to_decision(base, state, "error_power")
     s = (1 if direction == "up" else -1) * BETA_SHIFT * min(max(strength, 0.0), 1.0)
-    expected = plain.weights * (start.log() * -s).exp() * MASK
+    _assert_exponent_shift(f"error_power_beta_{direction}", strength, state, start, s)
+
+
+def _assert_exponent_shift(name, strength, state, error, s):
+    """Transform ``name`` with its shift column at ``strength`` is ``error_power`` with
+    each weight times ``error^-s`` (then rescaled to mean 1), sampling unchanged, and
+    ``error_power`` bit for bit where ``s`` is 0."""
+    base = _actions(4, seed=1)
+    shifted = actions_to_decision(_with_column(base, strength), state, name)
+    plain = actions_to_decision(base, state, "error_power")
+    expected = plain.weights * (error.log() * -s).exp() * MASK
     expected = expected / expected.sum(1, keepdim=True) * MASK.sum(1, keepdim=True)
     torch.testing.assert_close(shifted.weights, expected, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(shifted.sampling, plain.sampling)
@@ -154,17 +159,8 @@ def test_error_power_gamma_up_raises_gamma_by_its_clipped_strength(strength):
     start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
     now = start * torch.tensor([[0.3, 0.01, 0.9, 0.5], [0.1, 1.0, 0.02, 1.0]])
     state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
-    base = _actions(4, seed=1)
-    column = torch.full((2, 4, 1), strength)
-    shifted = actions_to_decision(torch.cat([base, column], -1), state, "error_power_gamma_up")
-    plain = actions_to_decision(base, state, "error_power")
     s = GAMMA_SHIFT * min(max(strength, 0.0), 1.0)
-    expected = plain.weights * (now.log() * -s).exp() * MASK
-    expected = expected / expected.sum(1, keepdim=True) * MASK.sum(1, keepdim=True)
-    torch.testing.assert_close(shifted.weights, expected, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(shifted.sampling, plain.sampling)
-    if s == 0:
-        assert torch.equal(shifted.weights, plain.weights)
+    _assert_exponent_shift("error_power_gamma_up", strength, state, now, s)
     with pytest.raises(ValueError, match="gamma"):
         ShiftedTransform(ScaledErrorPower("e", ("gamma", "beta")), 1, True, exponent="gamma")
 
@@ -401,22 +397,30 @@ def test_error_power_gated_is_error_power_with_auxiliaries_gated():
     assert action_transform("error_power_gated").constants()["auxiliary_gate"] == 1.0
 
 
+def _with_column(base: torch.Tensor, value: float) -> torch.Tensor:
+    """``error_power`` actions ``base`` with one more column, ``value`` for every task."""
+    return torch.cat([base, torch.full((*base.shape[:2], 1), value)], dim=-1)
+
+
+def _zero_column_is_error_power(base: torch.Tensor, state: Signals, name: str) -> Decision:
+    """Assert that transform ``name`` with its extra column at 0 is ``error_power`` bit for
+    bit; return ``error_power``'s decision."""
+    plain = actions_to_decision(base, state, "error_power")
+    zero = actions_to_decision(_with_column(base, 0.0), state, name)
+    assert torch.equal(zero.weights, plain.weights) and torch.equal(zero.sampling, plain.sampling)
+    return plain
+
+
 def test_error_power_gate_moves_from_error_power_to_the_full_gate_with_its_strength():
     """The defining property: gate column 0 is ``error_power`` bit for bit, 1 (and above,
     clipped) is ``error_power_gated``, and strength d multiplies an auxiliary by cos^d."""
     mask, state = _gated_state()
     base = _actions(4, 6, mask)
-
-    def with_strength(value: float) -> torch.Tensor:
-        return torch.cat([base, torch.full((1, 4, 1), value)], dim=-1)
-
-    plain = actions_to_decision(base, state, "error_power")
-    zero = actions_to_decision(with_strength(0.0), state, "error_power_gate")
-    assert torch.equal(zero.weights, plain.weights) and torch.equal(zero.sampling, plain.sampling)
-    full = actions_to_decision(with_strength(1.0), state, "error_power_gate")
+    plain = _zero_column_is_error_power(base, state, "error_power_gate")
+    full = actions_to_decision(_with_column(base, 1.0), state, "error_power_gate")
     gated = actions_to_decision(base, state, "error_power_gated")
     torch.testing.assert_close(full.weights, gated.weights)
-    half = actions_to_decision(with_strength(0.5), state, "error_power_gate").weights[0]
+    half = actions_to_decision(_with_column(base, 0.5), state, "error_power_gate").weights[0]
     target = plain.weights[0, 0] * GATE_GRADIENTS[0, 0] + plain.weights[0, 1] * GATE_GRADIENTS[0, 1]
     cos = torch.nn.functional.cosine_similarity(GATE_GRADIENTS[0, 2], target, dim=0)
     ratio = (half[2] / half[0]) / (plain.weights[0, 2] / plain.weights[0, 0])
@@ -441,14 +445,8 @@ def test_error_power_aux_cap_cuts_only_auxiliaries_above_the_targets_level():
     mask, state = _aux_cap_state()
     base = torch.zeros(2, 4, 4)
     base[..., 2] = -0.2  # gamma 0.2, beta 0.5: 0.3 of each task's scale stays in w E
-
-    def with_strength(value: float) -> torch.Tensor:
-        return torch.cat([base, torch.full((2, 4, 1), value)], dim=-1)
-
-    plain = actions_to_decision(base, state, "error_power")
-    zero = actions_to_decision(with_strength(0.0), state, "error_power_aux_cap")
-    assert torch.equal(zero.weights, plain.weights) and torch.equal(zero.sampling, plain.sampling)
-    full = actions_to_decision(with_strength(1.0), state, "error_power_aux_cap")
+    plain = _zero_column_is_error_power(base, state, "error_power_aux_cap")
+    full = actions_to_decision(_with_column(base, 1.0), state, "error_power_aux_cap")
     assert torch.equal(full.weights[1], plain.weights[1])  # every task a target
     load = full.weights[0] * state.val_error[0]
     level = load[[0, 2]].log().mean().exp()
@@ -458,7 +456,7 @@ def test_error_power_aux_cap_cuts_only_auxiliaries_above_the_targets_level():
     ratio = (full.weights[0] / plain.weights[0])[[0, 2, 3]]
     torch.testing.assert_close(ratio, ratio[0].expand(3))  # the rest: only rescaled
     torch.testing.assert_close(full.weights.sum(1), mask.sum(1).float())
-    half = actions_to_decision(with_strength(0.5), state, "error_power_aux_cap").weights[0]
+    half = actions_to_decision(_with_column(base, 0.5), state, "error_power_aux_cap").weights[0]
     cut = (half[1] / half[0]) / (plain.weights[0, 1] / plain.weights[0, 0])
     torch.testing.assert_close(cut, (level / plain_load[1]).sqrt(), rtol=1e-4, atol=0)
     assert action_transform("error_power_aux_cap").constants()["auxiliary_cap"] == 1.0
@@ -469,8 +467,7 @@ def test_error_power_aux_cap10_cuts_auxiliaries_to_ten_times_the_targets_level()
     _, state = _aux_cap_state()
     base = torch.zeros(2, 4, 4)
     base[..., 2] = -0.2
-    capped = torch.cat([base, torch.ones(2, 4, 1)], dim=-1)
-    full = actions_to_decision(capped, state, "error_power_aux_cap10").weights[0]
+    full = actions_to_decision(_with_column(base, 1.0), state, "error_power_aux_cap10").weights[0]
     load = full * state.val_error[0]
     torch.testing.assert_close(load[1], 10 * load[[0, 2]].log().mean().exp())
     assert action_transform("error_power_aux_cap10").constants()["auxiliary_cap"] == 10.0
