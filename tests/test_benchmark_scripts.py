@@ -69,11 +69,11 @@ def test_headroom_reports_the_median_gain_of_best_static_weights():
 
 
 def test_exponent_probe_reads_the_centre_rule_off_a_zero_residual_policy(tmp_path):
-    """The shipped policy scaled by 0 acts exactly as its centre rule, so the probe must
+    """The v3 policy scaled by 0 acts exactly as its centre rule, so the probe must
     read gamma = beta = 0.5 at every decision and no residual spread."""
     from curriculum_rl.agents.average import scale_policy
 
-    zero = scale_policy(BENCHMARKS.parent / "agents" / "default.json", 0.0, tmp_path / "zero")
+    zero = scale_policy(BENCHMARKS.parent / "agents" / "v3.json", 0.0, tmp_path / "zero")
     args = ("probe", str(zero), "--instances", "2", "--budget", "100")
     result = last_json_line("exponent_probe.py", *args)
     assert len(result["per_decision"]) == 100 // 25
@@ -133,8 +133,8 @@ def test_exponent_probe_rules_reproduce_the_registered_centre_rule(tmp_path):
 def test_gate_variants_leave_a_suite_without_auxiliaries_as_their_base(tmp_path):
     """`sn-sign`, `sn-soft` (scale-normalised gated) and `v3-soft` (the policy gated)
     gate auxiliaries only: on `synthetic`, which has none, every run scores as its base."""
-    flags = ["--policy", "agents/default.json", "--", "--suite", "synthetic", "--controller"]
-    flags += ["scale-normalised", "sn-sign", "sn-soft", "default", "v3-soft", "--seeds", "2"]
+    flags = ["--policy", "agents/v3.json", "--", "--suite", "synthetic", "--controller"]
+    flags += ["scale-normalised", "sn-sign", "sn-soft", "agents/v3.json", "v3-soft", "--seeds", "2"]
     flags += ["--budget", "100", "--no-reference", "--quiet", "--out", str(tmp_path / "bench")]
     script = str(BENCHMARKS / "gate_variants.py")
     done = subprocess.run(
@@ -143,4 +143,4 @@ def test_gate_variants_leave_a_suite_without_auxiliaries_as_their_base(tmp_path)
     assert done.returncode == 0, done.stderr
     gains = _final_gains(tmp_path / "bench")
     assert gains["sn-sign"] == gains["sn-soft"] == gains["scale-normalised"]
-    assert gains["v3-soft"] == gains["default"] and len(gains["default"]) == 2
+    assert gains["v3-soft"] == gains["v3"] and len(gains["v3"]) == 2

@@ -192,7 +192,7 @@ def test_mixed_config_is_wide_eval_with_a_sequence_mix():
 def test_mix_finetune_config_is_mixed_started_from_the_shipped_policy():
     config = load_config(ROOT / "agents" / "mix-finetune.toml")
     mixed = load_config(ROOT / "agents" / "mixed.toml")
-    assert config.train.init_policy == "agents/default.json"
+    assert config.train.init_policy == "agents/v3.json"
     assert (ROOT / config.train.init_policy).is_file()
     as_mixed = replace(
         config,
@@ -206,7 +206,7 @@ def test_anchor_finetune_recipe_is_mix_finetune_priced_against_its_start():
     price on leaving the policy it starts from."""
     config = load_config(ROOT / "agents" / "anchor-finetune.toml")
     control = load_config(ROOT / "agents" / "mix-finetune.toml")
-    assert config.env.emphasis_anchor == config.train.init_policy == "agents/default.json"
+    assert config.env.emphasis_anchor == config.train.init_policy == "agents/v3.json"
     assert config.env.emphasis_cost > 0
     unpriced = replace(config, env=replace(config.env, emphasis_cost=0.0, emphasis_anchor=""))
     assert unpriced == control
@@ -224,5 +224,5 @@ def test_kl_finetune_recipe_is_mix_finetune_with_a_kl_price_in_the_loss():
     anchor_kl, which anchors to the policy it starts from."""
     config = load_config(ROOT / "agents" / "kl-finetune.toml")
     control = load_config(ROOT / "agents" / "mix-finetune.toml")
-    assert config.ppo.anchor_kl > 0 and config.train.init_policy == "agents/default.json"
+    assert config.ppo.anchor_kl > 0 and config.train.init_policy == "agents/v3.json"
     assert replace(config, ppo=replace(config.ppo, anchor_kl=0.0)) == control

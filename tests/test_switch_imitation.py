@@ -26,7 +26,7 @@ from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import resolve_suite
 
-POLICY = "agents/default.json"  # the shipped policy (error_power)
+POLICY = "agents/v3.json"  # the policy the switches extend (error_power; shipped until v4)
 
 SUITE = """
 [suite]
@@ -204,14 +204,14 @@ def test_the_committed_aux_candidates_load_and_are_v3_where_there_are_no_auxilia
     assert runs[0].weights and runs[0].weights == runs[1].weights
 
 
-def test_the_committed_gamma_candidate_loads_with_its_fitted_switch():
-    """benchmarks/candidates/gamma-up-im.json (RESULTS §22c): v3 plus a fitted gamma-up
-    column; the rest of the network is v3's."""
-    candidate, base = load_artifact("benchmarks/candidates/gamma-up-im.json"), load_artifact(POLICY)
-    assert candidate.action == "error_power_gamma_up"
-    notes = candidate.metadata["notes"]["switch_imitation"]
+def test_the_shipped_policy_is_v3_with_its_fitted_gamma_switch():
+    """agents/default.json (v4, RESULTS §22): v3 plus a fitted gamma-up column; the rest
+    of the network is v3's."""
+    shipped, base = load_artifact("agents/default.json"), load_artifact(POLICY)
+    assert shipped.action == "error_power_gamma_up"
+    notes = shipped.metadata["notes"]["switch_imitation"]
     assert notes["switch"] == "gamma-up" and notes["l2"] == 1e-5
     obs = torch.randn(3, 12, NUM_FEATURES)
     obs[..., 0] = 1.0
     with torch.no_grad():
-        torch.testing.assert_close(candidate.actor(obs)[..., :-1], base.actor(obs))
+        torch.testing.assert_close(shipped.actor(obs)[..., :-1], base.actor(obs))

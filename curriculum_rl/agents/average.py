@@ -29,9 +29,9 @@ For ``error_power`` the zero action is the centre rule, so ``f`` moves along the
 from the rule (0) through the policy (1) and beyond it (> 1): a one-number probe of
 whether the learned residual is too timid or too bold, chosen on validation suites.
 
-    python -m curriculum_rl.agents.average --scale 1.5 --out runs/v3-x1.5 agents/default.json
+    python -m curriculum_rl.agents.average --scale 1.5 --out runs/v3-x1.5 agents/v3.json
     python -m curriculum_rl.agents.average --scale 0 --columns weight --out runs/v3-no-residual \\
-        agents/default.json
+        agents/v3.json
 
 With ``--columns`` only the named action numbers are scaled (names from the action
 transform: ``weight sampling gamma beta`` for ``error_power``): ``--scale 0`` on some of
@@ -44,7 +44,7 @@ each auxiliary task's weight is then multiplied by the positive cosine of its gr
 with the target tasks' (Du et al. 2018); suites without auxiliaries run exactly as before.
 
     python -m curriculum_rl.agents.average --gate-auxiliaries --out runs/v3-gated \\
-        agents/default.json
+        agents/v3.json
 
 With ``--gate-auxiliaries learned`` the twin is ``error_power_gate``: one more action
 column, the gate's strength, whose head row starts at 0, so the result acts exactly as the

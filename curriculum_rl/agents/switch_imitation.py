@@ -42,7 +42,7 @@ always switching scores at least as well as every fitted L2, the written policy 
 always (strength 1 at every decision: the switch is a fixed part of the rule).
 
     python -m curriculum_rl.agents.switch_imitation --switch gate \\
-        --config agents/switch-imitation.toml --policy agents/default.json \\
+        --config agents/switch-imitation.toml --policy agents/v3.json \\
         --instances 240 --out runs/gate-im
 """
 
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"{args.policy} uses the {policy.action!r} action, which has no "
             f"{switch.twin(policy)!r} twin for the {switch.name} switch; switches extend "
-            "error_power policies (e.g. agents/default.json)"
+            "error_power policies (e.g. agents/v3.json)"
         )
     out.mkdir(parents=True, exist_ok=True)
     if args.reuse:
