@@ -1,4 +1,4 @@
-"""Gradient-similarity gating of auxiliary tasks.
+"""Reweighting auxiliary tasks: a gate from gradient similarity, and a cap on load.
 
 Du, Czarnecki, Jayakumar, Farajtabar, Pascanu and Lakshminarayanan (2018), "Adapting
 auxiliary losses using gradient similarity" (arXiv:1812.02224): an auxiliary loss helps
@@ -20,6 +20,9 @@ mean.
 Measured (benchmarks/RESULTS.md §18): the gate helps where auxiliaries pull against the
 targets, and hurts badly where one small, noisy target makes every cosine small, so the
 helpful auxiliaries are switched off too.
+
+:func:`cap_auxiliaries` instead cuts only the auxiliaries whose weighted error outweighs
+the targets' (raw-scale ones), leaving the rest of the decision as it was (§22b).
 """
 
 from __future__ import annotations
