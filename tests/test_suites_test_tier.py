@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-g.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-h.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -23,6 +23,7 @@ TIER_D = "envs/test-d.toml"
 TIER_E = "envs/test-e.toml"
 TIER_F = "envs/test-f.toml"
 TIER_G = "envs/test-g.toml"
+TIER_H = "envs/test-h.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -128,12 +129,27 @@ EXPECTED_G = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-wide-saturated": (18, set()),
     "synthetic-easy-beside-noisy": (5, set()),
 }
+EXPECTED_H = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "cancer-area-error-texture": (4, {"diagnosis", "mean_smoothness"}),
+    "iris-petal-length-target": (2, {"species"}),
+    "diabetes-hdl-glucose-sex": (3, set()),
+    "teacher-noise-dominated": (
+        16,
+        {f"helpful{i}" for i in range(4)} | {"unrelated0"} | {f"noise{i}" for i in range(10)},
+    ),
+    "digits-conv-class-ink-aux": (4, {"class", "ink"}),
+    "near-zero-easy-aux": (4, {"hinge", "separable"}),
+    "synthetic-conflict-raw-aux": (11, {"task0", "task1", "task7", "task10"}),
+    "tokens-short-wide-vocab": (4, set()),
+    "gradnorm-many-outputs": (20, set()),
+    "synthetic-tiny-noisy-raw": (3, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
     "synthetic-conflict", "synthetic-classes-raw-aux", "synthetic-many-classes",
     "synthetic-pair-conflict", "synthetic-wide-aux", "synthetic-raw-offset-aux",
-    "synthetic-easy-beside-noisy",
+    "synthetic-easy-beside-noisy", "synthetic-conflict-raw-aux", "synthetic-tiny-noisy-raw",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -143,6 +159,7 @@ TIERS = {
     TIER_E: EXPECTED_E,
     TIER_F: EXPECTED_F,
     TIER_G: EXPECTED_G,
+    TIER_H: EXPECTED_H,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -180,7 +197,9 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert not (earlier | set(EXPECTED_E) | set(registered_suites())) & set(EXPECTED_F)
     earlier |= set(EXPECTED_E) | set(EXPECTED_F)
     assert not (earlier | set(registered_suites())) & set(EXPECTED_G)
-    for newest in (EXPECTED_E, EXPECTED_F, EXPECTED_G):
+    earlier |= set(EXPECTED_G)
+    assert not (earlier | set(registered_suites())) & set(EXPECTED_H)
+    for newest in (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H):
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
 
@@ -192,10 +211,11 @@ def unnamed(suite: Suite) -> Suite:
     return replace(suite, name="x")
 
 
-@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G])
+@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H])
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
-    earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml"} - {Path(newest).name}
+    earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml", "test-g.toml"}
+    earlier_tiers -= {Path(newest).name}
     assert {"train.toml", "heldout-aux.toml"} | earlier_tiers <= {p.name for p in other}
     suites = [s for path in other for s in load_suites(path).values()]
     tier = load_suites(newest)
@@ -266,3 +286,12 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     sex = tier[TIER_G, "diabetes-sex-bmi-s5"][1]
     assert sex.input_shape == (7,)  # every diabetes task column leaves, chosen or not
     assert sex.data[1].y_train.mean().item() > 20  # bmi, uncentred
+    length = tier[TIER_H, "iris-petal-length-target"][1]
+    assert length.target_tasks == [0] and length.input_shape == (2,)
+    assert length.data[0].y_train.mean().item() > 3  # petal length in cm, uncentred
+    hdl = tier[TIER_H, "diabetes-hdl-glucose-sex"][1]
+    assert hdl.input_shape == (5,)  # every diabetes_blood task column leaves, chosen or not
+    assert hdl.data[0].y_train.mean().item() > 30  # s3 (HDL) in mg/dl, raw
+    error = tier[TIER_H, "cancer-area-error-texture"][1]
+    assert error.target_tasks == [0, 1] and error.data[0].y_train.var().item() > 1e3
+    assert error.data[3].y_train.var().item() < 1e-3  # mean_smoothness, a tiny auxiliary
