@@ -266,7 +266,7 @@ class GatedTransform(ActionTransform):
         decision = self.base.decision(actions[..., : self.base.dim], signals)
         if not self.learned_strength:
             return gate_auxiliaries(decision, signals)
-        strength = _task_mean(self.column(actions, "gate"), mask).clamp(0, 1)[:, None]
+        strength = _strength(self.column(actions, "gate"), mask)[:, None]
         # cos^0 = 1 (0^0 included): strength 0 leaves the base decision as it is.
         return gate_auxiliaries(decision, signals, lambda cos: cos.clamp_min(0).pow(strength))
 
@@ -306,7 +306,7 @@ class ShiftedTransform(ActionTransform):
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         gamma, beta = self.base.exponents(actions[..., : self.base.dim], mask)
-        strength = _task_mean(self.column(actions, "shift"), mask).clamp(0, 1)
+        strength = _strength(self.column(actions, "shift"), mask)
         shift = self.direction * self._size * strength
         if self.exponent == "gamma":
             gamma = gamma + shift
@@ -344,7 +344,7 @@ class CappedTransform(ActionTransform):
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         decision = self.base.decision(actions[..., : self.base.dim], signals)
-        strength = _task_mean(self.column(actions, "cap"), mask).clamp(0, 1)
+        strength = _strength(self.column(actions, "cap"), mask)
         return cap_auxiliaries(decision, signals, strength, self.headroom)
 
     def constants(self) -> dict[str, float]:
@@ -368,6 +368,12 @@ def _task_mean(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(N,) mean of one action column over the valid tasks (order-invariant)."""
     valid = mask.float()
     return (column * valid).sum(1) / valid.sum(1).clamp_min(1)
+
+
+def _strength(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) strength ``clip(mean a, 0, 1)`` of an extra column (gate, shift, cap): 0 is the
+    base transform's decision exactly, 1 the full change."""
+    return _task_mean(column, mask).clamp(0, 1)
 
 
 def power(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

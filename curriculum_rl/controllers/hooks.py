@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from curriculum_rl.trainer.signals import EPS as EPS  # one floor for every log and ratio
+from curriculum_rl.trainer.objective import EPS as EPS  # one floor for every log and ratio
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from curriculum_rl.trainer.objective import EPS
 from curriculum_rl.trainer.trainer import Measurement
-
-EPS = 1e-12
 
 
 @dataclass
