@@ -601,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="one of the controllers (e.g. the shipped policy): the aggregate table adds "
         "every other's paired gap to it (its G_m minus theirs, run by run), beside the gap "
-        "to the leader",
+        "to the leader, over all suites and over the suites where the two differ",
     )
     p.add_argument(
         "--batch-size",

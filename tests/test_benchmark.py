@@ -210,7 +210,10 @@ def test_versus_adds_the_paired_gap_to_a_named_controller(bench, capsys):
     gap = aggregate["uniform"]["paired_gap_to_versus"]
     assert aggregate["geometric-mean"]["paired_gap_to_versus"] is None
     assert gap["ci"][0] <= gap["iqm"] <= gap["ci"][1] and gap["iqm"] != 0
-    assert "| paired gap to geometric-mean |" in (out / "summary.md").read_text()
+    changed = aggregate["uniform"]["paired_gap_to_versus_where_changed"]
+    assert changed["suites"] >= 1 and changed["ci"][0] <= changed["iqm"] <= changed["ci"][1]
+    table = (out / "summary.md").read_text()
+    assert "| paired gap to geometric-mean | same, where changed (suites) |" in table
     code, _ = _cli([*_command(out, subset), "--versus", "pcgrad"])
     assert code == 2 and "is not a controller of this benchmark" in capsys.readouterr().err
 

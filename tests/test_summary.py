@@ -71,3 +71,30 @@ def test_versus_pairs_every_controller_against_the_named_one():
     lead = aggregate["b"]["paired_gap_to_leader"]
     assert math.isclose(gap["iqm"], -lead["iqm"], rel_tol=1e-9)
     assert "paired_gap_to_versus" not in _summary(rows)["aggregate"]["a"]
+
+
+def test_the_gap_where_changed_sees_a_sparse_effect_that_the_iqm_over_all_suites_cannot():
+    """A controller identical to the reference on four suites of five and 0.1 better on
+    every run of the fifth: over all suites the paired IQM is 0 by construction (80% of
+    the differences are 0); over the suites it changes, it is the effect, counted once."""
+    suites = [f"s{i}" for i in range(5)]
+    rows = []
+    for suite in suites:
+        for seed in range(10):
+            base = 0.3 * seed
+            lift = 0.1 if suite == "s4" else 0.0
+            rows += [_row(suite, "ref", seed, base), _row(suite, "cand", seed, base + lift)]
+    summary = summarize(rows, suites, ["ref", "cand"], with_reference=False, reps=500, versus="ref")
+    aggregate = summary["aggregate"]
+    assert aggregate["cand"]["paired_gap_to_versus"]["iqm"] == 0.0
+    changed = aggregate["cand"]["paired_gap_to_versus_where_changed"]
+    assert changed["suites"] == 1
+    assert math.isclose(changed["iqm"], -0.1, abs_tol=1e-12)
+    assert aggregate["ref"]["paired_gap_to_versus_where_changed"] is None
+    same = [
+        _row(s, c, seed, -math.inf) for s in suites for c in ("ref", "cand") for seed in range(3)
+    ]
+    unchanged = summarize(
+        same, suites, ["ref", "cand"], with_reference=False, reps=50, versus="ref"
+    )
+    assert unchanged["aggregate"]["cand"]["paired_gap_to_versus_where_changed"]["suites"] == 0

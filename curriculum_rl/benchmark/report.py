@@ -232,7 +232,7 @@ def _task_mean(runs: Sequence[dict], task: str, checkpoint: str) -> float:
 
 def _aggregate_table(aggregate: dict, versus: str | None = None) -> list[str]:
     header = ["rank", "controller", "G_m final", "G_m best", "G_J final", "paired gap to #1"]
-    header += [f"paired gap to {versus}"] if versus else []
+    header += [f"paired gap to {versus}", "same, where changed (suites)"] if versus else []
     header += ["median worst-task change vs uniform %", "failed"]
     rows = []
     for rank, c in enumerate(ranking(aggregate), start=1):
@@ -241,10 +241,15 @@ def _aggregate_table(aggregate: dict, versus: str | None = None) -> list[str]:
         row = [str(rank), name, _ci(a["gain"]), _ci(a["gain_best"]), _ci(a["gain_j"])]
         row.append(_ci(a["paired_gap_to_leader"]))
         if versus:
-            row.append(_ci(a["paired_gap_to_versus"]))
+            row += [_ci(a["paired_gap_to_versus"]), _where_changed(a)]
         row.append(_num(a["worst_task_change_vs_uniform_median"]))
         rows.append([*row, f"{a['failed']}/{a['runs']}"])
     return _table(header, rows)
+
+
+def _where_changed(cell: dict) -> str:
+    changed = cell.get("paired_gap_to_versus_where_changed")
+    return "–" if changed is None else f"{_ci(changed)} ({changed['suites']})"
 
 
 def _envelope_table(envelope: dict, order: list[str]) -> list[str]:

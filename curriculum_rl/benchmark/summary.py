@@ -52,7 +52,9 @@ def summarize(
     (counts). Aggregate per controller: the gains pooled over suites, ``failed`` and the
     median worst-task change against uniform. In both, ``paired_gap_to_leader``: see
     :func:`paired_gaps`; with ``versus`` (a controller label), the aggregate also has
-    ``paired_gap_to_versus``: that controller's G_m minus each one's, run by run.
+    ``paired_gap_to_versus``: that controller's G_m minus each one's, run by run, and
+    ``paired_gap_to_versus_where_changed``: the same over only the suites where the two
+    differ in any run (:func:`gap_where_changed`).
     ``envelope``: see :func:`envelope`.
     Floats may be non-finite (failed runs); :func:`json_ready` maps them to ``None``.
     """
@@ -87,6 +89,9 @@ def summarize(
     if versus is not None:
         for c, gap in paired_gaps(by_key, suites, aggregate, reps, versus).items():
             aggregate[c]["paired_gap_to_versus"] = gap
+            aggregate[c]["paired_gap_to_versus_where_changed"] = (
+                None if gap is None else gap_where_changed(by_key, suites, versus, c, reps)
+            )
     return {"suites": per_suite, "aggregate": aggregate, "envelope": envelope(per_suite)}
 
 
@@ -119,16 +124,63 @@ def paired_gaps(
     """
     order = ranking(cells)
     leader = against or order[0]
-    others = [c for c in order if c != leader]
-    lead = {s: {r.seed: r.gain_final for r in by_key[s, leader]} for s in suites}
     gaps: dict[str, dict | None] = {leader: None}
-    for c in others:
-        strata = [
-            [lead[s][r.seed] - r.gain_final for r in by_key[s, c] if r.seed in lead[s]]
-            for s in suites
-        ]
-        gaps[c] = _estimate(strata, reps).to_dict()
+    for c in order:
+        if c != leader:
+            gaps[c] = _estimate(_differences(by_key, suites, leader, c), reps).to_dict()
     return gaps
+
+
+def gap_where_changed(
+    by_key: dict[tuple[str, str], list[RunRow]],
+    suites: Sequence[str],
+    leader: str,
+    controller: str,
+    reps: int,
+) -> dict:
+    """``leader``'s G_m minus ``controller``'s, run by run, over only the suites where some
+    run differs (as :func:`paired_gaps`), with ``suites``: how many those are.
+
+    A controller that changes another's decision only in rare regimes (a cap on
+    auxiliaries that outweigh the targets tenfold) is identical on most suites; there
+    most differences are exactly 0, and an interquartile mean over all suites is 0 by
+    construction however large its effect where it acts. Over the suites it changes, the
+    same paired test sees that effect; the count says how often it acts."""
+    changed = [s for s in suites if _runs_differ(by_key[s, leader], by_key[s, controller])]
+    if not changed:
+        return {"suites": 0, "iqm": 0.0, "ci": [0.0, 0.0]}
+    estimate = _estimate(_differences(by_key, changed, leader, controller), reps)
+    return {"suites": len(changed), **estimate.to_dict()}
+
+
+def _runs_differ(first: list[RunRow], second: list[RunRow]) -> bool:
+    """Whether two controllers' runs of one suite differ in G_m for any seed (equal
+    non-finite values, failed runs both, count as the same)."""
+    gains = {r.seed: r.gain_final for r in first}
+    return any(
+        not (
+            gains[r.seed] == r.gain_final
+            or (math.isnan(gains[r.seed]) and math.isnan(r.gain_final))
+        )
+        for r in second
+        if r.seed in gains
+    )
+
+
+def _differences(
+    by_key: dict[tuple[str, str], list[RunRow]],
+    suites: Sequence[str],
+    leader: str,
+    controller: str,
+) -> list[list[float]]:
+    """Per suite, ``leader``'s G_m minus ``controller``'s for each seed both ran."""
+    strata = []
+    for s in suites:
+        lead = {r.seed: r.gain_final for r in by_key[s, leader]}
+        strata.append(
+            [lead[r.seed] - r.gain_final for r in by_key[s, controller] if r.seed in lead]
+        )
+    return strata
 
 
 def envelope(per_suite: dict[str, dict[str, dict]]) -> dict[str, dict]:

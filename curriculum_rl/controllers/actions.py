@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Thirteen are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Fourteen are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -89,7 +89,9 @@ touches only auxiliaries whose load exceeds the targets' (raw-scale ones), so he
 auxiliaries at the targets' scale keep their weight (``python -m
 curriculum_rl.agents.switch_imitation --switch aux-cap`` fits one).
 ``error_power_aux_cap10`` caps at ten times the targets' level: only auxiliaries that
-outweigh the targets by more than that are cut.
+outweigh the targets by more than that are cut. ``error_power_gamma_up_aux_cap10``
+(``dim = 6``, per task ``(a_w, a_s, a_g, a_b, a_h, a_c)``) puts the same cap on
+``error_power_gamma_up``'s decision (the cap column of a v4 policy).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -326,13 +328,14 @@ class ShiftedTransform(ActionTransform):
 
 
 class CappedTransform(ActionTransform):
-    """An ``error_*`` transform with one more action column, the strength
-    ``clip(mean a_c, 0, 1)`` of the auxiliary cap at ``headroom`` times the targets' level
-    (the module docstring's ``error_power_aux_cap``, ``error_power_aux_cap10``)."""
+    """Another transform with one more action column, the strength ``clip(mean a_c, 0, 1)``
+    of the auxiliary cap at ``headroom`` times the targets' level (the module docstring's
+    ``error_power_aux_cap``, ``error_power_aux_cap10``, ``error_power_gamma_up_aux_cap10``).
+    The cap acts on the base's decision, so it composes with any base, switches included."""
 
     uniform_centre = False
 
-    def __init__(self, base: ScaledErrorPower, headroom: float = 1.0) -> None:
+    def __init__(self, base: ActionTransform, headroom: float = 1.0) -> None:
         if headroom < 1:
             raise ValueError(f"headroom must be >= 1 (1: the targets' level), got {headroom}")
         self.base, self.headroom = base, float(headroom)
@@ -383,6 +386,7 @@ def power(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 _ERROR_POWER = ScaledErrorPower("error_power", ("weight", "sampling", "gamma", "beta"))
+_GAMMA_UP = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma")  # the v4 policy's transform
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
@@ -396,9 +400,10 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ShiftedTransform(_ERROR_POWER, 1),
         ShiftedTransform(_ERROR_POWER, -1),
         ShiftedTransform(_ERROR_POWER, 1, auxiliaries_only=True),
-        ShiftedTransform(_ERROR_POWER, 1, exponent="gamma"),
+        _GAMMA_UP,
         CappedTransform(_ERROR_POWER),
         CappedTransform(_ERROR_POWER, headroom=10.0),
+        CappedTransform(_GAMMA_UP, headroom=10.0),
     )
 }
 DEFAULT_TRANSFORM = "error_power"
