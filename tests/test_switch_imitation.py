@@ -187,19 +187,25 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
 
 
 @pytest.mark.parametrize(
-    ("name", "action"),
-    [("aux-up-im", "error_power_aux_beta_up"), ("aux-cap10", "error_power_aux_cap10")],
+    ("name", "action", "base"),
+    [
+        ("aux-up-im", "error_power_aux_beta_up", POLICY),
+        ("aux-cap10", "error_power_aux_cap10", POLICY),
+        ("v4-cap10", "error_power_gamma_up_aux_cap10", "agents/default.json"),
+    ],
 )
-def test_the_committed_aux_candidates_load_and_are_v3_where_there_are_no_auxiliaries(name, action):
-    """benchmarks/candidates/aux-up-im.json (RESULTS §21c) and aux-cap10.json (§22b) act
-    on auxiliaries only: on a suite without any they decide exactly as the policy they
-    extend."""
+def test_the_committed_aux_candidates_load_and_decide_as_their_base_without_auxiliaries(
+    name, action, base
+):
+    """benchmarks/candidates/aux-up-im.json (RESULTS §21c), aux-cap10.json (§22b) and
+    v4-cap10.json (§23) act on auxiliaries only: on a suite without any they decide
+    exactly as the policy they extend (v3, v3, v4)."""
     path = f"benchmarks/candidates/{name}.json"
     assert load_artifact(path).action == action
     instance = resolve_suite("synthetic").sample(0)
     runs = [
         run_controller([instance], [0], LearnedController.load(p), budget=50, interval=25)[0]
-        for p in (POLICY, path)
+        for p in (base, path)
     ]
     assert runs[0].weights and runs[0].weights == runs[1].weights
 
