@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-h.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-i.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -24,6 +24,7 @@ TIER_E = "envs/test-e.toml"
 TIER_F = "envs/test-f.toml"
 TIER_G = "envs/test-g.toml"
 TIER_H = "envs/test-h.toml"
+TIER_I = "envs/test-i.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -144,12 +145,28 @@ EXPECTED_H = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-many-outputs": (20, set()),
     "synthetic-tiny-noisy-raw": (3, set()),
 }
+EXPECTED_I = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "wine-color-proline-aux": (4, {"cultivar", "proline"}),
+    "chem-alcohol-cultivar-aux": (2, {"cultivar"}),
+    "diabetes-progression-s5-sex": (3, set()),
+    "teacher-tiny-main-few-aux": (
+        12,
+        {f"helpful{i}" for i in range(7)} | {"unrelated0", "unrelated1"} | {"noise0", "noise1"},
+    ),
+    "digits-conv-row-peak-scored": (3, set()),
+    "near-zero-product-wave": (4, set()),
+    "synthetic-easy-raw-aux": (6, {"task0", "task1"}),
+    "tokens-frequency-sum-aux": (3, {"token_sum"}),
+    "gradnorm-steep-many": (22, set()),
+    "synthetic-noisy-raw-spread": (7, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
     "synthetic-conflict", "synthetic-classes-raw-aux", "synthetic-many-classes",
     "synthetic-pair-conflict", "synthetic-wide-aux", "synthetic-raw-offset-aux",
     "synthetic-easy-beside-noisy", "synthetic-conflict-raw-aux", "synthetic-tiny-noisy-raw",
+    "synthetic-easy-raw-aux", "synthetic-noisy-raw-spread",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -160,6 +177,7 @@ TIERS = {
     TIER_F: EXPECTED_F,
     TIER_G: EXPECTED_G,
     TIER_H: EXPECTED_H,
+    TIER_I: EXPECTED_I,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -193,7 +211,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
-    for newest in (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H):
+    for newest in (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
@@ -207,10 +225,10 @@ def unnamed(suite: Suite) -> Suite:
     return replace(suite, name="x")
 
 
-@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H])
+@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I])
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
-    earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml", "test-g.toml"}
+    earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml", "test-g.toml", "test-h.toml"}
     earlier_tiers -= {Path(newest).name}
     assert {"train.toml", "heldout-aux.toml"} | earlier_tiers <= {p.name for p in other}
     suites = [s for path in other for s in load_suites(path).values()]
@@ -291,3 +309,13 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     error = tier[TIER_H, "cancer-area-error-texture"][1]
     assert error.target_tasks == [0, 1] and error.data[0].y_train.var().item() > 1e3
     assert error.data[3].y_train.var().item() < 1e-3  # mean_smoothness, a tiny auxiliary
+    color = tier[TIER_I, "wine-color-proline-aux"][1]
+    assert color.target_tasks == [0, 1] and color.input_shape == (9,)
+    assert color.data[3].y_train.var().item() > 1e4  # proline, a raw auxiliary
+    alcohol = tier[TIER_I, "chem-alcohol-cultivar-aux"][1]
+    assert alcohol.target_tasks == [0] and alcohol.input_shape == (8,)
+    assert alcohol.data[0].y_train.mean().item() > 10  # alcohol in % vol, uncentred
+    progression = tier[TIER_I, "diabetes-progression-s5-sex"][1]
+    assert progression.input_shape == (7,)  # every diabetes task column leaves, chosen or not
+    variances = [progression.data[i].y_train.var().item() for i in (0, 1)]
+    assert variances[0] / variances[1] > 1e4  # progression beside s5, both scored
