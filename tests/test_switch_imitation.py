@@ -26,7 +26,7 @@ from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import resolve_suite
 
-POLICY = "agents/v3.json"  # the policy the switches extend (error_power; shipped until v4)
+POLICY = "agents/v3.json"  # the error_power policy the switches extend (shipped until v4)
 
 SUITE = """
 [suite]
@@ -187,20 +187,19 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
 
 
 @pytest.mark.parametrize(
-    ("name", "action", "base"),
+    ("path", "action", "base"),
     [
-        ("aux-up-im", "error_power_aux_beta_up", POLICY),
-        ("aux-cap10", "error_power_aux_cap10", POLICY),
-        ("v4-cap10", "error_power_gamma_up_aux_cap10", "agents/default.json"),
+        ("benchmarks/candidates/aux-up-im.json", "error_power_aux_beta_up", POLICY),
+        ("benchmarks/candidates/aux-cap10.json", "error_power_aux_cap10", POLICY),
+        ("agents/default.json", "error_power_gamma_up_aux_cap10", "agents/v4.json"),
     ],
 )
 def test_the_committed_aux_candidates_load_and_decide_as_their_base_without_auxiliaries(
-    name, action, base
+    path, action, base
 ):
-    """benchmarks/candidates/aux-up-im.json (RESULTS §21c), aux-cap10.json (§22b) and
-    v4-cap10.json (§23) act on auxiliaries only: on a suite without any they decide
-    exactly as the policy they extend (v3, v3, v4)."""
-    path = f"benchmarks/candidates/{name}.json"
+    """benchmarks/candidates/aux-up-im.json (RESULTS §21c), aux-cap10.json (§22b) and the
+    shipped v5, agents/default.json (§23), act on auxiliaries only: on a suite without any
+    they decide exactly as the policy they extend (v3, v3, v4)."""
     assert load_artifact(path).action == action
     instance = resolve_suite("synthetic").sample(0)
     runs = [
@@ -210,14 +209,29 @@ def test_the_committed_aux_candidates_load_and_decide_as_their_base_without_auxi
     assert runs[0].weights and runs[0].weights == runs[1].weights
 
 
-def test_the_shipped_policy_is_v3_with_its_fitted_gamma_switch():
-    """agents/default.json (v4, RESULTS §22): v3 plus a fitted gamma-up column; the rest
-    of the network is v3's."""
-    shipped, base = load_artifact("agents/default.json"), load_artifact(POLICY)
-    assert shipped.action == "error_power_gamma_up"
-    notes = shipped.metadata["notes"]["switch_imitation"]
+def test_v4_is_v3_with_its_fitted_gamma_switch():
+    """agents/v4.json (shipped 2026-12-04, RESULTS §22): v3 plus a fitted gamma-up column;
+    the rest of the network is v3's."""
+    v4, base = load_artifact("agents/v4.json"), load_artifact(POLICY)
+    assert v4.action == "error_power_gamma_up"
+    notes = v4.metadata["notes"]["switch_imitation"]
     assert notes["switch"] == "gamma-up" and notes["l2"] == 1e-5
     obs = torch.randn(3, 12, NUM_FEATURES)
     obs[..., 0] = 1.0
     with torch.no_grad():
-        torch.testing.assert_close(shipped.actor(obs)[..., :-1], base.actor(obs))
+        torch.testing.assert_close(v4.actor(obs)[..., :-1], base.actor(obs))
+
+
+def test_the_shipped_policy_is_v4_with_the_cap_always_on():
+    """agents/default.json (v5, RESULTS §23): v4 plus the aux-cap-10 column at full
+    strength for every input (switch imitation chose "always"); the rest is v4's."""
+    shipped, v4 = load_artifact("agents/default.json"), load_artifact("agents/v4.json")
+    assert shipped.action == "error_power_gamma_up_aux_cap10"
+    notes = shipped.metadata["notes"]["switch_imitation"]
+    assert notes["switch"] == "aux-cap-10" and notes["always"] is True
+    obs = torch.randn(3, 12, NUM_FEATURES)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        actions = shipped.actor(obs)
+        torch.testing.assert_close(actions[..., :-1], v4.actor(obs))
+    assert (actions[..., -1] >= 1).all()  # clip(mean a, 0, 1) = 1: the cap always on
