@@ -166,6 +166,22 @@ def test_error_power_gamma_up_raises_gamma_by_its_clipped_strength(strength):
         ShiftedTransform(ScaledErrorPower("e", ("gamma", "beta")), 1, True, exponent="gamma")
 
 
+@pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
+def test_error_power_gamma_ahead_up_raises_gamma_for_the_tasks_ahead_only(strength):
+    """The defining property: each weight gains the factor ``min(E_k / G, 1)^-(GAMMA_SHIFT
+    s)`` before rescaling, G the geometric mean of the run's valid errors: tasks ahead of
+    G gain as under ``error_power_gamma_up``, those behind keep their ratios to each other."""
+    start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
+    now = start * torch.tensor([[0.3, 0.01, 0.9, 0.5], [0.1, 1.0, 0.02, 1.0]])
+    state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
+    log_now = now.log() * MASK
+    geometric = (log_now.sum(1, keepdim=True) / MASK.sum(1, keepdim=True)).exp()
+    relative = torch.where(MASK, (now / geometric).clamp_max(1), torch.ones_like(now))
+    s = GAMMA_SHIFT * strength
+    _assert_exponent_shift("error_power_gamma_ahead_up", strength, state, relative, s)
+    assert (relative < 1).any() and (relative[MASK] == 1).any()  # both kinds present
+
+
 def test_error_power_aux_beta_up_raises_beta_of_the_auxiliaries_only():
     """The defining property: targets keep the policy's beta, each auxiliary's weight
     gains the factor E0_k^-(BETA_SHIFT s) (before the weights are rescaled to mean 1)."""

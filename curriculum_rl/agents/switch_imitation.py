@@ -17,7 +17,9 @@ A switch is one more action column of a twin of the policy's transform, whose st
   targets' level cut down to it (§22); ``aux-cap-10`` (``error_power_aux_cap10``) cuts
   only above ten times that level; only instances with auxiliaries are demonstrated.
 * ``gamma-up`` (``error_power_gamma_up``): ``gamma`` raised by ``GAMMA_SHIFT``, more of
-  each weight following the task's current error (§22).
+  each weight following the task's current error (§22); ``gamma-ahead-up``
+  (``error_power_gamma_ahead_up``) raises it for the tasks ahead of the run's geometric
+  mean error only (§23).
 
 PPO did not learn such a column: its exploration is a mean of per-task noise (§18c).
 
@@ -96,6 +98,7 @@ SWITCHES = {
         Switch("aux-cap", "_aux_cap", True),
         Switch("aux-cap-10", "_aux_cap10", True),
         Switch("gamma-up", "_gamma_up", False),
+        Switch("gamma-ahead-up", "_gamma_ahead_up", False),
     )
 }
 

@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Fourteen are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Fifteen are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -77,7 +77,11 @@ decision, starting from its own choice (0 is ``error_power`` exactly;
 ``error_power_gamma_up`` (``dim = 5``) raises ``gamma`` instead, by ``GAMMA_SHIFT *
 clip(mean a_h, 0, 1)``: more of each weight follows the task's current error, towards
 the dynamic normalisers (``inverse-error``, ``geometric-mean``) that won where v3 missed
-on tier F (benchmarks/RESULTS.md §22).
+on tier F (benchmarks/RESULTS.md §22). ``error_power_gamma_ahead_up`` raises it by as much
+for the tasks whose error is below the run's geometric mean only (the extra logit
+``-shift * min(log E_k - mean log E, 0)``): tasks that are ahead gain weight as under
+``error_power_gamma_up``, tasks that are behind are not pushed further down, which on
+tier H kept a raw-scale task's weight pinned low (benchmarks/RESULTS.md §23).
 
 ``error_power_aux_cap`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_c)``):
 ``error_power``'s decision with each auxiliary's weighted error ``w_k E_k`` cut towards
@@ -109,7 +113,7 @@ import torch
 from curriculum_rl.controllers.auxiliary import cap_auxiliaries, gate_auxiliaries
 from curriculum_rl.controllers.decision import Decision
 from curriculum_rl.controllers.hooks import masked_softmax
-from curriculum_rl.controllers.inverse_error import error_power_weights
+from curriculum_rl.controllers.inverse_error import error_power_weights, log_errors
 from curriculum_rl.trainer.signals import Signals
 
 WEIGHT_SCALE = 5.0
@@ -295,8 +299,12 @@ class ShiftedTransform(ActionTransform):
     ) -> None:
         if direction not in (1, -1):
             raise ValueError(f"direction must be 1 (up) or -1 (down), got {direction}")
-        if exponent not in ("beta", "gamma") or (auxiliaries_only and exponent != "beta"):
-            raise ValueError(f"shift beta (for all or auxiliaries) or gamma, got {exponent}")
+        if exponent not in ("beta", "gamma", "gamma_ahead") or (
+            auxiliaries_only and exponent != "beta"
+        ):
+            raise ValueError(
+                f"shift beta (for all or auxiliaries), gamma or gamma_ahead, got {exponent}"
+            )
         self.base, self.direction, self.auxiliaries_only = base, direction, auxiliaries_only
         self.exponent = exponent
         which = "aux_beta" if auxiliaries_only else exponent
@@ -310,21 +318,35 @@ class ShiftedTransform(ActionTransform):
         gamma, beta = self.base.exponents(actions[..., : self.base.dim], mask)
         strength = _strength(self.column(actions, "shift"), mask)
         shift = self.direction * self._size * strength
+        extra = None
         if self.exponent == "gamma":
             gamma = gamma + shift
+        elif self.exponent == "gamma_ahead":
+            extra = _ahead_boost(signals, shift)
         elif self.auxiliaries_only:  # per task: the targets keep the policy's beta
             beta = beta[:, None] + shift[:, None] * (~signals.objective).float()
         else:
             beta = beta + shift
         residual, sampling = (self.column(actions, c) for c in ("weight", "sampling"))
-        return _error_power_decision(residual, sampling, signals, gamma, beta)
+        return _error_power_decision(residual, sampling, signals, gamma, beta, extra)
 
     @property
     def _size(self) -> float:
-        return GAMMA_SHIFT if self.exponent == "gamma" else BETA_SHIFT
+        return BETA_SHIFT if self.exponent == "beta" else GAMMA_SHIFT
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), f"{self.exponent}_shift": self.direction * self._size}
+
+
+def _ahead_boost(signals: Signals, shift: torch.Tensor) -> torch.Tensor:
+    """(N, K) logits ``-shift * min(log E_k - mean log E, 0)``: ``gamma`` raised by ``shift``
+    for the tasks whose error is below the run's geometric mean, none for the others, so
+    a task that is behind keeps its weight relative to the rest of the behind tasks."""
+    mask = signals.mask
+    log_error = log_errors(signals)
+    valid = mask.float()
+    mean = (log_error * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp_min(1)
+    return -shift[:, None] * (log_error - mean).clamp_max(0) * valid
 
 
 class CappedTransform(ActionTransform):
@@ -360,10 +382,13 @@ def _error_power_decision(
     signals: Signals,
     gamma: torch.Tensor,
     beta: torch.Tensor,
+    extra: torch.Tensor | None = None,
 ) -> Decision:
-    """:func:`error_power_weights` with the bounded residual ``RESIDUAL_SCALE * residual``,
-    sampling from its (N, K) action column; ``gamma`` is (N,), ``beta`` (N,) or (N, K)."""
-    weights = error_power_weights(signals, gamma, beta, RESIDUAL_SCALE * residual)
+    """:func:`error_power_weights` with the bounded residual ``RESIDUAL_SCALE * residual``
+    (plus ``extra`` (N, K) logits, if any), sampling from its (N, K) action column;
+    ``gamma`` is (N,), ``beta`` (N,) or (N, K)."""
+    logits = RESIDUAL_SCALE * residual if extra is None else RESIDUAL_SCALE * residual + extra
+    weights = error_power_weights(signals, gamma, beta, logits)
     return Decision(weights, _sampling(sampling, signals.mask))
 
 
@@ -401,6 +426,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ShiftedTransform(_ERROR_POWER, -1),
         ShiftedTransform(_ERROR_POWER, 1, auxiliaries_only=True),
         _GAMMA_UP,
+        ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_ahead"),
         CappedTransform(_ERROR_POWER),
         CappedTransform(_ERROR_POWER, headroom=10.0),
         CappedTransform(_GAMMA_UP, headroom=10.0),

@@ -32,6 +32,12 @@ from curriculum_rl.controllers.hooks import EPS, masked_softmax
 from curriculum_rl.trainer.signals import Signals
 
 
+def log_errors(signals: Signals) -> torch.Tensor:
+    """(N, K) ``log E_k``, the current validation errors the family weighs by (non-finite
+    entries, padded slots included, read as 0)."""
+    return signals.val_error.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+
+
 def error_power_weights(
     signals: Signals,
     gamma: torch.Tensor,
@@ -44,7 +50,7 @@ def error_power_weights(
     ``error_*`` action transforms (which add a bounded per-task ``residual``) both call it,
     so a zero action is its centre rule bit for bit."""
     mask = signals.mask
-    log_error = signals.val_error.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+    log_error = log_errors(signals)
     log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
     start = start if start.dim() == 2 else start[:, None]
     logits = -gamma[:, None] * log_error - start * log_start
