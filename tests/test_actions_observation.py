@@ -39,7 +39,8 @@ MASK = torch.tensor([[True, True, True, False], [True, True, False, False]])
 TRANSFORMS = [
     "logits", "loss_power", "error_power", "error_power_weights", "error_exponents",
     "error_power_gated", "error_power_gate", "error_power_aux_cap", "error_power_aux_cap10",
-    "error_power_gamma_up_aux_cap10",
+    "error_power_gamma_up_aux_cap10", "error_power_gamma_ahead_up",
+    "error_power_gamma_ahead_up_aux_cap10",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -492,22 +493,25 @@ def test_error_power_aux_cap10_cuts_auxiliaries_to_ten_times_the_targets_level()
         CappedTransform(action_transform("error_power"), headroom=0.5)
 
 
-def test_the_cap_composes_with_the_gamma_switch():
-    """``error_power_gamma_up_aux_cap10`` (v4's transform plus the cap): cap column 0 is
-    ``error_power_gamma_up`` bit for bit, whatever its own switch; at 1 the raw-scale
-    auxiliary lands on ten times the targets' level of the gamma-shifted decision."""
+@pytest.mark.parametrize("shift", ["gamma", "gamma_ahead"])
+def test_the_cap_composes_with_the_gamma_switches(shift):
+    """``error_power_gamma_up_aux_cap10`` (v4's transform plus the cap) and its
+    ``gamma_ahead`` twin: cap column 0 is the base transform bit for bit, whatever its own
+    switch; at 1 the raw-scale auxiliary lands on ten times the targets' level of the
+    shifted decision."""
+    base_name = f"error_power_{shift}_up"
+    name = f"{base_name}_aux_cap10"
     _, state = _aux_cap_state()
     base = _with_column(torch.zeros(2, 4, 4), 1.0)  # the gamma switch fully on
-    base[..., 2] = -0.6  # gamma 0.5 - 0.9 + 0.3, beta 0.5: 0.6 of each task's scale stays
-    shifted = actions_to_decision(base, state, "error_power_gamma_up")
-    zero = actions_to_decision(_with_column(base, 0.0), state, "error_power_gamma_up_aux_cap10")
-    assert torch.equal(zero.weights, shifted.weights) and torch.equal(
-        zero.sampling, shifted.sampling
-    )
-    full = actions_to_decision(_with_column(base, 1.0), state, "error_power_gamma_up_aux_cap10")
+    base[..., 2] = -0.6  # gamma 0.5 - 0.9 (+ 0.3), beta 0.5: much of each task's scale stays
+    shifted = actions_to_decision(base, state, base_name)
+    zero = actions_to_decision(_with_column(base, 0.0), state, name)
+    assert torch.equal(zero.weights, shifted.weights)
+    assert torch.equal(zero.sampling, shifted.sampling)
+    full = actions_to_decision(_with_column(base, 1.0), state, name)
     load = full.weights[0] * state.val_error[0]
     torch.testing.assert_close(load[1], 10 * load[[0, 2]].log().mean().exp())
     assert (shifted.weights[0, 1] * state.val_error[0, 1]) > load[1]  # the cap did cut
     assert torch.equal(full.weights[1], shifted.weights[1])  # every task a target
-    constants = action_transform("error_power_gamma_up_aux_cap10").constants()
-    assert constants["auxiliary_cap"] == 10.0 and constants["gamma_shift"] == GAMMA_SHIFT
+    constants = action_transform(name).constants()
+    assert constants["auxiliary_cap"] == 10.0 and constants[f"{shift}_shift"] == GAMMA_SHIFT

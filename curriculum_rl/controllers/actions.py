@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Fifteen are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Sixteen are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -95,7 +95,8 @@ curriculum_rl.agents.switch_imitation --switch aux-cap`` fits one).
 ``error_power_aux_cap10`` caps at ten times the targets' level: only auxiliaries that
 outweigh the targets by more than that are cut. ``error_power_gamma_up_aux_cap10``
 (``dim = 6``, per task ``(a_w, a_s, a_g, a_b, a_h, a_c)``) puts the same cap on
-``error_power_gamma_up``'s decision (the cap column of a v4 policy).
+``error_power_gamma_up``'s decision (the cap column of a v4 policy);
+``error_power_gamma_ahead_up_aux_cap10`` on ``error_power_gamma_ahead_up``'s.
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -412,6 +413,7 @@ def power(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 _ERROR_POWER = ScaledErrorPower("error_power", ("weight", "sampling", "gamma", "beta"))
 _GAMMA_UP = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma")  # the v4 policy's transform
+_GAMMA_AHEAD = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_ahead")
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
@@ -426,10 +428,11 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ShiftedTransform(_ERROR_POWER, -1),
         ShiftedTransform(_ERROR_POWER, 1, auxiliaries_only=True),
         _GAMMA_UP,
-        ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_ahead"),
+        _GAMMA_AHEAD,
         CappedTransform(_ERROR_POWER),
         CappedTransform(_ERROR_POWER, headroom=10.0),
         CappedTransform(_GAMMA_UP, headroom=10.0),
+        CappedTransform(_GAMMA_AHEAD, headroom=10.0),
     )
 }
 DEFAULT_TRANSFORM = "error_power"
