@@ -80,8 +80,8 @@ the dynamic normalisers (``inverse-error``, ``geometric-mean``) that won where v
 on tier F (benchmarks/RESULTS.md §22). ``error_power_gamma_ahead_up`` raises it by as much
 for the tasks whose error is below the run's geometric mean only (the extra logit
 ``-shift * min(log E_k - mean log E, 0)``): tasks that are ahead gain weight as under
-``error_power_gamma_up``, tasks that are behind are not pushed further down, which on
-tier H kept a raw-scale task's weight pinned low (benchmarks/RESULTS.md §23).
+``error_power_gamma_up``, tasks that are behind are not pushed further down (the full
+shift kept a raw-scale task's weight pinned low on a test suite; benchmarks/RESULTS.md §23).
 
 ``error_power_aux_cap`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_c)``):
 ``error_power``'s decision with each auxiliary's weighted error ``w_k E_k`` cut towards
@@ -343,11 +343,9 @@ def _ahead_boost(signals: Signals, shift: torch.Tensor) -> torch.Tensor:
     """(N, K) logits ``-shift * min(log E_k - mean log E, 0)``: ``gamma`` raised by ``shift``
     for the tasks whose error is below the run's geometric mean, none for the others, so
     a task that is behind keeps its weight relative to the rest of the behind tasks."""
-    mask = signals.mask
     log_error = log_errors(signals)
-    valid = mask.float()
-    mean = (log_error * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp_min(1)
-    return -shift[:, None] * (log_error - mean).clamp_max(0) * valid
+    centred = log_error - _task_mean(log_error, signals.mask)[:, None]
+    return -shift[:, None] * centred.clamp_max(0) * signals.mask.float()
 
 
 class CappedTransform(ActionTransform):
