@@ -40,7 +40,7 @@ TRANSFORMS = [
     "logits", "loss_power", "error_power", "error_power_weights", "error_exponents",
     "error_power_gated", "error_power_gate", "error_power_aux_cap", "error_power_aux_cap10",
     "error_power_gamma_up_aux_cap10", "error_power_gamma_ahead_up",
-    "error_power_gamma_ahead_up_aux_cap10",
+    "error_power_gamma_ahead_up_aux_cap10", "error_power_gamma_late_up",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -165,6 +165,31 @@ def test_error_power_gamma_up_raises_gamma_by_its_clipped_strength(strength):
     _assert_exponent_shift("error_power_gamma_up", strength, state, now, s)
     with pytest.raises(ValueError, match="gamma"):
         ShiftedTransform(ScaledErrorPower("e", ("gamma", "beta")), 1, True, exponent="gamma")
+
+
+def test_error_power_gamma_late_up_ramps_the_gamma_shift_in_with_the_budget_used():
+    """The defining property: ``error_power_gamma_late_up`` is ``error_power_gamma_up``
+    with the shift times the run's fraction of the budget used: ``error_power`` bit for
+    bit at the start, the full shift at the end, each weight times ``E_k^-(GAMMA_SHIFT s
+    progress)`` between."""
+    start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
+    now = start * torch.tensor([[0.3, 0.01, 0.9, 0.5], [0.1, 1.0, 0.02, 1.0]])
+    state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
+    actions = _with_column(_actions(4, seed=1), 1.0)
+    plain = actions_to_decision(actions[..., :4], state, "error_power")
+    early = dataclasses.replace(state, progress=torch.zeros(2))
+    late = actions_to_decision(actions, early, "error_power_gamma_late_up")
+    assert torch.equal(late.weights, plain.weights)
+    end = dataclasses.replace(state, progress=torch.ones(2))
+    torch.testing.assert_close(
+        actions_to_decision(actions, end, "error_power_gamma_late_up").weights,
+        actions_to_decision(actions, end, "error_power_gamma_up").weights,
+    )
+    middle = dataclasses.replace(state, progress=torch.tensor([0.25, 0.5]))
+    weights = actions_to_decision(actions, middle, "error_power_gamma_late_up").weights
+    expected = plain.weights * now.pow(-GAMMA_SHIFT * middle.progress[:, None]) * MASK
+    expected = expected / expected.sum(1, keepdim=True) * MASK.sum(1, keepdim=True)
+    torch.testing.assert_close(weights, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
@@ -493,7 +518,7 @@ def test_error_power_aux_cap10_cuts_auxiliaries_to_ten_times_the_targets_level()
         CappedTransform(action_transform("error_power"), headroom=0.5)
 
 
-@pytest.mark.parametrize("shift", ["gamma", "gamma_ahead"])
+@pytest.mark.parametrize("shift", ["gamma", "gamma_ahead", "gamma_late"])
 def test_the_cap_composes_with_the_gamma_switches(shift):
     """``error_power_gamma_up_aux_cap10`` (v4's transform plus the cap) and its
     ``gamma_ahead`` twin: cap column 0 is the base transform bit for bit, whatever its own

@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Sixteen are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Eighteen are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -82,6 +82,9 @@ for the tasks whose error is below the run's geometric mean only (the extra logi
 ``-shift * min(log E_k - mean log E, 0)``): tasks that are ahead gain weight as under
 ``error_power_gamma_up``, tasks that are behind are not pushed further down (the full
 shift kept a raw-scale task's weight pinned low on a test suite; benchmarks/RESULTS.md §23).
+``error_power_gamma_late_up`` scales the shift by the fraction of the budget used, so
+early decisions (where that pinning formed) are ``error_power``'s and late ones
+``error_power_gamma_up``'s.
 
 ``error_power_aux_cap`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_c)``):
 ``error_power``'s decision with each auxiliary's weighted error ``w_k E_k`` cut towards
@@ -127,6 +130,7 @@ START_CENTRE = 0.5
 START_SCALE = 1.0
 BETA_SHIFT = 0.3
 GAMMA_SHIFT = 0.3
+GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead")  # how ShiftedTransform can move gamma
 
 
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -300,11 +304,9 @@ class ShiftedTransform(ActionTransform):
     ) -> None:
         if direction not in (1, -1):
             raise ValueError(f"direction must be 1 (up) or -1 (down), got {direction}")
-        if exponent not in ("beta", "gamma", "gamma_ahead") or (
-            auxiliaries_only and exponent != "beta"
-        ):
+        if exponent not in ("beta", *GAMMA_SHIFTS) or (auxiliaries_only and exponent != "beta"):
             raise ValueError(
-                f"shift beta (for all or auxiliaries), gamma or gamma_ahead, got {exponent}"
+                f"shift beta (for all or auxiliaries) or one of {GAMMA_SHIFTS}, got {exponent}"
             )
         self.base, self.direction, self.auxiliaries_only = base, direction, auxiliaries_only
         self.exponent = exponent
@@ -322,6 +324,8 @@ class ShiftedTransform(ActionTransform):
         extra = None
         if self.exponent == "gamma":
             gamma = gamma + shift
+        elif self.exponent == "gamma_late":  # ramped in over the run: early decisions unshifted
+            gamma = gamma + shift * signals.progress.clamp(0, 1)
         elif self.exponent == "gamma_ahead":
             extra = _ahead_boost(signals, shift)
         elif self.auxiliaries_only:  # per task: the targets keep the policy's beta
@@ -412,6 +416,7 @@ def power(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 _ERROR_POWER = ScaledErrorPower("error_power", ("weight", "sampling", "gamma", "beta"))
 _GAMMA_UP = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma")  # the v4 policy's transform
 _GAMMA_AHEAD = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_ahead")
+_GAMMA_LATE = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_late")
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
@@ -427,10 +432,12 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ShiftedTransform(_ERROR_POWER, 1, auxiliaries_only=True),
         _GAMMA_UP,
         _GAMMA_AHEAD,
+        _GAMMA_LATE,
         CappedTransform(_ERROR_POWER),
         CappedTransform(_ERROR_POWER, headroom=10.0),
         CappedTransform(_GAMMA_UP, headroom=10.0),
         CappedTransform(_GAMMA_AHEAD, headroom=10.0),
+        CappedTransform(_GAMMA_LATE, headroom=10.0),
     )
 }
 DEFAULT_TRANSFORM = "error_power"
