@@ -19,6 +19,7 @@ from curriculum_rl.controllers.actions import (
     GAMMA_CENTRE,
     GAMMA_SCALE,
     GAMMA_SHIFT,
+    LAG,
     RESIDUAL_SCALE,
     SAMPLING_FLOOR,
     START_CENTRE,
@@ -41,6 +42,7 @@ TRANSFORMS = [
     "error_power_gated", "error_power_gate", "error_power_aux_cap", "error_power_aux_cap10",
     "error_power_gamma_up_aux_cap10", "error_power_gamma_ahead_up",
     "error_power_gamma_ahead_up_aux_cap10", "error_power_gamma_late_up",
+    "error_power_gamma_guarded_up",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -190,6 +192,33 @@ def test_error_power_gamma_late_up_ramps_the_gamma_shift_in_with_the_budget_used
     expected = plain.weights * now.pow(-GAMMA_SHIFT * middle.progress[:, None]) * MASK
     expected = expected / expected.sum(1, keepdim=True) * MASK.sum(1, keepdim=True)
     torch.testing.assert_close(weights, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_error_power_gamma_guarded_up_drops_the_shift_while_a_target_is_behind_and_slow():
+    """The defining property: a run with a target task whose error is above the run's
+    geometric mean and whose log error has fallen more than LAG nats less than the mean
+    decides as ``error_power``, bit for bit; a run without one as ``error_power_gamma_up``;
+    the same slow task as an auxiliary does not trigger the guard."""
+    start = torch.tensor([[1e3, 1.0, 1.0, 1.0], [40.0, 0.5, 1.0, 1.0]])
+    now = start * torch.tensor(
+        [[0.9, 0.01, 0.1, 1.0], [0.1, 0.1, 1.0, 1.0]]
+    )  # task 0 slow in run 0
+    state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
+    actions = _with_column(_actions(4, seed=1), 1.0)
+    guarded = actions_to_decision(actions, state, "error_power_gamma_guarded_up")
+    plain = actions_to_decision(actions[..., :4], state, "error_power")
+    shifted = actions_to_decision(actions, state, "error_power_gamma_up")
+    assert torch.equal(guarded.weights[0], plain.weights[0])
+    assert torch.equal(guarded.weights[1], shifted.weights[1])
+    assert not torch.allclose(plain.weights[0], shifted.weights[0])  # the guard mattered
+    auxiliary = dataclasses.replace(
+        state, objective=MASK & torch.tensor([[False, True, True, True]])
+    )
+    free = actions_to_decision(actions, auxiliary, "error_power_gamma_guarded_up")
+    torch.testing.assert_close(
+        free.weights, actions_to_decision(actions, auxiliary, "error_power_gamma_up").weights
+    )
+    assert LAG == 1.0
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
@@ -518,7 +547,7 @@ def test_error_power_aux_cap10_cuts_auxiliaries_to_ten_times_the_targets_level()
         CappedTransform(action_transform("error_power"), headroom=0.5)
 
 
-@pytest.mark.parametrize("shift", ["gamma", "gamma_ahead", "gamma_late"])
+@pytest.mark.parametrize("shift", ["gamma", "gamma_ahead", "gamma_late", "gamma_guarded"])
 def test_the_cap_composes_with_the_gamma_switches(shift):
     """``error_power_gamma_up_aux_cap10`` (v4's transform plus the cap) and its
     ``gamma_ahead`` twin: cap column 0 is the base transform bit for bit, whatever its own

@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Eighteen are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twenty are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -84,7 +84,9 @@ for the tasks whose error is below the run's geometric mean only (the extra logi
 shift kept a raw-scale task's weight pinned low on a test suite; benchmarks/RESULTS.md §23).
 ``error_power_gamma_late_up`` scales the shift by the fraction of the budget used, so
 early decisions (where that pinning formed) are ``error_power``'s and late ones
-``error_power_gamma_up``'s.
+``error_power_gamma_up``'s. ``error_power_gamma_guarded_up`` drops the shift for a run while one of
+its target tasks is both behind (error above the geometric mean) and slow (its log error
+has fallen ``LAG`` nats less than the mean since the first decision).
 
 ``error_power_aux_cap`` (``dim = 5``, per task ``(a_w, a_s, a_g, a_b, a_c)``):
 ``error_power``'s decision with each auxiliary's weighted error ``w_k E_k`` cut towards
@@ -130,7 +132,8 @@ START_CENTRE = 0.5
 START_SCALE = 1.0
 BETA_SHIFT = 0.3
 GAMMA_SHIFT = 0.3
-GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead")  # how ShiftedTransform can move gamma
+GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead", "gamma_guarded")  # ShiftedTransform's
+LAG = 1.0  # log-error progress (nats) a task may trail the run's mean by before the guard acts
 
 
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -326,6 +329,8 @@ class ShiftedTransform(ActionTransform):
             gamma = gamma + shift
         elif self.exponent == "gamma_late":  # ramped in over the run: early decisions unshifted
             gamma = gamma + shift * signals.progress.clamp(0, 1)
+        elif self.exponent == "gamma_guarded":
+            gamma = gamma + shift * (~_trapped(signals)).float()
         elif self.exponent == "gamma_ahead":
             extra = _ahead_boost(signals, shift)
         elif self.auxiliaries_only:  # per task: the targets keep the policy's beta
@@ -341,6 +346,19 @@ class ShiftedTransform(ActionTransform):
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), f"{self.exponent}_shift": self.direction * self._size}
+
+
+def _trapped(signals: Signals) -> torch.Tensor:
+    """(N,) whether a run has a target task that is both behind (error above the run's
+    geometric mean, so a larger gamma lowers its weight) and slow (its log error has fallen
+    more than ``LAG`` nats less than the valid tasks' mean since the first decision): the
+    slow trap in which raising gamma keeps such a task's weight pinned low."""
+    mask = signals.mask
+    log_error = log_errors(signals)
+    progress = signals.log_error_ratio.nan_to_num(0.0, 0.0, 0.0)
+    behind = log_error > _task_mean(log_error, mask)[:, None]
+    slow = progress - _task_mean(progress, mask)[:, None] > LAG
+    return (behind & slow & mask & signals.objective).any(1)
 
 
 def _ahead_boost(signals: Signals, shift: torch.Tensor) -> torch.Tensor:
@@ -417,6 +435,7 @@ _ERROR_POWER = ScaledErrorPower("error_power", ("weight", "sampling", "gamma", "
 _GAMMA_UP = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma")  # the v4 policy's transform
 _GAMMA_AHEAD = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_ahead")
 _GAMMA_LATE = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_late")
+_GAMMA_GUARDED = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_guarded")
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
@@ -433,11 +452,13 @@ TRANSFORMS: dict[str, ActionTransform] = {
         _GAMMA_UP,
         _GAMMA_AHEAD,
         _GAMMA_LATE,
+        _GAMMA_GUARDED,
         CappedTransform(_ERROR_POWER),
         CappedTransform(_ERROR_POWER, headroom=10.0),
         CappedTransform(_GAMMA_UP, headroom=10.0),
         CappedTransform(_GAMMA_AHEAD, headroom=10.0),
         CappedTransform(_GAMMA_LATE, headroom=10.0),
+        CappedTransform(_GAMMA_GUARDED, headroom=10.0),
     )
 }
 DEFAULT_TRANSFORM = "error_power"
