@@ -34,7 +34,7 @@ import torch
 
 from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
 from curriculum_rl.controllers.decision import Decision, normalize_decision
-from curriculum_rl.controllers.hooks import EPS
+from curriculum_rl.trainer.objective import floored_log
 from curriculum_rl.trainer.signals import Signals
 
 
@@ -75,7 +75,7 @@ def cap_auxiliaries(
     scale) alone. ``E`` is the validation error that scales the ``error_*`` rules."""
     mask, targets = signals.mask, (signals.mask & signals.objective).float()
     load = decision.weights * signals.val_error
-    log_load = load.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+    log_load = floored_log(load)
     level = (log_load * targets).sum(1) / targets.sum(1).clamp_min(1) + math.log(headroom)
     excess = (log_load - level[:, None]).clamp_min(0)
     capped = mask & ~signals.objective & (targets.sum(1, keepdim=True) > 0)

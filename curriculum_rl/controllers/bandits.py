@@ -8,7 +8,8 @@ import math
 import torch
 
 from curriculum_rl.controllers.base import Controller, Decision, RunContext, normalize_decision
-from curriculum_rl.controllers.hooks import EPS, masked_softmax
+from curriculum_rl.controllers.hooks import masked_softmax
+from curriculum_rl.trainer.objective import floored_log
 from curriculum_rl.trainer.signals import Signals
 
 
@@ -66,7 +67,7 @@ class Exp3S(Controller):
 
     def decide(self, signals: Signals) -> Decision:
         mask = signals.mask
-        log_val = signals.val_loss.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+        log_val = floored_log(signals.val_loss)
         if self.previous is not None:
             progress = (self.previous - log_val) * mask
             self._update(self._rescale(progress, mask, ~signals.diverged), mask)

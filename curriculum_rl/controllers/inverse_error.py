@@ -28,14 +28,15 @@ import torch
 
 from curriculum_rl.controllers.base import Controller, Decision, DecisionState
 from curriculum_rl.controllers.decision import uniform_decision
-from curriculum_rl.controllers.hooks import EPS, masked_softmax
+from curriculum_rl.controllers.hooks import masked_softmax
+from curriculum_rl.trainer.objective import floored_log
 from curriculum_rl.trainer.signals import Signals
 
 
 def log_errors(signals: Signals) -> torch.Tensor:
     """(N, K) ``log E_k``, the current validation errors the family weighs by (non-finite
     entries, padded slots included, read as 0)."""
-    return signals.val_error.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+    return floored_log(signals.val_error)
 
 
 def error_power_weights(

@@ -13,6 +13,12 @@ import torch
 EPS = 1e-12
 
 
+def floored_log(values: torch.Tensor) -> torch.Tensor:
+    """``log`` of ``values`` floored at ``EPS``, with non-finite results (NaN entries,
+    padded slots) read as 0: the log losses and errors that signals and rules compare."""
+    return values.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+
+
 def mean_log_loss(losses: torch.Tensor, objective: torch.Tensor) -> torch.Tensor:
     """(N,) mean over each run's objective tasks of ``log loss``; ``losses`` and
     ``objective`` are (N, K). A non-finite loss of an objective task makes J ``+inf``

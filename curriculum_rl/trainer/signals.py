@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from curriculum_rl.trainer.objective import EPS
+from curriculum_rl.trainer.objective import EPS, floored_log
 from curriculum_rl.trainer.trainer import Measurement
 
 
@@ -117,7 +117,7 @@ class SignalTracker:
         re-measures right after restarting some runs and must not count the others twice.
         """
         runs = torch.ones_like(self.decisions, dtype=torch.bool) if runs is None else runs
-        log_val = m.val_loss.clamp_min(EPS).log().nan_to_num(0.0, 0.0, 0.0)
+        log_val = floored_log(m.val_loss)
         error = m.val_loss if m.val_error is None else m.val_error
         classify = torch.zeros_like(m.mask) if m.classify is None else m.classify
         first = (self.decisions == 0)[:, None]
