@@ -156,15 +156,7 @@ def gap_where_changed(
 def _runs_differ(first: list[RunRow], second: list[RunRow]) -> bool:
     """Whether two controllers' runs of one suite differ in G_m for any seed (equal
     non-finite values, failed runs both, count as the same)."""
-    gains = {r.seed: r.gain_final for r in first}
-    return any(
-        not (
-            gains[r.seed] == r.gain_final
-            or (math.isnan(gains[r.seed]) and math.isnan(r.gain_final))
-        )
-        for r in second
-        if r.seed in gains
-    )
+    return any(not (a == b or (math.isnan(a) and math.isnan(b))) for a, b in _paired(first, second))
 
 
 def _differences(
@@ -174,13 +166,13 @@ def _differences(
     controller: str,
 ) -> list[list[float]]:
     """Per suite, ``leader``'s G_m minus ``controller``'s for each seed both ran."""
-    strata = []
-    for s in suites:
-        lead = {r.seed: r.gain_final for r in by_key[s, leader]}
-        strata.append(
-            [lead[r.seed] - r.gain_final for r in by_key[s, controller] if r.seed in lead]
-        )
-    return strata
+    return [[a - b for a, b in _paired(by_key[s, leader], by_key[s, controller])] for s in suites]
+
+
+def _paired(first: list[RunRow], second: list[RunRow]) -> list[tuple[float, float]]:
+    """The final G_m of both controllers' runs, seed by seed, for each seed both ran."""
+    gains = {r.seed: r.gain_final for r in first}
+    return [(gains[r.seed], r.gain_final) for r in second if r.seed in gains]
 
 
 def envelope(per_suite: dict[str, dict[str, dict]]) -> dict[str, dict]:
