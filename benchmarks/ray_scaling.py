@@ -148,7 +148,7 @@ def count_units(config: BenchmarkConfig) -> tuple[int, int]:
     """(runs, units of work) of the grid, as the harness plans them."""
     suites = resolve_suite_entries(config.suites)
     controllers = resolve_controllers(config.controllers)
-    seeds = list(range(config.seeds))
+    seeds = list(config.seed_range)
     units = plan_units(config, suites, controllers, lambda *_: seeds, InstanceCache(suites))
     return len(suites) * len(controllers) * len(seeds), len(units)
 

@@ -392,6 +392,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         controllers=tuple(args.controller),
         out=_writable_folder(args.out),
         seeds=args.seeds,
+        first_seed=args.first_seed,
         budget=args.budget,
         interval=args.interval,
         trainer=TrainerConfig(device=_check_device(args.device)),
@@ -581,7 +582,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=_positive_int,
         default=10,
-        help="seeds 0..N-1 per suite and controller (rerun with more to add runs)",
+        metavar="N",
+        help="N seeds per suite and controller, from --first-seed F: seeds F..F+N-1 "
+        "(default F 0; rerun with more to add runs)",
+    )
+    p.add_argument(
+        "--first-seed",
+        type=_seed,
+        default=0,
+        metavar="F",
+        help="first seed; seeds F..F+N-1 run per suite and controller (default 0); a check "
+        "on training suites can keep off the seeds a validation suite uses",
     )
     p.add_argument(
         "--budget", type=_positive_int, default=1500, help="inner optimisation steps per run"

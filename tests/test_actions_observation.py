@@ -29,6 +29,7 @@ from curriculum_rl.controllers.actions import (
     ShiftedTransform,
     action_transform,
     emphasis_divergence,
+    lift_slow_targets,
 )
 from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.observation import OBS_CLIP
@@ -42,7 +43,8 @@ TRANSFORMS = [
     "error_power_gated", "error_power_gate", "error_power_aux_cap", "error_power_aux_cap10",
     "error_power_gamma_up_aux_cap10", "error_power_gamma_ahead_up",
     "error_power_gamma_ahead_up_aux_cap10", "error_power_gamma_late_up",
-    "error_power_gamma_guarded_up",
+    "error_power_gamma_guarded_up", "error_power_gamma_up_aux_cap10_lifted",
+    "error_power_gamma_progress_up", "error_power_gamma_progress_up_aux_cap10",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -169,6 +171,18 @@ def test_error_power_gamma_up_raises_gamma_by_its_clipped_strength(strength):
         ShiftedTransform(ScaledErrorPower("e", ("gamma", "beta")), 1, True, exponent="gamma")
 
 
+@pytest.mark.parametrize("strength", [-0.5, 0.0, 0.4, 1.0])
+def test_error_power_gamma_progress_up_shifts_gamma_on_each_tasks_progress(strength):
+    """The defining property: ``error_power_gamma_progress_up`` is ``error_power`` with
+    each weight times ``(E_k / E0_k)^-(GAMMA_SHIFT s)``: gamma up and beta down by the same
+    shift, so two tasks that progressed alike keep their ratio whatever their scales."""
+    start = torch.tensor([[1e3, 1.0, 1e-2, 5.0], [40.0, 0.5, 1.0, 1.0]])
+    now = start * torch.tensor([[0.3, 0.01, 0.9, 0.5], [0.1, 1.0, 0.02, 1.0]])
+    state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
+    s = GAMMA_SHIFT * min(max(strength, 0.0), 1.0)
+    _assert_exponent_shift("error_power_gamma_progress_up", strength, state, now / start, s)
+
+
 def test_error_power_gamma_late_up_ramps_the_gamma_shift_in_with_the_budget_used():
     """The defining property: ``error_power_gamma_late_up`` is ``error_power_gamma_up``
     with the shift times the run's fraction of the budget used: ``error_power`` bit for
@@ -214,6 +228,43 @@ def test_error_power_gamma_guarded_up_drops_the_shift_while_a_target_is_behind_a
         free.weights, actions_to_decision(actions, auxiliary, "error_power_gamma_up").weights
     )
     assert LAG == 1.0
+
+
+def test_the_lift_raises_a_behind_lagging_target_by_exp_lag_up_to_uniform():
+    """The defining property of ``..._lifted``: a target task whose error is above the
+    run's geometric mean and whose log error has fallen ``lag`` nats less than the mean
+    has its weight times ``exp(lag)``, never past 1 (then all rescaled to mean 1); a run
+    without one, or the same task as an auxiliary, decides as the base bit for bit."""
+    start = torch.tensor([[1e3, 1.0, 1.0, 1.0], [40.0, 0.5, 1.0, 1.0]])
+    now = start * torch.tensor([[0.9, 0.1, 0.2, 1.0], [0.1, 0.1, 1.0, 1.0]])
+    state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
+    actions = _with_column(_with_column(_actions(4, seed=1), 1.0), 1.0)
+    base = actions_to_decision(actions, state, "error_power_gamma_up_aux_cap10")
+    lifted = actions_to_decision(actions, state, "error_power_gamma_up_aux_cap10_lifted")
+    lag = math.log(0.9) - (math.log(0.9) + math.log(0.1) + math.log(0.2)) / 3
+    expected = base.weights[0].clone()
+    expected[0] = min(expected[0] * math.exp(lag), max(expected[0], 1.0))
+    expected = 3 * expected / expected.sum()
+    torch.testing.assert_close(lifted.weights[0], expected)
+    assert lifted.weights[0, 0] > base.weights[0, 0]  # the lift mattered
+    assert torch.equal(lifted.weights[1], base.weights[1])  # run 1: no slow target behind
+    assert torch.equal(lifted.sampling, base.sampling)
+    auxiliary = dataclasses.replace(state, objective=MASK & torch.tensor([[False], [True]]))
+    free = actions_to_decision(actions, auxiliary, "error_power_gamma_up_aux_cap10_lifted")
+    torch.testing.assert_close(
+        free.weights,
+        actions_to_decision(actions, auxiliary, "error_power_gamma_up_aux_cap10").weights,
+    )
+    stuck = dataclasses.replace(  # task 0 4.6 nats behind: lifted to 1 at most, never past it
+        _started_state(MASK, torch.ones(2, 4), torch.tensor([[1.0, 1e-3, 1e-3, 1.0]] * 2)),
+        mask=MASK,
+    )
+    for weight in (0.5, 1.5):
+        weights = torch.tensor([[weight, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+        expected = torch.tensor([max(weight, 1.0), 1.0, 1.0])
+        torch.testing.assert_close(
+            lift_slow_targets(weights, stuck)[0, :3], 3 * expected / expected.sum()
+        )
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
@@ -542,7 +593,9 @@ def test_error_power_aux_cap10_cuts_auxiliaries_to_ten_times_the_targets_level()
         CappedTransform(action_transform("error_power"), headroom=0.5)
 
 
-@pytest.mark.parametrize("shift", ["gamma", "gamma_ahead", "gamma_late", "gamma_guarded"])
+@pytest.mark.parametrize(
+    "shift", ["gamma", "gamma_ahead", "gamma_late", "gamma_guarded", "gamma_progress"]
+)
 def test_the_cap_composes_with_the_gamma_switches(shift):
     """``error_power_gamma_up_aux_cap10`` (v4's transform plus the cap) and its twins on
     the other gamma shifts: cap column 0 is the base transform bit for bit, whatever its own

@@ -21,7 +21,8 @@ import torch
 from helpers import record_run_seeds
 
 from curriculum_rl.atomic import write_json_atomic
-from curriculum_rl.benchmark.config import STATIC_TUNED, STATIC_TUNED_LOSS
+from curriculum_rl.benchmark import BenchmarkConfig
+from curriculum_rl.benchmark.config import STATIC_TUNED, STATIC_TUNED_LOSS, TUNING_SEED
 from curriculum_rl.benchmark.store import load_done_run, run_path
 from curriculum_rl.cli import main
 from curriculum_rl.controllers.registry import controller_names
@@ -237,6 +238,75 @@ def test_resume_refuses_other_settings(bench):
         ]
     )
     assert code == 2
+
+
+def _from_seed(out: Path, first: int, seeds: int, *extra: str) -> tuple[int, str]:
+    """A one-suite benchmark of seeds ``first .. first+seeds-1`` (geometric-mean moves the
+    numbers away from uniform's within 50 steps)."""
+    argv = ["benchmark", "--suite", SUITES[0], "--controller", "geometric-mean"]
+    span = ["--first-seed", str(first), "--seeds", str(seeds)]
+    fast = ["--budget", "50", "--interval", "25", "--quiet", "--json"]
+    return _cli([*argv, *span, *fast, "--out", str(out), *extra])
+
+
+def _by_seed(out: Path) -> dict[tuple[str, int], dict]:
+    return {(r["controller"], int(r["seed"])): r for r in _rows(out)}
+
+
+def test_first_seed_runs_its_seeds_with_the_numbers_they_have_from_0(tmp_path):
+    late, early = tmp_path / "late", tmp_path / "early"
+    code, stdout = _from_seed(late, 3, 2)
+    assert code == 0, stdout
+    assert _from_seed(early, 0, 4)[0] == 0
+    rows = _by_seed(late)
+    assert sorted(rows) == sorted((c, s) for c in ("uniform", "geometric-mean") for s in (3, 4))
+    stored = sorted(p.name for p in (late / "runs" / SUITES[0] / "geometric-mean").iterdir())
+    assert stored == ["seed3.json", "seed4.json"]
+    # Same seed, same numbers: the run, its scores against uniform and single-task Δm%.
+    for controller in ("uniform", "geometric-mean"):
+        run = json.loads(run_path(late, SUITES[0], controller, 3).read_text())
+        assert run == json.loads(run_path(early, SUITES[0], controller, 3).read_text())
+        assert rows[controller, 3] == _by_seed(early)[controller, 3]
+    assert float(rows["geometric-mean", 3]["gain_final"]) != 0
+    assert math.isfinite(float(rows["geometric-mean", 3]["delta_m_final"]))
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["settings"]["first_seed"] == 3
+    assert "Seeds: 3..4 " in (late / "summary.md").read_text()
+
+
+def test_a_negative_first_seed_is_refused_naming_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["benchmark", "--suite", SUITES[0], "--controller", "dwa", "--out", str(tmp_path),
+              "--first-seed", "-1"])  # fmt: skip
+    assert exit_.value.code == 2
+    assert "argument --first-seed: a seed must be 0 or more, got -1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="first_seed must be >= 0, got -1"):
+        BenchmarkConfig((SUITES[0],), ("dwa",), tmp_path, first_seed=-1)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_first_seed_range_over_the_tuning_seed_is_refused_with_tuned_baselines(tmp_path):
+    near = TUNING_SEED - 1
+    with pytest.raises(ValueError, match=f"include {TUNING_SEED}"):
+        BenchmarkConfig((SUITES[0],), ("all",), tmp_path, first_seed=near, seeds=2)
+    assert BenchmarkConfig((SUITES[0],), ("dwa",), tmp_path, first_seed=near, seeds=2)
+
+
+def test_resuming_with_another_first_seed_tabulates_only_its_seeds(tmp_path, monkeypatch):
+    out = tmp_path / "bench"
+    assert _from_seed(out, 0, 2, "--no-reference")[0] == 0
+    before = _by_seed(out)
+    calls = record_run_seeds(monkeypatch)
+    code, stdout = _from_seed(out, 1, 2, "--no-reference")
+    assert code == 0 and calls == [[2], [2]]  # uniform and geometric-mean: seed 2 only
+    rows = _by_seed(out)
+    assert sorted({seed for _, seed in rows}) == [1, 2]
+    assert all(rows[c, 1] == before[c, 1] for c in ("uniform", "geometric-mean"))
+    assert run_path(out, SUITES[0], "uniform", 0).is_file()  # kept, out of the tables
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["settings"]["first_seed"] == 1
+    assert summary["suites"][SUITES[0]]["geometric-mean"]["runs"] == 2
+    assert summary["aggregate"]["geometric-mean"]["runs"] == 2
 
 
 def test_unknown_controller_fails_before_running(tmp_path):

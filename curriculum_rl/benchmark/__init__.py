@@ -8,6 +8,8 @@ in ``out``, and writes
   best-checkpoint test metrics, weight and sampling trajectories);
 * ``results.csv``: one row per run (G, Δm%, worst-task change, AUC, divergence);
 * ``summary.md``: per-suite tables and the aggregate over suites (IQM, 95% CIs);
+  both over exactly the seeds of ``config`` (runs of other seeds a resumed folder holds
+  stay out of them);
 * ``plots/*.png`` and TensorBoard logs under ``tb/``.
 
 The runs are computed in units (batches of seeds of one suite and controller) by an
@@ -105,6 +107,7 @@ def _settings(
         "suites": suites,
         "controllers": controllers,
         "seeds": config.seeds,
+        "first_seed": config.first_seed,
         **config.settings(),
         "skipped_controllers": unavailable_controllers(config.controllers),
         "reference": with_reference,

@@ -42,7 +42,8 @@ numbers never depend on the runs batched with it (:mod:`curriculum_rl.benchmark.
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """One benchmark: every suite x every controller x seeds ``0 .. seeds-1``.
+    """One benchmark: every suite x every controller x seeds
+    ``first_seed .. first_seed+seeds-1`` (:attr:`seed_range`).
 
     Attributes:
         suites: suite SPECs. controllers: controller names, ``all``, ``default`` or
@@ -50,6 +51,13 @@ class BenchmarkConfig:
         out: folder for runs, tables, plots and TensorBoard logs.
         seeds: runs per (suite, controller); seed ``s`` trains on ``suite.sample(s)``
             with trainer seed ``s``, so every controller sees the same instances.
+        first_seed: the first of those seeds (default 0). A check on training suites
+            can start past the seeds a validation suite of the same generator holds
+            (``first_seed=100``: instances ``sample(100) ..``). Not part of
+            :meth:`settings`: runs are stored per seed and a seed's numbers do not depend
+            on the others, so a folder resumed with another first seed reuses the runs
+            of the seeds both name; its tables are rebuilt over exactly the seeds of
+            this config (runs of other seeds stay in the folder, out of the tables).
         budget: inner optimisation steps per run. interval: inner steps per decision.
         trainer: inner-training hyper-parameters shared by every run.
         reps: bootstrap replicates of each confidence interval.
@@ -73,6 +81,7 @@ class BenchmarkConfig:
     controllers: tuple[str, ...]
     out: Path
     seeds: int = DEFAULT_SEEDS
+    first_seed: int = 0
     budget: int = 1500
     interval: int = 25
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -93,6 +102,7 @@ class BenchmarkConfig:
         for name in ("seeds", "budget", "interval", "reps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self._check_first_seed()
         self._check_executor()
         if self.interval > self.budget:
             raise ValueError(
@@ -100,6 +110,28 @@ class BenchmarkConfig:
                 "a single decision; give an interval of at most the budget"
             )
         object.__setattr__(self, "out", Path(self.out))
+
+    @property
+    def seed_range(self) -> range:
+        """The seeds every (suite, controller) runs, in order."""
+        return range(self.first_seed, self.first_seed + self.seeds)
+
+    def _check_first_seed(self) -> None:
+        if isinstance(self.first_seed, bool) or not isinstance(self.first_seed, int):
+            raise ValueError(f"first_seed must be an integer, got {self.first_seed!r}")
+        if self.first_seed < 0:
+            raise ValueError(
+                f"first_seed must be >= 0, got {self.first_seed}: seeds are non-negative; "
+                "give 0 (seeds 0..seeds-1) or a later first seed"
+            )
+        tuned = [c for c in self.controllers if c in TUNED or c == "all"]
+        if tuned and TUNING_SEED in self.seed_range:
+            # Its tuning runs use this seed: tuned on the very run it is evaluated by.
+            raise ValueError(
+                f"seeds {self.first_seed}..{self.seed_range[-1]} include {TUNING_SEED}, the "
+                f"trainer seed that tunes the static-tuned baselines (in {', '.join(tuned)}): "
+                "choose a first_seed whose range avoids it, or leave those baselines out"
+            )
 
     def _check_executor(self) -> None:
         if self.executor not in EXECUTORS:
@@ -114,10 +146,12 @@ class BenchmarkConfig:
 
     def settings(self) -> dict:
         """What determines a run's numbers besides its suite, controller and seed; a
-        resumed folder must match it. Not the number of seeds (a seed's numbers do not
-        depend on the others, :mod:`curriculum_rl.benchmark.run`), so a rerun with more
-        seeds adds runs. Not the device either: it moves numbers by floating-point
-        rounding only, and a long benchmark may be resumed on other hardware."""
+        resumed folder must match it. Not the number of seeds nor the first seed (a
+        seed's numbers do not depend on the others, :mod:`curriculum_rl.benchmark.run`),
+        so a rerun with more seeds adds runs, and one with another first seed reuses the
+        seeds both name (its tables hold only its own seeds). Not the device either: it
+        moves numbers by floating-point rounding only, and a long benchmark may be
+        resumed on other hardware."""
         trainer = {k: v for k, v in self.trainer.__dict__.items() if k != "device"}
         return {
             "budget": self.budget,

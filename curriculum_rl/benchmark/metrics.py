@@ -57,13 +57,16 @@ class RunRow:
 
 
 def run_rows(records: Records, references: References | None) -> list[RunRow]:
-    """One row per run, in (suite, controller, seed) order of ``records``."""
+    """One row per run, in (suite, controller, seed) order of ``records``; each run is
+    scored against uniform's run of the same seed (the seed it records, which need not
+    start at 0: ``BenchmarkConfig.first_seed``)."""
     rows = []
     for (suite, controller), runs in records.items():
-        for seed, run in enumerate(runs):
-            uniform = records[suite, UNIFORM][seed]
+        uniform = {run["seed"]: run for run in records[suite, UNIFORM]}
+        for run in runs:
+            seed = run["seed"]
             ref = references.get((suite, seed)) if references is not None else None
-            rows.append(_row(suite, controller, seed, run, uniform, ref))
+            rows.append(_row(suite, controller, seed, run, uniform[seed], ref))
     return rows
 
 

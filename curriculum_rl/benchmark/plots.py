@@ -64,7 +64,7 @@ def schedules(suite: str, runs: dict[str, list[dict]]) -> Figure:
                 # A decision holds from its step until the next one: a step plot.
                 ax.step(run["steps"], values[:, k], where="post", label=task)
             ax.set_title(f"{controller}: {key}", fontsize="medium")
-        axes[row, 0].set_ylabel("seed 0")
+        axes[row, 0].set_ylabel(f"seed {run['seed']}")
     axes[0, 1].legend(fontsize="x-small", ncol=2)
     for ax in axes[-1]:
         ax.set_xlabel("inner steps")

@@ -116,7 +116,7 @@ def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str])
     lines = [
         "# Benchmark summary",
         "",
-        f"Suites: {', '.join(config.suites)}. Seeds: 0..{config.seeds - 1} (paired: every "
+        f"Suites: {', '.join(config.suites)}. Seeds: {_seeds(config)} (paired: every "
         f"controller trains on the same instances from the same initialisations). Budget: "
         f"{config.budget} inner steps, a decision every {config.interval}. Trainer: {trainer}.",
         "",
@@ -148,6 +148,11 @@ def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str])
     if skipped:
         lines += [f"Not run (optional dependencies missing): {', '.join(skipped)}.", ""]
     return lines
+
+
+def _seeds(config: BenchmarkConfig) -> str:
+    seeds = config.seed_range
+    return f"{seeds[0]}..{seeds[-1]}"
 
 
 def _suite_table(cells: dict, with_reference: bool) -> list[str]:

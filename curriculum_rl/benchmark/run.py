@@ -15,7 +15,9 @@ on which other seeds share its batch:
   runs of one shape share a batch.
 
 Hence the unit of resumption is the single run: extending a benchmark to more seeds adds
-the new runs and leaves the stored ones alone, a lost run is recomputed alone, and
+the new runs and leaves the stored ones alone (as does another first seed: the seeds it
+shares with the stored ones are read, the tables hold only its own), a lost run is
+recomputed alone, and
 ``curriculum-rl run --seed s`` (which pads the same way) reproduces the benchmark's seed
 ``s`` exactly. ``tests/test_hardening.py`` checks both bit for bit on CPU; on other
 hardware this holds as far as its kernels give the same result for one matrix of a batch
@@ -56,7 +58,8 @@ from curriculum_rl.suites import SuiteInstance
 from curriculum_rl.trainer import TrainerConfig
 
 Records = dict[tuple[str, str], list[dict]]
-"""(suite label, controller label) -> one stored run dict per seed, in seed order."""
+"""(suite label, controller label) -> one stored run dict per seed of the config's
+:attr:`~curriculum_rl.benchmark.config.BenchmarkConfig.seed_range`, in seed order."""
 
 
 class RunShape(NamedTuple):
@@ -139,7 +142,7 @@ def check_controllers_serve(
     # static-tuned: fixed weights, tuned per batch from its instances; any K works.
     built = {c.label: c.make() for c in controllers if c.spec not in TUNED}
     for suite in suites:
-        for seed in range(config.seeds):
+        for seed in config.seed_range:
             instance = instances.get(suite.label, seed)
             context = _run_context(instance, seed, config)
             for label, controller in built.items():
@@ -254,7 +257,7 @@ def execute_runs(
     The executor is started only when something is missing.
     """
     settings = config.settings()
-    seeds = list(range(config.seeds))
+    seeds = list(config.seed_range)
     found: dict[tuple[str, str], dict[int, dict | None]] = {
         (suite.label, ctrl.label): {
             s: load_done_run(run_path(config.out, suite.label, ctrl.label, s), settings)

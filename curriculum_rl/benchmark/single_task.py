@@ -27,7 +27,7 @@ def compute_references(
     (``config.reference``)."""
     if not config.reference:
         return None
-    keys = [(s.label, seed) for s in suites for seed in range(config.seeds)]
+    keys = [(s.label, seed) for s in suites for seed in config.seed_range]
     refs = {}
     for suite, seed in tqdm(
         keys, desc="single-task reference", unit="instance", disable=not config.progress

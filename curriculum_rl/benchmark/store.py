@@ -2,7 +2,8 @@
 
 A run is done when ``runs/<suite>/<controller>/seed<k>.json`` exists, parses and was
 produced with the same settings (budget, interval, trainer, padding; not the number of
-seeds: a seed's numbers do not depend on the others, :mod:`curriculum_rl.benchmark.run`).
+seeds nor the first seed: a seed's numbers do not depend on the others,
+:mod:`curriculum_rl.benchmark.run`).
 Files are written atomically (:mod:`curriculum_rl.atomic`), so an interrupted benchmark
 never leaves a half-written JSON that a restart would mistake for a finished run.
 """

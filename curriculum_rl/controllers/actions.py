@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twenty are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twenty-three are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -102,6 +102,15 @@ outweigh the targets by more than that are cut. ``error_power_gamma_up_aux_cap10
 (``dim = 6``, per task ``(a_w, a_s, a_g, a_b, a_h, a_c)``) puts the same cap on
 ``error_power_gamma_up``'s decision (the cap column of a v4 policy);
 ``error_power_gamma_ahead_up_aux_cap10`` on ``error_power_gamma_ahead_up``'s.
+``error_power_gamma_progress_up`` (and its cap twin) applies the shift to each task's
+progress ``E_k / E0_k`` instead of its error (``gamma`` up and ``beta`` down by as much):
+weights follow how far each task has come, but a task's raw scale is divided out no
+further than under ``error_power``, so a raw-scale task is not pushed below its scale's
+share (where the plain shift pinned one; benchmarks/RESULTS.md §23b).
+``error_power_gamma_up_aux_cap10_lifted`` (the same columns) lifts each target task that
+is behind and lagging: its weight times ``exp(lag)``, with ``lag`` the nats by which its
+log error has fallen less than the run's mean since the first decision, never past the
+uniform weight 1 (:func:`lift_slow_targets`).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -132,7 +141,7 @@ START_CENTRE = 0.5
 START_SCALE = 1.0
 BETA_SHIFT = 0.3
 GAMMA_SHIFT = 0.3
-GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead", "gamma_guarded")  # ShiftedTransform's
+GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead", "gamma_guarded", "gamma_progress")
 LAG = 1.0  # log-error progress (nats) a task may trail the run's mean by before the guard acts
 
 
@@ -333,6 +342,8 @@ class ShiftedTransform(ActionTransform):
             gamma = gamma + shift * (~_trapped(signals)).float()
         elif self.exponent == "gamma_ahead":
             extra = _ahead_boost(signals, shift)
+        elif self.exponent == "gamma_progress":  # gamma up, beta down: scale-free
+            extra = -shift[:, None] * signals.log_error_ratio.nan_to_num(0.0, 0.0, 0.0)
         elif self.auxiliaries_only:  # per task: the targets keep the policy's beta
             beta = beta[:, None] + shift[:, None] * (~signals.objective).float()
         else:
@@ -348,17 +359,24 @@ class ShiftedTransform(ActionTransform):
         return {**self.base.constants(), f"{self.exponent}_shift": self.direction * self._size}
 
 
-def _trapped(signals: Signals) -> torch.Tensor:
-    """(N,) whether a run has a target task that is both behind (error above the run's
-    geometric mean, so a larger gamma lowers its weight) and slow (its log error has fallen
-    more than ``LAG`` nats less than the valid tasks' mean since the first decision): the
-    slow trap in which raising gamma keeps such a task's weight pinned low."""
+def _behind_and_lag(signals: Signals) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K) whether each valid target task is behind (error above the run's geometric
+    mean, so a larger gamma lowers its weight), and (N, K) its lag: how many nats less its
+    log error has fallen since the first decision than the valid tasks' mean (< 0: faster)."""
     mask = signals.mask
     log_error = log_errors(signals)
     progress = signals.log_error_ratio.nan_to_num(0.0, 0.0, 0.0)
     behind = log_error > _task_mean(log_error, mask)[:, None]
-    slow = progress - _task_mean(progress, mask)[:, None] > LAG
-    return (behind & slow & mask & signals.objective).any(1)
+    lag = progress - _task_mean(progress, mask)[:, None]
+    return behind & mask & signals.objective, lag
+
+
+def _trapped(signals: Signals) -> torch.Tensor:
+    """(N,) whether a run has a target task that is both behind and slow (lagging by more
+    than ``LAG`` nats): the slow trap in which raising gamma keeps such a task's weight
+    pinned low."""
+    behind, lag = _behind_and_lag(signals)
+    return (behind & (lag > LAG)).any(1)
 
 
 def _ahead_boost(signals: Signals, shift: torch.Tensor) -> torch.Tensor:
@@ -395,6 +413,43 @@ class CappedTransform(ActionTransform):
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), "auxiliary_cap": self.headroom}
+
+
+class LiftedTransform(ActionTransform):
+    """Another transform's decision with every target task that is behind and lagging
+    lifted (the module docstring's ``error_power_gamma_up_aux_cap10_lifted``): its weight
+    times ``exp(lag)``, at most up to the uniform weight 1 (a weight already above 1 is
+    left as it is), then all rescaled to mean 1. No action column: always on, and the base
+    decision bit for bit in a run where no target is lifted."""
+
+    uniform_centre = False
+
+    def __init__(self, base: ActionTransform) -> None:
+        self.base, self.name = base, f"{base.name}_lifted"
+        self.columns, self.dim = base.columns, base.dim
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        decision = self.base.decision(actions, signals)
+        return Decision(lift_slow_targets(decision.weights, signals), decision.sampling)
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "slow_target_lift": 1.0}
+
+
+def lift_slow_targets(weights: torch.Tensor, signals: Signals) -> torch.Tensor:
+    """(N, K) ``weights`` (mean 1 over valid tasks) with each target task that is behind
+    and lags the run's mean progress by ``lag > 0`` nats raised to ``min(w exp(lag),
+    max(w, 1))``, then rescaled to mean 1; runs with no such task unchanged, bit for bit.
+    Lifting by the lag, not removing a shift, counters the slow trap where it forms: a
+    raw-scale target whose small weight keeps it slow, and whose slowness keeps its
+    weight small (benchmarks/RESULTS.md §23b, §23g)."""
+    behind, lag = _behind_and_lag(signals)
+    lifted = behind & (lag > 0)
+    raised = torch.minimum(weights * lag.clamp_min(0).exp(), weights.clamp_min(1.0))
+    new = torch.where(lifted, raised, weights)
+    k = signals.mask.sum(1, keepdim=True).clamp_min(1).float()
+    new = k * new / new.sum(1, keepdim=True).clamp_min(1e-12)
+    return torch.where(lifted.any(1, keepdim=True), new, weights)
 
 
 def _error_power_decision(
@@ -436,6 +491,8 @@ _GAMMA_UP = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma")  # the v4 policy
 _GAMMA_AHEAD = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_ahead")
 _GAMMA_LATE = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_late")
 _GAMMA_GUARDED = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_guarded")
+_GAMMA_PROGRESS = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_progress")
+_GAMMA_UP_CAP10 = CappedTransform(_GAMMA_UP, headroom=10.0)  # the v5 policy's transform
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
@@ -455,10 +512,13 @@ TRANSFORMS: dict[str, ActionTransform] = {
         _GAMMA_GUARDED,
         CappedTransform(_ERROR_POWER),
         CappedTransform(_ERROR_POWER, headroom=10.0),
-        CappedTransform(_GAMMA_UP, headroom=10.0),
+        _GAMMA_UP_CAP10,
         CappedTransform(_GAMMA_AHEAD, headroom=10.0),
         CappedTransform(_GAMMA_LATE, headroom=10.0),
         CappedTransform(_GAMMA_GUARDED, headroom=10.0),
+        LiftedTransform(_GAMMA_UP_CAP10),
+        _GAMMA_PROGRESS,
+        CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
     )
 }
 DEFAULT_TRANSFORM = "error_power"
