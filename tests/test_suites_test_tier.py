@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-i.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-j.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -25,6 +25,7 @@ TIER_F = "envs/test-f.toml"
 TIER_G = "envs/test-g.toml"
 TIER_H = "envs/test-h.toml"
 TIER_I = "envs/test-i.toml"
+TIER_J = "envs/test-j.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -160,13 +161,31 @@ EXPECTED_I = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-steep-many": (22, set()),
     "synthetic-noisy-raw-spread": (7, set()),
 }
+EXPECTED_J = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "blood-cholesterol-target": (4, {"s3", "bp", "progression"}),
+    "teacher-crowded-balanced": (
+        23,
+        {f"helpful{i}" for i in range(9)}
+        | {f"unrelated{i}" for i in range(6)}
+        | {f"noise{i}" for i in range(7)},
+    ),
+    "digits-conv-mirror-target": (3, {"class", "row_peak"}),
+    "near-zero-product-hinge-aux": (5, {"linear", "wave", "xor"}),
+    "synthetic-noise-aux-many": (16, {"task5", "task10"}),
+    "iris-width-species-scored": (2, set()),
+    "cancer-area-smoothness-scored": (3, set()),
+    "tokens-long-count-tags": (4, set()),
+    "gradnorm-tight-four-outputs": (17, set()),
+    "synthetic-noisy-offset-classes": (4, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
     "synthetic-conflict", "synthetic-classes-raw-aux", "synthetic-many-classes",
     "synthetic-pair-conflict", "synthetic-wide-aux", "synthetic-raw-offset-aux",
     "synthetic-easy-beside-noisy", "synthetic-conflict-raw-aux", "synthetic-tiny-noisy-raw",
-    "synthetic-easy-raw-aux", "synthetic-noisy-raw-spread",
+    "synthetic-easy-raw-aux", "synthetic-noisy-raw-spread", "synthetic-noise-aux-many",
+    "synthetic-noisy-offset-classes",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -178,6 +197,7 @@ TIERS = {
     TIER_G: EXPECTED_G,
     TIER_H: EXPECTED_H,
     TIER_I: EXPECTED_I,
+    TIER_J: EXPECTED_J,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -211,7 +231,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
-    for newest in (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I):
+    for newest in (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
@@ -225,10 +245,11 @@ def unnamed(suite: Suite) -> Suite:
     return replace(suite, name="x")
 
 
-@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I])
+@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J])
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
     earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml", "test-g.toml", "test-h.toml"}
+    earlier_tiers |= {"test-i.toml"}
     earlier_tiers -= {Path(newest).name}
     assert {"train.toml", "heldout-aux.toml"} | earlier_tiers <= {p.name for p in other}
     suites = [s for path in other for s in load_suites(path).values()]
@@ -319,3 +340,13 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert progression.input_shape == (7,)  # every diabetes task column leaves, chosen or not
     variances = [progression.data[i].y_train.var().item() for i in (0, 1)]
     assert variances[0] / variances[1] > 1e4  # progression beside s5, both scored
+    cholesterol = tier[TIER_J, "blood-cholesterol-target"][1]
+    assert cholesterol.target_tasks == [0] and cholesterol.input_shape == (5,)
+    assert cholesterol.data[0].y_train.mean().item() > 100  # s1 in mg/dl, raw
+    assert cholesterol.data[3].y_train.var().item() > 1e3  # progression, a raw auxiliary
+    width = tier[TIER_J, "iris-width-species-scored"][1]
+    assert width.target_tasks == [0, 1] and width.input_shape == (2,)
+    smooth_area = tier[TIER_J, "cancer-area-smoothness-scored"][1]
+    assert smooth_area.target_tasks == [0, 1, 2] and smooth_area.input_shape == (17,)
+    variances = [smooth_area.data[i].y_train.var().item() for i in (0, 1)]
+    assert variances[0] / variances[1] > 1e8  # mean_area beside mean_smoothness, both scored
