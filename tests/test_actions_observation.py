@@ -31,6 +31,7 @@ from curriculum_rl.controllers.actions import (
     emphasis_divergence,
     lift_slow_targets,
 )
+from curriculum_rl.controllers.auxiliary import gate_auxiliaries
 from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.observation import OBS_CLIP
 from curriculum_rl.trainer.signals import Signals
@@ -45,6 +46,7 @@ TRANSFORMS = [
     "error_power_gamma_ahead_up_aux_cap10", "error_power_gamma_late_up",
     "error_power_gamma_guarded_up", "error_power_gamma_up_aux_cap10_lifted",
     "error_power_gamma_progress_up", "error_power_gamma_progress_up_aux_cap10",
+    "error_power_gamma_up_aux_cap10_gate",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -497,7 +499,6 @@ def _gated_state():
 def test_error_power_gated_is_error_power_with_auxiliaries_gated():
     """The defining property: the gated twin's decision is ``gate_auxiliaries`` of
     ``error_power``'s for the same action; with every task a target it is ``error_power``."""
-    from curriculum_rl.controllers.auxiliary import gate_auxiliaries
 
     mask, state = _gated_state()
     actions = _actions(4, 6, mask)
@@ -544,6 +545,20 @@ def test_error_power_gate_moves_from_error_power_to_the_full_gate_with_its_stren
     ratio = (half[2] / half[0]) / (plain.weights[0, 2] / plain.weights[0, 0])
     torch.testing.assert_close(ratio, cos.sqrt())
     assert half[3] == 0
+
+
+def test_the_gate_column_composes_with_v5s_transform():
+    """``error_power_gamma_up_aux_cap10_gate``: gate column 0 is v5's transform bit for
+    bit, 1 gates each auxiliary of v5's (capped) decision by its positive cosine."""
+    mask, state = _gated_state()
+    base = _with_column(_with_column(_actions(4, 6, mask), 1.0), 1.0)  # shift and cap on
+    v5 = actions_to_decision(base, state, "error_power_gamma_up_aux_cap10")
+    name = "error_power_gamma_up_aux_cap10_gate"
+    off = actions_to_decision(_with_column(base, 0.0), state, name)
+    assert torch.equal(off.weights, v5.weights) and torch.equal(off.sampling, v5.sampling)
+    full = actions_to_decision(_with_column(base, 1.0), state, name)
+    torch.testing.assert_close(full.weights, gate_auxiliaries(v5, state).weights)
+    assert not torch.allclose(full.weights, v5.weights)  # the gate mattered
 
 
 def _aux_cap_state():

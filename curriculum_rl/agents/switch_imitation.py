@@ -19,7 +19,8 @@ A switch is one more action column of a twin of the policy's transform, whose st
 * ``gamma-up`` (``error_power_gamma_up``): ``gamma`` raised by ``GAMMA_SHIFT``, more of
   each weight following the task's current error (§22); ``gamma-ahead-up``
   (``error_power_gamma_ahead_up``) raises it for the tasks ahead of the run's geometric
-  mean error only (§23).
+  mean error only (§23); ``gamma-progress-up`` (``error_power_gamma_progress_up``)
+  applies the shift to each task's progress ``E / E0``, not its error (§24).
 
 PPO did not learn such a column: its exploration is a mean of per-task noise (§18c).
 
@@ -99,6 +100,7 @@ SWITCHES = {
         Switch("aux-cap-10", "_aux_cap10", True),
         Switch("gamma-up", "_gamma_up", False),
         Switch("gamma-ahead-up", "_gamma_ahead_up", False),
+        Switch("gamma-progress-up", "_gamma_progress_up", False),
     )
 }
 

@@ -1,7 +1,7 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twenty-three are defined;
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twenty-four are defined;
 the env's ``action`` setting picks one, and a policy file records the one it was trained
 with (its name and constants), so a loaded policy always maps its outputs the same way.
 
@@ -107,6 +107,8 @@ progress ``E_k / E0_k`` instead of its error (``gamma`` up and ``beta`` down by 
 weights follow how far each task has come, but a task's raw scale is divided out no
 further than under ``error_power``, so a raw-scale task is not pushed below its scale's
 share (where the plain shift pinned one; benchmarks/RESULTS.md §23b).
+``error_power_gamma_up_aux_cap10_gate`` (``dim = 7``) adds the learned gate column to
+v5's transform, acting on its capped decision (``--switch gate`` on a v5 policy).
 ``error_power_gamma_up_aux_cap10_lifted`` (the same columns) lifts each target task that
 is behind and lagging: its weight times ``exp(lag)``, with ``lag`` the nats by which its
 log error has fallen less than the run's mean since the first decision, never past the
@@ -517,6 +519,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         CappedTransform(_GAMMA_LATE, headroom=10.0),
         CappedTransform(_GAMMA_GUARDED, headroom=10.0),
         LiftedTransform(_GAMMA_UP_CAP10),
+        GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # v5's gate switch twin
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
     )
