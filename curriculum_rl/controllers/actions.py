@@ -1,9 +1,10 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twenty-four are defined;
-the env's ``action`` setting picks one, and a policy file records the one it was trained
-with (its name and constants), so a loaded policy always maps its outputs the same way.
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twenty-four are
+defined; the env's ``action`` setting picks one, and a policy file records the one it was
+trained with (its name and constants), so a loaded policy always maps its outputs the same
+way.
 
 ``logits`` (``dim = 2``, per task ``(a_w, a_s)``), over the K valid tasks of a run::
 
@@ -345,7 +346,7 @@ class ShiftedTransform(ActionTransform):
         elif self.exponent == "gamma_ahead":
             extra = _ahead_boost(signals, shift)
         elif self.exponent == "gamma_progress":  # gamma up, beta down: scale-free
-            extra = -shift[:, None] * signals.log_error_ratio.nan_to_num(0.0, 0.0, 0.0)
+            extra = -shift[:, None] * _log_progress(signals)
         elif self.auxiliaries_only:  # per task: the targets keep the policy's beta
             beta = beta[:, None] + shift[:, None] * (~signals.objective).float()
         else:
@@ -361,13 +362,19 @@ class ShiftedTransform(ActionTransform):
         return {**self.base.constants(), f"{self.exponent}_shift": self.direction * self._size}
 
 
+def _log_progress(signals: Signals) -> torch.Tensor:
+    """(N, K) ``log(E_k / E0_k)``, how far each task's error has fallen since the first
+    decision (non-finite entries, padded slots included, read as 0)."""
+    return signals.log_error_ratio.nan_to_num(0.0, 0.0, 0.0)
+
+
 def _behind_and_lag(signals: Signals) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, K) whether each valid target task is behind (error above the run's geometric
     mean, so a larger gamma lowers its weight), and (N, K) its lag: how many nats less its
     log error has fallen since the first decision than the valid tasks' mean (< 0: faster)."""
     mask = signals.mask
     log_error = log_errors(signals)
-    progress = signals.log_error_ratio.nan_to_num(0.0, 0.0, 0.0)
+    progress = _log_progress(signals)
     behind = log_error > _task_mean(log_error, mask)[:, None]
     lag = progress - _task_mean(progress, mask)[:, None]
     return behind & mask & signals.objective, lag
