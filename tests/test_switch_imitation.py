@@ -191,15 +191,17 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
     [
         ("benchmarks/candidates/aux-up-im.json", "error_power_aux_beta_up", POLICY),
         ("benchmarks/candidates/aux-cap10.json", "error_power_aux_cap10", POLICY),
-        ("agents/default.json", "error_power_gamma_up_aux_cap10", "agents/v4.json"),
+        ("agents/v5.json", "error_power_gamma_up_aux_cap10", "agents/v4.json"),
+        ("agents/default.json", "error_power_gamma_up_aux_cap10_gate", "agents/v5.json"),
     ],
 )
 def test_the_committed_aux_candidates_load_and_decide_as_their_base_without_auxiliaries(
     path, action, base
 ):
-    """benchmarks/candidates/aux-up-im.json (RESULTS §21c), aux-cap10.json (§22b) and the
-    shipped v5, agents/default.json (§23), act on auxiliaries only: on a suite without any
-    they decide exactly as the policy they extend (v3, v3, v4)."""
+    """benchmarks/candidates/aux-up-im.json (RESULTS §21c), aux-cap10.json (§22b), v5
+    (agents/v5.json, §23) and the shipped v6 (agents/default.json, §24) act on auxiliaries
+    only: on a suite without any they decide exactly as the policy they extend (v3, v3,
+    v4, v5)."""
     assert load_artifact(path).action == action
     instance = resolve_suite("synthetic").sample(0)
     runs = [
@@ -222,10 +224,10 @@ def test_v4_is_v3_with_its_fitted_gamma_switch():
         torch.testing.assert_close(v4.actor(obs)[..., :-1], base.actor(obs))
 
 
-def test_the_shipped_policy_is_v4_with_the_cap_always_on():
-    """agents/default.json (v5, RESULTS §23): v4 plus the aux-cap-10 column at full
-    strength for every input (switch imitation chose "always"); the rest is v4's."""
-    shipped, v4 = load_artifact("agents/default.json"), load_artifact("agents/v4.json")
+def test_v5_is_v4_with_the_cap_always_on():
+    """agents/v5.json (shipped 2026-12-04, RESULTS §23): v4 plus the aux-cap-10 column at
+    full strength for every input (switch imitation chose "always"); the rest is v4's."""
+    shipped, v4 = load_artifact("agents/v5.json"), load_artifact("agents/v4.json")
     assert shipped.action == "error_power_gamma_up_aux_cap10"
     notes = shipped.metadata["notes"]["switch_imitation"]
     assert notes["switch"] == "aux-cap-10" and notes["always"] is True
@@ -235,3 +237,17 @@ def test_the_shipped_policy_is_v4_with_the_cap_always_on():
         actions = shipped.actor(obs)
         torch.testing.assert_close(actions[..., :-1], v4.actor(obs))
     assert (actions[..., -1] >= 1).all()  # clip(mean a, 0, 1) = 1: the cap always on
+
+
+def test_the_shipped_policy_is_v5_with_its_fitted_gate_switch():
+    """agents/default.json (v6, RESULTS §24): v5 plus a gate column fitted from 240
+    labelled training runs (l2 1e-5); the rest of the network is v5's."""
+    shipped, v5 = load_artifact("agents/default.json"), load_artifact("agents/v5.json")
+    assert shipped.action == "error_power_gamma_up_aux_cap10_gate"
+    notes = shipped.metadata["notes"]["switch_imitation"]
+    assert notes["switch"] == "gate" and notes["l2"] == 1e-5
+    assert notes["cross_validation"]["l2=1e-05"] > max(0.0, notes["cross_validation"]["always"])
+    obs = torch.randn(3, 12, NUM_FEATURES)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(shipped.actor(obs)[..., :-1], v5.actor(obs))
