@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-j.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-k.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -26,6 +26,7 @@ TIER_G = "envs/test-g.toml"
 TIER_H = "envs/test-h.toml"
 TIER_I = "envs/test-i.toml"
 TIER_J = "envs/test-j.toml"
+TIER_K = "envs/test-k.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -178,6 +179,21 @@ EXPECTED_J = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-tight-four-outputs": (17, set()),
     "synthetic-noisy-offset-classes": (4, set()),
 }
+EXPECTED_K = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "diabetes-bmi-target": (2, {"progression"}),
+    "teacher-distractors-no-noise": (14, {"helpful0"} | {f"unrelated{i}" for i in range(12)}),
+    "near-zero-xor-target": (6, {"linear", "hinge", "separable", "product", "wave"}),
+    "synthetic-crowd-easy-aux": (
+        21,
+        {"task4", "task6", "task9", "task10", "task12", "task13", "task14", "task17", "task18"},
+    ),
+    "tokens-top-count-target": (4, {"distinct", "first_count", "frequency"}),
+    "wine-raw-columns-scored": (3, set()),
+    "digits-conv-no-class-scored": (4, set()),
+    "tokens-three-layer-small-vocab": (3, set()),
+    "gradnorm-dissimilar-six-out": (21, set()),
+    "synthetic-hard-noisy-spread": (8, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -185,7 +201,7 @@ VARIABLE_K = {
     "synthetic-pair-conflict", "synthetic-wide-aux", "synthetic-raw-offset-aux",
     "synthetic-easy-beside-noisy", "synthetic-conflict-raw-aux", "synthetic-tiny-noisy-raw",
     "synthetic-easy-raw-aux", "synthetic-noisy-raw-spread", "synthetic-noise-aux-many",
-    "synthetic-noisy-offset-classes",
+    "synthetic-noisy-offset-classes", "synthetic-crowd-easy-aux", "synthetic-hard-noisy-spread",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -198,6 +214,7 @@ TIERS = {
     TIER_H: EXPECTED_H,
     TIER_I: EXPECTED_I,
     TIER_J: EXPECTED_J,
+    TIER_K: EXPECTED_K,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -231,7 +248,8 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_B.values()) > 12  # beyond the training env's K_max
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
-    for newest in (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J):
+    newest_tiers = (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J)
+    for newest in (*newest_tiers, EXPECTED_K):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
@@ -245,11 +263,11 @@ def unnamed(suite: Suite) -> Suite:
     return replace(suite, name="x")
 
 
-@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J])
+@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K])
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
     earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml", "test-g.toml", "test-h.toml"}
-    earlier_tiers |= {"test-i.toml"}
+    earlier_tiers |= {"test-i.toml", "test-j.toml"}
     earlier_tiers -= {Path(newest).name}
     assert {"train.toml", "heldout-aux.toml"} | earlier_tiers <= {p.name for p in other}
     suites = [s for path in other for s in load_suites(path).values()]
@@ -350,3 +368,12 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert smooth_area.target_tasks == [0, 1, 2] and smooth_area.input_shape == (17,)
     variances = [smooth_area.data[i].y_train.var().item() for i in (0, 1)]
     assert variances[0] / variances[1] > 1e8  # mean_area beside mean_smoothness, both scored
+    bmi = tier[TIER_K, "diabetes-bmi-target"][1]
+    assert bmi.target_tasks == [0] and bmi.input_shape == (7,)
+    assert bmi.data[0].y_train.mean().item() > 20  # bmi in kg/m^2, uncentred
+    assert bmi.data[1].y_train.var().item() > 1e3  # progression, a raw auxiliary
+    columns = tier[TIER_K, "wine-raw-columns-scored"][1]
+    assert columns.target_tasks == [0, 1, 2] and columns.input_shape == (9,)
+    assert {t.kind for t in columns.tasks} == {"regression"}  # cultivar left out
+    variances = [columns.data[i].y_train.var().item() for i in (0, 2)]
+    assert variances[0] / variances[1] > 1e5  # proline beside hue, both scored
