@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -192,16 +193,15 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
         ("benchmarks/candidates/aux-up-im.json", "error_power_aux_beta_up", POLICY),
         ("benchmarks/candidates/aux-cap10.json", "error_power_aux_cap10", POLICY),
         ("agents/v5.json", "error_power_gamma_up_aux_cap10", "agents/v4.json"),
-        ("agents/default.json", "error_power_gamma_up_aux_cap10_gate", "agents/v5.json"),
+        ("agents/v6.json", "error_power_gamma_up_aux_cap10_gate", "agents/v5.json"),
     ],
 )
 def test_the_committed_aux_candidates_load_and_decide_as_their_base_without_auxiliaries(
     path, action, base
 ):
     """benchmarks/candidates/aux-up-im.json (RESULTS §21c), aux-cap10.json (§22b), v5
-    (agents/v5.json, §23) and the shipped v6 (agents/default.json, §24) act on auxiliaries
-    only: on a suite without any they decide exactly as the policy they extend (v3, v3,
-    v4, v5)."""
+    (agents/v5.json, §23) and v6 (agents/v6.json, §24) act on auxiliaries only: on a suite
+    without any they decide exactly as the policy they extend (v3, v3, v4, v5)."""
     assert load_artifact(path).action == action
     instance = resolve_suite("synthetic").sample(0)
     runs = [
@@ -239,15 +239,23 @@ def test_v5_is_v4_with_the_cap_always_on():
     assert (actions[..., -1] >= 1).all()  # clip(mean a, 0, 1) = 1: the cap always on
 
 
-def test_the_shipped_policy_is_v5_with_its_fitted_gate_switch():
-    """agents/default.json (v6, RESULTS §24): v5 plus a gate column fitted from 240
-    labelled training runs (l2 1e-5); the rest of the network is v5's."""
-    shipped, v5 = load_artifact("agents/default.json"), load_artifact("agents/v5.json")
-    assert shipped.action == "error_power_gamma_up_aux_cap10_gate"
-    notes = shipped.metadata["notes"]["switch_imitation"]
+def test_v6_is_v5_with_its_fitted_gate_switch():
+    """agents/v6.json (RESULTS §24e, shipped briefly, withdrawn in §24g): v5 plus a gate
+    column fitted from 240 labelled training runs (l2 1e-5); the rest of the network is
+    v5's."""
+    v6, v5 = load_artifact("agents/v6.json"), load_artifact("agents/v5.json")
+    assert v6.action == "error_power_gamma_up_aux_cap10_gate"
+    notes = v6.metadata["notes"]["switch_imitation"]
     assert notes["switch"] == "gate" and notes["l2"] == 1e-5
     assert notes["cross_validation"]["l2=1e-05"] > max(0.0, notes["cross_validation"]["always"])
     obs = torch.randn(3, 12, NUM_FEATURES)
     obs[..., 0] = 1.0
     with torch.no_grad():
-        torch.testing.assert_close(shipped.actor(obs)[..., :-1], v5.actor(obs))
+        torch.testing.assert_close(v6.actor(obs)[..., :-1], v5.actor(obs))
+
+
+def test_the_shipped_policy_is_v5():
+    """agents/default.json is v5 (RESULTS §24g), byte for byte agents/v5.json."""
+    for suffix in (".json", ".pt"):
+        shipped = Path("agents/default" + suffix).read_bytes()
+        assert shipped == Path("agents/v5" + suffix).read_bytes()

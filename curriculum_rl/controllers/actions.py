@@ -109,8 +109,8 @@ weights follow how far each task has come, but a task's raw scale is divided out
 further than under ``error_power``, so a raw-scale task is not pushed below its scale's
 share (where the plain shift pinned one; benchmarks/RESULTS.md §23b).
 ``error_power_gamma_up_aux_cap10_gate`` (``dim = 7``) adds the learned gate column to
-v5's transform, acting on its capped decision (the shipped v6 policy's transform:
-``--switch gate`` on v5).
+v5's transform, acting on its capped decision (the v6 policy's transform: ``--switch
+gate`` on v5).
 ``error_power_gamma_up_aux_cap10_lifted`` (the same columns) lifts each target task that
 is behind and lagging: its weight times ``exp(lag)``, with ``lag`` the nats by which its
 log error has fallen less than the run's mean since the first decision, never past the
