@@ -682,6 +682,23 @@ def test_inverse_error_weights_equalise_weighted_errors():
     torch.testing.assert_close(ratio, (errors[0, 2] / errors[0, 0]) ** 0.5)
 
 
+def test_initial_error_weights_are_the_inverse_start_errors_whatever_the_progress():
+    """The defining property: w_k ∝ 1 / E0_k, the same at every decision of a run: two
+    states with the same start errors and different current errors get the same weights."""
+    start = torch.tensor([[100.0, 1.0, 0.01, 1.0], [2.0, 1.0, 1.0, 1.0]])
+    decisions = [
+        make_controller("initial-error").decide(
+            make_signals(val_error=now, log_error_ratio=(now / start).log())
+        )
+        for now in (start * 0.5, start * torch.tensor([[0.9, 0.01, 0.3, 1.0]]))
+    ]
+    w = decisions[0].weights[0]
+    torch.testing.assert_close(w[1] / w[0], torch.tensor(100.0))
+    torch.testing.assert_close(w[2] / w[1], torch.tensor(100.0))
+    torch.testing.assert_close(decisions[1].weights, decisions[0].weights)
+    torch.testing.assert_close(decisions[0].weights[1, :2].mean(), torch.tensor(1.0))
+
+
 def test_scale_normalised_weights_are_the_inverse_geometric_mean_of_start_and_now():
     """The defining property: w_k ∝ (E_k E0_k)^-1/2, so two tasks equally far along
     (same E / E0) get weights in the inverse ratio of their scales, and a task 50x

@@ -3,7 +3,7 @@
 ``w_k ∝ E_k^-gamma E0_k^-start`` at every decision, sampling uniform, with ``E_k`` the
 task's validation error now and ``E0_k`` at the run's first decision
 (:func:`curriculum_rl.trainer.trainer.soft_error`: the MSE for regression, the smoothed
-soft error for classification and tagging). Two members are registered:
+soft error for classification and tagging). Three members are registered:
 
 * ``inverse-error`` (gamma 1, start 0) equalises ``w_k E_k`` across tasks. For regression
   that is the dynamic 1/L weighting whose gradient is that of the mean log loss
@@ -16,6 +16,11 @@ soft error for classification and tagging). Two members are registered:
   task's initial loss does, while only half of the weight follows the current error: a
   task whose error has fallen 100-fold gains 10-fold, not 100-fold, so solved tasks draw
   less of the budget than under ``inverse-error``.
+* ``initial-error`` (gamma 0, start 1): ``w_k ∝ 1 / E0_k``, fixed for the run: each task
+  divided by its error before training (for regression, about the variance of its raw
+  targets), the static normalisation by initial loss that GradNorm's loss ratios
+  ``L_k(t) / L_k(0)`` also use (Chen et al. 2018); it divides out scale without following
+  progress at all, the other end of the family from ``inverse-error``.
 
 The learned policy's action families are built on these rules: ``loss_power`` is gamma
 with no start term, ``error_power`` is both exponents centred on ``scale-normalised``

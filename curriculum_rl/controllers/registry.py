@@ -90,6 +90,7 @@ _HEURISTICS: dict[str, Callable[[], Controller]] = {
     "geometric-mean": GeometricMeanLoss,
     "gradnorm": GradNorm,
     "inverse-error": partial(ErrorPower, 1.0, 0.0, "inverse-error"),
+    "initial-error": partial(ErrorPower, 0.0, 1.0, "initial-error"),
     "scale-normalised": _scale_normalised,
     # auxiliary tasks gated by their gradient's cosine with the targets' (Du et al. 2018)
     "gradient-similarity": lambda: GradientSimilarity(Uniform(), "gradient-similarity"),
