@@ -130,7 +130,7 @@ from abc import ABC, abstractmethod
 import torch
 
 from curriculum_rl.controllers.auxiliary import cap_auxiliaries, gate_auxiliaries
-from curriculum_rl.controllers.decision import Decision
+from curriculum_rl.controllers.decision import Decision, mean_one_weights
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, log_errors
 from curriculum_rl.trainer.signals import Signals
@@ -346,8 +346,8 @@ class ShiftedTransform(ActionTransform):
             gamma = gamma + shift * (~_trapped(signals)).float()
         elif self.exponent == "gamma_ahead":
             extra = _ahead_boost(signals, shift)
-        elif self.exponent == "gamma_progress":  # gamma up, beta down: scale-free
-            extra = -shift[:, None] * _log_progress(signals)
+        elif self.exponent == "gamma_progress":  # on E / E0: gamma up, beta down as much
+            gamma, beta = gamma + shift, beta - shift
         elif self.auxiliaries_only:  # per task: the targets keep the policy's beta
             beta = beta[:, None] + shift[:, None] * (~signals.objective).float()
         else:
@@ -363,10 +363,9 @@ class ShiftedTransform(ActionTransform):
         return {**self.base.constants(), f"{self.exponent}_shift": self.direction * self._size}
 
 
-def _log_progress(signals: Signals) -> torch.Tensor:
-    """(N, K) ``log(E_k / E0_k)``, how far each task's error has fallen since the first
-    decision (non-finite entries, padded slots included, read as 0)."""
-    return signals.log_error_ratio.nan_to_num(0.0, 0.0, 0.0)
+def _centred(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, K) ``values`` minus their mean over each run's valid tasks."""
+    return values - _task_mean(values, mask)[:, None]
 
 
 def _behind_and_lag(signals: Signals) -> tuple[torch.Tensor, torch.Tensor]:
@@ -374,10 +373,8 @@ def _behind_and_lag(signals: Signals) -> tuple[torch.Tensor, torch.Tensor]:
     mean, so a larger gamma lowers its weight), and (N, K) its lag: how many nats less its
     log error has fallen since the first decision than the valid tasks' mean (< 0: faster)."""
     mask = signals.mask
-    log_error = log_errors(signals)
-    progress = _log_progress(signals)
-    behind = log_error > _task_mean(log_error, mask)[:, None]
-    lag = progress - _task_mean(progress, mask)[:, None]
+    behind = _centred(log_errors(signals), mask) > 0
+    lag = _centred(signals.log_error_ratio.nan_to_num(0.0, 0.0, 0.0), mask)
     return behind & mask & signals.objective, lag
 
 
@@ -393,8 +390,7 @@ def _ahead_boost(signals: Signals, shift: torch.Tensor) -> torch.Tensor:
     """(N, K) logits ``-shift * min(log E_k - mean log E, 0)``: ``gamma`` raised by ``shift``
     for the tasks whose error is below the run's geometric mean, none for the others, so
     a task that is behind keeps its weight relative to the rest of the behind tasks."""
-    log_error = log_errors(signals)
-    centred = log_error - _task_mean(log_error, signals.mask)[:, None]
+    centred = _centred(log_errors(signals), signals.mask)
     return -shift[:, None] * centred.clamp_max(0) * signals.mask.float()
 
 
@@ -456,9 +452,7 @@ def lift_slow_targets(weights: torch.Tensor, signals: Signals) -> torch.Tensor:
     behind, lag = _behind_and_lag(signals)
     lifted = behind & (lag > 0)
     raised = torch.minimum(weights * lag.clamp_min(0).exp(), weights.clamp_min(1.0))
-    new = torch.where(lifted, raised, weights)
-    k = signals.mask.sum(1, keepdim=True).clamp_min(1).float()
-    new = k * new / new.sum(1, keepdim=True).clamp_min(1e-12)
+    new = mean_one_weights(torch.where(lifted, raised, weights), signals.mask)
     return torch.where(lifted.any(1, keepdim=True), new, weights)
 
 

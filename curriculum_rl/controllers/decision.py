@@ -26,10 +26,14 @@ def normalize_decision(
     weights: torch.Tensor, sampling: torch.Tensor, mask: torch.Tensor
 ) -> Decision:
     """Scale weights to mean 1 and sampling to sum 1 over each run's valid tasks."""
+    sampling = sampling * mask.float()
+    sampling = sampling / sampling.sum(1, keepdim=True).clamp_min(1e-12)
+    return Decision(mean_one_weights(weights, mask), sampling)
+
+
+def mean_one_weights(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, K) ``weights`` scaled to mean 1 over each run's valid tasks, 0 on padded ones."""
     valid = mask.float()
     weights = weights * valid
-    sampling = sampling * valid
     k = valid.sum(1, keepdim=True).clamp_min(1)
-    weights = weights * k / weights.sum(1, keepdim=True).clamp_min(1e-12)
-    sampling = sampling / sampling.sum(1, keepdim=True).clamp_min(1e-12)
-    return Decision(weights, sampling)
+    return weights * k / weights.sum(1, keepdim=True).clamp_min(1e-12)
