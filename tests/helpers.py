@@ -10,7 +10,8 @@ import torch
 from curriculum_rl.controllers import Controller, make_controller
 from curriculum_rl.controllers.learned.controller import LearnedController
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
-from curriculum_rl.trainer import Measurement, mean_log_loss
+from curriculum_rl.suites import Suite
+from curriculum_rl.trainer import BatchedMultitaskTrainer, Measurement, TrainerConfig, mean_log_loss
 from curriculum_rl.trainer.signals import Signals, SignalTracker
 
 
@@ -73,3 +74,18 @@ def record_run_seeds(monkeypatch) -> list[list[int]]:
 
     monkeypatch.setattr(runner, "run_controller", counting)
     return calls
+
+
+def assert_family_trains_in_one_batch(family: Suite, max_tasks: int, seeds=(0, 1, 2)) -> None:
+    """Instances of a procedural family (tasks varying by seed) train side by side in one
+    trainer sized from ``describe()``, with finite validation losses."""
+    trainer = BatchedMultitaskTrainer(
+        [family.sample(s) for s in seeds],
+        list(seeds),
+        TrainerConfig(batch_size=16, proj_dim=8, val_probe=16, device="cpu"),
+        max_tasks=max_tasks,
+        out_max=max(t.out_dim for t in family.describe()),
+    )
+    trainer.train(5)
+    measured = trainer.measure()
+    assert torch.isfinite(measured.val_loss[measured.mask]).all()

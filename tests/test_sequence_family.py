@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_family_trains_in_one_batch
 
 from curriculum_rl.agents.config import config_from_dict, load_config
 from curriculum_rl.agents.train import make_env, train
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv, MixedCurriculumVecEnv
 from curriculum_rl.suites import SequenceFamilySuite, resolve_suite
-from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_FAMILY = SequenceFamilySuite(n_train=96, n_val=32, n_test=32, dim=8)
@@ -79,17 +79,7 @@ def test_targets_match_their_definitions():
 def test_the_training_spec_file_loads_and_instances_train_in_one_batch():
     suite = resolve_suite("envs/train-sequences.toml")
     assert isinstance(suite, SequenceFamilySuite)
-    instances = [SMALL_FAMILY.sample(s) for s in range(3)]
-    trainer = BatchedMultitaskTrainer(
-        instances,
-        [0, 1, 2],
-        TrainerConfig(batch_size=16, proj_dim=8, val_probe=16, device="cpu"),
-        max_tasks=8,
-        out_max=max(t.out_dim for t in SMALL_FAMILY.describe()),
-    )
-    trainer.train(5)
-    measured = trainer.measure()
-    assert torch.isfinite(measured.val_loss[measured.mask]).all()
+    assert_family_trains_in_one_batch(SMALL_FAMILY, max_tasks=8)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from curriculum_rl.suites.synthetic import SyntheticSetting, SyntheticSuite
 from curriculum_rl.suites.tabular import TabularSuite
 from curriculum_rl.suites.teacher import TeacherAuxSuite
 from curriculum_rl.suites.tokens import TokensSuite
+from curriculum_rl.suites.tokens_family import TokensFamilySuite
 
 __all__ = [
     "Body",
@@ -49,6 +50,7 @@ __all__ = [
     "TaskData",
     "TaskSpec",
     "TeacherAuxSuite",
+    "TokensFamilySuite",
     "TokensSuite",
     "register_suite",
     "registered_suites",

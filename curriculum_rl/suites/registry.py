@@ -36,6 +36,7 @@ from curriculum_rl.suites.synthetic import SyntheticSuite, default_settings
 from curriculum_rl.suites.tabular import TabularSuite
 from curriculum_rl.suites.teacher import TeacherAuxSuite
 from curriculum_rl.suites.tokens import TokensSuite
+from curriculum_rl.suites.tokens_family import TokensFamilySuite
 
 _REGISTRY: dict[str, Callable[[], Suite]] = {}
 
@@ -222,6 +223,7 @@ register_suite("breast-cancer", lambda: TabularSuite(dataset="breast_cancer"))
 register_suite("diabetes", lambda: TabularSuite(dataset="diabetes"))
 register_suite("digits-conv", DigitsConvSuite)
 register_suite("tokens", TokensSuite)
+register_suite("tokens-family", TokensFamilySuite)
 register_suite("gradnorm-scales", ScalesSuite)
 register_suite("near-zero", NearZeroSuite)
 register_suite("teacher-aux", TeacherAuxSuite)

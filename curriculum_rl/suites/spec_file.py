@@ -35,6 +35,7 @@ from curriculum_rl.suites.synthetic import SyntheticSuite
 from curriculum_rl.suites.tabular import TabularSuite
 from curriculum_rl.suites.teacher import TeacherAuxSuite
 from curriculum_rl.suites.tokens import TokensSuite
+from curriculum_rl.suites.tokens_family import TokensFamilySuite
 from curriculum_rl.typed_config import build_dataclass, expect_table, read_toml
 
 SUITE_KINDS: dict[str, type] = {
@@ -46,6 +47,7 @@ SUITE_KINDS: dict[str, type] = {
     "tabular": TabularSuite,
     "digits-conv": DigitsConvSuite,
     "tokens": TokensSuite,
+    "tokens-family": TokensFamilySuite,
     "gradnorm-scales": ScalesSuite,
     "near-zero": NearZeroSuite,
     "teacher-aux": TeacherAuxSuite,

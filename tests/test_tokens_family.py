@@ -1,0 +1,87 @@
+"""The tokens family (procedural attention-trunk training problems)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import assert_family_trains_in_one_batch
+
+from curriculum_rl.agents.config import load_config
+from curriculum_rl.suites import TokensFamilySuite, resolve_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_FAMILY = TokensFamilySuite(n_train=(64, 128), n_val=16, n_test=16, dim=8)
+
+
+def test_instances_are_reproducible_and_vary_by_seed():
+    a, b = SMALL_FAMILY.sample(3), SMALL_FAMILY.sample(3)
+    assert a.tasks == b.tasks and a.info == b.info
+    for da, db in zip(a.data, b.data, strict=True):
+        assert torch.equal(da.x_train, db.x_train) and torch.equal(da.y_test, db.y_test)
+    draws = {
+        (tuple(t.name for t in i.tasks), i.info["concentration"])
+        for i in (SMALL_FAMILY.sample(s) for s in range(10))
+    }
+    assert len(draws) == 10
+
+
+def test_draws_stay_in_their_ranges_and_keep_a_target():
+    seen_k, seen_aux, kinds = set(), set(), set()
+    for seed in range(60):
+        instance = SMALL_FAMILY.sample(seed)
+        k = instance.num_tasks
+        aux = sum(t.auxiliary for t in instance.tasks)
+        assert 2 <= k <= 5 and 0 <= aux <= min(2, k - 1)
+        assert instance.target_tasks
+        assert 0.2 <= instance.info["concentration"] <= 3.0
+        assert 64 <= instance.info["sizes"][0] <= 128
+        seen_k.add(k)
+        seen_aux.add(aux)
+        kinds.update(t.kind for t in instance.tasks)
+    assert seen_k == {2, 3, 4, 5} and seen_aux == {0, 1, 2}
+    assert kinds == {"regression", "classification", "tagging"}
+
+
+def test_two_trunks_draw_different_problems_for_one_seed():
+    other = TokensFamilySuite(n_train=(64, 128), n_val=16, n_test=16, dim=8, vocab=7)
+    drawn = [
+        [t.name for t in suite.sample(s).tasks] for suite in (SMALL_FAMILY, other) for s in range(8)
+    ]
+    assert drawn[:8] != drawn[8:]
+
+
+def test_the_training_file_loads_and_instances_train_in_one_batch():
+    for name in ("tokens-family-shallow", "tokens-family-deep"):
+        assert isinstance(resolve_suite(f"envs/train-tokens.toml#{name}"), TokensFamilySuite)
+    assert_family_trains_in_one_batch(SMALL_FAMILY, max_tasks=5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("num_tasks", (1, 3), "num_tasks"),
+        ("num_tasks", (2, 6), "num_tasks"),
+        ("concentration", (0.0, 1.0), "concentration"),
+        ("auxiliary", (2, 1), "auxiliary"),
+        ("vocab", 1, "vocab"),
+    ],
+)
+def test_bad_settings_name_the_problem(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TokensFamilySuite(**{field: value})
+
+
+def test_tokens_finetune_recipe_starts_from_v5_and_trains_on_both_trunks():
+    """agents/tokens-finetune.toml (RESULTS §25): v5's actor and transform, anchored to v5,
+    with both tokens trunks in the mix and in [eval]."""
+    config = load_config(ROOT / "agents" / "tokens-finetune.toml")
+    start = json.loads((ROOT / config.train.init_policy).read_text())
+    assert config.train.init_policy == "agents/v5.json" and config.ppo.anchor_kl > 0
+    assert start["action"]["transform"] == config.env.action
+    trunks = {f"envs/train-tokens.toml#tokens-family-{t}" for t in ("shallow", "deep")}
+    assert trunks <= {m.suite for m in config.train.mix} and trunks <= set(config.eval.suites)
+    for mixed in config.train.mix:
+        resolve_suite(mixed.suite)
