@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,11 @@ def test_tokens_finetune_recipe_starts_from_v5_and_trains_on_both_trunks():
     assert trunks <= {m.suite for m in config.train.mix} and trunks <= set(config.eval.suites)
     for mixed in config.train.mix:
         resolve_suite(mixed.suite)
+
+
+def test_anchored_tokens_recipe_differs_only_in_the_kl_price():
+    """agents/tokens-finetune-anchored.toml (RESULTS §25c): three times the KL anchor."""
+    config = load_config(ROOT / "agents" / "tokens-finetune-anchored.toml")
+    base = load_config(ROOT / "agents" / "tokens-finetune.toml")
+    assert config.ppo.anchor_kl == pytest.approx(3 * base.ppo.anchor_kl)
+    assert replace(config, ppo=replace(config.ppo, anchor_kl=base.ppo.anchor_kl)) == base
