@@ -1,4 +1,4 @@
-"""Small helpers shared by the built-in data suites: task subsets, splits, targets."""
+"""Small helpers shared by the built-in data suites: task subsets, splits, targets, draws."""
 
 from __future__ import annotations
 
@@ -125,3 +125,8 @@ def split_task_data(
 def as_classes(values: np.ndarray) -> torch.Tensor:
     """Integer class ids (any shape) -> int64 targets (a copy: sources may be read-only)."""
     return torch.tensor(np.asarray(values, dtype=np.int64))
+
+
+def draw_count(bounds: tuple[int, int], cap: int, rng: np.random.Generator) -> int:
+    """A count uniform in the inclusive ``bounds``, at most ``cap``."""
+    return min(int(rng.integers(bounds[0], bounds[1] + 1)), cap)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from curriculum_rl.suites.base import ModuleBody, SuiteInstance, TaskSpec
-from curriculum_rl.suites.selection import split_task_data, standardize
+from curriculum_rl.suites.selection import draw_count, split_task_data, standardize
 from curriculum_rl.suites.sequence import SPLITS, SequenceEncoderFactory, draw_tokens
 
 FIRST_CLASSES = 4
@@ -125,7 +125,7 @@ class SequenceFamilySuite:
         rng = np.random.default_rng(seed)
         sizes = (self.n_train, self.n_val, self.n_test)
         k = int(rng.integers(self.num_tasks[0], self.num_tasks[1] + 1))
-        n_aux = _draw_count(self.auxiliary, k - 1, rng)  # keep a target task
+        n_aux = draw_count(self.auxiliary, k - 1, rng)  # keep a target task
         kinds = self._draw_kinds(k - n_aux // 2, rng) + ["noise"] * (n_aux // 2)
         motif = tuple(int(t) for t in rng.choice(self.vocab, size=2, replace=False))
         alpha = float(np.exp(rng.uniform(*np.log(self.concentration))))
@@ -136,7 +136,7 @@ class SequenceFamilySuite:
         auxiliary = set(rng.choice(k, size=n_aux, replace=False).tolist()) if n_aux else set()
         # noise tasks are always auxiliaries: swap them onto auxiliary slots
         auxiliary = _auxiliary_with_noise(kinds, auxiliary)
-        noisy = _draw_count(self.noisy_tasks, k, rng)
+        noisy = draw_count(self.noisy_tasks, k, rng)
         noisy_slots = set(rng.choice(k, size=noisy, replace=False).tolist()) if noisy else set()
         x = torch.as_tensor(tokens, dtype=torch.float32)
         specs, data, drawn = [], [], []
@@ -252,11 +252,6 @@ _LABELS: dict[str, Callable] = {
     "rises": _rises,
     "noise": _noise,
 }
-
-
-def _draw_count(bounds: tuple[int, int], cap: int, rng: np.random.Generator) -> int:
-    """A count uniform in the inclusive ``bounds``, at most ``cap``."""
-    return min(int(rng.integers(bounds[0], bounds[1] + 1)), cap)
 
 
 def _auxiliary_with_noise(kinds: list[str], auxiliary: set[int]) -> set[int]:

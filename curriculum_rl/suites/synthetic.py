@@ -69,6 +69,7 @@ import numpy as np
 import torch
 
 from curriculum_rl.suites.base import MLPBody, SuiteInstance, TaskData, TaskSpec
+from curriculum_rl.suites.selection import draw_count
 
 Range = tuple[float, float]
 
@@ -462,9 +463,7 @@ def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
         "relatedness": uniform(setting.relatedness),
         "conflict": uniform(setting.conflict),
         "scale_spread": log_uniform(setting.scale_spread),
-        "noisy_tasks": min(
-            num_tasks, int(rng.integers(setting.noisy_tasks[0], setting.noisy_tasks[1] + 1))
-        ),
+        "noisy_tasks": draw_count(setting.noisy_tasks, num_tasks, rng),
         "noise": uniform(setting.noise),
         "imbalance": log_uniform(setting.imbalance),
         "difficulty": uniform(setting.difficulty),

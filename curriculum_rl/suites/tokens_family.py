@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from curriculum_rl.suites.base import SuiteInstance, TaskSpec
+from curriculum_rl.suites.selection import draw_count
 from curriculum_rl.suites.tokens import TokensSuite
 
 Range = tuple[float, float]
@@ -87,10 +88,10 @@ class TokensFamilySuite:
         # Draws use their own stream (the tokens suite seeds its sequences from `seed`),
         # one per trunk, so two suites of the family draw different problems per seed.
         rng = np.random.default_rng([seed, self.vocab, self.length, self.dim, self.layers])
-        names = [spec.name for spec in self._bank().all_tasks()]
+        names = [spec.name for spec in self.describe()]
         k = int(rng.integers(self.num_tasks[0], self.num_tasks[1] + 1))
         tasks = [names[i] for i in sorted(rng.choice(len(names), size=k, replace=False))]
-        n_aux = min(int(rng.integers(self.auxiliary[0], self.auxiliary[1] + 1)), k - 1)
+        n_aux = draw_count(self.auxiliary, k - 1, rng)  # keep a target task
         auxiliary = tuple(str(t) for t in rng.choice(tasks, size=n_aux, replace=False))
         concentration = float(np.exp(rng.uniform(*np.log(self.concentration))))
         n_train = int(np.exp(rng.uniform(*np.log(self.n_train))))
