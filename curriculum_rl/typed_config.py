@@ -3,9 +3,10 @@
 Suite spec files (``envs/*.toml``) and training configs (``agents/*.toml``) are both read
 through :func:`build_dataclass`: every key must be a field of the dataclass, every value
 must fit the field's type hint (nested dataclasses come from sub-tables; arrays become
-tuples or lists as the hint says; an int is accepted where a float is expected; TOML
-``true`` is never a number), and the dataclass's own ``__post_init__`` checks ranges. An
-error names the file, the table, the key and, for a misspelt key, the closest valid one.
+tuples or lists as the hint says; tables fill ``dict[str, X]`` fields; an int is accepted
+where a float is expected; TOML ``true`` is never a number), and the dataclass's own
+``__post_init__`` checks ranges. An error names the file, the table, the key and, for a
+misspelt key, the closest valid one.
 Stdlib only: the lowest layer, so the suites may use it.
 """
 
@@ -84,6 +85,12 @@ def convert(value: Any, hint: Any, where: str) -> Any:
             raise ValueError(f"{where} must be an array, got {value!r}")
         (inner,) = typing.get_args(hint)
         return [convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_hint, inner = typing.get_args(hint)
+        table = expect_table(value, where)
+        return {
+            convert(k, key_hint, where): convert(v, inner, f"{where}.{k}") for k, v in table.items()
+        }
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value

@@ -126,7 +126,9 @@ def test_ppo_learns_on_the_batched_vecenv():
     assert actions.shape == (2, K_MAX, A) and np.isfinite(actions).all()
 
 
-def _policy_with_anchor(kl_coef: float, ent_coef: float = 0.01) -> tuple[TaskSetPolicy, object]:
+def _policy_with_anchor(
+    kl_coef: float | list[float], ent_coef: float = 0.01
+) -> tuple[TaskSetPolicy, object]:
     env = BatchedCurriculumVecEnv(1, budget=50, interval=25)
     policy = TaskSetPolicy(
         env.observation_space, env.action_space, lambda _: 3e-4, net={"action_init_gain": 1.0}
@@ -180,34 +182,73 @@ def test_the_anchor_adds_its_kl_gradient_and_leaves_the_entropy_value():
 
 
 @pytest.mark.slow
+def _drift_per_column(kl_coef: float | list[float]) -> torch.Tensor:
+    """(A,) mean |change| of the actor's action means per column after a few PPO updates
+    from a start it is anchored to with ``kl_coef`` (0: no anchor)."""
+    obs = _obs(6, [3, 5, 8, 4, 6, 7], seed=3)
+    env = BatchedCurriculumVecEnv(2, budget=100, interval=25)
+    model = PPO(
+        TaskSetPolicy,
+        env,
+        n_steps=4,
+        batch_size=8,
+        n_epochs=4,
+        learning_rate=3e-3,
+        ent_coef=0.001,
+        seed=0,
+        device="cpu",
+    )
+    start = TaskSetActor(model.policy.actor.config)
+    start.load_state_dict(model.policy.actor.state_dict())
+    if kl_coef:
+        model.policy.set_anchor(start, kl_coef, 0.001)
+    model.learn(32)
+    with torch.no_grad():
+        return (model.policy.actor(obs) - start(obs)).abs().mean((0, 1))
+
+
 def test_a_strong_anchor_holds_ppo_at_the_initial_policy():
     """Through SB3's PPO.train: the same updates move the actor's action means much less
     with a large KL price to where it started."""
-    obs = _obs(6, [3, 5, 8, 4, 6, 7], seed=3)
-
-    def drift(kl_coef: float) -> float:
-        env = BatchedCurriculumVecEnv(2, budget=100, interval=25)
-        model = PPO(
-            TaskSetPolicy,
-            env,
-            n_steps=4,
-            batch_size=8,
-            n_epochs=4,
-            learning_rate=3e-3,
-            ent_coef=0.001,
-            seed=0,
-            device="cpu",
-        )
-        start = TaskSetActor(model.policy.actor.config)
-        start.load_state_dict(model.policy.actor.state_dict())
-        if kl_coef:
-            model.policy.set_anchor(start, kl_coef, 0.001)
-        model.learn(32)
-        with torch.no_grad():
-            return (model.policy.actor(obs) - start(obs)).abs().mean().item()
-
-    free, held = drift(0.0), drift(100.0)
+    free, held = _drift_per_column(0.0).mean(), _drift_per_column(100.0).mean()
     assert free > 0 and held < 0.5 * free, (free, held)
+
+
+def test_a_column_priced_alone_is_held_and_the_others_move():
+    """Per-column prices (``[ppo] anchor_kl_columns``): a sampling column priced high stays
+    near the start through PPO.train, the unpriced columns move as without an anchor."""
+    sampling = TRANSFORMS[DEFAULT_TRANSFORM].columns.index("sampling")
+    prices = [0.0] * A
+    prices[sampling] = 100.0
+    free, held = _drift_per_column(0.0), _drift_per_column(prices)
+    others = [c for c in range(A) if c != sampling]
+    assert held[sampling] < 0.5 * free[sampling], (free, held)
+    assert held[others].sum() > 0.5 * free[others].sum(), (free, held)
+
+
+def test_per_column_prices_weigh_each_columns_kl():
+    """The gradient added is sum_d kl_coef_d * grad mean(KL_d); one number is the same
+    price on every column."""
+    ent_coef = 0.01
+    prices = torch.tensor([0.0, 0.7, 0.0, 0.2])[:A]
+    policy, _ = _policy_with_anchor(prices.tolist(), ent_coef)
+    obs = _obs(4, [3, 4, 6, 8], seed=2)
+    actions = torch.zeros(4, K_MAX * A)
+    params = list(policy.actor.parameters())
+
+    def grads(loss: torch.Tensor) -> list[torch.Tensor]:
+        return torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)
+
+    _, _, anchored = policy.evaluate_actions(obs, actions)
+    plain = policy.get_distribution(obs).entropy()
+    features = policy.extract_features(obs)
+    kl = policy._kl_per_dimension(features, policy.get_distribution(obs)).unflatten(1, (K_MAX, A))
+    expected = grads(-ent_coef * plain.mean() + (kl * prices).sum((1, 2)).mean())
+    for got, want in zip(grads(-ent_coef * anchored.mean()), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
+    uniform, _ = _policy_with_anchor(0.3, ent_coef)
+    listed, _ = _policy_with_anchor([0.3] * A, ent_coef)
+    torch.testing.assert_close(uniform._anchor[1], listed._anchor[1])
 
 
 def test_an_anchor_needs_an_entropy_term_and_a_matching_network():
@@ -217,3 +258,7 @@ def test_an_anchor_needs_an_entropy_term_and_a_matching_network():
         policy.set_anchor(policy.actor, 1.0, 0.0)
     with pytest.raises(ValueError, match="must share the action transform"):
         policy.set_anchor(TaskSetActor(NetworkConfig(action_dim=2)), 1.0, 0.01)
+    with pytest.raises(ValueError, match="one per action column"):
+        policy.set_anchor(policy.actor, [1.0] * (A + 1), 0.01)
+    with pytest.raises(ValueError, match=">= 0"):
+        policy.set_anchor(policy.actor, [-1.0] + [0.0] * (A - 1), 0.01)

@@ -94,3 +94,12 @@ def test_anchored_tokens_recipe_differs_only_in_the_kl_price():
     base = load_config(ROOT / "agents" / "tokens-finetune.toml")
     assert config.ppo.anchor_kl == pytest.approx(3 * base.ppo.anchor_kl)
     assert replace(config, ppo=replace(config.ppo, anchor_kl=base.ppo.anchor_kl)) == base
+
+
+def test_sampling_anchored_tokens_recipe_prices_only_sampling_higher():
+    """agents/tokens-finetune-sampling-anchored.toml (RESULTS §26): the base recipe with
+    ten times its KL price on the sampling column, nothing else changed."""
+    config = load_config(ROOT / "agents" / "tokens-finetune-sampling-anchored.toml")
+    base = load_config(ROOT / "agents" / "tokens-finetune.toml")
+    assert config.ppo.anchor_kl_columns == {"sampling": pytest.approx(10 * base.ppo.anchor_kl)}
+    assert replace(config, ppo=replace(config.ppo, anchor_kl_columns={})) == base

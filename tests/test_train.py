@@ -18,6 +18,7 @@ from curriculum_rl.agents.checkpoints import load_model
 from curriculum_rl.agents.config import TrainConfig, config_from_dict, load_config
 from curriculum_rl.agents.train import make_env, make_model, train
 from curriculum_rl.cli import main
+from curriculum_rl.controllers.actions import action_transform
 from curriculum_rl.controllers.learned.artifact import save_artifact
 from curriculum_rl.session import CurriculumSession
 from curriculum_rl.suites import resolve_suite
@@ -353,8 +354,39 @@ def test_anchor_kl_needs_an_initial_policy_and_an_entropy_term():
         config_from_dict({**TINY, "ppo": {**TINY["ppo"], "anchor_kl": 0.1}})
     with pytest.raises(ValueError, match="ent_coef > 0"):
         config_from_dict({**TINY, "ppo": {**TINY["ppo"], "anchor_kl": 0.1, "ent_coef": 0.0}})
-    with pytest.raises(ValueError, match="anchor_kl must be >= 0"):
+    with pytest.raises(ValueError, match="anchor_kl and anchor_kl_columns must be >= 0"):
         config_from_dict({**TINY, "ppo": {**TINY["ppo"], "anchor_kl": -1.0}})
+    with pytest.raises(ValueError, match="init_policy"):
+        config_from_dict({**TINY, "ppo": {**TINY["ppo"], "anchor_kl_columns": {"sampling": 1}}})
+
+
+def test_anchor_kl_columns_price_named_columns_and_reject_unknown_names(tmp_path: Path):
+    """[ppo] anchor_kl_columns = {sampling = ...} prices that column of [env] action's
+    transform, the rest keep anchor_kl; a name the transform lacks is an error naming the
+    valid ones; the model's anchor carries the prices per column."""
+    env = make_env(_tiny())
+    try:
+        start = make_model(_tiny(), env).policy.actor
+        policy = save_artifact(tmp_path / "start", start, 8, action="error_power")
+        data = {
+            **TINY,
+            "ppo": {**TINY["ppo"], "anchor_kl": 0.1, "anchor_kl_columns": {"sampling": 2}},
+            "train": {**TINY["train"], "init_policy": str(policy)},
+        }
+        config = config_from_dict(data)
+        columns = action_transform(config.env.action).columns
+        prices = config.ppo.anchor_prices(columns)
+        assert prices == [2.0 if c == "sampling" else 0.1 for c in columns]
+        _, per_kl = make_model(config, env).policy._anchor
+        torch.testing.assert_close(per_kl, torch.tensor(prices) / config.ppo.ent_coef)
+    finally:
+        env.close()
+    data["ppo"]["anchor_kl_columns"] = {"samplin": 1.0}
+    with pytest.raises(ValueError, match=r"names \['samplin'\].*columns are \['weight'"):
+        config_from_dict(data)
+    data["ppo"]["anchor_kl_columns"] = {"sampling": "high"}
+    with pytest.raises(ValueError, match=r"anchor_kl_columns\.sampling must be a number"):
+        config_from_dict(data)
 
 
 @pytest.mark.slow
@@ -382,7 +414,7 @@ def test_a_fine_tune_anchored_to_its_start_trains_logs_and_resumes(tmp_path: Pat
     first = train(anchored, tmp_path / "run", progress=False, log=lambda _: None)
     anchor, coef = first.model.policy._anchor
     torch.testing.assert_close(anchor.head.bias, torch.full_like(anchor.head.bias, 0.2))
-    assert coef == pytest.approx(0.5 / anchored.ppo.ent_coef)
+    torch.testing.assert_close(coef, torch.full_like(coef, 0.5 / anchored.ppo.ent_coef))
     with (tmp_path / "run" / "progress-0.csv").open() as f:
         kls = [float(r["train/anchor_kl"]) for r in csv.DictReader(f) if r["train/anchor_kl"]]
     assert kls and all(np.isfinite(kls)) and kls[-1] > 0  # PPO moved, the price is paid

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from curriculum_rl.controllers.actions import action_transform
 from curriculum_rl.controllers.learned.network import NetworkConfig
 from curriculum_rl.env import EnvConfig
 from curriculum_rl.resources import default_training_config_path
@@ -43,6 +44,10 @@ class PPOSettings:
     (:meth:`~curriculum_rl.agents.policy.TaskSetPolicy.set_anchor`; the anchor's
     exploration noise is ``[policy] log_std_init``, where the fine-tune starts). 0 (the
     default) is plain PPO; needs ``init_policy`` and ``ent_coef`` > 0.
+    ``anchor_kl_columns`` sets the coefficient of single action columns instead, e.g.
+    ``{sampling = 1.0}`` (the names are ``[env] action``'s columns): the rest keep
+    ``anchor_kl``. A fine-tune can then learn new weightings while its sampling stays
+    the start's (benchmarks/RESULTS.md §26).
     """
 
     learning_rate: float = 1e-3
@@ -59,6 +64,7 @@ class PPOSettings:
     normalize_advantage: bool = True
     target_kl: float | None = None
     anchor_kl: float = 0.0
+    anchor_kl_columns: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0 or self.n_steps < 1 or self.batch_size < 2 or self.n_epochs < 1:
@@ -69,18 +75,41 @@ class PPOSettings:
             raise ValueError(
                 f"lr_schedule must be 'constant' or 'linear', got {self.lr_schedule!r}"
             )
-        if self.anchor_kl < 0:
-            raise ValueError(f"anchor_kl must be >= 0, got {self.anchor_kl}")
-        if self.anchor_kl > 0 and self.ent_coef <= 0:
+        if self.anchor_kl < 0 or any(c < 0 for c in self.anchor_kl_columns.values()):
+            raise ValueError(
+                f"anchor_kl and anchor_kl_columns must be >= 0, got {self.anchor_kl} and "
+                f"{self.anchor_kl_columns}"
+            )
+        if self.anchored and self.ent_coef <= 0:
             raise ValueError(
                 "[ppo] anchor_kl enters PPO's loss through the entropy term: it needs "
                 f"ent_coef > 0 (got {self.ent_coef}), e.g. ent_coef = 0.001"
             )
 
+    @property
+    def anchored(self) -> bool:
+        """Whether any action column is priced for leaving the initial policy."""
+        return self.anchor_kl > 0 or any(c > 0 for c in self.anchor_kl_columns.values())
+
+    def anchor_prices(self, columns: tuple[str, ...]) -> list[float]:
+        """The KL coefficient of each of ``columns`` (an action transform's, in order).
+
+        Raises:
+            ValueError: a name in ``anchor_kl_columns`` is not one of ``columns``.
+        """
+        unknown = sorted(set(self.anchor_kl_columns) - set(columns))
+        if unknown:
+            raise ValueError(
+                f"[ppo] anchor_kl_columns names {unknown}, not columns of the action "
+                f"transform; its columns are {list(columns)}"
+            )
+        return [self.anchor_kl_columns.get(c, self.anchor_kl) for c in columns]
+
     def sb3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``stable_baselines3.PPO`` (the schedule as SB3 wants it)."""
         kwargs = asdict(self)
-        kwargs.pop("anchor_kl")  # ours, applied by set_anchor
+        for ours in ("anchor_kl", "anchor_kl_columns"):  # applied by set_anchor
+            kwargs.pop(ours)
         rate = kwargs.pop("learning_rate")
         if kwargs.pop("lr_schedule") == "linear":
             kwargs["learning_rate"] = partial(_linear_schedule, rate)
@@ -195,11 +224,12 @@ class TrainConfig:
     eval: EvalSettings = field(default_factory=EvalSettings)
 
     def __post_init__(self) -> None:
-        if self.ppo.anchor_kl > 0 and not self.train.init_policy:
+        if self.ppo.anchored and not self.train.init_policy:
             raise ValueError(
                 "[ppo] anchor_kl keeps a fine-tune near the policy it starts from: set "
-                "[train] init_policy, or anchor_kl = 0"
+                "[train] init_policy, or anchor_kl = 0 (and no anchor_kl_columns)"
             )
+        self.ppo.anchor_prices(action_transform(self.env.action).columns)  # checks the names
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -22,6 +22,7 @@ Use it as ``PPO(TaskSetPolicy, BatchedCurriculumVecEnv(...), policy_kwargs={"net
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -123,7 +124,7 @@ class TaskSetPolicy(ActorCriticPolicy):
             "action_dim": action_space.shape[1],
         }
         self.net_config = NetworkConfig(**{**net.to_dict(), **shapes})
-        self._anchor: tuple[TaskSetActor, float] | None = None  # a tuple: not a submodule
+        self._anchor: tuple[TaskSetActor, torch.Tensor] | None = None  # not a submodule
         self.anchor_kl: float | None = None
         """Mean KL(anchor ‖ policy) per decision of the last minibatch (None: no anchor)."""
         kwargs.setdefault("log_std_init", self.net_config.log_std_init)
@@ -197,17 +198,22 @@ class TaskSetPolicy(ActorCriticPolicy):
             distribution.entropy(),
         )
         if self._anchor is not None:
-            kl = self.kl_to_anchor(features, distribution)
-            self.anchor_kl = kl.mean().item()
+            kl = self._kl_per_dimension(features, distribution)
+            self.anchor_kl = kl.sum(-1).mean().item()
             _, entropy_per_kl = self._anchor
+            priced = (kl * entropy_per_kl.repeat(features.shape[1])).sum(-1)
             # Zero in value (SB3 logs the true entropy); in gradient, PPO's loss term
-            # -ent_coef * mean(entropy) gains +kl_coef * mean(KL): see set_anchor.
-            entropy = entropy - entropy_per_kl * (kl - kl.detach())
+            # -ent_coef * mean(entropy) gains +mean(sum_d kl_coef_d * KL_d): see set_anchor.
+            entropy = entropy - (priced - priced.detach())
         return values, log_prob, entropy
 
-    def set_anchor(self, anchor: TaskSetActor, kl_coef: float, ent_coef: float) -> None:
+    def set_anchor(
+        self, anchor: TaskSetActor, kl_coef: float | Sequence[float], ent_coef: float
+    ) -> None:
         """Add ``kl_coef · KL(anchor ‖ policy)`` (per decision, summed over the valid
         tasks' action dimensions) to the loss PPO minimises; the anchor is frozen.
+        ``kl_coef`` is one number, or one per action column (the transform's ``columns``
+        order): a column priced 0 moves freely, a dear one stays near the anchor.
 
         SB3's PPO has no seam for another loss term, but it adds ``-ent_coef ·
         mean(entropy)`` of :meth:`evaluate_actions`' entropy to its loss. So the entropy
@@ -217,35 +223,46 @@ class TaskSetPolicy(ActorCriticPolicy):
         ``PPO.train`` near the start).
 
         Raises:
-            ValueError: ``kl_coef`` < 0, ``ent_coef`` ≤ 0 (the term rides on the entropy
-                term), or an anchor of another network shape.
+            ValueError: a ``kl_coef`` < 0 or not one per column, ``ent_coef`` ≤ 0 (the
+                term rides on the entropy term), or an anchor of another network shape.
         """
-        if kl_coef < 0:
-            raise ValueError(f"the anchor's KL coefficient must be >= 0, got {kl_coef}")
+        dim = self.actor.config.action_dim
+        per_column = [kl_coef] * dim if isinstance(kl_coef, int | float) else list(kl_coef)
+        prices = torch.tensor(per_column, dtype=torch.float32)
+        if prices.numel() != dim or (prices < 0).any():
+            raise ValueError(
+                f"the anchor's KL coefficient must be one number >= 0 or {dim} (one per "
+                f"action column), got {kl_coef}"
+            )
         if ent_coef <= 0:
             raise ValueError(
                 "a KL anchor needs ent_coef > 0 (it enters PPO's loss through the entropy "
                 f"term), got ent_coef = {ent_coef}: set [ppo] ent_coef, e.g. 0.001"
             )
-        if anchor.config.action_dim != self.actor.config.action_dim:
+        if anchor.config.action_dim != dim:
             raise ValueError(
                 f"the anchor emits {anchor.config.action_dim} numbers per task, this policy "
-                f"{self.actor.config.action_dim}: they must share the action transform"
+                f"{dim}: they must share the action transform"
             )
         frozen = copy.deepcopy(anchor).to(self.device).requires_grad_(False).eval()
-        self._anchor = (frozen, kl_coef / ent_coef)
+        self._anchor = (frozen, (prices / ent_coef).to(self.device))
 
     def kl_to_anchor(
         self, features: torch.Tensor, distribution: MaskedDiagGaussianDistribution
     ) -> torch.Tensor:
         """(B,) KL(anchor ‖ ``distribution``) over the valid tasks' action dimensions."""
+        return self._kl_per_dimension(features, distribution).sum(-1)
+
+    def _kl_per_dimension(
+        self, features: torch.Tensor, distribution: MaskedDiagGaussianDistribution
+    ) -> torch.Tensor:
+        """(B, K_max * D) KL(anchor ‖ ``distribution``) per action number; 0 where padded."""
         anchor, _ = self._anchor
         with torch.no_grad():
             anchor_mean = anchor(features).flatten(1)
         anchor_std = anchor.log_std.exp().repeat(features.shape[1])  # (K_max * D,)
-        current = distribution.distribution
-        kl = kl_divergence(Normal(anchor_mean, anchor_std), current)
-        return (kl * distribution.dim_mask).sum(-1)
+        kl = kl_divergence(Normal(anchor_mean, anchor_std), distribution.distribution)
+        return kl * distribution.dim_mask
 
     def get_distribution(self, obs: PyTorchObs) -> MaskedDiagGaussianDistribution:
         return self._distribution(self.extract_features(obs))

@@ -69,6 +69,7 @@ from curriculum_rl.agents.policy import TaskSetPolicy
 from curriculum_rl.agents.vec_env import make_worker_env
 from curriculum_rl.atomic import atomic_path, folder_lock, write_json_atomic
 from curriculum_rl.cluster import import_ray, ray_cluster
+from curriculum_rl.controllers.actions import action_transform
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact, load_artifact
 from curriculum_rl.controllers.learned.network import TaskSetActor
 
@@ -119,18 +120,19 @@ def make_model(config: TrainConfig, env):
 
 
 def attach_anchor(model, config: TrainConfig, start: PolicyArtifact | None = None) -> None:
-    """With ``[ppo] anchor_kl`` > 0, price KL(initial policy ‖ policy) in ``model``'s loss.
-    The anchor is ``start``, else rebuilt from the ``init_policy`` file (a resumed run
-    anchors to where the run started, not to its last checkpoint), with the start's
-    exploration noise."""
-    if config.ppo.anchor_kl <= 0:
+    """With ``[ppo] anchor_kl`` (or ``anchor_kl_columns``) > 0, price KL(initial policy ‖
+    policy) in ``model``'s loss, per action column. The anchor is ``start``, else rebuilt
+    from the ``init_policy`` file (a resumed run anchors to where the run started, not to
+    its last checkpoint), with the start's exploration noise."""
+    if not config.ppo.anchored:
         return
     start = start or load_artifact(config.train.init_policy)
     anchor = TaskSetActor(model.policy.actor.config)
     anchor.load_state_dict(start.actor.state_dict())
     with torch.no_grad():
         anchor.log_std.fill_(config.policy.log_std_init)
-    model.policy.set_anchor(anchor, config.ppo.anchor_kl, config.ppo.ent_coef)
+    prices = config.ppo.anchor_prices(action_transform(config.env.action).columns)
+    model.policy.set_anchor(anchor, prices, config.ppo.ent_coef)
 
 
 def _load_initial_actor(model, config: TrainConfig, artifact: PolicyArtifact) -> None:
