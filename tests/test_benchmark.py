@@ -25,6 +25,9 @@ from curriculum_rl.benchmark import BenchmarkConfig
 from curriculum_rl.benchmark.config import STATIC_TUNED, STATIC_TUNED_LOSS, TUNING_SEED
 from curriculum_rl.benchmark.store import load_done_run, run_path
 from curriculum_rl.cli import main
+from curriculum_rl.controllers.actions import DEFAULT_TRANSFORM
+from curriculum_rl.controllers.learned.artifact import save_artifact
+from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
 from curriculum_rl.controllers.registry import controller_names
 from curriculum_rl.scores import delta_m, worst_task_change
 from curriculum_rl.stats import iqm, stratified_iqm
@@ -416,3 +419,39 @@ def test_summary_names_the_controllers_that_changed_nothing(tmp_path):
         "Exactly uniform's test metrics on every seed (no effect on this suite): temperature. "
         "Sampling schedules have none where every task trains on the same examples."
     ]
+
+
+def _save_policy(path: Path, seed: int) -> None:
+    torch.manual_seed(seed)
+    actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
+    init_weights(actor)
+    save_artifact(path, actor, 8, action=DEFAULT_TRANSFORM)
+
+
+def test_a_label_that_now_names_another_policy_keeps_its_runs_apart(tmp_path, capsys):
+    """Runs are stored by label; when `policy.json` is replaced by another policy, the
+    stored runs are the old policy's: refused (and kept), never passed off as the new one's."""
+    _save_policy(tmp_path / "policy", seed=0)
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--suite", SUITES[0], "--controller", str(tmp_path / "policy.json")]
+    argv += ["--seeds", "1", "--budget", "50", "--interval", "25", "--quiet", "--no-reference"]
+    argv += ["--out", str(out)]
+    assert _cli(argv)[0] == 0
+    path = run_path(out, SUITES[0], "policy", 0)
+    stored = json.loads(path.read_text())
+    assert stored["controller_identity"].startswith("policy sha256:")
+    assert (
+        json.loads(run_path(out, SUITES[0], "uniform", 0).read_text())["controller_identity"]
+        == "uniform"
+    )
+    assert _cli(argv)[0] == 0  # the same policy: its runs are taken as stored
+    _save_policy(tmp_path / "policy", seed=1)
+    capsys.readouterr()
+    assert _cli(argv)[0] == 2
+    err = capsys.readouterr().err
+    assert f"{path} was made by {stored['controller_identity']}" in err
+    assert "another controller's" in err and "--out" in err
+    assert json.loads(path.read_text()) == stored  # nothing overwritten
+    del stored["controller_identity"]  # as stored before identities were recorded
+    write_json_atomic(path, stored)
+    assert _cli(argv)[0] == 0

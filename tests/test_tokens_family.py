@@ -11,6 +11,7 @@ import torch
 from helpers import assert_family_trains_in_one_batch
 
 from curriculum_rl.agents.config import load_config
+from curriculum_rl.controllers.actions import action_transform
 from curriculum_rl.suites import TokensFamilySuite, resolve_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,3 +104,17 @@ def test_sampling_anchored_tokens_recipe_prices_only_sampling_higher():
     base = load_config(ROOT / "agents" / "tokens-finetune.toml")
     assert config.ppo.anchor_kl_columns == {"sampling": pytest.approx(10 * base.ppo.anchor_kl)}
     assert replace(config, ppo=replace(config.ppo, anchor_kl_columns={})) == base
+
+
+def test_residual_tokens_recipe_frees_only_the_weight_residual():
+    """agents/tokens-finetune-residual.toml (RESULTS §26b): every column priced ten times
+    the base recipe's anchor but the per-task weight residual, which keeps the base price."""
+    config = load_config(ROOT / "agents" / "tokens-finetune-residual.toml")
+    base = load_config(ROOT / "agents" / "tokens-finetune.toml")
+    columns = action_transform(config.env.action).columns
+    prices = config.ppo.anchor_prices(columns)
+    assert prices == [
+        base.ppo.anchor_kl if c == "weight" else 10 * base.ppo.anchor_kl for c in columns
+    ]
+    plain = replace(config.ppo, anchor_kl=base.ppo.anchor_kl, anchor_kl_columns={})
+    assert replace(config, ppo=plain) == base

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curriculum_rl.controllers.base import Controller
-from curriculum_rl.controllers.load import load_controller
+from curriculum_rl.controllers.load import controller_identity, load_controller
 from curriculum_rl.controllers.registry import controller_names
 from curriculum_rl.controllers.static import StaticWeights, tune_static_weights
 from curriculum_rl.suites import Suite, SuiteInstance
@@ -194,6 +194,11 @@ class ControllerEntry:
             return load_controller(self.spec)
         except ImportError as err:
             raise ValueError(str(err)) from err
+
+    def identity(self) -> str:
+        """What this entry's runs are made by (:func:`controller_identity`): stored runs
+        of its label made by anything else are not its runs."""
+        return self.spec if self.spec in TUNED else controller_identity(self.spec)
 
 
 @dataclass(frozen=True)

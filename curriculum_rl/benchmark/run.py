@@ -52,7 +52,13 @@ from curriculum_rl.benchmark.config import (
     SuiteEntry,
 )
 from curriculum_rl.benchmark.executors import Executor
-from curriculum_rl.benchmark.store import SETTINGS_KEY, load_done_run, run_path, write_run
+from curriculum_rl.benchmark.store import (
+    IDENTITY_KEY,
+    SETTINGS_KEY,
+    load_done_run,
+    run_path,
+    write_run,
+)
 from curriculum_rl.controllers.base import Controller, RunContext
 from curriculum_rl.suites import SuiteInstance
 from curriculum_rl.trainer import TrainerConfig
@@ -258,9 +264,12 @@ def execute_runs(
     """
     settings = config.settings()
     seeds = list(config.seed_range)
+    identity = {ctrl.label: ctrl.identity() for ctrl in controllers}
     found: dict[tuple[str, str], dict[int, dict | None]] = {
         (suite.label, ctrl.label): {
-            s: load_done_run(run_path(config.out, suite.label, ctrl.label, s), settings)
+            s: load_done_run(
+                run_path(config.out, suite.label, ctrl.label, s), settings, identity[ctrl.label]
+            )
             for s in seeds
         }
         for suite in suites
@@ -286,6 +295,7 @@ def execute_runs(
             with executor:
                 for unit, records in _computed(config, units, instances, executor, bar):
                     for seed, record in zip(unit.seeds, records, strict=True):
+                        record[IDENTITY_KEY] = identity[unit.controller.label]
                         write_run(
                             config.out,
                             unit.suite,

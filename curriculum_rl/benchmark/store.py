@@ -3,7 +3,10 @@
 A run is done when ``runs/<suite>/<controller>/seed<k>.json`` exists, parses and was
 produced with the same settings (budget, interval, trainer, padding; not the number of
 seeds nor the first seed: a seed's numbers do not depend on the others,
-:mod:`curriculum_rl.benchmark.run`).
+:mod:`curriculum_rl.benchmark.run`) by the same controller: a label such as ``default``
+or ``policy`` can name another policy later, so each run records its controller's
+identity (a policy's weights hash) and a run of another identity is an error, not a
+result. (Runs stored before identities were recorded have none and are taken as stored.)
 Files are written atomically (:mod:`curriculum_rl.atomic`), so an interrupted benchmark
 never leaves a half-written JSON that a restart would mistake for a finished run.
 """
@@ -16,6 +19,7 @@ from pathlib import Path
 from curriculum_rl.atomic import write_json_atomic
 
 SETTINGS_KEY = "benchmark"
+IDENTITY_KEY = "controller_identity"
 
 
 def run_path(out: Path, suite: str, controller: str, seed: int) -> Path:
@@ -38,12 +42,13 @@ def write_run(
     write_json_atomic(run_path(out, suite, controller, seed), record)
 
 
-def load_done_run(path: Path, settings: dict) -> dict | None:
+def load_done_run(path: Path, settings: dict, identity: str | None = None) -> dict | None:
     """The stored run at ``path``, or ``None`` when it is missing or unreadable (redo it).
 
     Raises:
-        ValueError: the run was made with other settings; mixing them in one folder
-            would compare runs of different budgets, so ask for a fresh ``--out``.
+        ValueError: the run was made with other settings, or by a controller of another
+            ``identity`` under the same label; mixing them in one folder would compare
+            runs of different budgets or policies, so ask for a fresh ``--out``.
     """
     try:
         record = json.loads(path.read_text())
@@ -56,6 +61,13 @@ def load_done_run(path: Path, settings: dict) -> dict | None:
         raise ValueError(
             f"{path} was made with other settings ({_differences(stored, settings)}); resume "
             "with the same --budget, --interval and trainer, or give another --out"
+        )
+    made_by = record.get(IDENTITY_KEY)
+    if identity is not None and made_by is not None and made_by != identity:
+        raise ValueError(
+            f"{path} was made by {made_by}, but its label now names {identity}: the runs "
+            "stored under that label are another controller's. Give another --out, or copy "
+            "the policy under a new file name (its label is the file name)"
         )
     return record
 

@@ -1,11 +1,12 @@
 """``load_controller``: a controller from a heuristic name, a policy file, or the shipped
-default policy."""
+default policy; ``controller_identity``: what such a name stands for today."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from curriculum_rl.controllers.base import Controller
+from curriculum_rl.controllers.learned.artifact import read_metadata
 from curriculum_rl.controllers.learned.controller import LearnedController
 from curriculum_rl.controllers.registry import controller_names, make_controller
 from curriculum_rl.resources import DEFAULT_POLICY, default_policy_path
@@ -26,6 +27,27 @@ def load_controller(name_or_path: str | Path | None = None) -> Controller:
             or incompatible
             (:class:`~curriculum_rl.controllers.learned.artifact.ArtifactError`).
     """
+    path = _policy_path(name_or_path)
+    if path is None:
+        return make_controller(str(name_or_path))  # raises for an unknown name, listing them
+    name = DEFAULT_POLICY if name_or_path is None or str(name_or_path) == DEFAULT_POLICY else None
+    return LearnedController.load(path, name=name)
+
+
+def controller_identity(name_or_path: str | Path | None = None) -> str:
+    """What a controller's runs are made by, for telling stored runs apart: a heuristic's
+    registered name (its code is this package's), or ``policy sha256:<hex>`` of a policy's
+    weights (a file path or ``default`` may name another policy tomorrow). Reads only the
+    policy's metadata; raises as :func:`load_controller` for a missing or corrupt file."""
+    path = _policy_path(name_or_path)
+    if path is None:
+        return str(name_or_path)
+    return f"policy sha256:{read_metadata(path)['weights_sha256']}"
+
+
+def _policy_path(name_or_path: str | Path | None) -> Path | None:
+    """The policy file ``name_or_path`` names, or ``None`` for a registered (or unknown)
+    controller name."""
     if name_or_path is None or str(name_or_path) == DEFAULT_POLICY:
         path = default_policy_path()
         if not path.is_file():
@@ -33,11 +55,11 @@ def load_controller(name_or_path: str | Path | None = None) -> Controller:
                 f"the shipped default policy {path} is missing from this installation; "
                 "reinstall curriculum-rl or give a policy file or a heuristic name"
             )
-        return LearnedController.load(path, name=DEFAULT_POLICY)
+        return path
     text = str(name_or_path)
     if text in controller_names():
-        return make_controller(text)
+        return None
     path = Path(text)
     if path.exists() or path.with_suffix(".json").is_file():
-        return LearnedController.load(path)
-    return make_controller(text)  # raises, listing the known names
+        return path
+    return None
