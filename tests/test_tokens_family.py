@@ -12,7 +12,7 @@ from helpers import assert_family_trains_in_one_batch
 
 from curriculum_rl.agents.config import load_config
 from curriculum_rl.controllers.actions import action_transform
-from curriculum_rl.suites import TokensFamilySuite, resolve_suite
+from curriculum_rl.suites import ScalesSuite, TokensFamilySuite, resolve_suite, resolve_suites
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_FAMILY = TokensFamilySuite(n_train=(64, 128), n_val=16, n_test=16, dim=8)
@@ -118,3 +118,25 @@ def test_residual_tokens_recipe_frees_only_the_weight_residual():
     ]
     plain = replace(config.ppo, anchor_kl=base.ppo.anchor_kl, anchor_kl_columns={})
     assert replace(config, ppo=plain) == base
+
+
+def test_counter_example_recipe_adds_gradnorm_problems_unlike_any_test_tier():
+    """agents/tokens-finetune-counter.toml (RESULTS §26c): the sampling-anchored recipe plus
+    the two suites of envs/train-gradnorm.toml, whose settings no test tier's GradNorm suite
+    shares (training must not hold a test suite)."""
+    config = load_config(ROOT / "agents" / "tokens-finetune-counter.toml")
+    base = load_config(ROOT / "agents" / "tokens-finetune-sampling-anchored.toml")
+    added = [m for m in config.train.mix if m not in base.train.mix]
+    assert [m.suite for m in added] == [
+        f"envs/train-gradnorm.toml#gradnorm-train-{size}" for size in ("few", "many")
+    ]
+    assert replace(config, train=replace(config.train, mix=base.train.mix)) == base
+    trained = {_gradnorm_settings(resolve_suite(m.suite)) for m in added}
+    tiers = sorted((ROOT / "envs").glob("test*.toml"))
+    tested = [s for tier in tiers for s in resolve_suites(tier) if isinstance(s, ScalesSuite)]
+    assert len(tested) >= 10  # every tier holds one
+    assert not trained & {_gradnorm_settings(s) for s in tested}
+
+
+def _gradnorm_settings(suite: ScalesSuite) -> tuple:
+    return (suite.num_tasks, suite.scale_spread, suite.in_dim, suite.out_dim)
