@@ -353,14 +353,16 @@ def test_stratified_iqm():
     assert math.isfinite(robust.value) and robust.low <= robust.value <= robust.high
 
 
-def test_a_policy_file_is_benchmarked_beside_the_heuristics(tmp_path):
-    agents = pytest.importorskip("curriculum_rl.controllers.learned.artifact")
-    from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
-
-    torch.manual_seed(0)
+def _save_policy(path: Path, seed: int) -> Path:
+    """A small randomly initialised policy file (``seed`` picks the weights)."""
+    torch.manual_seed(seed)
     actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0))
     init_weights(actor)
-    policy = agents.save_artifact(tmp_path / "mypolicy", actor, max_tasks=8, action="error_power")
+    return save_artifact(path, actor, max_tasks=8, action=DEFAULT_TRANSFORM)
+
+
+def test_a_policy_file_is_benchmarked_beside_the_heuristics(tmp_path):
+    policy = _save_policy(tmp_path / "mypolicy", seed=0)
     out = tmp_path / "out"
     code, stdout = _cli(
         [
@@ -419,13 +421,6 @@ def test_summary_names_the_controllers_that_changed_nothing(tmp_path):
         "Exactly uniform's test metrics on every seed (no effect on this suite): temperature. "
         "Sampling schedules have none where every task trains on the same examples."
     ]
-
-
-def _save_policy(path: Path, seed: int) -> None:
-    torch.manual_seed(seed)
-    actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
-    init_weights(actor)
-    save_artifact(path, actor, 8, action=DEFAULT_TRANSFORM)
 
 
 def test_a_label_that_now_names_another_policy_keeps_its_runs_apart(tmp_path, capsys):
