@@ -6,6 +6,7 @@ import torch
 
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
+from curriculum_rl.suites.selection import draw_count
 
 
 def classifying_suite(**knobs) -> SyntheticSuite:
@@ -77,3 +78,13 @@ def test_vecenv_sizes_heads_for_instances_that_arrive_later():
         assert np.isfinite(obs).all() and np.isfinite(reward).all()
         widths |= {t.out_dim for inst in vec._core.trainer.instances for t in inst.tasks}
     assert max(widths) > 2  # wider tasks did arrive after the first episodes
+
+
+def test_draw_count_stays_in_bounds_and_a_cap_never_shifts_later_draws():
+    """Every generator draws its counts here; a cap clips the value, not the stream, so
+    changing one knob's cap leaves every later draw (and so the instance's data) alone."""
+    capped, free = np.random.default_rng(3), np.random.default_rng(3)
+    counts = [draw_count((2, 6), free) for _ in range(200)]
+    assert set(counts) == {2, 3, 4, 5, 6}
+    assert all(draw_count((2, 6), capped, cap=4) == min(c, 4) for c in counts)
+    assert capped.random() == free.random()

@@ -127,6 +127,7 @@ def as_classes(values: np.ndarray) -> torch.Tensor:
     return torch.tensor(np.asarray(values, dtype=np.int64))
 
 
-def draw_count(bounds: tuple[int, int], cap: int, rng: np.random.Generator) -> int:
-    """A count uniform in the inclusive ``bounds``, at most ``cap``."""
-    return min(int(rng.integers(bounds[0], bounds[1] + 1)), cap)
+def draw_count(bounds: tuple[int, int], rng: np.random.Generator, cap: int | None = None) -> int:
+    """A count uniform in the inclusive ``bounds`` (one draw of ``rng``), at most ``cap``."""
+    count = int(rng.integers(bounds[0], bounds[1] + 1))
+    return count if cap is None else min(count, cap)

@@ -124,8 +124,8 @@ class SequenceFamilySuite:
     def sample(self, seed: int) -> SuiteInstance:
         rng = np.random.default_rng(seed)
         sizes = (self.n_train, self.n_val, self.n_test)
-        k = int(rng.integers(self.num_tasks[0], self.num_tasks[1] + 1))
-        n_aux = draw_count(self.auxiliary, k - 1, rng)  # keep a target task
+        k = draw_count(self.num_tasks, rng)
+        n_aux = draw_count(self.auxiliary, rng, cap=k - 1)  # keep a target task
         kinds = self._draw_kinds(k - n_aux // 2, rng) + ["noise"] * (n_aux // 2)
         motif = tuple(int(t) for t in rng.choice(self.vocab, size=2, replace=False))
         alpha = float(np.exp(rng.uniform(*np.log(self.concentration))))
@@ -136,7 +136,7 @@ class SequenceFamilySuite:
         auxiliary = set(rng.choice(k, size=n_aux, replace=False).tolist()) if n_aux else set()
         # noise tasks are always auxiliaries: swap them onto auxiliary slots
         auxiliary = _auxiliary_with_noise(kinds, auxiliary)
-        noisy = draw_count(self.noisy_tasks, k, rng)
+        noisy = draw_count(self.noisy_tasks, rng, cap=k)
         noisy_slots = set(rng.choice(k, size=noisy, replace=False).tolist()) if noisy else set()
         x = torch.as_tensor(tokens, dtype=torch.float32)
         specs, data, drawn = [], [], []

@@ -241,9 +241,8 @@ class SyntheticSuite:
         n_classify = round(knobs["classification"] * k)
         classes = {}
         if n_classify:
-            low, high = knobs["classes"]
             for i in rng.permutation(k)[:n_classify].tolist():
-                classes[i] = int(rng.integers(low, high + 1))
+                classes[i] = draw_count(knobs["classes"], rng)
         # The breadth knobs, likewise, draw nothing when off.
         roles = _draw_roles(knobs, k, noisy, rng)
         for i, source in roles.helpful.items():
@@ -457,13 +456,13 @@ def _draw_knobs(setting: SyntheticSetting, rng: np.random.Generator) -> dict:
     def log_uniform(lo_hi: Range) -> float:
         return float(math.exp(rng.uniform(math.log(lo_hi[0]), math.log(lo_hi[1]))))
 
-    num_tasks = int(rng.integers(setting.num_tasks[0], setting.num_tasks[1] + 1))
+    num_tasks = draw_count(setting.num_tasks, rng)
     return {
         "num_tasks": num_tasks,
         "relatedness": uniform(setting.relatedness),
         "conflict": uniform(setting.conflict),
         "scale_spread": log_uniform(setting.scale_spread),
-        "noisy_tasks": draw_count(setting.noisy_tasks, num_tasks, rng),
+        "noisy_tasks": draw_count(setting.noisy_tasks, rng, cap=num_tasks),
         "noise": uniform(setting.noise),
         "imbalance": log_uniform(setting.imbalance),
         "difficulty": uniform(setting.difficulty),
@@ -486,10 +485,9 @@ def _draw_breadth_knobs(setting: SyntheticSetting, k: int, rng: np.random.Genera
     if setting.offset != (0.0, 0.0):
         knobs["offset"] = setting.offset
     if setting.easy_tasks[1] > 0:
-        knobs["easy_tasks"] = int(rng.integers(setting.easy_tasks[0], setting.easy_tasks[1] + 1))
+        knobs["easy_tasks"] = draw_count(setting.easy_tasks, rng)
     if setting.auxiliary[1] > 0:
-        drawn = int(rng.integers(setting.auxiliary[0], setting.auxiliary[1] + 1))
-        knobs["auxiliary"] = min(drawn, k - 1)
+        knobs["auxiliary"] = draw_count(setting.auxiliary, rng, cap=k - 1)
         knobs["helpful"] = float(rng.uniform(*setting.helpful))
         low, high = (math.log(v) for v in setting.target_shrink)
         knobs["target_shrink"] = float(math.exp(rng.uniform(low, high)))

@@ -89,9 +89,9 @@ class TokensFamilySuite:
         # one per trunk, so two suites of the family draw different problems per seed.
         rng = np.random.default_rng([seed, self.vocab, self.length, self.dim, self.layers])
         names = [spec.name for spec in self.describe()]
-        k = int(rng.integers(self.num_tasks[0], self.num_tasks[1] + 1))
+        k = draw_count(self.num_tasks, rng)
         tasks = [names[i] for i in sorted(rng.choice(len(names), size=k, replace=False))]
-        n_aux = draw_count(self.auxiliary, k - 1, rng)  # keep a target task
+        n_aux = draw_count(self.auxiliary, rng, cap=k - 1)  # keep a target task
         auxiliary = tuple(str(t) for t in rng.choice(tasks, size=n_aux, replace=False))
         concentration = float(np.exp(rng.uniform(*np.log(self.concentration))))
         n_train = int(np.exp(rng.uniform(*np.log(self.n_train))))
