@@ -31,7 +31,7 @@ from curriculum_rl.controllers.actions import (
     emphasis_divergence,
     lift_slow_targets,
 )
-from curriculum_rl.controllers.auxiliary import gate_auxiliaries
+from curriculum_rl.controllers.auxiliary import cap_auxiliaries, gate_auxiliaries
 from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.observation import OBS_CLIP
 from curriculum_rl.trainer.signals import Signals
@@ -46,7 +46,7 @@ TRANSFORMS = [
     "error_power_gamma_ahead_up_aux_cap10", "error_power_gamma_late_up",
     "error_power_gamma_guarded_up", "error_power_gamma_up_aux_cap10_lifted",
     "error_power_gamma_progress_up", "error_power_gamma_progress_up_aux_cap10",
-    "error_power_gamma_up_aux_cap10_gate",
+    "error_power_gamma_up_aux_cap10_gate", "error_power_gamma_up_aux_cap10_startcap",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -267,6 +267,33 @@ def test_the_lift_raises_a_behind_lagging_target_by_exp_lag_up_to_uniform():
         torch.testing.assert_close(
             lift_slow_targets(weights, stuck)[0, :3], 3 * expected / expected.sum()
         )
+
+
+def test_the_start_cap_holds_each_auxiliary_to_the_targets_weight_at_start_scale():
+    """The defining property of ``..._startcap``: an auxiliary whose ``w_k E0_k`` is above
+    the geometric mean of the targets' ``w_t E0_t`` is cut to it, the others keep their
+    weights (then all rescaled to mean 1); a run without auxiliaries decides as the base
+    bit for bit. The case it is for: a target that does not learn beside auxiliaries
+    that fit to near-zero error, which a rule following the current error starves."""
+    start = torch.tensor([[1.4, 0.9, 0.5, 1.0], [40.0, 0.5, 1.0, 1.0]])
+    now = start * torch.tensor([[1.0, 0.01, 0.02, 1.0], [0.1, 0.1, 1.0, 1.0]])
+    state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
+    targets = torch.tensor([[True, False, False, False], [True, True, False, False]])
+    state = dataclasses.replace(state, objective=MASK & targets)
+    actions = _with_column(_with_column(_actions(4, seed=2), 1.0), 1.0)
+    base = actions_to_decision(actions, state, "error_power_gamma_up_aux_cap10")
+    capped = actions_to_decision(actions, state, "error_power_gamma_up_aux_cap10_startcap")
+    load = base.weights[0, :3] * start[0, :3]
+    expected = base.weights[0, :3] * torch.clamp(load[0] / load, max=1.0)
+    torch.testing.assert_close(capped.weights[0, :3], 3 * expected / expected.sum())
+    assert base.weights[0, 0] < base.weights[0, 1:3].min()  # the base starves the target
+    assert (
+        capped.weights[0, 1:3] * start[0, 1:3] <= capped.weights[0, 0] * start[0, 0] + 1e-6
+    ).all()
+    assert torch.equal(capped.weights[1], base.weights[1])  # run 1: every task a target
+    assert torch.equal(capped.sampling, base.sampling)
+    with pytest.raises(ValueError, match="'current' or 'start'"):
+        cap_auxiliaries(base, state, torch.ones(2), scale="end")
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])

@@ -353,12 +353,12 @@ def test_stratified_iqm():
     assert math.isfinite(robust.value) and robust.low <= robust.value <= robust.high
 
 
-def _save_policy(path: Path, seed: int) -> Path:
+def _save_policy(path: Path, seed: int, action: str = DEFAULT_TRANSFORM) -> Path:
     """A small randomly initialised policy file (``seed`` picks the weights)."""
     torch.manual_seed(seed)
     actor = TaskSetActor(NetworkConfig(hidden=16, action_init_gain=1.0))
     init_weights(actor)
-    return save_artifact(path, actor, max_tasks=8, action=DEFAULT_TRANSFORM)
+    return save_artifact(path, actor, max_tasks=8, action=action)
 
 
 def test_a_policy_file_is_benchmarked_beside_the_heuristics(tmp_path):
@@ -447,6 +447,12 @@ def test_a_label_that_now_names_another_policy_keeps_its_runs_apart(tmp_path, ca
     assert f"{path} was made by {stored['controller_identity']}" in err
     assert "another controller's" in err and "--out" in err
     assert json.loads(path.read_text()) == stored  # nothing overwritten
+    _save_policy(tmp_path / "policy", seed=0, action="error_power_gated")
+    assert _cli(argv)[0] == 2  # the same weights under another transform decide otherwise
+    assert "another controller's" in capsys.readouterr().err
+    legacy = stored["controller_identity"].split(" action ")[0]  # as stored before transforms
+    write_json_atomic(path, {**stored, "controller_identity": legacy})
+    assert _cli(argv)[0] == 0
     del stored["controller_identity"]  # as stored before identities were recorded
     write_json_atomic(path, stored)
     assert _cli(argv)[0] == 0

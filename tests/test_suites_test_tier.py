@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-k.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-l.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -27,6 +27,7 @@ TIER_H = "envs/test-h.toml"
 TIER_I = "envs/test-i.toml"
 TIER_J = "envs/test-j.toml"
 TIER_K = "envs/test-k.toml"
+TIER_L = "envs/test-l.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -194,6 +195,21 @@ EXPECTED_K = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-dissimilar-six-out": (21, set()),
     "synthetic-hard-noisy-spread": (8, set()),
 }
+EXPECTED_L = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "chem-flavanoids-target": (3, {"cultivar", "alcalinity"}),
+    "teacher-rich-target-scarce-aux": (
+        9,
+        {f"helpful{i}" for i in range(5)} | {f"noise{i}" for i in range(3)},
+    ),
+    "near-zero-wave-target": (4, {"linear", "hinge", "separable"}),
+    "synthetic-imbalanced-aux-rough": (9, {"task2", "task6", "task7"}),
+    "tokens-first-count-target": (4, {"token_sum", "frequency", "distinct"}),
+    "iris-petals-scored": (2, set()),
+    "digits-conv-classes-scored": (3, set()),
+    "tokens-four-layer-tiny-vocab": (3, set()),
+    "gradnorm-crowd-steep": (26, set()),
+    "synthetic-easy-conflict-classes": (11, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -202,6 +218,7 @@ VARIABLE_K = {
     "synthetic-easy-beside-noisy", "synthetic-conflict-raw-aux", "synthetic-tiny-noisy-raw",
     "synthetic-easy-raw-aux", "synthetic-noisy-raw-spread", "synthetic-noise-aux-many",
     "synthetic-noisy-offset-classes", "synthetic-crowd-easy-aux", "synthetic-hard-noisy-spread",
+    "synthetic-imbalanced-aux-rough", "synthetic-easy-conflict-classes",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -215,6 +232,7 @@ TIERS = {
     TIER_I: EXPECTED_I,
     TIER_J: EXPECTED_J,
     TIER_K: EXPECTED_K,
+    TIER_L: EXPECTED_L,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -249,7 +267,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
     newest_tiers = (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J)
-    for newest in (*newest_tiers, EXPECTED_K):
+    for newest in (*newest_tiers, EXPECTED_K, EXPECTED_L):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
@@ -263,11 +281,11 @@ def unnamed(suite: Suite) -> Suite:
     return replace(suite, name="x")
 
 
-@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K])
+@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K, TIER_L])
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
     earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml", "test-g.toml", "test-h.toml"}
-    earlier_tiers |= {"test-i.toml", "test-j.toml"}
+    earlier_tiers |= {"test-i.toml", "test-j.toml", "test-k.toml"}
     earlier_tiers -= {Path(newest).name}
     assert {"train.toml", "heldout-aux.toml"} | earlier_tiers <= {p.name for p in other}
     suites = [s for path in other for s in load_suites(path).values()]
@@ -377,3 +395,11 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert {t.kind for t in columns.tasks} == {"regression"}  # cultivar left out
     variances = [columns.data[i].y_train.var().item() for i in (0, 2)]
     assert variances[0] / variances[1] > 1e5  # proline beside hue, both scored
+    flavanoids = tier[TIER_L, "chem-flavanoids-target"][1]
+    assert flavanoids.target_tasks == [0] and flavanoids.input_shape == (8,)
+    assert flavanoids.data[0].y_train.mean().item() > 1  # flavanoids, uncentred
+    assert flavanoids.data[2].y_train.mean().item() > 15  # alcalinity, a raw auxiliary
+    petals = tier[TIER_L, "iris-petals-scored"][1]
+    assert petals.target_tasks == [0, 1] and petals.input_shape == (2,)
+    assert {t.kind for t in petals.tasks} == {"regression"}  # species left out
+    assert petals.data[0].y_train.mean().item() > 3  # petal length in cm, uncentred

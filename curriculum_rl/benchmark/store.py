@@ -63,13 +63,20 @@ def load_done_run(path: Path, settings: dict, identity: str | None = None) -> di
             "with the same --budget, --interval and trainer, or give another --out"
         )
     made_by = record.get(IDENTITY_KEY)
-    if identity is not None and made_by is not None and made_by != identity:
+    if identity is not None and made_by is not None and not _same_maker(made_by, identity):
         raise ValueError(
             f"{path} was made by {made_by}, but its label now names {identity}: the runs "
             "stored under that label are another controller's. Give another --out, or copy "
             "the policy under a new file name (its label is the file name)"
         )
     return record
+
+
+def _same_maker(stored: str, current: str) -> bool:
+    """Whether a run stored as made by ``stored`` is ``current``'s. Identities written
+    before they named a policy's action transform (``policy sha256:<hex>`` alone) match
+    any transform with those weights: like runs stored before identities, taken as stored."""
+    return stored == current or current.startswith(f"{stored} action ")
 
 
 def _differences(stored: object, current: dict) -> str:

@@ -115,6 +115,11 @@ gate`` on v5).
 is behind and lagging: its weight times ``exp(lag)``, with ``lag`` the nats by which its
 log error has fallen less than the run's mean since the first decision, never past the
 uniform weight 1 (:func:`lift_slow_targets`).
+``error_power_gamma_up_aux_cap10_startcap`` (the same columns) holds every auxiliary to the
+targets' weight relative to starting scale: ``w_k E0_k`` above the geometric mean of the
+targets' ``w_t E0_t`` is cut to it (:func:`cap_auxiliaries` with ``scale="start"``): an
+auxiliary fitting to near-zero error no longer gains weight on the targets as it goes
+(benchmarks/RESULTS.md §26g).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -442,6 +447,28 @@ class LiftedTransform(ActionTransform):
         return {**self.base.constants(), "slow_target_lift": 1.0}
 
 
+class StartCappedTransform(ActionTransform):
+    """Another transform's decision with each auxiliary's weight relative to its starting
+    scale, ``w_k E0_k``, cut to the targets' level (:func:`cap_auxiliaries` with
+    ``scale="start"``, headroom 1; the module docstring's
+    ``error_power_gamma_up_aux_cap10_startcap``). No action column: always on, and the base
+    decision bit for bit in a run where no auxiliary is above that level."""
+
+    uniform_centre = False
+
+    def __init__(self, base: ActionTransform) -> None:
+        self.base, self.name = base, f"{base.name}_startcap"
+        self.columns, self.dim = base.columns, base.dim
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        decision = self.base.decision(actions, signals)
+        full = torch.ones(signals.num_runs, device=decision.weights.device)
+        return cap_auxiliaries(decision, signals, full, headroom=1.0, scale="start")
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "auxiliary_start_cap": 1.0}
+
+
 def lift_slow_targets(weights: torch.Tensor, signals: Signals) -> torch.Tensor:
     """(N, K) ``weights`` (mean 1 over valid tasks) with each target task that is behind
     and lags the run's mean progress by ``lag > 0`` nats raised to ``min(w exp(lag),
@@ -521,6 +548,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         CappedTransform(_GAMMA_LATE, headroom=10.0),
         CappedTransform(_GAMMA_GUARDED, headroom=10.0),
         LiftedTransform(_GAMMA_UP_CAP10),
+        StartCappedTransform(_GAMMA_UP_CAP10),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),

@@ -22,7 +22,9 @@ targets, and hurts badly where one small, noisy target makes every cosine small,
 helpful auxiliaries are switched off too.
 
 :func:`cap_auxiliaries` instead cuts only the auxiliaries whose weighted error outweighs
-the targets' (raw-scale ones), leaving the rest of the decision as it was (§22b).
+the targets' (raw-scale ones), leaving the rest of the decision as it was (§22b); with
+``scale="start"`` it cuts those whose weight, relative to their starting scale, outweighs
+the targets' (easy ones that a rule following the current error keeps raising, §26g).
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ def gate_auxiliaries(
 
 
 def cap_auxiliaries(
-    decision: Decision, signals: Signals, strength: torch.Tensor, headroom: float = 1.0
+    decision: Decision,
+    signals: Signals,
+    strength: torch.Tensor,
+    headroom: float = 1.0,
+    scale: str = "current",
 ) -> Decision:
     """``decision`` with each auxiliary's weighted error ``w_k E_k`` cut down towards
     ``headroom`` times the target tasks' level, the geometric mean of their ``w_t E_t``:
@@ -72,10 +78,21 @@ def cap_auxiliaries(
     out only part of each task's scale (benchmarks/RESULTS.md §21: a 10^-4-scale target
     beside auxiliaries 10^9 larger). The cap divides out the rest of such an auxiliary's
     scale and leaves auxiliaries that do not dominate (helpful ones at the targets'
-    scale) alone. ``E`` is the validation error that scales the ``error_*`` rules."""
+    scale) alone. ``E`` is the validation error that scales the ``error_*`` rules.
+
+    ``scale="start"`` measures the load by each task's error at the first decision
+    instead, ``w_k E0_k``: the weight relative to the task's starting scale. Under a rule
+    that follows the current error, an auxiliary that fits to near-zero error gains weight
+    as it goes while ``w_k E_k`` stays level, so the first cap never binds; this one
+    holds such an auxiliary to the targets' weight once its scale is divided out
+    (benchmarks/RESULTS.md §26g: a noisy target starved beside near-zero auxiliaries)."""
+    if scale not in ("current", "start"):
+        raise ValueError(f"scale must be 'current' or 'start', got {scale!r}")
     mask, targets = signals.mask, (signals.mask & signals.objective).float()
-    load = decision.weights * signals.val_error
-    log_load = floored_log(load)
+    if scale == "current":
+        log_load = floored_log(decision.weights * signals.val_error)
+    else:
+        log_load = floored_log(decision.weights) + signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
     level = (log_load * targets).sum(1) / targets.sum(1).clamp_min(1) + math.log(headroom)
     excess = (log_load - level[:, None]).clamp_min(0)
     capped = mask & ~signals.objective & (targets.sum(1, keepdim=True) > 0)

@@ -36,13 +36,16 @@ def load_controller(name_or_path: str | Path | None = None) -> Controller:
 
 def controller_identity(name_or_path: str | Path | None = None) -> str:
     """What a controller's runs are made by, for telling stored runs apart: a heuristic's
-    registered name (its code is this package's), or ``policy sha256:<hex>`` of a policy's
-    weights (a file path or ``default`` may name another policy tomorrow). Reads only the
-    policy's metadata; raises as :func:`load_controller` for a missing or corrupt file."""
+    registered name (its code is this package's), or ``policy sha256:<hex> action <name>``
+    for a policy: its weights and the action transform that turns its outputs into
+    decisions (a file path or ``default`` may name another policy tomorrow, and the same
+    weights under another transform decide otherwise). Reads only the policy's metadata;
+    raises as :func:`load_controller` for a missing or corrupt file."""
     path = _policy_path(name_or_path)
     if path is None:
         return str(name_or_path)
-    return f"policy sha256:{read_metadata(path)['weights_sha256']}"
+    metadata = read_metadata(path)
+    return f"policy sha256:{metadata['weights_sha256']} action {metadata['action']['transform']}"
 
 
 def _policy_path(name_or_path: str | Path | None) -> Path | None:
