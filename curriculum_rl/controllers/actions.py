@@ -426,47 +426,53 @@ class CappedTransform(ActionTransform):
         return {**self.base.constants(), "auxiliary_cap": self.headroom}
 
 
-class LiftedTransform(ActionTransform):
-    """Another transform's decision with every target task that is behind and lagging
-    lifted (the module docstring's ``error_power_gamma_up_aux_cap10_lifted``): its weight
-    times ``exp(lag)``, at most up to the uniform weight 1 (a weight already above 1 is
-    left as it is), then all rescaled to mean 1. No action column: always on, and the base
-    decision bit for bit in a run where no target is lifted."""
+class AlwaysOnTransform(ActionTransform):
+    """Another transform's decision, adjusted by a fixed rule after it: no action column,
+    so a network trained for the base runs under it unchanged. Subclasses name the rule
+    (``suffix``, and ``constant``, recorded in a policy file's metadata) and apply it."""
 
     uniform_centre = False
+    suffix: str
+    constant: str
 
     def __init__(self, base: ActionTransform) -> None:
-        self.base, self.name = base, f"{base.name}_lifted"
+        self.base, self.name = base, f"{base.name}_{self.suffix}"
         self.columns, self.dim = base.columns, base.dim
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
-        decision = self.base.decision(actions, signals)
+        return self.adjust(self.base.decision(actions, signals), signals)
+
+    @abstractmethod
+    def adjust(self, decision: Decision, signals: Signals) -> Decision:
+        """The base ``decision`` after this transform's rule."""
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), self.constant: 1.0}
+
+
+class LiftedTransform(AlwaysOnTransform):
+    """Every target task that is behind and lagging lifted (the module docstring's
+    ``error_power_gamma_up_aux_cap10_lifted``): its weight times ``exp(lag)``, at most up
+    to the uniform weight 1 (a weight already above 1 is left as it is), then all rescaled
+    to mean 1; the base decision bit for bit in a run where no target is lifted."""
+
+    suffix, constant = "lifted", "slow_target_lift"
+
+    def adjust(self, decision: Decision, signals: Signals) -> Decision:
         return Decision(lift_slow_targets(decision.weights, signals), decision.sampling)
 
-    def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), "slow_target_lift": 1.0}
 
+class StartCappedTransform(AlwaysOnTransform):
+    """Each auxiliary's weight relative to its starting scale, ``w_k E0_k``, cut to the
+    targets' level (:func:`cap_auxiliaries` with ``scale="start"``, headroom 1; the module
+    docstring's ``error_power_gamma_up_aux_cap10_startcap``); the base decision bit for
+    bit in a run where no auxiliary is above that level."""
 
-class StartCappedTransform(ActionTransform):
-    """Another transform's decision with each auxiliary's weight relative to its starting
-    scale, ``w_k E0_k``, cut to the targets' level (:func:`cap_auxiliaries` with
-    ``scale="start"``, headroom 1; the module docstring's
-    ``error_power_gamma_up_aux_cap10_startcap``). No action column: always on, and the base
-    decision bit for bit in a run where no auxiliary is above that level."""
+    suffix, constant = "startcap", "auxiliary_start_cap"
 
-    uniform_centre = False
-
-    def __init__(self, base: ActionTransform) -> None:
-        self.base, self.name = base, f"{base.name}_startcap"
-        self.columns, self.dim = base.columns, base.dim
-
-    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
-        decision = self.base.decision(actions, signals)
+    def adjust(self, decision: Decision, signals: Signals) -> Decision:
         full = torch.ones(signals.num_runs, device=decision.weights.device)
         return cap_auxiliaries(decision, signals, full, headroom=1.0, scale="start")
-
-    def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), "auxiliary_start_cap": 1.0}
 
 
 def lift_slow_targets(weights: torch.Tensor, signals: Signals) -> torch.Tensor:
