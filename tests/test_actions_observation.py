@@ -20,6 +20,7 @@ from curriculum_rl.controllers.actions import (
     GAMMA_SCALE,
     GAMMA_SHIFT,
     LAG,
+    OVERFIT_GAP,
     RESIDUAL_SCALE,
     SAMPLING_FLOOR,
     START_CENTRE,
@@ -47,6 +48,7 @@ TRANSFORMS = [
     "error_power_gamma_guarded_up", "error_power_gamma_up_aux_cap10_lifted",
     "error_power_gamma_progress_up", "error_power_gamma_progress_up_aux_cap10",
     "error_power_gamma_up_aux_cap10_gate", "error_power_gamma_up_aux_cap10_startcap",
+    "error_power_gamma_up_aux_cap10_startcap_guarded",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -294,6 +296,34 @@ def test_the_start_cap_holds_each_auxiliary_to_the_targets_weight_at_start_scale
     assert torch.equal(capped.sampling, base.sampling)
     with pytest.raises(ValueError, match="'current' or 'start'"):
         cap_auxiliaries(base, state, torch.ones(2), scale="end")
+
+
+def test_the_guarded_start_cap_is_off_in_runs_whose_targets_overfit():
+    """The defining property of ``..._startcap_guarded``: the start cap's decision in a run
+    whose targets' mean ``log(val loss / train loss)`` is at most log 2, the base decision
+    bit for bit in a run above it (auxiliaries' own gaps do not count)."""
+    mask = torch.tensor([[True, True, True, False]] * 2)
+    start = torch.tensor([[1.4, 0.9, 0.5, 1.0], [1.4, 0.9, 0.5, 1.0]])
+    now = start * torch.tensor([[1.0, 0.01, 0.02, 1.0], [1.0, 0.01, 0.02, 1.0]])
+    targets = torch.tensor([[True, False, False, False]] * 2)
+    val = torch.tensor([[1.3, 5.0, 5.0, 1.0], [2.1, 1.0, 1.0, 1.0]])
+    train = torch.tensor([[1.0, 0.01, 0.01, 1.0], [1.0, 1.0, 1.0, 1.0]])  # gaps: 0.26, 0.74
+    state = dataclasses.replace(
+        _started_state(mask, start, now),
+        mask=mask,
+        objective=mask & targets,
+        val_loss=val,
+        train_loss=train,
+    )
+    actions = _with_column(_with_column(_actions(4, seed=2, mask=mask), 1.0), 1.0)
+    base = actions_to_decision(actions, state, "error_power_gamma_up_aux_cap10")
+    capped = actions_to_decision(actions, state, "error_power_gamma_up_aux_cap10_startcap")
+    guarded = actions_to_decision(actions, state, "error_power_gamma_up_aux_cap10_startcap_guarded")
+    assert torch.equal(guarded.weights[0], capped.weights[0])  # generalising: capped
+    assert not torch.equal(capped.weights[1], base.weights[1])  # the cap would act ...
+    assert torch.equal(guarded.weights[1], base.weights[1])  # ... but the target overfits
+    assert torch.equal(guarded.sampling, base.sampling)
+    assert math.isclose(OVERFIT_GAP, math.log(2))
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])

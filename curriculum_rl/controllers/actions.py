@@ -119,7 +119,9 @@ uniform weight 1 (:func:`lift_slow_targets`).
 targets' weight relative to starting scale: ``w_k E0_k`` above the geometric mean of the
 targets' ``w_t E0_t`` is cut to it (:func:`cap_auxiliaries` with ``scale="start"``): an
 auxiliary fitting to near-zero error no longer gains weight on the targets as it goes
-(benchmarks/RESULTS.md §26g).
+(benchmarks/RESULTS.md §26g). ``error_power_gamma_up_aux_cap10_startcap_guarded`` applies
+it only in runs whose targets still generalise (mean ``log(val loss / train loss)`` at most
+``OVERFIT_GAP`` = log 2): a noisy target that overfits is let fall, as the base rule does.
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -130,6 +132,7 @@ tasks get weight 0 and probability 0.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
@@ -138,9 +141,11 @@ from curriculum_rl.controllers.auxiliary import cap_auxiliaries, gate_auxiliarie
 from curriculum_rl.controllers.decision import Decision, mean_one_weights
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, log_errors
+from curriculum_rl.trainer.objective import floored_log
 from curriculum_rl.trainer.signals import Signals
 
 WEIGHT_SCALE = 5.0
+OVERFIT_GAP = math.log(2.0)  # validation loss twice the training loss: the start cap's guard
 SAMPLING_SCALE = 2.0
 SAMPLING_FLOOR = 0.1
 GAMMA_SCALE = 1.5
@@ -475,6 +480,32 @@ class StartCappedTransform(AlwaysOnTransform):
         return cap_auxiliaries(decision, signals, full, headroom=1.0, scale="start")
 
 
+class GuardedStartCapTransform(StartCappedTransform):
+    """The start cap, on in a run only while its targets generalise: their mean
+    ``log(val loss / train loss)`` is at most ``OVERFIT_GAP``; otherwise the base decision
+    (the module docstring's ``error_power_gamma_up_aux_cap10_startcap_guarded``). Where a
+    noisy target on few examples overfits, a rule that follows its error lowers its weight
+    like early stopping, and holding it up hurts (benchmarks/RESULTS.md §26g)."""
+
+    suffix, constant = "startcap_guarded", "auxiliary_start_cap_overfit_gap"
+
+    def adjust(self, decision: Decision, signals: Signals) -> Decision:
+        capped = super().adjust(decision, signals)
+        on = (target_generalisation_gap(signals) <= OVERFIT_GAP)[:, None]
+        return Decision(torch.where(on, capped.weights, decision.weights), decision.sampling)
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), self.constant: OVERFIT_GAP}
+
+
+def target_generalisation_gap(signals: Signals) -> torch.Tensor:
+    """(N,) mean over each run's target tasks of ``log(val loss / train loss)``: how far
+    the targets' validation loss has drawn above their training loss (0 with no targets)."""
+    targets = (signals.mask & signals.objective).float()
+    gap = floored_log(signals.val_loss) - floored_log(signals.train_loss)
+    return (gap * targets).sum(1) / targets.sum(1).clamp_min(1)
+
+
 def lift_slow_targets(weights: torch.Tensor, signals: Signals) -> torch.Tensor:
     """(N, K) ``weights`` (mean 1 over valid tasks) with each target task that is behind
     and lags the run's mean progress by ``lag > 0`` nats raised to ``min(w exp(lag),
@@ -555,6 +586,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         CappedTransform(_GAMMA_GUARDED, headroom=10.0),
         LiftedTransform(_GAMMA_UP_CAP10),
         StartCappedTransform(_GAMMA_UP_CAP10),
+        GuardedStartCapTransform(_GAMMA_UP_CAP10),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
