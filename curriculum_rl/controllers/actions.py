@@ -485,7 +485,9 @@ class GuardedStartCapTransform(StartCappedTransform):
     ``log(val loss / train loss)`` is at most ``OVERFIT_GAP``; otherwise the base decision
     (the module docstring's ``error_power_gamma_up_aux_cap10_startcap_guarded``). Where a
     noisy target on few examples overfits, a rule that follows its error lowers its weight
-    like early stopping, and holding it up hurts (benchmarks/RESULTS.md §26g)."""
+    like early stopping, and holding it up hurts (benchmarks/RESULTS.md §26g). Measured on
+    v5's network: passed validation, lost test tier L, where a noisy regression target
+    beside near-zero auxiliaries needed v5's starving and the guard did not fire (§26h–i)."""
 
     suffix, constant = "startcap_guarded", "auxiliary_start_cap_overfit_gap"
 
