@@ -503,9 +503,8 @@ class GuardedStartCapTransform(StartCappedTransform):
 def target_generalisation_gap(signals: Signals) -> torch.Tensor:
     """(N,) mean over each run's target tasks of ``log(val loss / train loss)``: how far
     the targets' validation loss has drawn above their training loss (0 with no targets)."""
-    targets = (signals.mask & signals.objective).float()
     gap = floored_log(signals.val_loss) - floored_log(signals.train_loss)
-    return (gap * targets).sum(1) / targets.sum(1).clamp_min(1)
+    return _task_mean(gap, signals.mask & signals.objective)
 
 
 def lift_slow_targets(weights: torch.Tensor, signals: Signals) -> torch.Tensor:
@@ -539,7 +538,8 @@ def _error_power_decision(
 
 
 def _task_mean(column: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(N,) mean of one action column over the valid tasks (order-invariant)."""
+    """(N,) mean of one per-task column (an action's, a signal's) over the tasks in
+    ``mask`` (order-invariant; 0 where a run has none)."""
     valid = mask.float()
     return (column * valid).sum(1) / valid.sum(1).clamp_min(1)
 
