@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-l.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-m.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -28,6 +28,7 @@ TIER_I = "envs/test-i.toml"
 TIER_J = "envs/test-j.toml"
 TIER_K = "envs/test-k.toml"
 TIER_L = "envs/test-l.toml"
+TIER_M = "envs/test-m.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -210,6 +211,21 @@ EXPECTED_L = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-crowd-steep": (26, set()),
     "synthetic-easy-conflict-classes": (11, set()),
 }
+EXPECTED_M = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "diabetes-progression-target": (3, {"bmi", "s5"}),
+    "teacher-mid-main-mixed-aux": (
+        10,
+        {f"helpful{i}" for i in range(4)} | {f"unrelated{i}" for i in range(4)} | {"noise0"},
+    ),
+    "near-zero-product-xor-targets": (4, {"hinge", "wave"}),
+    "synthetic-offset-helpful-aux": (7, {"task3"}),
+    "tokens-frequency-target": (3, {"top_count", "distinct"}),
+    "chem-malic-cultivar-scored": (2, set()),
+    "digits-conv-class-mirror-ink": (3, set()),
+    "tokens-sum-count-tags-scored": (4, set()),
+    "gradnorm-mid-spread-three-out": (23, set()),
+    "synthetic-moderate-broad-mix": (13, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -219,6 +235,7 @@ VARIABLE_K = {
     "synthetic-easy-raw-aux", "synthetic-noisy-raw-spread", "synthetic-noise-aux-many",
     "synthetic-noisy-offset-classes", "synthetic-crowd-easy-aux", "synthetic-hard-noisy-spread",
     "synthetic-imbalanced-aux-rough", "synthetic-easy-conflict-classes",
+    "synthetic-offset-helpful-aux", "synthetic-moderate-broad-mix",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -233,6 +250,7 @@ TIERS = {
     TIER_J: EXPECTED_J,
     TIER_K: EXPECTED_K,
     TIER_L: EXPECTED_L,
+    TIER_M: EXPECTED_M,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -267,7 +285,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
     newest_tiers = (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J)
-    for newest in (*newest_tiers, EXPECTED_K, EXPECTED_L):
+    for newest in (*newest_tiers, EXPECTED_K, EXPECTED_L, EXPECTED_M):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
@@ -281,12 +299,13 @@ def unnamed(suite: Suite) -> Suite:
     return replace(suite, name="x")
 
 
-@pytest.mark.parametrize("newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K, TIER_L])
+@pytest.mark.parametrize(
+    "newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K, TIER_L, TIER_M]
+)
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
-    earlier_tiers = {"test-d.toml", "test-e.toml", "test-f.toml", "test-g.toml", "test-h.toml"}
-    earlier_tiers |= {"test-i.toml", "test-j.toml", "test-k.toml"}
-    earlier_tiers -= {Path(newest).name}
+    earlier_tiers = {Path(path).name for path in TIERS if path not in (TEST_TIER, TIER_B, TIER_C)}
+    earlier_tiers -= {Path(newest).name}  # tiers D onward, every other one of them
     assert {"train.toml", "heldout-aux.toml"} | earlier_tiers <= {p.name for p in other}
     suites = [s for path in other for s in load_suites(path).values()]
     tier = load_suites(newest)
@@ -403,3 +422,10 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert petals.target_tasks == [0, 1] and petals.input_shape == (2,)
     assert {t.kind for t in petals.tasks} == {"regression"}  # species left out
     assert petals.data[0].y_train.mean().item() > 3  # petal length in cm, uncentred
+    progression_only = tier[TIER_M, "diabetes-progression-target"][1]
+    assert progression_only.target_tasks == [0] and progression_only.input_shape == (7,)
+    assert progression_only.data[0].y_train.var().item() > 1e3  # progression, a raw target
+    assert progression_only.data[1].y_train.mean().item() > 20  # bmi, a raw auxiliary
+    malic = tier[TIER_M, "chem-malic-cultivar-scored"][1]
+    assert malic.target_tasks == [0, 1] and malic.input_shape == (8,)
+    assert malic.data[0].y_train.mean().item() > 1  # malic acid in g/l, uncentred
