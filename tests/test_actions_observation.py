@@ -49,6 +49,7 @@ TRANSFORMS = [
     "error_power_gamma_progress_up", "error_power_gamma_progress_up_aux_cap10",
     "error_power_gamma_up_aux_cap10_gate", "error_power_gamma_up_aux_cap10_startcap",
     "error_power_gamma_up_aux_cap10_startcap_guarded",
+    "error_power_gamma_up_aux_cap10_aux_startcap",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -296,6 +297,36 @@ def test_the_start_cap_holds_each_auxiliary_to_the_targets_weight_at_start_scale
     assert torch.equal(capped.sampling, base.sampling)
     with pytest.raises(ValueError, match="'current' or 'start'"):
         cap_auxiliaries(base, state, torch.ones(2), scale="end")
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_the_start_cap_column_sets_how_far_the_start_cap_cuts(strength):
+    """The defining property of ``..._aux_startcap``: column 0 is v5's transform bit for bit,
+    1 the always-on start cap's decision, and in between each capped auxiliary's weight
+    is cut by the same factor raised to the strength (then all rescaled to mean 1)."""
+    start = torch.tensor([[1.4, 0.9, 0.5, 1.0], [1.4, 0.9, 0.5, 1.0]])
+    now = start * torch.tensor([[1.0, 0.01, 0.02, 1.0], [1.0, 0.01, 0.02, 1.0]])
+    targets = torch.tensor([[True, False, False, False], [True, True, False, False]])
+    state = dataclasses.replace(_started_state(MASK, start, now), mask=MASK)
+    state = dataclasses.replace(state, objective=MASK & targets)
+    v5_actions = _with_column(_with_column(_actions(4, seed=2), 1.0), 1.0)
+    v5 = actions_to_decision(v5_actions, state, "error_power_gamma_up_aux_cap10")
+    always = actions_to_decision(v5_actions, state, "error_power_gamma_up_aux_cap10_startcap")
+    name = "error_power_gamma_up_aux_cap10_aux_startcap"
+    switched = actions_to_decision(_with_column(v5_actions, strength), state, name)
+    assert torch.equal(switched.sampling, v5.sampling)
+    if strength == 0.0:
+        assert torch.equal(switched.weights, v5.weights)
+        return
+
+    def relative(weights: torch.Tensor) -> torch.Tensor:  # each valid task's weight / the target's
+        return weights[0, :3] / weights[0, 0]
+
+    cut = relative(always.weights) / relative(v5.weights)
+    torch.testing.assert_close(relative(switched.weights) / relative(v5.weights), cut**strength)
+    assert torch.equal(switched.weights[1], v5.weights[1])  # run 1: no auxiliary
+    assert cut[1:3].max() < 1  # both near-zero auxiliaries are held down
+    assert action_transform(name).constants()["auxiliary_start_cap"] == 1.0
 
 
 def test_the_guarded_start_cap_is_off_in_runs_whose_targets_overfit():

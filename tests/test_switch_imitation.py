@@ -111,6 +111,24 @@ def test_the_beta_shift_rules_are_the_policy_and_the_policy_with_its_switch_full
     assert (off.transform.name, on.transform.name) == ("error_power", "error_power_beta_up")
 
 
+def test_the_start_cap_switch_on_v5_runs_as_the_always_on_start_cap():
+    """``--switch start-cap`` on v5: the switched-on rule decides exactly as v5's network
+    under the always-on ``..._startcap`` transform (RESULTS §26g), on a training problem
+    of envs/train-near-zero-targets.toml; switched off, exactly as v5."""
+    v5 = load_artifact("agents/v5.json")
+    off, on = switched_rules(v5, SWITCHES["start-cap"])
+    assert on.transform.name == "error_power_gamma_up_aux_cap10_aux_startcap"
+    always = LearnedController(v5.actor, v5.max_tasks, "error_power_gamma_up_aux_cap10_startcap")
+    instance = resolve_suite("envs/train-near-zero-targets.toml#nz-train-xor-few").sample(0)
+    assert instance.target_tasks == [0]
+    weights = [
+        run_controller([instance], [0], rule, budget=100, interval=25)[0].weights
+        for rule in (off, on, always, LearnedController.load("agents/v5.json"))
+    ]
+    assert weights[1] == weights[2] and weights[0] == weights[3]
+    assert weights[1] != weights[0]  # the cap binds on near-zero auxiliaries
+
+
 def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):
     torch.manual_seed(0)
     source = load_artifact(POLICY)

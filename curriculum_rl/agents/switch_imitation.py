@@ -16,6 +16,9 @@ A switch is one more action column of a twin of the policy's transform, whose st
 * ``aux-cap`` (``error_power_aux_cap``): each auxiliary whose weighted error exceeds the
   targets' level cut down to it (§22); ``aux-cap-10`` (``error_power_aux_cap10``) cuts
   only above ten times that level; only instances with auxiliaries are demonstrated.
+  ``start-cap`` (``..._aux_startcap``) holds each auxiliary to the targets' weight at
+  start scale (§26g): it rescues a target starved beside auxiliaries that fit to
+  near-zero error and hurts a noisy target on few examples, which overfits when held up.
 * ``gamma-up`` (``error_power_gamma_up``): ``gamma`` raised by ``GAMMA_SHIFT``, more of
   each weight following the task's current error (§22); ``gamma-ahead-up``
   (``error_power_gamma_ahead_up``) raises it for the tasks ahead of the run's geometric
@@ -98,6 +101,7 @@ SWITCHES = {
         Switch("aux-beta-up", "_aux_beta_up", True),
         Switch("aux-cap", "_aux_cap", True),
         Switch("aux-cap-10", "_aux_cap10", True),
+        Switch("start-cap", "_aux_startcap", True),
         Switch("gamma-up", "_gamma_up", False),
         Switch("gamma-ahead-up", "_gamma_ahead_up", False),
         Switch("gamma-progress-up", "_gamma_progress_up", False),

@@ -1,8 +1,8 @@
 """Action transforms: policy outputs in [-1, 1] -> task weights and sampling probabilities.
 
 A transform reads one row of ``dim`` numbers per task slot (padded slots are ignored) and
-the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. Twenty-four are
-defined; the env's ``action`` setting picks one, and a policy file records the one it was
+the :class:`~curriculum_rl.controllers.base.DecisionState` it acts on. The env's
+``action`` setting picks one of :data:`TRANSFORMS`, and a policy file records the one it was
 trained with (its name and constants), so a loaded policy always maps its outputs the same
 way.
 
@@ -122,6 +122,9 @@ auxiliary fitting to near-zero error no longer gains weight on the targets as it
 (benchmarks/RESULTS.md §26g). ``error_power_gamma_up_aux_cap10_startcap_guarded`` applies
 it only in runs whose targets still generalise (mean ``log(val loss / train loss)`` at most
 ``OVERFIT_GAP`` = log 2): a noisy target that overfits is let fall, as the base rule does.
+``error_power_gamma_up_aux_cap10_aux_startcap`` (``dim = 7``) makes the start cap a column
+of its own, with strength ``clip(mean a, 0, 1)``: 0 is v5's transform bit for bit, 1 the
+always-on ``..._startcap``; ``--switch start-cap`` fits when to set it from labelled runs.
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -407,28 +410,34 @@ def _ahead_boost(signals: Signals, shift: torch.Tensor) -> torch.Tensor:
 class CappedTransform(ActionTransform):
     """Another transform with one more action column, the strength ``clip(mean a_c, 0, 1)``
     of the auxiliary cap at ``headroom`` times the targets' level (the module docstring's
-    ``error_power_aux_cap``, ``error_power_aux_cap10``, ``error_power_gamma_up_aux_cap10``).
-    The cap acts on the base's decision, so it composes with any base, switches included."""
+    ``error_power_aux_cap``, ``error_power_aux_cap10``, ``error_power_gamma_up_aux_cap10``),
+    the load measured at ``scale`` (:func:`cap_auxiliaries`; ``"start"``: the
+    ``..._aux_startcap`` twins). The cap acts on the base's decision, so it composes with
+    any base, switches included."""
 
     uniform_centre = False
 
-    def __init__(self, base: ActionTransform, headroom: float = 1.0) -> None:
+    def __init__(
+        self, base: ActionTransform, headroom: float = 1.0, scale: str = "current"
+    ) -> None:
         if headroom < 1:
             raise ValueError(f"headroom must be >= 1 (1: the targets' level), got {headroom}")
-        self.base, self.headroom = base, float(headroom)
-        self.name = f"{base.name}_aux_cap" + ("" if headroom == 1 else f"{headroom:g}")
-        self.columns = (*base.columns, "cap")
+        self.base, self.headroom, self.scale = base, float(headroom), scale
+        self.cap = "startcap" if scale == "start" else "cap"  # its column's name
+        self.name = f"{base.name}_aux_{self.cap}" + ("" if headroom == 1 else f"{headroom:g}")
+        self.columns = (*base.columns, self.cap)
         self.dim = len(self.columns)
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         decision = self.base.decision(actions[..., : self.base.dim], signals)
-        strength = _strength(self.column(actions, "cap"), mask)
-        return cap_auxiliaries(decision, signals, strength, self.headroom)
+        strength = _strength(self.column(actions, self.cap), mask)
+        return cap_auxiliaries(decision, signals, strength, self.headroom, self.scale)
 
     def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), "auxiliary_cap": self.headroom}
+        name = "auxiliary_start_cap" if self.scale == "start" else "auxiliary_cap"
+        return {**self.base.constants(), name: self.headroom}
 
 
 class AlwaysOnTransform(ActionTransform):
@@ -589,6 +598,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         LiftedTransform(_GAMMA_UP_CAP10),
         StartCappedTransform(_GAMMA_UP_CAP10),
         GuardedStartCapTransform(_GAMMA_UP_CAP10),
+        CappedTransform(_GAMMA_UP_CAP10, scale="start"),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
