@@ -272,8 +272,25 @@ def test_v6_is_v5_with_its_fitted_gate_switch():
         torch.testing.assert_close(v6.actor(obs)[..., :-1], v5.actor(obs))
 
 
-def test_the_shipped_policy_is_v5():
-    """agents/default.json is v5 (RESULTS §24g), byte for byte agents/v5.json."""
+def test_v7_is_v5_with_its_fitted_start_cap_switch():
+    """agents/v7.json (shipped 2026-12-05, RESULTS §27): v5 plus a start-cap column fitted
+    from 240 labelled training runs (l2 1e-5); the rest of the network is v5's, so on a
+    suite without auxiliaries it decides as v5."""
+    v7, v5 = load_artifact("agents/v7.json"), load_artifact("agents/v5.json")
+    assert v7.action == "error_power_gamma_up_aux_cap10_aux_startcap"
+    notes = v7.metadata["notes"]["switch_imitation"]
+    assert notes["switch"] == "start-cap" and notes["l2"] == 1e-5
+    assert notes["cross_validation"]["l2=1e-05"] > max(0.0, notes["cross_validation"]["always"])
+    obs = torch.randn(3, 12, NUM_FEATURES)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(v7.actor(obs)[..., :-1], v5.actor(obs))
+
+
+def test_the_shipped_policy_is_v7():
+    """agents/default.json is v7 (RESULTS §27c), byte for byte agents/v7.json and the
+    candidate file tier M judged."""
     for suffix in (".json", ".pt"):
         shipped = Path("agents/default" + suffix).read_bytes()
-        assert shipped == Path("agents/v5" + suffix).read_bytes()
+        assert shipped == Path("agents/v7" + suffix).read_bytes()
+        assert shipped == Path("benchmarks/candidates/startcap-im" + suffix).read_bytes()
