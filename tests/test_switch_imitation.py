@@ -257,34 +257,27 @@ def test_v5_is_v4_with_the_cap_always_on():
     assert (actions[..., -1] >= 1).all()  # clip(mean a, 0, 1) = 1: the cap always on
 
 
-def test_v6_is_v5_with_its_fitted_gate_switch():
-    """agents/v6.json (RESULTS §24e, shipped briefly, withdrawn in §24g): v5 plus a gate
-    column fitted from 240 labelled training runs (l2 1e-5); the rest of the network is
-    v5's."""
-    v6, v5 = load_artifact("agents/v6.json"), load_artifact("agents/v5.json")
-    assert v6.action == "error_power_gamma_up_aux_cap10_gate"
-    notes = v6.metadata["notes"]["switch_imitation"]
-    assert notes["switch"] == "gate" and notes["l2"] == 1e-5
+@pytest.mark.parametrize(
+    ("path", "action", "switch"),
+    [
+        ("agents/v6.json", "error_power_gamma_up_aux_cap10_gate", "gate"),
+        ("agents/v7.json", "error_power_gamma_up_aux_cap10_aux_startcap", "start-cap"),
+    ],
+)
+def test_v6_and_v7_are_v5_with_one_fitted_switch(path, action, switch):
+    """agents/v6.json (RESULTS §24e, shipped briefly, withdrawn in §24g) and agents/v7.json
+    (shipped 2026-12-05, §27): v5 plus one column fitted from 240 labelled training runs
+    (l2 1e-5), a gate and a start cap; the rest of the network is v5's, so on a suite
+    without auxiliaries each decides as v5."""
+    policy, v5 = load_artifact(path), load_artifact("agents/v5.json")
+    assert policy.action == action
+    notes = policy.metadata["notes"]["switch_imitation"]
+    assert notes["switch"] == switch and notes["l2"] == 1e-5
     assert notes["cross_validation"]["l2=1e-05"] > max(0.0, notes["cross_validation"]["always"])
     obs = torch.randn(3, 12, NUM_FEATURES)
     obs[..., 0] = 1.0
     with torch.no_grad():
-        torch.testing.assert_close(v6.actor(obs)[..., :-1], v5.actor(obs))
-
-
-def test_v7_is_v5_with_its_fitted_start_cap_switch():
-    """agents/v7.json (shipped 2026-12-05, RESULTS §27): v5 plus a start-cap column fitted
-    from 240 labelled training runs (l2 1e-5); the rest of the network is v5's, so on a
-    suite without auxiliaries it decides as v5."""
-    v7, v5 = load_artifact("agents/v7.json"), load_artifact("agents/v5.json")
-    assert v7.action == "error_power_gamma_up_aux_cap10_aux_startcap"
-    notes = v7.metadata["notes"]["switch_imitation"]
-    assert notes["switch"] == "start-cap" and notes["l2"] == 1e-5
-    assert notes["cross_validation"]["l2=1e-05"] > max(0.0, notes["cross_validation"]["always"])
-    obs = torch.randn(3, 12, NUM_FEATURES)
-    obs[..., 0] = 1.0
-    with torch.no_grad():
-        torch.testing.assert_close(v7.actor(obs)[..., :-1], v5.actor(obs))
+        torch.testing.assert_close(policy.actor(obs)[..., :-1], v5.actor(obs))
 
 
 def test_the_shipped_policy_is_v7():
