@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-m.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-n.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -29,6 +29,7 @@ TIER_J = "envs/test-j.toml"
 TIER_K = "envs/test-k.toml"
 TIER_L = "envs/test-l.toml"
 TIER_M = "envs/test-m.toml"
+TIER_N = "envs/test-n.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -226,6 +227,21 @@ EXPECTED_M = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-mid-spread-three-out": (23, set()),
     "synthetic-moderate-broad-mix": (13, set()),
 }
+EXPECTED_N = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "chem-alcohol-malic-targets": (3, {"cultivar"}),
+    "teacher-half-noise-aux": (
+        9,
+        {f"helpful{i}" for i in range(3)} | {"unrelated0"} | {f"noise{i}" for i in range(4)},
+    ),
+    "near-zero-four-targets-linear-aux": (5, {"linear"}),
+    "synthetic-few-tasks-one-aux": (4, {"task0"}),
+    "tokens-count-sum-targets": (4, {"frequency", "first_count"}),
+    "diabetes-bmi-s5-scored": (2, set()),
+    "digits-conv-mirror-ink-scored": (2, set()),
+    "tokens-three-layer-sum-distinct": (2, set()),
+    "gradnorm-one-layer-steep-one-out": (26, set()),
+    "synthetic-offset-easy-rare-classes": (9, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -236,6 +252,7 @@ VARIABLE_K = {
     "synthetic-noisy-offset-classes", "synthetic-crowd-easy-aux", "synthetic-hard-noisy-spread",
     "synthetic-imbalanced-aux-rough", "synthetic-easy-conflict-classes",
     "synthetic-offset-helpful-aux", "synthetic-moderate-broad-mix",
+    "synthetic-few-tasks-one-aux", "synthetic-offset-easy-rare-classes",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -251,6 +268,7 @@ TIERS = {
     TIER_K: EXPECTED_K,
     TIER_L: EXPECTED_L,
     TIER_M: EXPECTED_M,
+    TIER_N: EXPECTED_N,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -285,7 +303,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
     newest_tiers = (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J)
-    for newest in (*newest_tiers, EXPECTED_K, EXPECTED_L, EXPECTED_M):
+    for newest in (*newest_tiers, EXPECTED_K, EXPECTED_L, EXPECTED_M, EXPECTED_N):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
@@ -300,7 +318,7 @@ def unnamed(suite: Suite) -> Suite:
 
 
 @pytest.mark.parametrize(
-    "newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K, TIER_L, TIER_M]
+    "newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K, TIER_L, TIER_M, TIER_N]
 )
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
@@ -429,3 +447,12 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     malic = tier[TIER_M, "chem-malic-cultivar-scored"][1]
     assert malic.target_tasks == [0, 1] and malic.input_shape == (8,)
     assert malic.data[0].y_train.mean().item() > 1  # malic acid in g/l, uncentred
+    alcohol_malic = tier[TIER_N, "chem-alcohol-malic-targets"][1]
+    assert alcohol_malic.target_tasks == [0, 1] and alcohol_malic.input_shape == (8,)
+    assert alcohol_malic.data[0].y_train.mean().item() > 10  # alcohol in % vol, uncentred
+    assert alcohol_malic.data[1].y_train.mean().item() > 1  # malic acid in g/l, uncentred
+    bmi_s5 = tier[TIER_N, "diabetes-bmi-s5-scored"][1]
+    assert bmi_s5.target_tasks == [0, 1] and bmi_s5.input_shape == (7,)
+    assert {t.kind for t in bmi_s5.tasks} == {"regression"}  # sex and progression left out
+    assert bmi_s5.data[0].y_train.mean().item() > 4  # s5, uncentred
+    assert bmi_s5.data[1].y_train.mean().item() > 20  # bmi in kg/m^2, uncentred
