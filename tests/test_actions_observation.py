@@ -50,6 +50,7 @@ TRANSFORMS = [
     "error_power_gamma_up_aux_cap10_gate", "error_power_gamma_up_aux_cap10_startcap",
     "error_power_gamma_up_aux_cap10_startcap_guarded",
     "error_power_gamma_up_aux_cap10_aux_startcap",
+    "error_power_gamma_up_aux_cap10_aux_startcap_fallback",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -582,6 +583,31 @@ def _gated_state():
     mask = torch.ones(1, 4, dtype=torch.bool)
     objective = torch.tensor([[True, True, False, False]])
     return mask, with_gradients(_state(mask, 5), GATE_GRADIENTS, objective=objective)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
+def test_the_fallback_column_mixes_v7_with_scale_normalised_gs(strength):
+    """The defining property of ``..._fallback``: column 0 is v7's transform bit for bit,
+    1 the ``scale-normalised-gs`` heuristic's decision, and in between the linear mix of
+    both weights and sampling (auxiliary 3 opposes the targets: the heuristic gates it out)."""
+    from curriculum_rl.controllers import make_controller
+
+    mask, state = _gated_state()
+    v7_actions = _actions(7, 6, mask)
+    v7 = actions_to_decision(v7_actions, state, "error_power_gamma_up_aux_cap10_aux_startcap")
+    name = "error_power_gamma_up_aux_cap10_aux_startcap_fallback"
+    mixed = actions_to_decision(_with_column(v7_actions, strength), state, name)
+    if strength == 0.0:
+        assert torch.equal(mixed.weights, v7.weights) and torch.equal(mixed.sampling, v7.sampling)
+        return
+    heuristic = make_controller("scale-normalised-gs").decide(state)
+    assert heuristic.weights[0, 3] == 0 < v7.weights[0, 3]
+    for got, base, target in (
+        (mixed.weights, v7.weights, heuristic.weights),
+        (mixed.sampling, v7.sampling, heuristic.sampling),
+    ):
+        torch.testing.assert_close(got, (1 - strength) * base + strength * target)
+    assert action_transform(name).constants()["fallback_scale_normalised_gs"] == 1.0
 
 
 def test_error_power_gated_is_error_power_with_auxiliaries_gated():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +23,7 @@ from curriculum_rl.agents.switch_imitation import (
     switch_features,
     switched_rules,
 )
+from curriculum_rl.controllers import make_controller
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.runner import run_controller
@@ -127,6 +129,29 @@ def test_the_start_cap_switch_on_v5_runs_as_the_always_on_start_cap():
     ]
     assert weights[1] == weights[2] and weights[0] == weights[3]
     assert weights[1] != weights[0]  # the cap binds on near-zero auxiliaries
+
+
+def test_the_fallback_switch_on_v7_runs_as_scale_normalised_gs():
+    """``--switch fallback`` on v7: switched on, a run decides exactly as the
+    ``scale-normalised-gs`` heuristic (same weights at every decision, to float rounding,
+    on an attention-trunk training problem with auxiliaries); switched off, exactly as v7."""
+    v7 = load_artifact("agents/v7.json")
+    off, on = switched_rules(v7, SWITCHES["fallback"])
+    assert on.transform.name == "error_power_gamma_up_aux_cap10_aux_startcap_fallback"
+    instance = resolve_suite("envs/train-tokens.toml#tokens-family-shallow").sample(4)
+    assert 0 < len(instance.target_tasks) < instance.num_tasks
+    rules = (
+        off,
+        on,
+        make_controller("scale-normalised-gs"),
+        LearnedController.load("agents/v7.json"),
+    )
+    weights = [
+        run_controller([instance], [0], rule, budget=50, interval=25)[0].weights for rule in rules
+    ]
+    assert weights[0] == weights[3]
+    np.testing.assert_allclose(weights[1], weights[2], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(weights[1], weights[0])
 
 
 def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):

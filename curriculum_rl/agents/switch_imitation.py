@@ -19,6 +19,9 @@ A switch is one more action column of a twin of the policy's transform, whose st
   ``start-cap`` (``..._aux_startcap``) holds each auxiliary to the targets' weight at
   start scale (§26g): it rescues a target starved beside auxiliaries that fit to
   near-zero error and hurts a noisy target on few examples, which overfits when held up.
+* ``fallback`` (``..._fallback``, on v7): the decision mixed towards ``scale-normalised-gs``,
+  the runner-up heuristic of most read tiers, which won the attention-trunk suites v7
+  missed by most (§27c); at strength 1 the heuristic's decision.
 * ``gamma-up`` (``error_power_gamma_up``): ``gamma`` raised by ``GAMMA_SHIFT``, more of
   each weight following the task's current error (§22); ``gamma-ahead-up``
   (``error_power_gamma_ahead_up``) raises it for the tasks ahead of the run's geometric
@@ -102,6 +105,7 @@ SWITCHES = {
         Switch("aux-cap", "_aux_cap", True),
         Switch("aux-cap-10", "_aux_cap10", True),
         Switch("start-cap", "_aux_startcap", True),
+        Switch("fallback", "_fallback", False),
         Switch("gamma-up", "_gamma_up", False),
         Switch("gamma-ahead-up", "_gamma_ahead_up", False),
         Switch("gamma-progress-up", "_gamma_progress_up", False),

@@ -125,6 +125,12 @@ it only in runs whose targets still generalise (mean ``log(val loss / train loss
 ``error_power_gamma_up_aux_cap10_aux_startcap`` (``dim = 7``) makes the start cap a column
 of its own, with strength ``clip(mean a, 0, 1)``: 0 is v5's transform bit for bit, 1 the
 always-on ``..._startcap``; ``--switch start-cap`` fits when to set it from labelled runs.
+``error_power_gamma_up_aux_cap10_aux_startcap_fallback`` (``dim = 8``) adds a fallback
+column to v7's transform: with strength ``s = clip(mean a, 0, 1)`` the weights and sampling
+are ``(1 - s)`` times v7's decision plus ``s`` times ``scale-normalised-gs``'s (the centre
+rule, auxiliaries gated by gradient similarity): 0 is v7 bit for bit, 1 the heuristic that
+led the heuristics on most read tiers and won the attention-trunk suites v7 missed by most
+(benchmarks/RESULTS.md §27c); ``--switch fallback`` fits when to fall back.
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -440,6 +446,47 @@ class CappedTransform(ActionTransform):
         return {**self.base.constants(), name: self.headroom}
 
 
+class FallbackTransform(ActionTransform):
+    """Another transform with one more action column, the strength ``s = clip(mean a, 0,
+    1)`` of a fallback to ``scale-normalised-gs``: weights and sampling are the linear mix
+    ``(1 - s) base + s fallback`` (both mean-one weights and distributions, so the mix is
+    one too; linear, not geometric, because the gate can set an auxiliary's weight to 0).
+    The module docstring's ``..._fallback``."""
+
+    uniform_centre = False
+
+    def __init__(self, base: ActionTransform) -> None:
+        self.base, self.name = base, f"{base.name}_fallback"
+        self.columns = (*base.columns, "fallback")
+        self.dim = len(self.columns)
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        mask = signals.mask
+        actions = _clean(actions, mask, self.dim)
+        decision = self.base.decision(actions[..., : self.base.dim], signals)
+        strength = _strength(self.column(actions, "fallback"), mask)
+        if not strength.any():  # the base decision bit for bit
+            return decision
+        fallback = gate_auxiliaries(centre_decision(signals), signals)
+        s = strength[:, None]
+        return Decision(
+            torch.lerp(decision.weights, fallback.weights, s),
+            torch.lerp(decision.sampling, fallback.sampling, s),
+        )
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "fallback_scale_normalised_gs": 1.0}
+
+
+def centre_decision(signals: Signals) -> Decision:
+    """The ``error_*`` transforms' zero action: the centre rule ``ErrorPower(GAMMA_CENTRE,
+    START_CENTRE)`` (registered as ``scale-normalised``) with uniform sampling."""
+    zeros = torch.zeros(signals.mask.shape, device=signals.mask.device)
+    centre = torch.full((signals.num_runs,), GAMMA_CENTRE, device=zeros.device)
+    start = torch.full_like(centre, START_CENTRE)
+    return _error_power_decision(zeros, zeros, signals, centre, start)
+
+
 class AlwaysOnTransform(ActionTransform):
     """Another transform's decision, adjusted by a fixed rule after it: no action column,
     so a network trained for the base runs under it unchanged. Subclasses name the rule
@@ -572,6 +619,7 @@ _GAMMA_LATE = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_late")
 _GAMMA_GUARDED = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_guarded")
 _GAMMA_PROGRESS = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_progress")
 _GAMMA_UP_CAP10 = CappedTransform(_GAMMA_UP, headroom=10.0)  # the v5 policy's transform
+_V7 = CappedTransform(_GAMMA_UP_CAP10, scale="start")  # the v7 policy's transform
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
@@ -598,7 +646,8 @@ TRANSFORMS: dict[str, ActionTransform] = {
         LiftedTransform(_GAMMA_UP_CAP10),
         StartCappedTransform(_GAMMA_UP_CAP10),
         GuardedStartCapTransform(_GAMMA_UP_CAP10),
-        CappedTransform(_GAMMA_UP_CAP10, scale="start"),
+        _V7,
+        FallbackTransform(_V7),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
