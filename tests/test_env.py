@@ -9,7 +9,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from curriculum_rl.agents.vec_env import BatchedCurriculumVecEnv
-from curriculum_rl.controllers.actions import TRANSFORMS, emphasis_divergence
+from curriculum_rl.controllers.actions import DEFAULT_TRANSFORM, TRANSFORMS, emphasis_divergence
 from curriculum_rl.controllers.learned import LearnedController, NetworkConfig, TaskSetActor
 from curriculum_rl.controllers.learned.artifact import save_artifact
 from curriculum_rl.controllers.observation import FEATURES
@@ -43,7 +43,24 @@ def fixed_k_suite(k: int) -> SyntheticSuite:
     return small_suite(f"k{k}", setting)
 
 
-@pytest.mark.parametrize("action", sorted(TRANSFORMS))
+def _one_per_action_shape() -> list[str]:
+    """The default transform and the first of each action width: the env's spaces depend
+    on a transform only through its width (its decisions are tested in
+    test_actions_observation.py), so the others run in the slow step."""
+    first: dict[int, str] = {}
+    for name in sorted(TRANSFORMS):
+        first.setdefault(TRANSFORMS[name].dim, name)
+    return sorted({*first.values(), DEFAULT_TRANSFORM})
+
+
+SHAPES = _one_per_action_shape()
+CHECKED_TRANSFORMS = [
+    *SHAPES,
+    *(pytest.param(a, marks=pytest.mark.slow) for a in sorted(TRANSFORMS) if a not in SHAPES),
+]
+
+
+@pytest.mark.parametrize("action", CHECKED_TRANSFORMS)
 def test_registered_env_passes_gymnasium_and_sb3_checkers(action):
     env = gym.make(ENV_ID, **SMALL, action=action)
     assert env.action_space.shape == (8, TRANSFORMS[action].dim)
