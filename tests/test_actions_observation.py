@@ -298,6 +298,8 @@ def test_the_start_cap_holds_each_auxiliary_to_the_targets_weight_at_start_scale
     assert torch.equal(capped.sampling, base.sampling)
     with pytest.raises(ValueError, match="'current' or 'start'"):
         cap_auxiliaries(base, state, torch.ones(2), scale="end")
+    with pytest.raises(ValueError, match="'current' or 'start'"):
+        CappedTransform(action_transform("error_power"), scale="end")
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])

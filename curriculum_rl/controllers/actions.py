@@ -146,7 +146,11 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from curriculum_rl.controllers.auxiliary import cap_auxiliaries, gate_auxiliaries
+from curriculum_rl.controllers.auxiliary import (
+    cap_auxiliaries,
+    check_cap_scale,
+    gate_auxiliaries,
+)
 from curriculum_rl.controllers.decision import Decision, mean_one_weights
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, log_errors
@@ -428,6 +432,7 @@ class CappedTransform(ActionTransform):
     ) -> None:
         if headroom < 1:
             raise ValueError(f"headroom must be >= 1 (1: the targets' level), got {headroom}")
+        check_cap_scale(scale)  # at construction, not at the first decision
         self.base, self.headroom, self.scale = base, float(headroom), scale
         self.cap = "startcap" if scale == "start" else "cap"  # its column's name
         self.name = f"{base.name}_aux_{self.cap}" + ("" if headroom == 1 else f"{headroom:g}")

@@ -59,6 +59,15 @@ def gate_auxiliaries(
     return scale_auxiliaries(decision, signals, gate)
 
 
+CAP_SCALES = ("current", "start")
+
+
+def check_cap_scale(scale: str) -> None:
+    """``ValueError`` naming the valid values unless ``scale`` is one of ``CAP_SCALES``."""
+    if scale not in CAP_SCALES:
+        raise ValueError(f"scale must be 'current' or 'start', got {scale!r}")
+
+
 def cap_auxiliaries(
     decision: Decision,
     signals: Signals,
@@ -86,8 +95,7 @@ def cap_auxiliaries(
     as it goes while ``w_k E_k`` stays level, so the first cap never binds; this one
     holds such an auxiliary to the targets' weight once its scale is divided out
     (benchmarks/RESULTS.md §26g: a noisy target starved beside near-zero auxiliaries)."""
-    if scale not in ("current", "start"):
-        raise ValueError(f"scale must be 'current' or 'start', got {scale!r}")
+    check_cap_scale(scale)
     mask, targets = signals.mask, (signals.mask & signals.objective).float()
     if scale == "current":
         log_load = floored_log(decision.weights * signals.val_error)
