@@ -33,16 +33,24 @@ def _obs(batch: int, ks: list[int], seed: int = 0) -> torch.Tensor:
     return obs
 
 
-def _networks() -> tuple[TaskSetActor, TaskSetCritic]:
+def _networks(run_head: bool = False) -> tuple[TaskSetActor, TaskSetCritic]:
     torch.manual_seed(0)
-    config = NetworkConfig(action_init_gain=1.0)  # a visible (non-near-zero) output
+    # a visible (non-near-zero) output; a run head, when asked, with random weights
+    config = NetworkConfig(action_init_gain=1.0, run_head=run_head)
     actor, critic = TaskSetActor(config), TaskSetCritic(config)
     init_weights(actor, critic)
+    if run_head:
+        assert actor.run_head.weight.abs().sum() == 0  # it starts silent
+        torch.nn.init.normal_(actor.run_head.weight, std=0.1)
     return actor, critic
 
 
-def test_permuting_tasks_permutes_actions_and_keeps_value():
-    actor, critic = _networks()
+RUN_HEAD = pytest.mark.parametrize("run_head", [False, True])
+
+
+@RUN_HEAD
+def test_permuting_tasks_permutes_actions_and_keeps_value(run_head):
+    actor, critic = _networks(run_head)
     obs = _obs(3, [3, 7, 8])
     perm = torch.tensor([5, 2, 7, 0, 1, 6, 3, 4])  # moves padding rows around too
     with torch.no_grad():
@@ -71,9 +79,10 @@ def test_sb3_policy_is_equivariant():
     assert policy.log_std.shape == (A,)
 
 
+@RUN_HEAD
 @pytest.mark.parametrize("k", [3, 7])
-def test_one_policy_runs_on_any_task_count(k):
-    actor, _ = _networks()
+def test_one_policy_runs_on_any_task_count(k, run_head):
+    actor, _ = _networks(run_head)
     obs = _obs(2, [k, k], seed=k)
     with torch.no_grad():
         padded = actor(obs)
@@ -84,8 +93,9 @@ def test_one_policy_runs_on_any_task_count(k):
     torch.testing.assert_close(padded[:, :k], unpadded, rtol=1e-5, atol=1e-6)
 
 
-def test_padding_contents_do_not_matter():
-    actor, critic = _networks()
+@RUN_HEAD
+def test_padding_contents_do_not_matter(run_head):
+    actor, critic = _networks(run_head)
     obs = _obs(1, [3])
     noisy = obs.clone()
     noisy[:, 3:, 1:] = torch.randn(1, K_MAX - 3, NUM_FEATURES - 1)  # mask stays 0

@@ -14,11 +14,13 @@ from curriculum_rl.agents.config import config_from_dict
 from curriculum_rl.agents.imitation import mean_log_error
 from curriculum_rl.agents.switch_imitation import (
     L2_GRID,
+    SHARPNESS,
     SWITCHES,
     demonstrate,
     fit_switch,
     fitted_switch_policy,
     main,
+    run_features,
     strength,
     switch_features,
     switched_rules,
@@ -174,6 +176,34 @@ def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_
     mean_gate = (actions[..., -1] * valid).sum(1) / valid.sum(1)
     expected = strength(switch_features(base, obs), w, b, sharpness=2.0)
     torch.testing.assert_close(mean_gate.clamp(0, 1), expected)
+
+
+def test_a_run_statistics_switch_lives_in_a_run_head_with_its_standardisation_folded(tmp_path):
+    """``--features run``: the fit read standardised run statistics; the written policy's
+    switch column is the fitted strength of the raw statistics at every valid task (one
+    number per run), its other columns the policy's, and it round-trips through a file."""
+    torch.manual_seed(0)
+    source = load_artifact(POLICY)
+    obs = torch.randn(6, 12, NUM_FEATURES)
+    obs[..., 0] = (torch.arange(12) < torch.randint(2, 12, (6, 1))).float()
+    raw = run_features(source.actor, obs)
+    centre, spread = raw.mean(0), raw.std(0)
+    assert (spread == 0).any()  # a constant statistic (the mask's minimum) gets no weight
+    w, b = 0.05 * torch.randn(raw.shape[1]), torch.tensor(0.2)
+    path = fitted_switch_policy(
+        source, SWITCHES["beta-up"], w, b, tmp_path / "run", standardised=(centre, spread)
+    )
+    written = load_artifact(path)
+    assert written.network.run_head and written.action == "error_power_beta_up"
+    with torch.no_grad():
+        actions, before = written.actor(obs), source.actor(obs)
+    torch.testing.assert_close(actions[..., :-1], before)
+    valid = obs[..., 0] > 0.5
+    varied = spread > 0
+    expected = strength((raw - centre)[:, varied] / spread[varied], w[varied], b, SHARPNESS)
+    column = actions[..., -1]
+    torch.testing.assert_close(column.clamp(0, 1), expected[:, None].expand(-1, 12) * valid)
+    assert 0 < expected.min() < expected.max() < 1  # the readout varies by run
 
 
 @pytest.mark.slow  # five instances and a refit: ~3 s

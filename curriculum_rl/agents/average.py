@@ -199,10 +199,11 @@ def gated_actor(policy: PolicyArtifact, kind: str = "fixed") -> tuple[TaskSetAct
     return twin_actor(policy, gated), gated
 
 
-def twin_actor(policy: PolicyArtifact, twin: str) -> TaskSetActor:
+def twin_actor(policy: PolicyArtifact, twin: str, run_head: bool = False) -> TaskSetActor:
     """``policy``'s network for the transform ``twin``, whose columns are those of the
     policy's transform followed by new ones; the new action rows start at 0 (the twin's
-    zero action there is the policy's own decision), their noise at the others' mean."""
+    zero action there is the policy's own decision), their noise at the others' mean.
+    ``run_head`` adds a run-statistics readout (``NetworkConfig.run_head``), at 0."""
     old, new = action_transform(policy.action).columns, action_transform(twin).columns
     if new[: len(old)] != old:
         raise ArtifactError(
@@ -216,7 +217,17 @@ def twin_actor(policy: PolicyArtifact, twin: str) -> TaskSetActor:
         state["head.weight"] = torch.cat([head, head.new_zeros(extra, head.shape[1])])
         state["head.bias"] = torch.cat([state["head.bias"], head.new_zeros(extra)])
         state["log_std"] = torch.cat([state["log_std"], state["log_std"].mean().repeat(extra)])
-    actor = TaskSetActor(replace(policy.network, action_dim=len(new)))
+    config = replace(policy.network, action_dim=len(new))
+    if run_head and not config.run_head:
+        config = replace(config, run_head=True)
+        fresh = TaskSetActor(config).run_head
+        state["run_head.weight"], state["run_head.bias"] = fresh.weight.data, fresh.bias.data
+    elif config.run_head and extra:
+        for name in ("run_head.weight", "run_head.bias"):
+            grown = state[name].new_zeros((len(new), *state[name].shape[1:]))
+            grown[: len(old)] = state[name]
+            state[name] = grown
+    actor = TaskSetActor(config)
     actor.load_state_dict(state)
     return actor
 

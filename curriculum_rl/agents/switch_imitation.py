@@ -43,6 +43,13 @@ PPO did not learn such a column: its exploration is a mean of per-task noise (§
    sharpness)``, so the strength is 1 where ``z >= sharpness``, 0 where ``z <=
    -sharpness``. The rest of the network is untouched.
 
+``--features run`` reads the run's raw observation statistics instead (mean, standard
+deviation, max and min over valid tasks of each feature, and the task count, standardised
+over the demonstrations): the fitted row then goes to a run head
+(``NetworkConfig.run_head``) with the standardisation folded in. For the fallback switch
+on v7 they captured four times what v7's latents did in cross-validation (§28): the
+latents are trained for per-task weights and need not carry the run's regime.
+
 The L2 strength is chosen by cross-validation over instances (training instances only),
 on the gain the fitted switch would capture: the mean of ``strength * gain`` over
 held-out instances (strength averaged over the off run's decisions), beside never
@@ -73,13 +80,14 @@ from curriculum_rl.agents.imitation import FIRST_SEED, GridRun, draw_run, run_gr
 from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact
-from curriculum_rl.controllers.learned.network import TaskSetActor, task_mask
+from curriculum_rl.controllers.learned.network import TaskSetActor, run_statistics, task_mask
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FOLDS = 5
 SHARPNESS = 1.0
 MAX_DRAWS = 200  # instances drawn per suite in search of one with auxiliaries
+SPREAD_FLOOR = 1e-6  # run statistics with less spread in the demonstrations count as constant
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,15 @@ def switch_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Te
     return latent.sum(1) / count
 
 
+@torch.no_grad()
+def run_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tensor:
+    """(M, 4F + 1) the run statistics a run head reads (``NetworkConfig.run_head``)."""
+    return run_statistics(observations * actor.encoder.keep, task_mask(observations))
+
+
+FEATURES = {"latent": switch_features, "run": run_features}
+
+
 @dataclass
 class DecisionTable:
     """Every decision of both runs of every instance: the switch features, whether
@@ -195,14 +212,29 @@ class DecisionTable:
     owner: torch.Tensor
     off: torch.Tensor
     gain: torch.Tensor
+    centre: torch.Tensor | None = None
+    spread: torch.Tensor | None = None
+    """For ``run`` features: the raw statistics' mean and standard deviation, by which
+    ``features`` are standardised (the fit's L2 then treats every statistic alike)."""
 
     @classmethod
-    def build(cls, actor: TaskSetActor, runs: list[GridRun]) -> DecisionTable:
+    def build(
+        cls, actor: TaskSetActor, runs: list[GridRun], features: str = "latent"
+    ) -> DecisionTable:
+        table = cls._collect(actor, runs, FEATURES[features])
+        if features == "run":
+            table.centre = table.features.mean(0)
+            table.spread = table.features.std(0).clamp_min(SPREAD_FLOOR)
+            table.features = (table.features - table.centre) / table.spread
+        return table
+
+    @classmethod
+    def _collect(cls, actor: TaskSetActor, runs: list[GridRun], read) -> DecisionTable:
         gain = gains(runs)
         features, labels, weights, owner, off = [], [], [], [], []
         for i, run in enumerate(runs):
             obs = run.observations.flatten(0, 1)  # (decisions * 2, K_max, F): off first
-            features.append(switch_features(actor, obs))
+            features.append(read(actor, obs))
             labels.append(torch.full((len(obs),), float(gain[i] > 0)))
             weights.append(torch.full((len(obs),), float(gain[i].abs()) / len(obs)))
             owner.append(torch.full((len(obs),), i))
@@ -276,13 +308,23 @@ def fitted_switch_policy(
     out: str | Path,
     sharpness: float = SHARPNESS,
     notes: dict | None = None,
+    standardised: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``policy`` with the switch's column, whose head row sets the strength
-    ``clip(0.5 + z / (2 sharpness), 0, 1)``; return its JSON path."""
-    actor = twin_actor(policy, switch.twin(policy))
+    ``clip(0.5 + z / (2 sharpness), 0, 1)``; return its JSON path. With
+    ``standardised = (centre, spread)`` the fit read standardised run statistics: the
+    row goes to a run head instead, the standardisation folded into it."""
+    actor = twin_actor(policy, switch.twin(policy), run_head=standardised is not None)
+    row = actor.head
+    if standardised is not None:
+        centre, spread = standardised
+        # a statistic that never varied was 0 after standardising: it gets no weight
+        w = torch.where(spread > SPREAD_FLOOR, w / spread, torch.zeros_like(w))
+        b = b - w @ centre
+        row = actor.run_head
     with torch.no_grad():
-        actor.head.weight[-1] = w / (2 * sharpness)
-        actor.head.bias[-1] = 0.5 + b / (2 * sharpness)
+        row.weight[-1] = w / (2 * sharpness)
+        row.bias[-1] = 0.5 + b / (2 * sharpness)
     return save_derived(
         actor,
         [policy],
@@ -316,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for labels, demos and the policy")
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="refit on OUT's stored demonstrations")
+    parser.add_argument(
+        "--features",
+        choices=sorted(FEATURES),
+        default="latent",
+        help="what the switch reads: the policy's mean task latent (its head row), or the "
+        "run's observation statistics (a run head, NetworkConfig.run_head)",
+    )
     args = parser.parse_args(argv)
     if args.instances < 2:
         parser.error(f"--instances must be >= 2 (a fit needs both outcomes), got {args.instances}")
@@ -338,17 +387,21 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs = demonstrate(config, policy, switch, args.instances, seed=config.train.seed)
         _save_runs(runs, out)
-    table = DecisionTable.build(policy.actor, runs)
+    table = DecisionTable.build(policy.actor, runs, args.features)
     scores = cross_validate(table, seed=config.train.seed)
     choice = max(["always", *(f"l2={value:g}" for value in L2_GRID)], key=scores.__getitem__)
     notes = {"instances": len(runs), "sharpness": SHARPNESS, "cross_validation": scores}
+    notes["features"] = args.features
     if choice == "always":  # no fit captures more than switching everywhere: do that
         w, b = torch.zeros(table.features.shape[1]), torch.tensor(SHARPNESS)
         notes["always"] = True
     else:
         notes["l2"] = float(choice.removeprefix("l2="))
         w, b = fit_switch(table.features, table.labels, table.weights, notes["l2"])
-    path = fitted_switch_policy(policy, switch, w, b, out / "policy", notes=notes)
+    standardised = None if table.centre is None else (table.centre, table.spread)
+    path = fitted_switch_policy(
+        policy, switch, w, b, out / "policy", notes=notes, standardised=standardised
+    )
     wins, losses = int((table.gain > 0).sum()), int((table.gain < 0).sum())
     print(f"switching ({switch.name}) wins on {wins} of {len(runs)} instances, loses on {losses}")
     table = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())

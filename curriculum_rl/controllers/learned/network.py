@@ -48,6 +48,11 @@ class NetworkConfig:
             never read: they are zeroed before the per-task encoder. For ablations: the
             observation layout stays the same, and the list travels with the artifact, so
             a policy always reads what it was trained on. ``mask`` cannot be ignored.
+        run_head: add a linear readout of the run's raw observation statistics
+            (:func:`run_statistics`) to every task's action row. It starts at zero (the
+            policy acts as without it); a switch fitted on those statistics lives there
+            (benchmarks/RESULTS.md §28: they told when to fall back to a heuristic four
+            times better than the task latents did).
     """
 
     num_features: int = NUM_FEATURES
@@ -57,6 +62,7 @@ class NetworkConfig:
     log_std_init: float = -1.0
     action_init_gain: float = 0.01
     ignore_features: tuple[str, ...] = ()
+    run_head: bool = False
 
     def __post_init__(self) -> None:
         # JSON and TOML give lists; keep a tuple so the config stays hashable.
@@ -113,6 +119,21 @@ def masked_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, peak], dim=-1)
 
 
+def run_statistics(obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, 4F + 1) summary of a run's observation rows: the mean, standard deviation, max
+    and min over valid tasks of each feature, then the number of valid tasks. Invariant to
+    task order; a row without valid tasks gives zeros."""
+    m = mask.unsqueeze(-1)
+    count = m.sum(1).to(obs.dtype)
+    mean = (obs * m).sum(1) / count.clamp_min(1)
+    std = ((obs - mean.unsqueeze(1)).pow(2) * m).sum(1).div(count.clamp_min(1)).sqrt()
+    peak = obs.masked_fill(~m, torch.finfo(obs.dtype).min).amax(1)
+    low = obs.masked_fill(~m, torch.finfo(obs.dtype).max).amin(1)
+    some = m.any(1)
+    peak, low = (torch.where(some, x, torch.zeros_like(x)) for x in (peak, low))
+    return torch.cat([mean, std, peak, low, count], dim=-1)
+
+
 class TaskSetEncoder(nn.Module):
     """Per-task MLP, then one Deep Sets equivariant layer: ``h_i = act(W [phi_i, pool(phi)])``.
 
@@ -153,11 +174,18 @@ class TaskSetActor(nn.Module):
         self.encoder = TaskSetEncoder(config)
         self.head = nn.Linear(config.hidden, config.action_dim)
         self.log_std = nn.Parameter(torch.full((config.action_dim,), float(config.log_std_init)))
+        if config.run_head:
+            self.run_head = nn.Linear(4 * config.num_features + 1, config.action_dim)
+            nn.init.zeros_(self.run_head.weight)
+            nn.init.zeros_(self.run_head.bias)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         mask = task_mask(obs)
-        latent = self.encoder(obs, mask)
-        return self.head(latent) * mask.unsqueeze(-1)
+        action = self.head(self.encoder(obs, mask))
+        if self.config.run_head:
+            stats = run_statistics(obs * self.encoder.keep, mask)
+            action = action + self.run_head(stats).unsqueeze(1)
+        return action * mask.unsqueeze(-1)
 
 
 class TaskSetCritic(nn.Module):
