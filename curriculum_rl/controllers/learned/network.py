@@ -125,12 +125,9 @@ def run_statistics(obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     task order; a row without valid tasks gives zeros."""
     m = mask.unsqueeze(-1)
     count = m.sum(1).to(obs.dtype)
-    mean = (obs * m).sum(1) / count.clamp_min(1)
+    mean, peak = masked_pool(obs, mask).chunk(2, dim=-1)
+    low = -masked_pool(-obs, mask).chunk(2, dim=-1)[1]
     std = ((obs - mean.unsqueeze(1)).pow(2) * m).sum(1).div(count.clamp_min(1)).sqrt()
-    peak = obs.masked_fill(~m, torch.finfo(obs.dtype).min).amax(1)
-    low = obs.masked_fill(~m, torch.finfo(obs.dtype).max).amin(1)
-    some = m.any(1)
-    peak, low = (torch.where(some, x, torch.zeros_like(x)) for x in (peak, low))
     return torch.cat([mean, std, peak, low, count], dim=-1)
 
 
