@@ -67,6 +67,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,7 +197,7 @@ def run_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tenso
     return run_statistics(observations * actor.encoder.keep, task_mask(observations))
 
 
-FEATURES = {"latent": switch_features, "run": run_features}
+SWITCH_INPUTS = {"latent": switch_features, "run": run_features}  # what a switch can read
 
 
 @dataclass
@@ -221,7 +222,7 @@ class DecisionTable:
     def build(
         cls, actor: TaskSetActor, runs: list[GridRun], features: str = "latent"
     ) -> DecisionTable:
-        table = cls._collect(actor, runs, FEATURES[features])
+        table = cls._collect(actor, runs, SWITCH_INPUTS[features])
         if features == "run":
             table.centre = table.features.mean(0)
             table.spread = table.features.std(0).clamp_min(SPREAD_FLOOR)
@@ -229,7 +230,9 @@ class DecisionTable:
         return table
 
     @classmethod
-    def _collect(cls, actor: TaskSetActor, runs: list[GridRun], read) -> DecisionTable:
+    def _collect(
+        cls, actor: TaskSetActor, runs: list[GridRun], read: Callable[..., torch.Tensor]
+    ) -> DecisionTable:
         gain = gains(runs)
         features, labels, weights, owner, off = [], [], [], [], []
         for i, run in enumerate(runs):
@@ -360,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="refit on OUT's stored demonstrations")
     parser.add_argument(
         "--features",
-        choices=sorted(FEATURES),
+        choices=sorted(SWITCH_INPUTS),
         default="latent",
         help="what the switch reads: the policy's mean task latent (its head row), or the "
         "run's observation statistics (a run head, NetworkConfig.run_head)",
