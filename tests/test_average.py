@@ -235,8 +235,9 @@ def test_a_learned_gate_starts_at_zero_and_acts_as_the_original(tmp_path: Path, 
     assert gated_run.final_test_metric == plain_run.final_test_metric
 
 
-def test_a_twin_adds_zero_rows_and_refuses_a_transform_that_does_not_extend(tmp_path: Path):
-    policy = load_artifact(_policy(tmp_path, "p", seed=0))
+def _beta_up_twin_acting_as(policy) -> TaskSetActor:
+    """``policy``'s ``error_power_beta_up`` twin, after checking that it acts as the policy
+    on the old columns and sets the new column to the zero action."""
     shifted = twin_actor(policy, "error_power_beta_up")
     obs = torch.randn(3, 8, NUM_FEATURES)
     obs[..., 0] = 1.0
@@ -244,5 +245,22 @@ def test_a_twin_adds_zero_rows_and_refuses_a_transform_that_does_not_extend(tmp_
         actions, before = shifted(obs), policy.actor(obs)
     torch.testing.assert_close(actions[..., :-1], before)
     assert torch.all(actions[..., -1] == 0)  # the new column starts at the zero action
+    return shifted
+
+
+def test_a_twin_of_a_policy_with_a_run_head_keeps_its_readout(tmp_path: Path):
+    """A run head grows like the head: its trained rows kept, the new column's row 0."""
+    torch.manual_seed(1)
+    actor = TaskSetActor(NetworkConfig(action_init_gain=1.0, run_head=True))
+    init_weights(actor)
+    torch.nn.init.normal_(actor.run_head.weight, std=0.1)
+    policy = load_artifact(save_artifact(tmp_path / "p", actor, max_tasks=8, action="error_power"))
+    shifted = _beta_up_twin_acting_as(policy)
+    assert shifted.config.run_head and (shifted.run_head.weight[:4] != 0).any()
+
+
+def test_a_twin_adds_zero_rows_and_refuses_a_transform_that_does_not_extend(tmp_path: Path):
+    policy = load_artifact(_policy(tmp_path, "p", seed=0))
+    _beta_up_twin_acting_as(policy)
     with pytest.raises(ArtifactError, match="'logits' does not extend"):
         twin_actor(policy, "logits")

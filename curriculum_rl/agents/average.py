@@ -210,24 +210,20 @@ def twin_actor(policy: PolicyArtifact, twin: str, run_head: bool = False) -> Tas
             f"{twin!r} does not extend {policy.path}'s {policy.action!r} action "
             f"(columns {list(new)} vs {list(old)})"
         )
-    state = policy.actor.state_dict()
-    extra = len(new) - len(old)
-    if extra:
-        head = state["head.weight"]
-        state["head.weight"] = torch.cat([head, head.new_zeros(extra, head.shape[1])])
-        state["head.bias"] = torch.cat([state["head.bias"], head.new_zeros(extra)])
-        state["log_std"] = torch.cat([state["log_std"], state["log_std"].mean().repeat(extra)])
-    config = replace(policy.network, action_dim=len(new))
-    if run_head and not config.run_head:
-        config = replace(config, run_head=True)
-        fresh = TaskSetActor(config).run_head
-        state["run_head.weight"], state["run_head.bias"] = fresh.weight.data, fresh.bias.data
-    elif config.run_head and extra:
-        for name in ("run_head.weight", "run_head.bias"):
-            grown = state[name].new_zeros((len(new), *state[name].shape[1:]))
-            grown[: len(old)] = state[name]
-            state[name] = grown
+    config = replace(
+        policy.network, action_dim=len(new), run_head=policy.network.run_head or run_head
+    )
     actor = TaskSetActor(config)
+    # Each new tensor holds the old one in its leading slice: the new action rows (and a
+    # new run head) are 0, the new rows' noise the old columns' mean.
+    trained = policy.actor.state_dict()
+    state = {}
+    for name, like in actor.state_dict().items():
+        fill = trained["log_std"].mean() if name == "log_std" else 0.0
+        value = torch.full_like(like, float(fill))
+        if name in trained:
+            value[tuple(slice(0, n) for n in trained[name].shape)] = trained[name]
+        state[name] = value
     actor.load_state_dict(state)
     return actor
 

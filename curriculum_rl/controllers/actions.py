@@ -456,12 +456,14 @@ class FallbackTransform(ActionTransform):
     1)`` of a fallback to ``scale-normalised-gs``: weights and sampling are the linear mix
     ``(1 - s) base + s fallback`` (both mean-one weights and distributions, so the mix is
     one too; linear, not geometric, because the gate can set an auxiliary's weight to 0).
-    The module docstring's ``..._fallback``."""
+    ``centre`` is an ``error_*`` transform: its zero action is the centre rule
+    (``scale-normalised``), which the fallback gates. The module docstring's
+    ``..._fallback``."""
 
     uniform_centre = False
 
-    def __init__(self, base: ActionTransform) -> None:
-        self.base, self.name = base, f"{base.name}_fallback"
+    def __init__(self, base: ActionTransform, centre: ScaledErrorPower) -> None:
+        self.base, self.centre, self.name = base, centre, f"{base.name}_fallback"
         self.columns = (*base.columns, "fallback")
         self.dim = len(self.columns)
 
@@ -472,7 +474,8 @@ class FallbackTransform(ActionTransform):
         strength = _strength(self.column(actions, "fallback"), mask)
         if not strength.any():  # the base decision bit for bit
             return decision
-        fallback = gate_auxiliaries(centre_decision(signals), signals)
+        centre = self.centre.decision(torch.zeros_like(actions[..., : self.centre.dim]), signals)
+        fallback = gate_auxiliaries(centre, signals)  # scale-normalised-gs's decision
         s = strength[:, None]
         return Decision(
             torch.lerp(decision.weights, fallback.weights, s),
@@ -481,15 +484,6 @@ class FallbackTransform(ActionTransform):
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), "fallback_scale_normalised_gs": 1.0}
-
-
-def centre_decision(signals: Signals) -> Decision:
-    """The ``error_*`` transforms' zero action: the centre rule ``ErrorPower(GAMMA_CENTRE,
-    START_CENTRE)`` (registered as ``scale-normalised``) with uniform sampling."""
-    zeros = torch.zeros(signals.mask.shape, device=signals.mask.device)
-    centre = torch.full((signals.num_runs,), GAMMA_CENTRE, device=zeros.device)
-    start = torch.full_like(centre, START_CENTRE)
-    return _error_power_decision(zeros, zeros, signals, centre, start)
 
 
 class AlwaysOnTransform(ActionTransform):
@@ -652,7 +646,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         StartCappedTransform(_GAMMA_UP_CAP10),
         GuardedStartCapTransform(_GAMMA_UP_CAP10),
         _V7,
-        FallbackTransform(_V7),
+        FallbackTransform(_V7, _ERROR_POWER),  # its zero action: the centre rule
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
