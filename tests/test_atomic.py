@@ -89,6 +89,25 @@ def test_the_temporary_file_keeps_the_suffix(tmp_path):
     assert (tmp_path / "last.zip").read_bytes() == b"zip" and not _leftovers(tmp_path)
 
 
+def test_a_redrawn_figure_replaces_its_file_not_a_hard_linked_copy(tmp_path):
+    """Benchmark folders are copied with hard links to resume or profile them; redrawing
+    a plot in the copy must not rewrite the original through the shared inode."""
+    from matplotlib.figure import Figure
+
+    from curriculum_rl.benchmark.plots import save_figure
+
+    original = tmp_path / "original" / "gain.png"
+    write_bytes_atomic(original, b"the original plot")
+    copy = tmp_path / "copy" / "gain.png"
+    copy.parent.mkdir()
+    os.link(original, copy)
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    assert save_figure(fig, copy) == copy
+    assert original.read_bytes() == b"the original plot"
+    assert copy.read_bytes().startswith(b"\x89PNG") and not _leftovers(copy.parent)
+
+
 def _actor(seed: int) -> TaskSetActor:
     torch.manual_seed(seed)
     actor = TaskSetActor(NetworkConfig(hidden=16))

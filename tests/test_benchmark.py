@@ -256,6 +256,7 @@ def _by_seed(out: Path) -> dict[tuple[str, int], dict]:
     return {(r["controller"], int(r["seed"])): r for r in _rows(out)}
 
 
+@pytest.mark.slow  # seconds of training; the fast step keeps the plain resume tests
 def test_first_seed_runs_its_seeds_with_the_numbers_they_have_from_0(tmp_path):
     late, early = tmp_path / "late", tmp_path / "early"
     code, stdout = _from_seed(late, 3, 2)
@@ -295,6 +296,7 @@ def test_a_first_seed_range_over_the_tuning_seed_is_refused_with_tuned_baselines
     assert BenchmarkConfig((SUITES[0],), ("dwa",), tmp_path, first_seed=near, seeds=2)
 
 
+@pytest.mark.slow  # seconds of training; the fast step keeps the plain resume tests
 def test_resuming_with_another_first_seed_tabulates_only_its_seeds(tmp_path, monkeypatch):
     out = tmp_path / "bench"
     assert _from_seed(out, 0, 2, "--no-reference")[0] == 0
@@ -423,6 +425,7 @@ def test_summary_names_the_controllers_that_changed_nothing(tmp_path):
     ]
 
 
+@pytest.mark.slow  # seconds of training; the fast step keeps the plain resume tests
 def test_a_label_that_now_names_another_policy_keeps_its_runs_apart(tmp_path, capsys):
     """Runs are stored by label; when `policy.json` is replaced by another policy, the
     stored runs are the old policy's: refused (and kept), never passed off as the new one's."""

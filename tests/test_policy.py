@@ -15,6 +15,8 @@ from curriculum_rl.controllers.learned.network import (
     TaskSetActor,
     TaskSetCritic,
     init_weights,
+    run_statistics,
+    task_mask,
 )
 from curriculum_rl.controllers.observation import NUM_FEATURES
 
@@ -102,6 +104,21 @@ def test_padding_contents_do_not_matter(run_head):
     with torch.no_grad():
         torch.testing.assert_close(actor(noisy), actor(obs))
         torch.testing.assert_close(critic(noisy), critic(obs))
+
+
+def test_run_statistics_summarise_valid_tasks_and_stay_bounded_in_the_task_count():
+    obs = _obs(3, [2, 8, 0])
+    stats = run_statistics(obs, task_mask(obs))
+    f = NUM_FEATURES
+    assert stats.shape == (3, 4 * f + 1)
+    valid = obs[0, :2]
+    torch.testing.assert_close(stats[0, :f], valid.mean(0))
+    torch.testing.assert_close(stats[0, f : 2 * f], valid.std(0, unbiased=False))
+    torch.testing.assert_close(stats[0, 2 * f : 3 * f], valid.amax(0))
+    torch.testing.assert_close(stats[0, 3 * f : 4 * f], valid.amin(0))
+    # 1 / K, not K: a readout fitted on few tasks stays bounded on many; none gives 0
+    assert stats[:, -1].tolist() == [0.5, 0.125, 0.0]
+    assert (stats[2] == 0).all()
 
 
 def test_initial_policy_is_near_uniform():

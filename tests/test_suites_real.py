@@ -50,6 +50,7 @@ def data_equal(a: SuiteInstance, b: SuiteInstance) -> bool:
     )
 
 
+@pytest.mark.slow  # a trained run per data set; the fast step checks their data and metrics
 @pytest.mark.parametrize("name", ["digits", "mnist1d", "sequence"])
 def test_every_task_beats_the_constant_predictor(name):
     instance = SMALL[name].sample(0)

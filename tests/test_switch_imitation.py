@@ -16,6 +16,8 @@ from curriculum_rl.agents.switch_imitation import (
     L2_GRID,
     SHARPNESS,
     SWITCHES,
+    DecisionTable,
+    cross_validate,
     demonstrate,
     fit_switch,
     fitted_switch_policy,
@@ -101,6 +103,37 @@ def test_the_fit_follows_the_weighted_label_frequency():
     w, b = fit_switch(features, torch.tensor([1.0, 0.0]), torch.ones(2), l2=1e-2)
     logits = features @ w + b
     assert logits[0] > 0 > logits[1]
+
+
+def _table(features: torch.Tensor, gain: torch.Tensor, decisions: int) -> DecisionTable:
+    """A decision table of ``len(gain)`` instances, ``decisions`` rows each (off, on, ...)."""
+    owner = torch.arange(len(gain)).repeat_interleave(decisions)
+    return DecisionTable(
+        features=features,
+        labels=(gain[owner] > 0).float(),
+        weights=gain[owner].abs() / decisions,
+        owner=owner,
+        off=torch.arange(len(owner)) % 2 == 0,
+        gain=gain,
+    )
+
+
+def test_cross_validation_credits_a_switch_with_what_it_captures_on_held_out_instances():
+    gen = torch.Generator().manual_seed(0)
+    gain = torch.rand(80, generator=gen) * torch.tensor([1.0, -1.0]).repeat(40)
+    decisions = 6
+    sign = (gain > 0).float().repeat_interleave(decisions)[:, None] * 2 - 1
+    noise = torch.randn(len(sign), 1, generator=gen)
+    telling = _table(torch.cat([4 * sign + 0.1 * noise, noise], 1), gain, decisions)
+    blind = _table(torch.randn(len(sign), 2, generator=gen), gain, decisions)
+    for table in (telling, blind):
+        scores = cross_validate(table, l2_grid=(1e-3,), repeats=3)
+        assert scores["never"] == 0.0 and scores["always"] == pytest.approx(gain.mean().item())
+        assert scores["oracle"] == pytest.approx(gain.clamp_min(0).mean().item())
+    # a feature that tells the winners apart captures nearly the oracle on held-out
+    # instances; features of noise capture about what switching half-on everywhere does
+    assert cross_validate(telling, l2_grid=(1e-3,))["l2=0.001"] > 0.9 * scores["oracle"]
+    assert abs(cross_validate(blind, l2_grid=(1e-3,))["l2=0.001"]) < 0.2 * scores["oracle"]
 
 
 def test_the_beta_shift_rules_are_the_policy_and_the_policy_with_its_switch_full_on():

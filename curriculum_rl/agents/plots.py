@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from curriculum_rl.atomic import write_png_atomic
+
 
 def plot_learning_curve(run_dir: str | Path, png: str | Path, window: int = 64) -> Path:
     """Episode return (moving average over ``window`` episodes) and the held-out gain over
     uniform, against timesteps, from a run's ``episodes.csv`` and ``eval.csv``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the process's backend is left alone
 
     run_dir, png = Path(run_dir), Path(png)
     with (run_dir / "episodes.csv").open() as f:
@@ -29,7 +28,8 @@ def plot_learning_curve(run_dir: str | Path, png: str | Path, window: int = 64) 
     if (run_dir / "eval.csv").exists():
         with (run_dir / "eval.csv").open() as f:
             evals = [(int(r["timesteps"]), float(r["gain"])) for r in csv.DictReader(f)]
-    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4), squeeze=False)
+    fig = Figure(figsize=(11 if evals else 6, 4), dpi=110, layout="tight")
+    axes = fig.subplots(1, 2 if evals else 1, squeeze=False)
     ax = axes[0, 0]
     ax.plot(steps, returns, ".", alpha=0.15, ms=3, label="episode")
     ax.plot(steps[kernel - 1 :], smooth, lw=2, label=f"mean of {kernel}")
@@ -46,8 +46,4 @@ def plot_learning_curve(run_dir: str | Path, png: str | Path, window: int = 64) 
         ax.set(
             xlabel="timesteps", ylabel="gain over uniform (IQM of G_m)", title="held-out evaluation"
         )
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png
+    return write_png_atomic(png, fig)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from curriculum_rl.atomic import write_png_atomic
 from curriculum_rl.benchmark.run import Records
 
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -97,10 +97,9 @@ def aggregate_chart(aggregate: dict) -> Figure:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (folders created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig).print_png(str(path))
-    return path
+    """Write ``fig`` as a PNG at ``path`` (folders created), atomically: a folder read
+    while its plots are redrawn, or one hard-linked from another, never sees half a file."""
+    return write_png_atomic(path, fig)
 
 
 def _floats(values: list[float | None]) -> list[float]:

@@ -121,14 +121,16 @@ def masked_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def run_statistics(obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B, 4F + 1) summary of a run's observation rows: the mean, standard deviation, max
-    and min over valid tasks of each feature, then the number of valid tasks. Invariant to
-    task order; a row without valid tasks gives zeros."""
+    and min over valid tasks of each feature, then 1 / K for K valid tasks. Invariant to
+    task order; a row without valid tasks gives zeros. The inverse, not K itself: a
+    readout fitted on runs with few tasks then stays bounded on a run with many."""
     m = mask.unsqueeze(-1)
     count = m.sum(1).to(obs.dtype)
     mean, peak = masked_pool(obs, mask).chunk(2, dim=-1)
     low = -masked_pool(-obs, mask).chunk(2, dim=-1)[1]
     std = ((obs - mean.unsqueeze(1)).pow(2) * m).sum(1).div(count.clamp_min(1)).sqrt()
-    return torch.cat([mean, std, peak, low, count], dim=-1)
+    inverse_count = torch.where(count > 0, 1 / count.clamp_min(1), torch.zeros_like(count))
+    return torch.cat([mean, std, peak, low, inverse_count], dim=-1)
 
 
 class TaskSetEncoder(nn.Module):
