@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from curriculum_rl.agents.config import config_from_dict
-from curriculum_rl.agents.imitation import GAMMAS, clone, demonstrate
+from curriculum_rl.agents.imitation import GAMMAS, GridDraw, clone, demonstrate, run_grids
 from curriculum_rl.agents.train import make_env, make_model
 from curriculum_rl.controllers.actions import GAMMA_SCALE
+from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.learned import NetworkConfig, save_artifact
+from curriculum_rl.suites import resolve_suite
 
 TINY = {
     "env": {
@@ -78,3 +80,21 @@ def test_ppo_starts_from_the_initial_policy(demos, tmp_path):
             make_model(replace(wrong, train=replace(wrong.train, init_policy=str(policy))), env)
     finally:
         env.close()
+
+
+def test_grid_runs_give_the_same_numbers_batched_and_one_by_one():
+    """Draws of one budget and shape train side by side; each keeps the numbers it has
+    alone, in the order given, whatever it is batched with (here: 2 to 4 tasks)."""
+    env = config_from_dict(TINY).env
+    suite = resolve_suite("synthetic")
+    draws = [GridDraw(suite.sample(s), s, 50, 100 + s) for s in range(4)]
+    draws.append(GridDraw(suite.sample(9), 9, 75, 109))  # another budget: its own batch
+    assert len({d.instance.num_tasks for d in draws}) > 1
+    rules = [ErrorPower(0.0), ErrorPower(1.0)]
+    one_by_one = run_grids(env, draws, rules, batch=1)
+    batched = run_grids(env, draws, rules, batch=3)
+    for alone, together, draw in zip(one_by_one, batched, draws, strict=True):
+        assert (together.seed, together.budget, together.run_seed) == draw[1:]
+        assert together.scores == alone.scores and alone.scores[0] != alone.scores[1]
+        assert torch.equal(together.observations, alone.observations)
+        assert together.observations.shape[:2] == (draw.budget // 25, 2)

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
@@ -40,15 +41,17 @@ from curriculum_rl.env import EnvConfig
 from curriculum_rl.runner import run_controller
 from curriculum_rl.scores import run_errors
 from curriculum_rl.suites import SuiteInstance, resolve_suite
+from curriculum_rl.trainer import batch_key
 
 GAMMAS = (-0.5, 0.0, 0.5, 1.0, 1.5)
+GRID_BATCH = 8  # instances trained side by side (times the rules: runs per trainer batch)
 FIRST_SEED = 3_000_000  # instance seeds apart from the evaluation ones (1e6+) and from 0..
 
 
 class RuleGrid(Controller):
-    """Rule ``i`` decides run ``i`` of a batch (every run trains the same instance from the
-    same initialisation); every observation met is recorded, ``(R, K_max, F)`` per
-    decision."""
+    """Rule ``j % R`` decides run ``j`` of a batch, for ``R`` rules: the runs come in
+    blocks of ``R``, each block one instance from one initialisation. Every observation
+    met is recorded, ``(runs, K_max, F)`` per decision."""
 
     def __init__(self, rules: Sequence[Controller], width: int) -> None:
         self.rules = list(rules)
@@ -65,9 +68,11 @@ class RuleGrid(Controller):
     def decide(self, signals: DecisionState) -> Decision:
         self.observations.append(signals.observation(self.width).clone())
         rows = [rule.decide(signals) for rule in self.rules]
+        runs = range(len(rows[0].weights))
+        r = len(rows)
         return Decision(
-            torch.stack([d.weights[i] for i, d in enumerate(rows)]),
-            torch.stack([d.sampling[i] for i, d in enumerate(rows)]),
+            torch.stack([rows[j % r].weights[j] for j in runs]),
+            torch.stack([rows[j % r].sampling[j] for j in runs]),
         )
 
 
@@ -86,33 +91,68 @@ class GridRun:
     observations: torch.Tensor
 
 
-def run_grid(
+class GridDraw(NamedTuple):
+    """One training instance to run under every rule of a grid: drawn with ``seed``,
+    trained for ``budget`` inner steps from the initialisation ``run_seed``."""
+
+    instance: SuiteInstance
+    seed: int
+    budget: int
+    run_seed: int
+
+
+def run_grids(
     env: EnvConfig,
-    instance: SuiteInstance,
-    seed: int,
-    budget: int,
+    draws: Sequence[GridDraw],
     rules: Sequence[Controller],
-    run_seed: int,
-) -> GridRun:
-    """Train ``instance`` once per rule, all from the same initialisation ``run_seed``."""
+    batch: int = GRID_BATCH,
+    progress: tqdm | None = None,
+) -> list[GridRun]:
+    """Each draw trained once per rule, all rules from the draw's initialisation; one
+    :class:`GridRun` per draw, in order. Draws of one budget that the trainer can batch
+    (:func:`~curriculum_rl.trainer.batch_key`) train side by side, up to ``batch`` draws
+    at a time, each with the numbers it has alone; ``progress`` advances per draw."""
+    groups: dict[tuple, list[int]] = {}
+    for i, draw in enumerate(draws):
+        groups.setdefault((draw.budget, batch_key(draw.instance)), []).append(i)
+    runs: list[GridRun | None] = [None] * len(draws)
+    for members in groups.values():
+        for start in range(0, len(members), batch):
+            chunk = members[start : start + batch]
+            done = _run_chunk(env, [draws[i] for i in chunk], rules)
+            for i, run in zip(chunk, done, strict=True):
+                runs[i] = run
+            if progress is not None:
+                progress.update(len(chunk))
+    return cast(list[GridRun], runs)
+
+
+def _run_chunk(
+    env: EnvConfig, draws: Sequence[GridDraw], rules: Sequence[Controller]
+) -> list[GridRun]:
     grid = RuleGrid(rules, env.max_tasks)
+    r = len(grid.rules)
     records = run_controller(
-        [instance] * len(grid.rules),
-        [run_seed] * len(grid.rules),
+        [d.instance for d in draws for _ in range(r)],
+        [d.run_seed for d in draws for _ in range(r)],
         grid,
-        budget,
+        draws[0].budget,
         env.interval,
         env.trainer,
         max_tasks=env.max_tasks,
     )
-    return GridRun(
-        seed,
-        run_seed,
-        budget,
-        instance.info.get("setting"),
-        [mean_log_error(r.to_dict()) for r in records],
-        torch.stack(grid.observations),
-    )
+    observations = torch.stack(grid.observations)  # (decisions, draws * R, K_max, F)
+    return [
+        GridRun(
+            d.seed,
+            d.run_seed,
+            d.budget,
+            d.instance.info.get("setting"),
+            [mean_log_error(rec.to_dict()) for rec in records[i * r : (i + 1) * r]],
+            observations[:, i * r : (i + 1) * r].clone(),  # its own storage when saved
+        )
+        for i, d in enumerate(draws)
+    ]
 
 
 def draw_run(rng: np.random.Generator, env: EnvConfig) -> tuple[int, int]:
@@ -140,17 +180,20 @@ def demonstrate(
     env = config.env
     suite = resolve_suite(env.suite)
     rng = np.random.default_rng(seed)
-    observations, actions, labels = [], [], []
-    for i in tqdm(range(instances), desc="demonstrations", unit="instance"):
+    draws = []
+    for i in range(instances):
         run_seed, budget = draw_run(rng, env)
-        instance_seed = FIRST_SEED + i
-        rules = [ErrorPower(g) for g in gammas]
-        run = run_grid(env, suite.sample(instance_seed), instance_seed, budget, rules, run_seed)
+        draws.append(GridDraw(suite.sample(FIRST_SEED + i), FIRST_SEED + i, budget, run_seed))
+    rules = [ErrorPower(g) for g in gammas]
+    with tqdm(total=instances, desc="demonstrations", unit="instance") as progress:
+        runs = run_grids(env, draws, rules, progress=progress)
+    observations, actions, labels = [], [], []
+    for run in runs:
         best = int(np.argmin(run.scores))
         labels.append(
             {
-                "seed": instance_seed,
-                "budget": budget,
+                "seed": run.seed,
+                "budget": run.budget,
                 "gamma": gammas[best],
                 "scores": dict(zip(map(str, gammas), run.scores, strict=True)),
                 "setting": run.setting,

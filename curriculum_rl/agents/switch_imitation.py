@@ -32,9 +32,11 @@ PPO did not learn such a column: its exploration is a mean of per-task noise (§
 
 1. Every training instance (from the config's suite and its ``[[train.mix]]`` suites,
    in turn) is trained twice from the same initialisation, by the policy with the switch
-   off and on (:class:`~curriculum_rl.agents.imitation.RuleGrid`). Its ``gain`` is the
-   off run's mean log test error over the target tasks minus the on run's: the G_m gap
-   of switching on that instance.
+   off and on (:class:`~curriculum_rl.agents.imitation.RuleGrid`; instances that can
+   share a trainer batch train side by side:
+   :func:`~curriculum_rl.agents.imitation.run_grids`). Its ``gain`` is the off run's
+   mean log test error over the target tasks minus the on run's: the G_m gap of
+   switching on that instance.
 2. A cost-sensitive logistic regression predicts, per decision, whether switching wins,
    from the policy's own frozen features: the mean over valid tasks of its actor's task
    latents (what its head reads). Decisions of both runs count, each weighted by
@@ -78,7 +80,7 @@ from tqdm.auto import tqdm
 
 from curriculum_rl.agents.average import save_derived, twin_actor
 from curriculum_rl.agents.config import TrainConfig, load_config
-from curriculum_rl.agents.imitation import FIRST_SEED, GridRun, draw_run, run_grid
+from curriculum_rl.agents.imitation import FIRST_SEED, GridDraw, GridRun, draw_run, run_grids
 from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact
@@ -141,13 +143,12 @@ def demonstrate(
     """Run ``instances`` training instances with the switch off and on (module docstring,
     step 1); suites take turns, each instance from the next seed of its suite (that has
     an auxiliary task, for a switch that needs one)."""
-    rules = switched_rules(policy, switch)
     names = [config.env.suite, *(m.suite for m in config.train.mix)]
     suites = [resolve_suite(name) for name in names]
     next_seed = [FIRST_SEED] * len(suites)
     rng = np.random.default_rng(seed)
-    runs = []
-    for i in tqdm(range(instances), desc=f"{switch.name} demonstrations", unit="instance"):
+    draws = []
+    for i in range(instances):
         which = i % len(suites)
         suite, name = suites[which], names[which]
         if switch.auxiliaries_only:
@@ -157,8 +158,10 @@ def demonstrate(
             instance = suite.sample(drawn)
         next_seed[which] = drawn + 1
         run_seed, budget = draw_run(rng, config.env)
-        runs.append(run_grid(config.env, instance, drawn, budget, rules, run_seed))
-    return runs
+        draws.append(GridDraw(instance, drawn, budget, run_seed))
+    rules = switched_rules(policy, switch)
+    with tqdm(total=instances, desc=f"{switch.name} demonstrations", unit="instance") as bar:
+        return run_grids(config.env, draws, rules, progress=bar)
 
 
 def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance, int]:

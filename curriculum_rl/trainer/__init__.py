@@ -13,7 +13,9 @@ from curriculum_rl.trainer.trainer import (
     StepContext,
     StepHook,
     TrainerConfig,
+    batch_key,
     resolve_device,
+    target_width,
 )
 
 __all__ = [
@@ -24,8 +26,10 @@ __all__ = [
     "StepContext",
     "StepHook",
     "TrainerConfig",
+    "batch_key",
     "mean_log_loss",
     "resolve_device",
+    "target_width",
     "validation_potential",
     "validation_values",
 ]

@@ -200,7 +200,7 @@ class BatchedMultitaskTrainer:
         self.input_shape = tuple(first.input_shape)
         self.body_spec = first.body
         self.out_max = max(out_max, *(t.out_dim for i in instances for t in i.tasks))
-        self.target_width = max(_target_width(i) for i in instances)
+        self.target_width = max(target_width(i) for i in instances)
         self.net = MultitaskNet(
             self.num_runs, first.body, self.config.proj_dim, self.max_tasks, self.out_max
         ).to(self.device)
@@ -315,7 +315,7 @@ class BatchedMultitaskTrainer:
                 f"heads (out_max={self.out_max}); pass out_max=, or make the suite's describe() "
                 "list its widest task (the env sizes heads from it)"
             )
-        if _target_width(instance) > self.target_width:
+        if target_width(instance) > self.target_width:
             raise ValueError(f"suite {instance.name!r} has targets wider than {self.target_width}")
 
     def _load_data(self, run: int, instance: SuiteInstance) -> None:
@@ -647,7 +647,17 @@ def _select_task(out: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
     return out.gather(3, idx).squeeze(3)
 
 
-def _target_width(instance: SuiteInstance) -> int:
+def batch_key(instance: SuiteInstance) -> tuple:
+    """What runs must share to train in one batch with the numbers each has alone: the
+    input shape and body (the trainer requires them) and the head and target widths it
+    pads every run to (the task slots are the caller's ``max_tasks``)."""
+    widest_head = max(t.out_dim for t in instance.tasks)
+    return tuple(instance.input_shape), instance.body, widest_head, target_width(instance)
+
+
+def target_width(instance: SuiteInstance) -> int:
+    """Columns of the trainer's target tensor for ``instance``: 1 for class ids, else the
+    widest task's target (tagging ids per token, regression outputs)."""
     widths = []
     for task, data in zip(instance.tasks, instance.data, strict=True):
         y = data.y_train
