@@ -16,9 +16,11 @@ from curriculum_rl.controllers.learned.network import (
     TaskSetCritic,
     init_weights,
     run_statistics,
+    run_statistics_width,
+    target_mask,
     task_mask,
 )
-from curriculum_rl.controllers.observation import NUM_FEATURES
+from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 
 K_MAX = 8
 A = TRANSFORMS[DEFAULT_TRANSFORM].dim  # numbers per task of the default action transform
@@ -106,19 +108,27 @@ def test_padding_contents_do_not_matter(run_head):
         torch.testing.assert_close(critic(noisy), critic(obs))
 
 
-def test_run_statistics_summarise_valid_tasks_and_stay_bounded_in_the_task_count():
-    obs = _obs(3, [2, 8, 0])
-    stats = run_statistics(obs, task_mask(obs))
-    f = NUM_FEATURES
-    assert stats.shape == (3, 4 * f + 1)
-    valid = obs[0, :2]
-    torch.testing.assert_close(stats[0, :f], valid.mean(0))
-    torch.testing.assert_close(stats[0, f : 2 * f], valid.std(0, unbiased=False))
-    torch.testing.assert_close(stats[0, 2 * f : 3 * f], valid.amax(0))
-    torch.testing.assert_close(stats[0, 3 * f : 4 * f], valid.amin(0))
-    # 1 / K, not K: a readout fitted on few tasks stays bounded on many; none gives 0
-    assert stats[:, -1].tolist() == [0.5, 0.125, 0.0]
-    assert (stats[2] == 0).all()
+def test_run_statistics_summarise_all_tasks_targets_and_auxiliaries_apart():
+    obs = _obs(3, [3, 8, 0])
+    objective = FEATURES.index("is_objective")
+    obs[..., objective] = 0.0
+    obs[0, :2, objective] = 1.0  # run 0: two targets, one auxiliary
+    obs[1, :, objective] = 1.0  # run 1: eight targets, no auxiliary
+    stats = run_statistics(obs, task_mask(obs), target_mask(obs))
+    f, width = NUM_FEATURES, 4 * NUM_FEATURES + 1
+    assert stats.shape == (3, run_statistics_width(f)) == (3, 3 * width)
+    for group, rows in enumerate((obs[0, :3], obs[0, :2], obs[0, 2:3])):
+        part = stats[0, group * width : (group + 1) * width]
+        torch.testing.assert_close(part[:f], rows.mean(0))
+        torch.testing.assert_close(part[f : 2 * f], rows.std(0, unbiased=False))
+        torch.testing.assert_close(part[2 * f : 3 * f], rows.amax(0))
+        torch.testing.assert_close(part[3 * f : 4 * f], rows.amin(0))
+    # 1 / K per group, not K: a readout fitted on few tasks stays bounded on many; a group
+    # without tasks gives zeros
+    inverse_counts = stats[:, width - 1 :: width]
+    expected = [[1 / 3, 0.5, 1.0], [0.125, 0.125, 0.0], [0.0, 0.0, 0.0]]
+    torch.testing.assert_close(inverse_counts, torch.tensor(expected))
+    assert (stats[1, 2 * width :] == 0).all() and (stats[2] == 0).all()
 
 
 def test_initial_policy_is_near_uniform():

@@ -222,7 +222,7 @@ def test_a_run_statistics_switch_lives_in_a_run_head_with_its_standardisation_fo
     raw = run_features(source.actor, obs)
     centre, spread = raw.mean(0), raw.std(0)
     assert (spread == 0).any()  # a constant statistic (the mask's minimum) gets no weight
-    w, b = 0.05 * torch.randn(raw.shape[1]), torch.tensor(0.2)
+    w, b = 0.02 * torch.randn(raw.shape[1]), torch.tensor(0.2)
     path = fitted_switch_policy(
         source, SWITCHES["beta-up"], w, b, tmp_path / "run", standardised=(centre, spread)
     )

@@ -46,11 +46,12 @@ PPO did not learn such a column: its exploration is a mean of per-task noise (§
    -sharpness``. The rest of the network is untouched.
 
 ``--features run`` reads the run's raw observation statistics instead (mean, standard
-deviation, max and min over valid tasks of each feature, and the task count, standardised
-over the demonstrations): the fitted row then goes to a run head
-(``NetworkConfig.run_head``) with the standardisation folded in. For the fallback switch
-on v7 they captured four times what v7's latents did in cross-validation (§28): the
-latents are trained for per-task weights and need not carry the run's regime.
+deviation, max and min of each feature and the inverse task count, over all valid tasks,
+over the targets and over the auxiliaries, standardised over the demonstrations): the
+fitted row then goes to a run head (``NetworkConfig.run_head``) with the standardisation
+folded in. For the fallback switch on v7 they captured several times what v7's latents
+did in cross-validation (§28–29): the latents are trained for per-task weights and need
+not carry the run's regime.
 
 The L2 strength is chosen by cross-validation over instances (training instances only,
 five folds, the mean over ``REPEATS`` random splits), on the gain the fitted switch would
@@ -84,7 +85,12 @@ from curriculum_rl.agents.imitation import FIRST_SEED, GridDraw, GridRun, draw_r
 from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact
-from curriculum_rl.controllers.learned.network import TaskSetActor, run_statistics, task_mask
+from curriculum_rl.controllers.learned.network import (
+    TaskSetActor,
+    run_statistics,
+    target_mask,
+    task_mask,
+)
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -198,8 +204,9 @@ def switch_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Te
 
 @torch.no_grad()
 def run_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tensor:
-    """(M, 4F + 1) the run statistics a run head reads (``NetworkConfig.run_head``)."""
-    return run_statistics(observations * actor.encoder.keep, task_mask(observations))
+    """(M, 3 (4F + 1)) the run statistics a run head reads (``NetworkConfig.run_head``)."""
+    mask, targets = task_mask(observations), target_mask(observations)
+    return run_statistics(observations * actor.encoder.keep, mask, targets)
 
 
 SWITCH_INPUTS = {"latent": switch_features, "run": run_features}  # what a switch can read

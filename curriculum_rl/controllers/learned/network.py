@@ -49,10 +49,10 @@ class NetworkConfig:
             observation layout stays the same, and the list travels with the artifact, so
             a policy always reads what it was trained on. ``mask`` cannot be ignored.
         run_head: add a linear readout of the run's raw observation statistics
-            (:func:`run_statistics`) to every task's action row. It starts at zero (the
-            policy acts as without it); a switch fitted on those statistics lives there
-            (benchmarks/RESULTS.md §28: they told when to fall back to a heuristic four
-            times better than the task latents did).
+            (:func:`run_statistics`: over all tasks, the targets and the auxiliaries) to
+            every task's action row. It starts at zero (the policy acts as without it); a
+            switch fitted on those statistics lives there (benchmarks/RESULTS.md §28–29:
+            they told when to fall back to a heuristic better than the task latents did).
     """
 
     num_features: int = NUM_FEATURES
@@ -104,6 +104,11 @@ def task_mask(obs: torch.Tensor) -> torch.Tensor:
     return obs[..., 0] > 0.5
 
 
+def target_mask(obs: torch.Tensor) -> torch.Tensor:
+    """The target tasks of an observation batch (valid and ``is_objective``)."""
+    return task_mask(obs) & (obs[..., FEATURES.index("is_objective")] > 0.5)
+
+
 def masked_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Concatenated masked mean and max over the task dimension: (B, K, H) -> (B, 2H).
 
@@ -119,11 +124,25 @@ def masked_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, peak], dim=-1)
 
 
-def run_statistics(obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, 4F + 1) summary of a run's observation rows: the mean, standard deviation, max
-    and min over valid tasks of each feature, then 1 / K for K valid tasks. Invariant to
-    task order; a row without valid tasks gives zeros. The inverse, not K itself: a
-    readout fitted on runs with few tasks then stays bounded on a run with many."""
+def run_statistics(obs: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B, 3 (4F + 1)) summary of a run's observation rows, over its valid tasks, then over
+    its target tasks (``targets``, a subset of ``mask``), then over its auxiliaries: per
+    group the mean, standard deviation, max and min of each feature, then 1 / K for its K
+    tasks. Invariant to task order; a group without tasks gives zeros.
+
+    The inverse, not K itself: a readout fitted on runs with few tasks stays bounded on a
+    run with many. By group: a fallback switch read from these statistics captured twice
+    what the same statistics pooled over all tasks did (benchmarks/RESULTS.md §29e)."""
+    groups = (mask, targets & mask, mask & ~targets)
+    return torch.cat([_pooled_statistics(obs, group) for group in groups], dim=-1)
+
+
+def run_statistics_width(num_features: int) -> int:
+    """Numbers per run of :func:`run_statistics` (what a run head reads)."""
+    return 3 * (4 * num_features + 1)
+
+
+def _pooled_statistics(obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1)
     count = m.sum(1).to(obs.dtype)
     mean, peak = masked_pool(obs, mask).chunk(2, dim=-1)
@@ -174,7 +193,8 @@ class TaskSetActor(nn.Module):
         self.head = nn.Linear(config.hidden, config.action_dim)
         self.log_std = nn.Parameter(torch.full((config.action_dim,), float(config.log_std_init)))
         if config.run_head:
-            self.run_head = nn.Linear(4 * config.num_features + 1, config.action_dim)
+            width = run_statistics_width(config.num_features)
+            self.run_head = nn.Linear(width, config.action_dim)
             nn.init.zeros_(self.run_head.weight)
             nn.init.zeros_(self.run_head.bias)
 
@@ -182,7 +202,7 @@ class TaskSetActor(nn.Module):
         mask = task_mask(obs)
         action = self.head(self.encoder(obs, mask))
         if self.config.run_head:
-            stats = run_statistics(obs * self.encoder.keep, mask)
+            stats = run_statistics(obs * self.encoder.keep, mask, target_mask(obs))
             action = action + self.run_head(stats).unsqueeze(1)
         return action * mask.unsqueeze(-1)
 
