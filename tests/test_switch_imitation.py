@@ -272,6 +272,11 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(
     obs[..., 0] = 1.0
     with torch.no_grad():
         torch.testing.assert_close(always.actor(obs)[..., -1], torch.ones(4, 12))
+    # --l2 fits with the given strength whatever cross-validation prefers
+    assert main([*args, "--reuse", "--l2", "0.5"]) == 0
+    assert "chose l2=0.5" in capsys.readouterr().out
+    given = load_artifact(out / "policy.json").metadata["notes"]["switch_imitation"]
+    assert given["l2"] == 0.5 and given["l2_given"] and "always" not in given
 
 
 def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_without_twin(
@@ -284,6 +289,9 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
     with pytest.raises(SystemExit):
         main([*base, "--reuse"])
     assert "no stored demonstrations" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--l2", "-1"])
+    assert "--l2 must be >= 0" in capsys.readouterr().err
     gated = tmp_path / "gated"
     zero = torch.zeros(64), torch.tensor(0.0)
     fitted_switch_policy(load_artifact(POLICY), SWITCHES["gate"], *zero, gated)

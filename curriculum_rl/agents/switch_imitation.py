@@ -387,7 +387,15 @@ def main(argv: list[str] | None = None) -> int:
         help="what the switch reads: the policy's mean task latent (its head row), or the "
         "run's observation statistics (a run head, NetworkConfig.run_head)",
     )
+    parser.add_argument(
+        "--l2",
+        type=float,
+        help="fit with this L2 strength (cross-validation still runs and is reported); "
+        "default: the L2 of the grid, or always switching, that cross-validation prefers",
+    )
     args = parser.parse_args(argv)
+    if args.l2 is not None and args.l2 < 0:
+        parser.error(f"--l2 must be >= 0, got {args.l2}")
     if args.instances < 2:
         parser.error(f"--instances must be >= 2 (a fit needs both outcomes), got {args.instances}")
     out = Path(args.out)
@@ -412,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     table = DecisionTable.build(policy.actor, runs, args.features)
     scores = cross_validate(table, seed=config.train.seed)
     choice = max(["always", *(f"l2={value:g}" for value in L2_GRID)], key=scores.__getitem__)
+    if args.l2 is not None:
+        choice = f"l2={args.l2:g}"
     notes = {"instances": len(runs), "sharpness": SHARPNESS, "cross_validation": scores}
     notes["features"] = args.features
     if choice == "always":  # no fit captures more than switching everywhere: do that
@@ -419,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         notes["always"] = True
     else:
         notes["l2"] = float(choice.removeprefix("l2="))
+        notes["l2_given"] = args.l2 is not None
         w, b = fit_switch(table.features, table.labels, table.weights, notes["l2"])
     standardised = None if table.centre is None else (table.centre, table.spread)
     path = fitted_switch_policy(
