@@ -303,17 +303,17 @@ def _num(x: float | None, spec: str = "+.2f") -> str:
 
 
 def _write_run(out: Path, record, baseline, summary: dict) -> None:
-    from curriculum_rl.atomic import write_json_atomic
-    from curriculum_rl.benchmark.plots import learning_curves, save_figure, schedules
+    from curriculum_rl.atomic import write_json_atomic, write_png_atomic
+    from curriculum_rl.benchmark.plots import learning_curves, schedules
     from curriculum_rl.diagnostics import diagnostics_figure
 
     runs = {record.controller: [record.to_dict()]}
     if baseline is not record:
         runs["uniform"] = [baseline.to_dict()]
     write_json_atomic(out / "run.json", {**summary, "runs": runs})
-    save_figure(schedules(record.suite, runs), out / "schedules.png")
-    save_figure(learning_curves(record.suite, runs), out / "learning_curves.png")
-    save_figure(diagnostics_figure(runs[record.controller][0]), out / "diagnostics.png")
+    write_png_atomic(out / "schedules.png", schedules(record.suite, runs))
+    write_png_atomic(out / "learning_curves.png", learning_curves(record.suite, runs))
+    write_png_atomic(out / "diagnostics.png", diagnostics_figure(runs[record.controller][0]))
     print(f"wrote {out / 'run.json'} and PNGs: schedules, learning_curves, diagnostics")
 
 

@@ -22,6 +22,7 @@ from curriculum_rl.atomic import (
     folder_lock,
     write_bytes_atomic,
     write_json_atomic,
+    write_png_atomic,
 )
 from curriculum_rl.controllers.actions import DEFAULT_TRANSFORM
 from curriculum_rl.controllers.learned.artifact import load_artifact, save_artifact
@@ -94,8 +95,6 @@ def test_a_redrawn_figure_replaces_its_file_not_a_hard_linked_copy(tmp_path):
     a plot in the copy must not rewrite the original through the shared inode."""
     from matplotlib.figure import Figure
 
-    from curriculum_rl.benchmark.plots import save_figure
-
     original = tmp_path / "original" / "gain.png"
     write_bytes_atomic(original, b"the original plot")
     copy = tmp_path / "copy" / "gain.png"
@@ -103,7 +102,7 @@ def test_a_redrawn_figure_replaces_its_file_not_a_hard_linked_copy(tmp_path):
     os.link(original, copy)
     fig = Figure()
     fig.add_subplot().plot([0, 1], [1, 0])
-    assert save_figure(fig, copy) == copy
+    assert write_png_atomic(copy, fig) == copy
     assert original.read_bytes() == b"the original plot"
     assert copy.read_bytes().startswith(b"\x89PNG") and not _leftovers(copy.parent)
 

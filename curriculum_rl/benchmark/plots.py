@@ -18,17 +18,20 @@ LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def write_plots(out: Path, records: Records, summary: dict) -> list[Path]:
-    """Write every figure under ``out/plots``; return their paths."""
+    """Write every figure under ``out/plots``; return their paths. Each is written
+    atomically: a folder read while its plots are redrawn, or one hard-linked from
+    another, never sees half a file or a rewritten original."""
     folder = out / "plots"
     paths = []
     suites = list(summary["suites"])
     for suite in suites:
         runs = {c: records[suite, c] for c in summary["suites"][suite]}
         paths.append(
-            save_figure(learning_curves(suite, runs), folder / suite / "learning_curves.png")
+            write_png_atomic(folder / suite / "learning_curves.png", learning_curves(suite, runs))
         )
-        paths.append(save_figure(schedules(suite, runs), folder / suite / "schedules.png"))
-    paths.append(save_figure(aggregate_chart(summary["aggregate"]), folder / "aggregate_gain.png"))
+        paths.append(write_png_atomic(folder / suite / "schedules.png", schedules(suite, runs)))
+    chart = aggregate_chart(summary["aggregate"])
+    paths.append(write_png_atomic(folder / "aggregate_gain.png", chart))
     return paths
 
 
@@ -100,12 +103,6 @@ def aggregate_chart(aggregate: dict) -> Figure:
     axes[0].set_yticks(y, controllers)
     axes[0].invert_yaxis()
     return fig
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (folders created), atomically: a folder read
-    while its plots are redrawn, or one hard-linked from another, never sees half a file."""
-    return write_png_atomic(path, fig)
 
 
 def _floats(values: list[float | None]) -> list[float]:
