@@ -61,7 +61,7 @@ from curriculum_rl.benchmark.store import (
 )
 from curriculum_rl.controllers.base import Controller, RunContext
 from curriculum_rl.suites import SuiteInstance
-from curriculum_rl.trainer import TrainerConfig, target_width
+from curriculum_rl.trainer import TrainerConfig, head_width, target_width
 
 Records = dict[tuple[str, str], list[dict]]
 """(suite label, controller label) -> one stored run dict per seed of the config's
@@ -80,7 +80,7 @@ class RunShape(NamedTuple):
 def run_shape(instance: SuiteInstance) -> RunShape:
     """The padding of a run on ``instance``, from the instance alone (never its batch)."""
     slots = TASK_SLOTS * math.ceil(instance.num_tasks / TASK_SLOTS)
-    return RunShape(slots, max(t.out_dim for t in instance.tasks), target_width(instance))
+    return RunShape(slots, head_width(instance), target_width(instance))
 
 
 def run_seeds(

@@ -14,6 +14,7 @@ from curriculum_rl.trainer.trainer import (
     StepHook,
     TrainerConfig,
     batch_key,
+    head_width,
     resolve_device,
     target_width,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "StepHook",
     "TrainerConfig",
     "batch_key",
+    "head_width",
     "mean_log_loss",
     "resolve_device",
     "target_width",

@@ -199,7 +199,7 @@ class BatchedMultitaskTrainer:
         first = instances[0]
         self.input_shape = tuple(first.input_shape)
         self.body_spec = first.body
-        self.out_max = max(out_max, *(t.out_dim for i in instances for t in i.tasks))
+        self.out_max = max(out_max, *(head_width(i) for i in instances))
         self.target_width = max(target_width(i) for i in instances)
         self.net = MultitaskNet(
             self.num_runs, first.body, self.config.proj_dim, self.max_tasks, self.out_max
@@ -308,10 +308,10 @@ class BatchedMultitaskTrainer:
                 f"suite {instance.name!r} has {instance.num_tasks} tasks, more than this "
                 f"trainer's max_tasks={self.max_tasks}; raise max_tasks"
             )
-        if max(t.out_dim for t in instance.tasks) > self.out_max:
+        if head_width(instance) > self.out_max:
             raise ValueError(
                 f"suite {instance.name!r} has a task with "
-                f"{max(t.out_dim for t in instance.tasks)} outputs, wider than this trainer's "
+                f"{head_width(instance)} outputs, wider than this trainer's "
                 f"heads (out_max={self.out_max}); pass out_max=, or make the suite's describe() "
                 "list its widest task (the env sizes heads from it)"
             )
@@ -651,8 +651,13 @@ def batch_key(instance: SuiteInstance) -> tuple:
     """What runs must share to train in one batch with the numbers each has alone: the
     input shape and body (the trainer requires them) and the head and target widths it
     pads every run to (the task slots are the caller's ``max_tasks``)."""
-    widest_head = max(t.out_dim for t in instance.tasks)
-    return tuple(instance.input_shape), instance.body, widest_head, target_width(instance)
+    return tuple(instance.input_shape), instance.body, head_width(instance), target_width(instance)
+
+
+def head_width(instance: SuiteInstance) -> int:
+    """Outputs of the widest task head of ``instance`` (regression outputs or classes):
+    the trainer pads every head of a batch to the widest."""
+    return max(t.out_dim for t in instance.tasks)
 
 
 def target_width(instance: SuiteInstance) -> int:
