@@ -235,6 +235,29 @@ def test_train_resumes_the_same_run(tmp_path: Path):
         train(changed, tmp_path, resume=True, progress=False)
 
 
+def test_train_closes_its_progress_files_and_leaves_the_model_a_silent_logger(
+    tmp_path: Path, monkeypatch
+):
+    from stable_baselines3.common.logger import CSVOutputFormat, Logger
+
+    import curriculum_rl.agents.train as train_module
+
+    made: list[Logger] = []
+
+    class Recording(Logger):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(train_module, "Logger", Recording)
+    result = train(_tiny(16), tmp_path, progress=False, log=lambda _: None)
+    files = [f for lg in made for f in lg.output_formats if isinstance(f, CSVOutputFormat)]
+    assert files and all(f.file.closed for f in files)
+    assert result.model.logger.output_formats == []
+    rows = list(csv.DictReader((tmp_path / "progress-0.csv").open()))
+    assert rows  # closed after it was written, not before
+
+
 def test_cli_train_writes_a_loadable_policy(tmp_path: Path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(

@@ -270,27 +270,33 @@ def _learn(
         save_checkpoint(model, config, out, 0.0)
     # Fresh instances after a resume: seed the envs from the timestep counter.
     env.seed(config.train.seed + start)
-    model.set_logger(
-        Logger(
-            str(out),
-            [
-                CSVOutputFormat(str(out / f"progress-{start}.csv")),
-                TensorBoardOutputFormat(str(out / "tb")),
-            ],
-        )
+    logger = Logger(
+        str(out),
+        [
+            CSVOutputFormat(str(out / f"progress-{start}.csv")),
+            TensorBoardOutputFormat(str(out / "tb")),
+        ],
     )
+    model.set_logger(logger)
     t0 = time.time()
 
     def clock() -> float:
         return wall_before + time.time() - t0
 
-    with stop_on_interrupt(log) as stop:
-        callbacks = make_callbacks(config, out, stop=stop, clock=clock, progress=progress, log=log)
-        model.learn(
-            config.train.total_timesteps - start,
-            callback=CallbackList(callbacks),
-            reset_num_timesteps=not resume,
-        )
+    try:
+        with stop_on_interrupt(log) as stop:
+            callbacks = make_callbacks(
+                config, out, stop=stop, clock=clock, progress=progress, log=log
+            )
+            model.learn(
+                config.train.total_timesteps - start,
+                callback=CallbackList(callbacks),
+                reset_num_timesteps=not resume,
+            )
+    finally:
+        # The returned model may learn again; it must not write to the closed files.
+        logger.close()
+        model.set_logger(Logger(None, []))
     wall = clock()
     save_checkpoint(model, config, out, wall)
     policy = export_policy(model, config, out / "policy", notes={"wall_time_s": wall})
