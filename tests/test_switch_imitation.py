@@ -148,6 +148,20 @@ def test_the_beta_shift_rules_are_the_policy_and_the_policy_with_its_switch_full
     assert (off.transform.name, on.transform.name) == ("error_power", "error_power_beta_up")
 
 
+def test_switched_rules_hold_the_switch_at_each_given_strength():
+    rules = switched_rules(load_artifact(POLICY), SWITCHES["beta-up"], strengths=(0.0, 0.4, 1.0))
+    obs = torch.randn(3, 12, NUM_FEATURES)
+    obs[..., 0] = (torch.arange(12) < 5).float()
+    with torch.no_grad():
+        off, mid, on = (rule.actor(obs) for rule in rules)
+    assert off.shape[-1] == mid.shape[-1] - 1
+    torch.testing.assert_close(mid[..., :-1], off)
+    torch.testing.assert_close(mid[..., :5, -1], torch.full((3, 5), 0.4))
+    assert torch.all(on[..., :5, -1] == 1)
+    with pytest.raises(ValueError, match=r"in \[0, 1\], got 1.5"):
+        switched_rules(load_artifact(POLICY), SWITCHES["beta-up"], strengths=(1.5,))
+
+
 def test_the_start_cap_switch_on_v5_runs_as_the_always_on_start_cap():
     """``--switch start-cap`` on v5: the switched-on rule decides exactly as v5's network
     under the always-on ``..._startcap`` transform (RESULTS §26g), on a training problem

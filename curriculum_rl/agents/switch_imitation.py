@@ -71,7 +71,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +82,7 @@ from tqdm.auto import tqdm
 from curriculum_rl.agents.average import save_derived, twin_actor
 from curriculum_rl.agents.config import TrainConfig, load_config
 from curriculum_rl.agents.imitation import FIRST_SEED, GridDraw, GridRun, draw_run, run_grids
+from curriculum_rl.atomic import atomic_path, write_json_atomic
 from curriculum_rl.controllers.actions import TRANSFORMS
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact
@@ -98,6 +99,7 @@ FOLDS = 5
 REPEATS = 5  # fold splits averaged in cross-validation
 SHARPNESS = 1.0
 MAX_DRAWS = 200  # instances drawn per suite in search of one with auxiliaries
+GAIN_CLAMP = 10.0  # a diverged run's loss, in nats of mean log error
 SPREAD_FLOOR = 1e-6  # run statistics with less spread in the demonstrations count as constant
 
 
@@ -132,23 +134,43 @@ SWITCHES = {
 }
 
 
-def switched_rules(policy: PolicyArtifact, switch: Switch) -> list[LearnedController]:
-    """The policy as it is (switch off) and with the switch fully on (strength 1)."""
-    on = twin_actor(policy, switch.twin(policy))
-    with torch.no_grad():
-        on.head.bias[-1] = 1.0
-    return [
-        LearnedController(policy.actor, policy.max_tasks, policy.action),
-        LearnedController(on, policy.max_tasks, switch.twin(policy)),
-    ]
+def switched_rules(
+    policy: PolicyArtifact, switch: Switch, strengths: Sequence[float] = (0.0, 1.0)
+) -> list[LearnedController]:
+    """One controller per switch strength: at 0 the policy as it is, otherwise its twin
+    with the switch held at that strength at every decision (by default off and fully
+    on, the two runs a demonstration compares)."""
+    rules = []
+    for strength in strengths:
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"a switch strength lies in [0, 1], got {strength}")
+        if strength == 0.0:
+            rules.append(LearnedController(policy.actor, policy.max_tasks, policy.action))
+            continue
+        twin = twin_actor(policy, switch.twin(policy))
+        with torch.no_grad():
+            twin.head.bias[-1] = strength
+        rules.append(LearnedController(twin, policy.max_tasks, switch.twin(policy)))
+    return rules
 
 
 def demonstrate(
     config: TrainConfig, policy: PolicyArtifact, switch: Switch, instances: int, seed: int = 0
 ) -> list[GridRun]:
     """Run ``instances`` training instances with the switch off and on (module docstring,
-    step 1); suites take turns, each instance from the next seed of its suite (that has
-    an auxiliary task, for a switch that needs one)."""
+    step 1), drawn by :func:`demonstration_draws`."""
+    draws = demonstration_draws(config, switch, instances, seed)
+    rules = switched_rules(policy, switch)
+    with tqdm(total=instances, desc=f"{switch.name} demonstrations", unit="instance") as bar:
+        return run_grids(config.env, draws, rules, progress=bar)
+
+
+def demonstration_draws(
+    config: TrainConfig, switch: Switch, instances: int, seed: int = 0
+) -> list[GridDraw]:
+    """The ``instances`` training instances a demonstration runs: suites take turns, each
+    instance from the next seed of its suite (that has an auxiliary task, for a switch
+    that needs one); budgets and initialisations drawn from ``seed``."""
     names = [config.env.suite, *(m.suite for m in config.train.mix)]
     suites = [resolve_suite(name) for name in names]
     next_seed = [FIRST_SEED] * len(suites)
@@ -165,9 +187,7 @@ def demonstrate(
         next_seed[which] = drawn + 1
         run_seed, budget = draw_run(rng, config.env)
         draws.append(GridDraw(instance, drawn, budget, run_seed))
-    rules = switched_rules(policy, switch)
-    with tqdm(total=instances, desc=f"{switch.name} demonstrations", unit="instance") as bar:
-        return run_grids(config.env, draws, rules, progress=bar)
+    return draws
 
 
 def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance, int]:
@@ -182,14 +202,20 @@ def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance
     )
 
 
+def rule_gains(run: GridRun) -> list[float]:
+    """Per rule after the first: the first rule's mean log test error minus that rule's,
+    > 0 where it wins, clamped to ``±GAIN_CLAMP``. A diverged run loses to one that did
+    not; two diverged runs tie."""
+    first = run.scores[0]
+    return [
+        0.0 if first == score else float(np.clip(first - score, -GAIN_CLAMP, GAIN_CLAMP))
+        for score in run.scores[1:]
+    ]
+
+
 def gains(runs: list[GridRun]) -> torch.Tensor:
-    """(I,) mean log test error with the switch off minus on: > 0 where switching wins.
-    A diverged run loses to one that did not; two diverged runs tie."""
-    values = []
-    for run in runs:
-        off, on = run.scores
-        values.append(0.0 if off == on else off - on)
-    return torch.tensor(values, dtype=torch.float32).clamp(-10, 10)
+    """(I,) the gain of switching on (:func:`rule_gains` of the off and on runs)."""
+    return torch.tensor([rule_gains(run)[0] for run in runs], dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -357,14 +383,18 @@ def fitted_switch_policy(
     )
 
 
-def _save_runs(runs: list[GridRun], out: Path) -> None:
+def save_demonstrations(runs: list[GridRun], out: Path) -> None:
+    """Store demonstrations in ``out``: ``labels.json`` (everything but the observations)
+    and ``demos.pt`` (the observations), each replaced atomically."""
     fields = ("seed", "run_seed", "budget", "setting", "scores")
-    labels = [{k: getattr(r, k) for k in fields} for r in runs]
-    (out / "labels.json").write_text(json.dumps(labels, indent=1))
-    torch.save({"observations": [r.observations for r in runs]}, out / "demos.pt")
+    write_json_atomic(out / "labels.json", [{k: getattr(r, k) for k in fields} for r in runs])
+    with atomic_path(out / "demos.pt") as tmp:
+        torch.save({"observations": [r.observations for r in runs]}, tmp)
 
 
-def _load_runs(out: Path) -> list[GridRun]:
+def load_demonstrations(out: Path) -> list[GridRun]:
+    """The demonstrations :func:`save_demonstrations` stored in ``out`` (tensors only:
+    ``weights_only`` loading runs no code from the file)."""
     labels = json.loads((out / "labels.json").read_text())
     tensors = torch.load(out / "demos.pt", weights_only=True)["observations"]
     return [GridRun(**label, observations=obs) for label, obs in zip(labels, tensors, strict=True)]
@@ -413,10 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     out.mkdir(parents=True, exist_ok=True)
     if args.reuse:
-        runs = _load_runs(out)
+        runs = load_demonstrations(out)
     else:
         runs = demonstrate(config, policy, switch, args.instances, seed=config.train.seed)
-        _save_runs(runs, out)
+        save_demonstrations(runs, out)
     table = DecisionTable.build(policy.actor, runs, args.features)
     scores = cross_validate(table, seed=config.train.seed)
     choice = max(["always", *(f"l2={value:g}" for value in L2_GRID)], key=scores.__getitem__)

@@ -1,0 +1,78 @@
+"""The switch diagnostics in benchmarks/: what they compute from demonstrations and
+gains, on hand-made numbers (the real figures are in benchmarks/RESULTS.md §30)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from curriculum_rl.agents.imitation import GridRun
+from curriculum_rl.agents.switch_imitation import rule_gains, save_demonstrations
+from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _demo(gap_after_half: float, seed: int, scores: list[float]) -> GridRun:
+    """Four decisions, two rules, two target tasks and one auxiliary: the on rule's target
+    ratios sit ``gap_after_half`` below the off rule's from half the budget on, and its
+    auxiliary far above (which must not count)."""
+    obs = torch.zeros(4, 2, 3, NUM_FEATURES)
+    obs[..., FEATURES.index("mask")] = 1.0
+    obs[..., FEATURES.index("progress")] = torch.tensor([0.0, 0.25, 0.5, 0.75]).view(4, 1, 1)
+    obs[:, :, :2, FEATURES.index("is_objective")] = 1.0
+    ratio = FEATURES.index("log_error_ratio")
+    obs[:, :, :, ratio] = -1.0
+    obs[2:, 1, :2, ratio] -= gap_after_half
+    obs[2:, 1, 2, ratio] = 5.0
+    return GridRun(seed, 0, 100, None, scores, obs)
+
+
+def test_the_probe_picks_the_rule_ahead_on_the_targets_at_each_horizon(tmp_path):
+    probe = _script("probe_horizon")
+    runs = [
+        _demo(0.5, 0, [-1.0, -1.2]),  # ahead from half the budget and wins by 0.2
+        _demo(-0.3, 1, [-1.0, -0.9]),  # behind and loses by 0.1
+        _demo(0.4, 2, [-1.0, -0.7]),  # ahead, yet loses by 0.3
+    ]
+    assert probe.early_gap(runs[0].observations, 0.5) == pytest.approx(0.5)
+    assert probe.early_gap(runs[0].observations, 0.3) == pytest.approx(0.5)  # next decision
+    assert probe.early_gap(runs[0].observations, 0.25) == 0.0
+    save_demonstrations(runs, tmp_path)
+    table = probe.horizon_table(tmp_path)
+    assert table["always"] == pytest.approx((0.2 - 0.1 - 0.3) / 3)
+    assert table["oracle"] == pytest.approx(0.2 / 3)
+    early, half = table["horizons"]["0.1"], table["horizons"]["0.5"]
+    assert early["captured"] == 0.0 and early["right"] == pytest.approx(2 / 3)
+    assert early["correlation"] is None  # no gap yet: r is undefined, not a number
+    assert half["captured"] == pytest.approx((0.2 - 0.3) / 3)
+    assert half["right"] == pytest.approx(2 / 3)
+
+
+def test_fixed_strengths_are_scored_against_strength_zero_per_suite():
+    strength = _script("fallback_strength")
+    runs = [
+        GridRun(0, 0, 100, None, [-1.0, -1.1, -0.8], torch.zeros(1)),
+        GridRun(1, 0, 100, None, [-2.0, -2.3, -2.2], torch.zeros(1)),
+        GridRun(2, 0, 100, None, [-1.0, -1.0, float("inf")], torch.zeros(1)),
+    ]
+    gains = np.array([[0.0, *rule_gains(run)] for run in runs])
+    np.testing.assert_allclose(gains[:, 1], [0.1, 0.3, 0.0], atol=1e-12)
+    assert gains[2, 2] == -10.0  # a diverged run loses by the clamp
+    result = strength.summarise([0.0, 0.5, 1.0], ["a", "a", "b"], gains)
+    half = result["strengths"]["0.5"]
+    assert half["mean"] == pytest.approx(0.4 / 3) and half["wins"] == pytest.approx(2 / 3)
+    assert half["by_suite"] == pytest.approx({"a": 0.2, "b": 0.0})
+    assert half["ci"][0] <= half["iqm"] <= half["ci"][1]
+    assert result["strengths"]["0"]["mean"] == 0.0
+    assert result["oracle"] == pytest.approx((0.1 + 0.3 + 0.0) / 3)
+    assert result["oracle_ends"] == pytest.approx((0.0 + 0.2 + 0.0) / 3)
