@@ -291,6 +291,14 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(
     assert "chose l2=0.5" in capsys.readouterr().out
     given = load_artifact(out / "policy.json").metadata["notes"]["switch_imitation"]
     assert given["l2"] == 0.5 and given["l2_given"] and "always" not in given
+    # --demos fits on stored demonstrations of several folders, in order
+    joined = tmp_path / "joined"
+    demos = ["--demos", str(out), str(out)]
+    assert main([*args[:4], "--out", str(joined), *demos, "--l2", "0.5"]) == 0
+    assert "of 10 instances" in capsys.readouterr().out
+    notes = load_artifact(joined / "policy.json").metadata["notes"]["switch_imitation"]
+    assert notes["instances"] == 10 and notes["demonstrations"] == [str(out), str(out)]
+    assert not (joined / "labels.json").exists()  # nothing new to store
 
 
 def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_without_twin(
@@ -302,7 +310,13 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
     assert "--instances must be >= 2" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*base, "--reuse"])
-    assert "no stored demonstrations" in capsys.readouterr().err
+    assert "--reuse: no stored demonstrations" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--demos", str(tmp_path / "none")])
+    assert "--demos: no stored demonstrations in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--reuse", "--demos", str(tmp_path)])
+    assert "give one" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*base, "--l2", "-1"])
     assert "--l2 must be >= 0" in capsys.readouterr().err

@@ -64,6 +64,9 @@ always (strength 1 at every decision: the switch is a fixed part of the rule).
     python -m curriculum_rl.agents.switch_imitation --switch gate \\
         --config agents/switch-imitation.toml --policy agents/v3.json \\
         --instances 240 --out runs/gate-im
+
+``--reuse`` refits on OUT's stored demonstrations; ``--demos A B`` fits on those stored
+in folders A and B (say a first set and one from a new training family).
 """
 
 from __future__ import annotations
@@ -411,6 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="refit on OUT's stored demonstrations")
     parser.add_argument(
+        "--demos",
+        nargs="+",
+        type=Path,
+        metavar="FOLDER",
+        help="fit on the demonstrations stored in these folders, in order, instead of "
+        "running new ones (e.g. a first set and a set from a new training family)",
+    )
+    parser.add_argument(
         "--features",
         choices=sorted(SWITCH_INPUTS),
         default="latent",
@@ -429,8 +440,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.instances < 2:
         parser.error(f"--instances must be >= 2 (a fit needs both outcomes), got {args.instances}")
     out = Path(args.out)
-    if args.reuse and not (out / "labels.json").is_file():
-        parser.error(f"--reuse: no stored demonstrations in {out}; run once without --reuse")
+    if args.reuse and args.demos:
+        parser.error("--reuse refits on OUT's demonstrations, --demos on others': give one")
+    if args.reuse:
+        args.demos = [out]
+    for folder in args.demos or []:
+        if not (folder / "labels.json").is_file() or not (folder / "demos.pt").is_file():
+            flag = "--reuse" if args.reuse else "--demos"
+            parser.error(
+                f"{flag}: no stored demonstrations in {folder} (labels.json and demos.pt); "
+                "a run of this command without --reuse or --demos stores them"
+            )
     torch.set_num_threads(1)
     config = load_config(args.config)
     switch = SWITCHES[args.switch]
@@ -442,8 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             "error_power policies (e.g. agents/v3.json)"
         )
     out.mkdir(parents=True, exist_ok=True)
-    if args.reuse:
-        runs = load_demonstrations(out)
+    if args.demos:
+        runs = [run for folder in args.demos for run in load_demonstrations(folder)]
     else:
         runs = demonstrate(config, policy, switch, args.instances, seed=config.train.seed)
         save_demonstrations(runs, out)
@@ -454,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         choice = f"l2={args.l2:g}"
     notes = {"instances": len(runs), "sharpness": SHARPNESS, "cross_validation": scores}
     notes["features"] = args.features
+    if args.demos and args.demos != [out]:
+        notes["demonstrations"] = [str(folder) for folder in args.demos]
     if choice == "always":  # no fit captures more than switching everywhere: do that
         w, b = torch.zeros(table.features.shape[1]), torch.tensor(SHARPNESS)
         notes["always"] = True
