@@ -258,6 +258,23 @@ def test_train_closes_its_progress_files_and_leaves_the_model_a_silent_logger(
     assert rows  # closed after it was written, not before
 
 
+def test_eval_reports_each_suite_of_a_multi_suite_file(tmp_path: Path):
+    suites = tmp_path / "val.toml"
+    suites.write_text(
+        '[suites.few]\nkind = "synthetic"\n[[suites.few.settings]]\nname = "two"\n'
+        "num_tasks = [2, 2]\n"
+        '[suites.many]\nkind = "synthetic"\n[[suites.many.settings]]\nname = "four"\n'
+        "num_tasks = [4, 4]\n"
+    )
+    config = _tiny(8)
+    config = replace(config, eval=replace(config.eval, suites=[str(suites), "synthetic"]))
+    result = train(config, tmp_path / "run", progress=False, log=lambda _: None)
+    (row,) = result.evaluations
+    labels = [f"{suites}#few", f"{suites}#many", "synthetic"]
+    assert all(f"{label}/gain" in row for label in labels)
+    assert row[f"{suites}#few/gain"] != row[f"{suites}#many/gain"]
+
+
 def test_cli_train_writes_a_loadable_policy(tmp_path: Path, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(

@@ -26,7 +26,7 @@ from curriculum_rl.controllers.learned.controller import LearnedController
 from curriculum_rl.runner import run_controller
 from curriculum_rl.scores import score_run
 from curriculum_rl.stats import iqm
-from curriculum_rl.suites import resolve_suite
+from curriculum_rl.suites import Suite, resolve_suites
 
 
 def _normalised_entropy(p: np.ndarray) -> float:
@@ -113,6 +113,20 @@ class InnerRunStatsCallback(BaseCallback):
             self.logger.record("train/anchor_kl", anchor_kl)
 
 
+def eval_suites(specs: list[str]) -> list[tuple[str, Suite]]:
+    """Each suite ``[eval] suites`` names, with the label of its ``eval.csv`` columns: a
+    file declaring several suites gives each of them, labelled ``FILE#NAME``, so model
+    selection sees every validation suite on its own."""
+    found = []
+    for spec in specs:
+        suites = resolve_suites(spec)
+        if len(suites) == 1:
+            found.append((spec, suites[0]))
+        else:
+            found += [(f"{spec}#{suite.name}", suite) for suite in suites]
+    return found
+
+
 class HeldOutEvalCallback(BaseCallback):
     """Every ``[eval] every`` timesteps (and at the end), runs the current policy as a
     controller on the held-out instances and logs, per suite and overall, the IQM of the
@@ -141,14 +155,13 @@ class HeldOutEvalCallback(BaseCallback):
     def _on_training_start(self) -> None:
         s = self.config.eval
         seeds = list(range(s.first_seed, s.first_seed + s.seeds))
-        for spec in s.suites:
-            suite = resolve_suite(spec)
+        for label, suite in eval_suites(s.suites):
             instances = [suite.sample(seed) for seed in seeds]
             records = run_controller(
                 instances, seeds, Uniform(), self.budget, self.interval, self.config.env.trainer
             )
-            self.sets.append((spec, instances, seeds))
-            self.uniform[spec] = [r.to_dict() for r in records]
+            self.sets.append((label, instances, seeds))
+            self.uniform[label] = [r.to_dict() for r in records]
         self.last_at = self.num_timesteps
         if (self.out / "eval.csv").exists():  # a resumed run keeps its best so far
             with (self.out / "eval.csv").open() as f:

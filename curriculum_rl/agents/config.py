@@ -196,7 +196,8 @@ class EvalSettings:
 
     The current policy drives :func:`~curriculum_rl.runner.run_controller` on ``seeds``
     instances of each suite in ``suites`` (instance seeds from ``first_seed``, which
-    training never draws on purpose); the score is the paired gain over uniform
+    training never draws on purpose; a file declaring several suites gives each, scored
+    on its own); the score is the paired gain over uniform
     weighting on the same instances (:mod:`curriculum_rl.scores`). ``budget`` /
     ``interval`` of 0 mean "as in ``[env]``".
     """
