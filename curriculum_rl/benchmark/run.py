@@ -61,7 +61,7 @@ from curriculum_rl.benchmark.store import (
 )
 from curriculum_rl.controllers.base import Controller, RunContext
 from curriculum_rl.suites import SuiteInstance
-from curriculum_rl.trainer import TrainerConfig, head_width, target_width
+from curriculum_rl.trainer import BatchKey, TrainerConfig, batch_key
 
 Records = dict[tuple[str, str], list[dict]]
 """(suite label, controller label) -> one stored run dict per seed of the config's
@@ -69,18 +69,18 @@ Records = dict[tuple[str, str], list[dict]]
 
 
 class RunShape(NamedTuple):
-    """How the trainer pads one run: task slots, head width, target width. Runs of one
-    shape batch together without changing each other's numbers."""
+    """How the trainer pads one run: its task slots and its
+    :class:`~curriculum_rl.trainer.BatchKey` (input shape, body, head and target widths).
+    Runs of one shape batch together without changing each other's numbers."""
 
     task_slots: int
-    out_max: int
-    target_width: int
+    key: BatchKey
 
 
 def run_shape(instance: SuiteInstance) -> RunShape:
     """The padding of a run on ``instance``, from the instance alone (never its batch)."""
     slots = TASK_SLOTS * math.ceil(instance.num_tasks / TASK_SLOTS)
-    return RunShape(slots, head_width(instance), target_width(instance))
+    return RunShape(slots, batch_key(instance))
 
 
 def run_seeds(
@@ -108,7 +108,7 @@ def run_seeds(
             trainer,
             on_decision=on_decision,
             max_tasks=shape.task_slots,
-            out_max=shape.out_max,
+            out_max=shape.key.head_width,
         )
         for i, record in zip(members, results, strict=True):
             records[i] = record

@@ -9,6 +9,7 @@ from curriculum_rl.trainer.objective import (
 from curriculum_rl.trainer.trainer import (
     DIVERGENCE_RISE,
     BatchedMultitaskTrainer,
+    BatchKey,
     Measurement,
     StepContext,
     StepHook,
@@ -22,6 +23,7 @@ from curriculum_rl.trainer.trainer import (
 __all__ = [
     "CRITERIA",
     "DIVERGENCE_RISE",
+    "BatchKey",
     "BatchedMultitaskTrainer",
     "Measurement",
     "StepContext",

@@ -21,12 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
 
-from curriculum_rl.suites.base import SuiteInstance
+from curriculum_rl.suites.base import Body, SuiteInstance
 from curriculum_rl.trainer.model import MultitaskNet, seeded_generator
 from curriculum_rl.trainer.objective import mean_log_loss
 from curriculum_rl.trainer.optim import BatchedOptimizer
@@ -647,11 +647,22 @@ def _select_task(out: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
     return out.gather(3, idx).squeeze(3)
 
 
-def batch_key(instance: SuiteInstance) -> tuple:
+class BatchKey(NamedTuple):
     """What runs must share to train in one batch with the numbers each has alone: the
     input shape and body (the trainer requires them) and the head and target widths it
     pads every run to (the task slots are the caller's ``max_tasks``)."""
-    return tuple(instance.input_shape), instance.body, head_width(instance), target_width(instance)
+
+    input_shape: tuple[int, ...]
+    body: Body
+    head_width: int
+    target_width: int
+
+
+def batch_key(instance: SuiteInstance) -> BatchKey:
+    """The :class:`BatchKey` of a run on ``instance``, from the instance alone."""
+    return BatchKey(
+        tuple(instance.input_shape), instance.body, head_width(instance), target_width(instance)
+    )
 
 
 def head_width(instance: SuiteInstance) -> int:
