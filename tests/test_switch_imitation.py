@@ -299,6 +299,12 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(
     notes = load_artifact(joined / "policy.json").metadata["notes"]["switch_imitation"]
     assert notes["instances"] == 10 and notes["demonstrations"] == [str(out), str(out)]
     assert not (joined / "labels.json").exists()  # nothing new to store
+    # demonstrations record what made them; a fit with another switch is refused
+    source = json.loads((out / "source.json").read_text())
+    assert source["switch"] == "gate" and source["policy_sha256"]
+    with pytest.raises(SystemExit):
+        main([*args[:4], "--out", str(joined), "--demos", str(out), "--switch", "beta-up"])
+    assert "made with another switch ('gate', not 'beta-up')" in capsys.readouterr().err
 
 
 def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_without_twin(

@@ -77,6 +77,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,6 +96,7 @@ from curriculum_rl.controllers.learned.network import (
     target_mask,
     task_mask,
 )
+from curriculum_rl.controllers.observation import FEATURES, OBS_VERSION
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -386,13 +388,46 @@ def fitted_switch_policy(
     )
 
 
-def save_demonstrations(runs: list[GridRun], out: Path) -> None:
-    """Store demonstrations in ``out``: ``labels.json`` (everything but the observations)
-    and ``demos.pt`` (the observations), each replaced atomically."""
+def demonstration_source(policy: PolicyArtifact, switch: Switch) -> dict[str, Any]:
+    """What demonstrations are made with, stored beside them (``source.json``): a fit on
+    them must extend the same policy with the same switch, and read the same
+    observation layout."""
+    return {
+        "switch": switch.name,
+        "policy_sha256": policy.metadata.get("weights_sha256"),
+        "observation": {"version": OBS_VERSION, "features": list(FEATURES)},
+    }
+
+
+def save_demonstrations(
+    runs: list[GridRun], out: Path, source: dict[str, Any] | None = None
+) -> None:
+    """Store demonstrations in ``out``: ``labels.json`` (everything but the observations),
+    ``demos.pt`` (the observations) and, if given, ``source.json``
+    (:func:`demonstration_source`), each replaced atomically."""
     fields = ("seed", "run_seed", "budget", "setting", "scores")
     write_json_atomic(out / "labels.json", [{k: getattr(r, k) for k in fields} for r in runs])
     with atomic_path(out / "demos.pt") as tmp:
         torch.save({"observations": [r.observations for r in runs]}, tmp)
+    if source is not None:
+        write_json_atomic(out / "source.json", source)
+
+
+def check_demonstrations(folder: Path, expected: dict[str, Any]) -> None:
+    """Raise ``ValueError`` if ``folder``'s demonstrations were made with another switch,
+    policy or observation layout than ``expected``. Sets stored before ``source.json``
+    existed carry no record and pass."""
+    path = folder / "source.json"
+    if not path.is_file():
+        return
+    found = json.loads(path.read_text())
+    for key, value in expected.items():
+        if found.get(key) != value:
+            raise ValueError(
+                f"{folder}: its demonstrations were made with another {key} ({found.get(key)!r}, "
+                f"not {value!r}); fit them with the --switch and --policy that made them, "
+                "or run new demonstrations"
+            )
 
 
 def load_demonstrations(out: Path) -> list[GridRun]:
@@ -461,12 +496,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{switch.twin(policy)!r} twin for the {switch.name} switch; switches extend "
             "error_power policies (e.g. agents/v3.json)"
         )
+    source = demonstration_source(policy, switch)
+    for folder in args.demos or []:
+        try:
+            check_demonstrations(folder, source)
+        except ValueError as err:
+            parser.error(str(err))
     out.mkdir(parents=True, exist_ok=True)
     if args.demos:
         runs = [run for folder in args.demos for run in load_demonstrations(folder)]
     else:
         runs = demonstrate(config, policy, switch, args.instances, seed=config.train.seed)
-        save_demonstrations(runs, out)
+        save_demonstrations(runs, out, source)
     table = DecisionTable.build(policy.actor, runs, args.features)
     scores = cross_validate(table, seed=config.train.seed)
     choice = max(["always", *(f"l2={value:g}" for value in L2_GRID)], key=scores.__getitem__)
