@@ -41,7 +41,7 @@ from curriculum_rl.env import EnvConfig
 from curriculum_rl.runner import run_controller
 from curriculum_rl.scores import run_errors
 from curriculum_rl.suites import SuiteInstance, resolve_suite
-from curriculum_rl.trainer import batch_key
+from curriculum_rl.trainer import BatchKey, batch_key
 
 GAMMAS = (-0.5, 0.0, 0.5, 1.0, 1.5)
 GRID_BATCH = 8  # instances trained side by side (times the rules: runs per trainer batch)
@@ -112,7 +112,7 @@ def run_grids(
     :class:`GridRun` per draw, in order. Draws of one budget that the trainer can batch
     (:func:`~curriculum_rl.trainer.batch_key`) train side by side, up to ``batch`` draws
     at a time, each with the numbers it has alone; ``progress`` advances per draw."""
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[int, BatchKey], list[int]] = {}
     for i, draw in enumerate(draws):
         groups.setdefault((draw.budget, batch_key(draw.instance)), []).append(i)
     runs: list[GridRun | None] = [None] * len(draws)
