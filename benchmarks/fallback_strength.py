@@ -80,7 +80,7 @@ def main() -> None:
     rules = switched_rules(load_artifact(args.policy), switch, args.strengths)
     with tqdm(total=len(draws), desc="strengths", unit="instance") as bar:
         runs = run_grids(config.env, draws, rules, progress=bar)
-    gains = np.array([[0.0, *rule_gains(run)] for run in runs])  # strength 0 gains 0
+    gains = np.array([[0.0, *rule_gains(run.scores)] for run in runs])  # strength 0 gains 0
     suites = [d.instance.name for d in draws]  # run_grids keeps the draws' order
     result = summarise(args.strengths, suites, gains)
     result |= {

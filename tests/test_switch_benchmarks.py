@@ -65,7 +65,7 @@ def test_fixed_strengths_are_scored_against_strength_zero_per_suite():
         GridRun(1, 0, 100, None, [-2.0, -2.3, -2.2], torch.zeros(1)),
         GridRun(2, 0, 100, None, [-1.0, -1.0, float("inf")], torch.zeros(1)),
     ]
-    gains = np.array([[0.0, *rule_gains(run)] for run in runs])
+    gains = np.array([[0.0, *rule_gains(run.scores)] for run in runs])
     np.testing.assert_allclose(gains[:, 1], [0.1, 0.3, 0.0], atol=1e-12)
     assert gains[2, 2] == -10.0  # a diverged run loses by the clamp
     result = strength.summarise([0.0, 0.5, 1.0], ["a", "a", "b"], gains)
@@ -76,3 +76,21 @@ def test_fixed_strengths_are_scored_against_strength_zero_per_suite():
     assert result["strengths"]["0"]["mean"] == 0.0
     assert result["oracle"] == pytest.approx((0.1 + 0.3 + 0.0) / 3)
     assert result["oracle_ends"] == pytest.approx((0.0 + 0.2 + 0.0) / 3)
+
+
+def test_the_strength_readout_captures_what_its_features_tell_and_the_suite_rule_its_suites():
+    readout = _script("strength_readout")
+    rng = np.random.default_rng(0)
+    regime = rng.integers(0, 3, size=240)  # which of three columns wins each instance
+    gains = np.zeros((240, 3))
+    gains[regime == 1, 1], gains[regime == 2, 2] = 0.3, 0.5
+    gains[regime != 1, 1], gains[regime != 2, 2] = -0.2, -0.4
+    oracle = gains.max(1).mean()
+    telling = np.eye(3)[regime] + 0.05 * rng.normal(size=(240, 3))
+    noise = rng.normal(size=(240, 3))
+    assert readout.captured_by_readout(telling, gains, l2=1e-3) > 0.95 * oracle
+    assert readout.captured_by_readout(noise, gains, l2=1.0) < 0.2 * oracle
+    suites = np.array([f"suite{r}" for r in regime])
+    assert readout.captured_by_suite_rule(suites, gains) == pytest.approx(oracle)
+    shuffled = rng.permutation(suites)
+    assert readout.captured_by_suite_rule(shuffled, gains) < 0.2 * oracle

@@ -207,20 +207,20 @@ def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance
     )
 
 
-def rule_gains(run: GridRun) -> list[float]:
-    """Per rule after the first: the first rule's mean log test error minus that rule's,
-    > 0 where it wins, clamped to ``±GAIN_CLAMP``. A diverged run loses to one that did
-    not; two diverged runs tie."""
-    first = run.scores[0]
+def rule_gains(scores: Sequence[float]) -> list[float]:
+    """Per rule after the first: the first rule's score (mean log test error) minus that
+    rule's, > 0 where it wins, clamped to ``±GAIN_CLAMP``. A diverged run loses to one
+    that did not; two diverged runs tie."""
+    first = scores[0]
     return [
         0.0 if first == score else float(np.clip(first - score, -GAIN_CLAMP, GAIN_CLAMP))
-        for score in run.scores[1:]
+        for score in scores[1:]
     ]
 
 
 def gains(runs: list[GridRun]) -> torch.Tensor:
     """(I,) the gain of switching on (:func:`rule_gains` of the off and on runs)."""
-    return torch.tensor([rule_gains(run)[0] for run in runs], dtype=torch.float32)
+    return torch.tensor([rule_gains(run.scores)[0] for run in runs], dtype=torch.float32)
 
 
 @torch.no_grad()
