@@ -45,11 +45,9 @@ def ridge_predictor(x: np.ndarray, y: np.ndarray, l2: float):
     return lambda new: ((new - centre) / spread) @ coef + y.mean(0)
 
 
-def captured_by_readout(
-    x: np.ndarray, gains: np.ndarray, l2: float, seed: int = 0, repeats: int = REPEATS
-) -> float:
-    """Mean held-out gain of picking, per instance, the column of ``gains`` (column 0:
-    the reference, gain 0) with the highest ridge-predicted gain."""
+def held_out_mean(gains: np.ndarray, pick, seed: int = 0, repeats: int = REPEATS) -> float:
+    """Mean over ``repeats`` splits into ``FOLDS`` folds of the held-out gain that
+    ``pick(train, test)`` (boolean masks) chooses for each test instance."""
     rng = np.random.default_rng(seed)
     means = []
     for _ in range(repeats):
@@ -57,31 +55,35 @@ def captured_by_readout(
         picked = np.zeros(len(gains))
         for fold in range(FOLDS):
             train, test = fold_of != fold, fold_of == fold
-            predicted = ridge_predictor(x[train], gains[train], l2)(x[test])
-            predicted[:, 0] = 0.0
-            picked[test] = gains[test][np.arange(test.sum()), predicted.argmax(1)]
+            picked[test] = pick(train, test)
         means.append(picked.mean())
     return float(np.mean(means))
 
 
-def captured_by_suite_rule(
-    suites: np.ndarray, gains: np.ndarray, seed: int = 0, repeats: int = REPEATS
-) -> float:
-    """Mean held-out gain of the column best on average over the training folds'
-    instances of the same suite."""
-    rng = np.random.default_rng(seed)
-    means = []
-    for _ in range(repeats):
-        fold_of = rng.permutation(len(gains)) % FOLDS
-        picked = np.zeros(len(gains))
-        for fold in range(FOLDS):
-            train, test = fold_of != fold, fold_of == fold
-            for suite in np.unique(suites):
-                mine = suites == suite
-                best = int(np.argmax(gains[train & mine].mean(0)))
-                picked[test & mine] = gains[test & mine][:, best]
-        means.append(picked.mean())
-    return float(np.mean(means))
+def captured_by_readout(x: np.ndarray, gains: np.ndarray, l2: float, seed: int = 0) -> float:
+    """Held-out gain of picking, per instance, the column of ``gains`` (column 0: the
+    reference, gain 0) with the highest ridge-predicted gain."""
+
+    def pick(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        predicted = ridge_predictor(x[train], gains[train], l2)(x[test])
+        predicted[:, 0] = 0.0
+        return gains[test][np.arange(test.sum()), predicted.argmax(1)]
+
+    return held_out_mean(gains, pick, seed)
+
+
+def captured_by_suite_rule(suites: np.ndarray, gains: np.ndarray, seed: int = 0) -> float:
+    """Held-out gain of the column best on average over the training folds' instances of
+    the same suite."""
+
+    def pick(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        chosen = np.zeros(len(gains))
+        for suite in np.unique(suites):
+            mine = suites == suite
+            chosen[mine] = gains[mine][:, int(np.argmax(gains[train & mine].mean(0)))]
+        return chosen[test]
+
+    return held_out_mean(gains, pick, seed)
 
 
 def paired_inputs(
