@@ -305,6 +305,11 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(
     with pytest.raises(SystemExit):
         main([*args[:4], "--out", str(joined), "--demos", str(out), "--switch", "beta-up"])
     assert "made with another switch ('gate', not 'beta-up')" in capsys.readouterr().err
+    source["observation"]["version"] = -1  # a set stored under an older observation layout
+    (out / "source.json").write_text(json.dumps(source))
+    with pytest.raises(SystemExit):
+        main([*args[:4], "--out", str(joined), "--demos", str(out)])
+    assert "made with another observation layout;" in capsys.readouterr().err
 
 
 def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_without_twin(

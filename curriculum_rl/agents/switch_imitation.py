@@ -423,10 +423,13 @@ def check_demonstrations(folder: Path, expected: dict[str, Any]) -> None:
     found = json.loads(path.read_text())
     for key, value in expected.items():
         if found.get(key) != value:
+            # an observation layout is a long list: name the mismatch, not both lists
+            shown = "" if key == "observation" else f" ({found.get(key)!r}, not {value!r})"
+            what = {"policy_sha256": "policy", "observation": "observation layout"}.get(key, key)
             raise ValueError(
-                f"{folder}: its demonstrations were made with another {key} ({found.get(key)!r}, "
-                f"not {value!r}); fit them with the --switch and --policy that made them, "
-                "or run new demonstrations"
+                f"{folder}: its demonstrations were made with another {what}{shown}; fit "
+                "them with the --switch and --policy that made them, or run new "
+                "demonstrations"
             )
 
 
