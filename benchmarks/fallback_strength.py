@@ -11,8 +11,8 @@ test error over the target tasks, off minus strength): the mean, the IQM with a
 stratified bootstrap CI (strata: the training suites) and the win rate; per suite the
 mean; and the oracle over the strengths.
 
-    OMP_NUM_THREADS=1 python benchmarks/fallback_strength.py --instances 135 \\
-        --strengths 0 0.5 1 --out benchmarks/results/fallback_strength.json
+    OMP_NUM_THREADS=1 python benchmarks/fallback_strength.py --instances 270 \\
+        --strengths 0 0.25 0.5 0.75 1 --out runs/strength/fallback-v7-270.json   # RESULTS §30b
 """
 
 from __future__ import annotations
