@@ -272,13 +272,14 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(
     first = load_artifact(out / "policy.json")
     notes = first.metadata["notes"]["switch_imitation"]
     assert notes["instances"] == 5 and set(notes["cross_validation"]) >= {"never", "oracle"}
-    assert main([*args, "--reuse"]) == 0  # refit from the stored demonstrations
+    fit = args[:-2]  # a refit runs no new demonstrations: no --instances
+    assert main([*fit, "--reuse"]) == 0  # refit from the stored demonstrations
     again = load_artifact(out / "policy.json")
     torch.testing.assert_close(again.actor.head.weight, first.actor.head.weight)
     # where always switching scores best, the policy switches at every decision
     scores = {"never": 0.0, "always": 0.2, "oracle": 0.3, **{f"l2={v:g}": 0.1 for v in L2_GRID}}
     monkeypatch.setattr(switch_imitation, "cross_validate", lambda *a, **k: dict(scores))
-    assert main([*args, "--reuse"]) == 0
+    assert main([*fit, "--reuse"]) == 0
     assert "chose always" in capsys.readouterr().out
     always = load_artifact(out / "policy.json")
     assert always.metadata["notes"]["switch_imitation"]["always"] is True
@@ -287,7 +288,7 @@ def test_the_command_writes_a_fitted_gate_policy_and_refits_the_same(
     with torch.no_grad():
         torch.testing.assert_close(always.actor(obs)[..., -1], torch.ones(4, 12))
     # --l2 fits with the given strength whatever cross-validation prefers
-    assert main([*args, "--reuse", "--l2", "0.5"]) == 0
+    assert main([*fit, "--reuse", "--l2", "0.5"]) == 0
     assert "chose l2=0.5" in capsys.readouterr().out
     given = load_artifact(out / "policy.json").metadata["notes"]["switch_imitation"]
     assert given["l2"] == 0.5 and given["l2_given"] and "always" not in given
@@ -328,6 +329,9 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
     with pytest.raises(SystemExit):
         main([*base, "--reuse", "--demos", str(tmp_path)])
     assert "give one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # it would be silently ignored
+        main([*base, "--reuse", "--instances", "50"])
+    assert "--reuse and --demos run none" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*base, "--l2", "-1"])
     assert "--l2 must be >= 0" in capsys.readouterr().err

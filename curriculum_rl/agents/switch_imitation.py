@@ -103,6 +103,7 @@ L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FOLDS = 5
 REPEATS = 5  # fold splits averaged in cross-validation
 SHARPNESS = 1.0
+DEFAULT_INSTANCES = 200
 MAX_DRAWS = 200  # instances drawn per suite in search of one with auxiliaries
 GAIN_CLAMP = 10.0  # a diverged run's loss, in nats of mean log error
 SPREAD_FLOOR = 1e-6  # run statistics with less spread in the demonstrations count as constant
@@ -449,7 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--policy", required=True, help="the policy to extend (NAME.json)")
     parser.add_argument("--out", required=True, help="folder for labels, demos and the policy")
-    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument(
+        "--instances",
+        type=int,
+        help=f"training instances to demonstrate (default {DEFAULT_INSTANCES}); not with "
+        "--reuse or --demos, which fit on stored ones",
+    )
     parser.add_argument("--reuse", action="store_true", help="refit on OUT's stored demonstrations")
     parser.add_argument(
         "--demos",
@@ -475,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.l2 is not None and args.l2 < 0:
         parser.error(f"--l2 must be >= 0, got {args.l2}")
+    if args.instances is not None and (args.reuse or args.demos):
+        parser.error(
+            "--instances sets how many new demonstrations run; --reuse and --demos run none"
+        )
+    if args.instances is None:
+        args.instances = DEFAULT_INSTANCES
     if args.instances < 2:
         parser.error(f"--instances must be >= 2 (a fit needs both outcomes), got {args.instances}")
     out = Path(args.out)
