@@ -21,11 +21,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from curriculum_rl.agents.imitation import GridRun
 from curriculum_rl.agents.switch_imitation import (
     FOLDS,
-    REPEATS,
+    fold_splits,
     load_demonstrations,
     rule_gains,
     run_features,
@@ -37,21 +40,16 @@ L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 def ridge_predictor(x: np.ndarray, y: np.ndarray, l2: float):
     """Ridge regression of every column of ``y`` on standardised ``x`` (intercept free,
-    penalty ``l2`` per example); returns the predictor."""
-    centre, spread = x.mean(0), x.std(0) + 1e-8
-    z = (x - centre) / spread
-    gram = z.T @ z + l2 * len(z) * np.eye(z.shape[1])
-    coef = np.linalg.solve(gram, z.T @ (y - y.mean(0)))
-    return lambda new: ((new - centre) / spread) @ coef + y.mean(0)
+    penalty ``l2`` per example); returns its ``predict``."""
+    model = make_pipeline(StandardScaler(), Ridge(alpha=l2 * len(x)))
+    return model.fit(x, y).predict
 
 
-def held_out_mean(gains: np.ndarray, pick, seed: int = 0, repeats: int = REPEATS) -> float:
-    """Mean over ``repeats`` splits into ``FOLDS`` folds of the held-out gain that
-    ``pick(train, test)`` (boolean masks) chooses for each test instance."""
-    rng = np.random.default_rng(seed)
+def held_out_mean(gains: np.ndarray, pick, seed: int = 0) -> float:
+    """Mean over the cross-validation splits (:func:`fold_splits`) of the held-out gain
+    that ``pick(train, test)`` (boolean masks) chooses for each test instance."""
     means = []
-    for _ in range(repeats):
-        fold_of = rng.permutation(len(gains)) % FOLDS
+    for fold_of in fold_splits(len(gains), seed):
         picked = np.zeros(len(gains))
         for fold in range(FOLDS):
             train, test = fold_of != fold, fold_of == fold

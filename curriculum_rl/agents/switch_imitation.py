@@ -319,6 +319,16 @@ def strength(
     return (0.5 + (features @ w + b) / (2 * sharpness)).clamp(0, 1)
 
 
+def fold_splits(
+    count: int, seed: int = 0, folds: int = FOLDS, repeats: int = REPEATS
+) -> list[np.ndarray]:
+    """``repeats`` random assignments of ``count`` instances to ``folds`` folds (each a
+    ``(count,)`` array of fold ids), drawn from ``seed``: the splits cross-validation
+    averages over."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(count) % folds for _ in range(repeats)]
+
+
 def cross_validate(
     table: DecisionTable,
     l2_grid: tuple[float, ...] = L2_GRID,
@@ -332,8 +342,7 @@ def cross_validate(
     the split is drawn ``repeats`` times: on a few hundred instances one split's figure
     moved by as much as its mean (RESULTS §29a), so the mean over splits is selected on."""
     gain = table.gain
-    rng = np.random.default_rng(seed)
-    splits = [torch.from_numpy(rng.permutation(len(gain)) % folds) for _ in range(repeats)]
+    splits = [torch.from_numpy(f) for f in fold_splits(len(gain), seed, folds, repeats)]
     result = {
         "never": 0.0,
         "always": gain.mean().item(),
