@@ -478,10 +478,14 @@ def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path:
 
 @pytest.mark.parametrize("path", sorted((ROOT / "agents").glob("*.toml")), ids=lambda p: p.name)
 def test_every_recipe_in_agents_loads_and_names_suites_that_resolve(path):
-    """The recipes that RESULTS.md cites stay runnable: a typo in a suite path, or a setting
-    the config no longer accepts, fails here rather than an hour into a run."""
+    """The recipes that RESULTS.md cites stay runnable: a typo in a suite path (training or
+    [eval]), or a setting the config no longer accepts, fails here rather than an hour
+    into a run."""
+    from curriculum_rl.agents.callbacks import eval_suites
     from curriculum_rl.suites import resolve_suite
 
     config = load_config(path)
     for suite in [config.env.suite, *(m.suite for m in config.train.mix)]:
         assert resolve_suite(suite).name
+    # the held-out evaluation resolves its suites as training will
+    assert len(eval_suites(config.eval.suites)) >= len(config.eval.suites)
