@@ -4,7 +4,7 @@ A fitted switch (:mod:`curriculum_rl.agents.switch_imitation`) chooses per decis
 between a policy (strength 0) and its switched twin (strength 1). If a run's final error
 is concave in the strength, a constant strength in between beats the better end on
 average without reading the regime at all. This runs the same training instances as a
-switch demonstration (:func:`~curriculum_rl.agents.switch_imitation.demonstration_draws`,
+switch demonstration (:func:`~curriculum_rl.agents.switch_imitation.demonstrate`,
 same recipe, same seed) under each ``--strengths`` value, side by side from one
 initialisation per instance, and reports each strength's gain over strength 0 (mean log
 test error over the target tasks, off minus strength): the mean, the IQM with a
@@ -24,15 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from curriculum_rl.agents.config import load_config
-from curriculum_rl.agents.imitation import run_grids
 from curriculum_rl.agents.switch_imitation import (
     SWITCHES,
-    demonstration_draws,
+    demonstrate,
     rule_gains,
-    switched_rules,
 )
 from curriculum_rl.atomic import write_json_atomic
 from curriculum_rl.controllers.learned import load_artifact
@@ -76,12 +73,10 @@ def main() -> None:
     torch.set_num_threads(1)
     config = load_config(args.config)
     switch = SWITCHES[args.switch]
-    draws = demonstration_draws(config, switch, args.instances, seed=config.train.seed)
-    rules = switched_rules(load_artifact(args.policy), switch, args.strengths)
-    with tqdm(total=len(draws), desc="strengths", unit="instance") as bar:
-        runs = run_grids(config.env, draws, rules, progress=bar)
+    policy = load_artifact(args.policy)
+    runs = demonstrate(config, policy, switch, args.instances, config.train.seed, args.strengths)
     gains = np.array([[0.0, *rule_gains(run.scores)] for run in runs])  # strength 0 gains 0
-    suites = [d.instance.name for d in draws]  # run_grids keeps the draws' order
+    suites = [run.suite for run in runs]
     result = summarise(args.strengths, suites, gains)
     result |= {
         "command": vars(args) | {"out": str(args.out)},

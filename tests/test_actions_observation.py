@@ -51,6 +51,8 @@ TRANSFORMS = [
     "error_power_gamma_up_aux_cap10_startcap_guarded",
     "error_power_gamma_up_aux_cap10_aux_startcap",
     "error_power_gamma_up_aux_cap10_aux_startcap_fallback",
+    "error_power_gamma_up_aux_cap10_aux_startcap_auxdrop",
+    "error_power_gamma_up_aux_cap10_aux_startcap_auxregdrop",
 ]  # fmt: skip
 UNIFORM_AT_ZERO = ["logits", "loss_power"]
 
@@ -587,6 +589,18 @@ def _gated_state():
     return mask, with_gradients(_state(mask, 5), GATE_GRADIENTS, objective=objective)
 
 
+V7_TRANSFORM = "error_power_gamma_up_aux_cap10_aux_startcap"
+
+
+def _v7_and_switched(state: Signals, suffix: str, strength: float) -> tuple[Decision, Decision]:
+    """v7's decision for fixed random actions on ``state`` (one run of four tasks), and its
+    twin's ``V7_TRANSFORM + suffix`` with the switch column at ``strength``."""
+    v7_actions = _actions(7, 6, state.mask)
+    v7 = actions_to_decision(v7_actions, state, V7_TRANSFORM)
+    twin = actions_to_decision(_with_column(v7_actions, strength), state, V7_TRANSFORM + suffix)
+    return v7, twin
+
+
 @pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
 def test_the_fallback_column_mixes_v7_with_scale_normalised_gs(strength):
     """The defining property of ``..._fallback``: column 0 is v7's transform bit for bit,
@@ -594,11 +608,8 @@ def test_the_fallback_column_mixes_v7_with_scale_normalised_gs(strength):
     both weights and sampling (auxiliary 3 opposes the targets: the heuristic gates it out)."""
     from curriculum_rl.controllers import make_controller
 
-    mask, state = _gated_state()
-    v7_actions = _actions(7, 6, mask)
-    v7 = actions_to_decision(v7_actions, state, "error_power_gamma_up_aux_cap10_aux_startcap")
-    name = "error_power_gamma_up_aux_cap10_aux_startcap_fallback"
-    mixed = actions_to_decision(_with_column(v7_actions, strength), state, name)
+    _, state = _gated_state()
+    v7, mixed = _v7_and_switched(state, "_fallback", strength)
     if strength == 0.0:
         assert torch.equal(mixed.weights, v7.weights) and torch.equal(mixed.sampling, v7.sampling)
         return
@@ -609,7 +620,62 @@ def test_the_fallback_column_mixes_v7_with_scale_normalised_gs(strength):
         (mixed.sampling, v7.sampling, heuristic.sampling),
     ):
         torch.testing.assert_close(got, (1 - strength) * base + strength * target)
-    assert action_transform(name).constants()["fallback_scale_normalised_gs"] == 1.0
+    constants = action_transform(V7_TRANSFORM + "_fallback").constants()
+    assert constants["fallback_scale_normalised_gs"] == 1.0
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
+def test_the_auxdrop_column_drops_the_auxiliaries_from_v7(strength):
+    """The defining property of ``..._auxdrop``: column 0 is v7's transform bit for bit;
+    at strength s each auxiliary keeps (1 - s) of its weight relative to the targets and
+    its sampling moves that far to the floor share; at 1 only the targets are trained.
+    The targets keep their weights and sampling relative to each other."""
+    _, state = _gated_state()
+    v7, dropped = _v7_and_switched(state, "_auxdrop", strength)
+    if strength == 0.0:
+        assert torch.equal(dropped.weights, v7.weights)
+        assert torch.equal(dropped.sampling, v7.sampling)
+        return
+    targets, auxiliaries = [0, 1], [2, 3]
+    torch.testing.assert_close(dropped.weights[0].sum(), torch.tensor(4.0))  # mean one
+    relative = dropped.weights[0] / v7.weights[0]
+    torch.testing.assert_close(relative[auxiliaries] / relative[0], torch.full((2,), 1 - strength))
+    torch.testing.assert_close(relative[targets[1]], relative[targets[0]])
+    floor = SAMPLING_FLOOR / 4
+    moved = torch.lerp(v7.sampling[0, auxiliaries], torch.tensor(floor), strength)
+    unnormalised = torch.cat([v7.sampling[0, targets], moved])
+    torch.testing.assert_close(dropped.sampling[0], unnormalised / unnormalised.sum())
+    if strength == 1.0:
+        assert torch.all(dropped.weights[0, auxiliaries] == 0)
+    assert action_transform(V7_TRANSFORM + "_auxdrop").constants()["auxiliary_drop"] == 1.0
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_the_auxregdrop_column_drops_only_the_regression_auxiliaries(strength):
+    """``..._auxregdrop``: ``..._auxdrop`` restricted to regression auxiliaries; a
+    classification auxiliary keeps its weight relative to the targets, and a run whose
+    auxiliaries are all classification is v7's decision bit for bit."""
+    _, state = _gated_state()
+    state = dataclasses.replace(state, classify=torch.tensor([[False, True, True, False]]))
+    v7, dropped = _v7_and_switched(state, "_auxregdrop", strength)  # auxiliary 2 classifies
+    relative = dropped.weights[0] / v7.weights[0]
+    torch.testing.assert_close(relative[1:3], relative[0].expand(2))  # targets, aux 2
+    torch.testing.assert_close(relative[3] / relative[0], torch.tensor(1 - strength))
+    assert (dropped.sampling[0, 3] < v7.sampling[0, 3]) == (strength > 0)
+    constants = action_transform(V7_TRANSFORM + "_auxregdrop").constants()
+    assert constants["regression_auxiliary_drop"] == 1.0
+    no_regression = dataclasses.replace(state, classify=torch.tensor([[False, False, True, True]]))
+    v7_there, kept = _v7_and_switched(no_regression, "_auxregdrop", 1.0)
+    assert torch.equal(kept.weights, v7_there.weights)
+    assert torch.equal(kept.sampling, v7_there.sampling)
+
+
+@pytest.mark.parametrize("suffix", ["_auxdrop", "_auxregdrop"])
+def test_the_drop_columns_leave_runs_without_auxiliaries_alone(suffix):
+    """A run whose tasks are all targets has nothing to drop: v7's decision bit for bit."""
+    state = make_signals(torch.ones(1, 4, dtype=torch.bool))
+    v7, dropped = _v7_and_switched(state, suffix, 1.0)
+    assert torch.equal(dropped.weights, v7.weights) and torch.equal(dropped.sampling, v7.sampling)
 
 
 def test_error_power_gated_is_error_power_with_auxiliaries_gated():

@@ -11,25 +11,28 @@ import torch
 
 from curriculum_rl.agents import switch_imitation
 from curriculum_rl.agents.config import config_from_dict
-from curriculum_rl.agents.imitation import mean_log_error
+from curriculum_rl.agents.imitation import GridRun, mean_log_error
 from curriculum_rl.agents.switch_imitation import (
     L2_GRID,
     SHARPNESS,
+    SPREAD_FLOOR,
     SWITCHES,
     DecisionTable,
     cross_validate,
     demonstrate,
     fit_switch,
     fitted_switch_policy,
+    load_demonstrations,
     main,
     run_features,
+    save_demonstrations,
     strength,
     switch_features,
     switched_rules,
 )
 from curriculum_rl.controllers import make_controller
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
-from curriculum_rl.controllers.observation import NUM_FEATURES
+from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import resolve_suite
 
@@ -79,6 +82,7 @@ def test_each_instance_is_run_ungated_then_gated_from_one_start(config, runs):
     for run in runs:
         instance = suite.sample(run.seed)
         assert 0 < len(instance.target_tasks) < instance.num_tasks
+        assert run.suite == instance.name
         assert run.observations.shape == (2, 2, 12, NUM_FEATURES)  # 50 / 25 decisions
         # the ungated run is the policy's own run of that instance and seed
         (alone,) = run_controller(
@@ -91,6 +95,20 @@ def test_each_instance_is_run_ungated_then_gated_from_one_start(config, runs):
             max_tasks=12,
         )
         assert mean_log_error(alone.to_dict()) == pytest.approx(run.scores[0], abs=1e-5)
+
+
+def test_stored_demonstrations_keep_their_suite_and_older_sets_load_without(runs, tmp_path):
+    save_demonstrations(runs, tmp_path)
+    loaded = load_demonstrations(tmp_path)
+    assert [r.suite for r in loaded] == [r.suite for r in runs] and runs[0].suite
+    for a, b in zip(loaded, runs, strict=True):
+        assert (a.seed, a.scores) == (b.seed, b.scores)
+        assert torch.equal(a.observations, b.observations)
+    labels = json.loads((tmp_path / "labels.json").read_text())
+    for label in labels:
+        del label["suite"]  # a set stored before the suite was recorded
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    assert [r.suite for r in load_demonstrations(tmp_path)] == [None] * len(runs)
 
 
 def test_the_fit_follows_the_weighted_label_frequency():
@@ -203,6 +221,44 @@ def test_the_fallback_switch_on_v7_runs_as_scale_normalised_gs():
     assert not np.allclose(weights[1], weights[0])
 
 
+def test_the_aux_drop_switch_on_v7_trains_the_targets_only():
+    """``--switch aux-drop`` on v7: switched on, every auxiliary has weight 0 at every
+    decision of a training problem with auxiliaries; switched off, the run is v7's."""
+    v7 = load_artifact("agents/v7.json")
+    off, on = switched_rules(v7, SWITCHES["aux-drop"])
+    assert on.transform.name == "error_power_gamma_up_aux_cap10_aux_startcap_auxdrop"
+    instance = resolve_suite("envs/train-tokens.toml#tokens-family-shallow").sample(4)
+    auxiliaries = [k for k in range(instance.num_tasks) if k not in instance.target_tasks]
+    assert auxiliaries
+    runs = [
+        run_controller([instance], [0], rule, budget=50, interval=25)[0].weights
+        for rule in (off, on, LearnedController.load("agents/v7.json"))
+    ]
+    assert runs[0] == runs[2]
+    assert all(weights[k] == 0 for weights in runs[1] for k in auxiliaries)
+    assert all(weights[k] > 0 for weights in runs[0] for k in auxiliaries)
+
+
+def test_a_switch_on_one_kind_of_auxiliary_demonstrates_instances_with_one(config):
+    """``aux-reg-drop`` acts on regression auxiliaries only: its draws all hold one, while
+    ``aux-drop``'s need any auxiliary (an instance the switch cannot change would label
+    round-off)."""
+    mixed = config_from_dict(
+        {"env": {"suite": "envs/train-tokens.toml#tokens-family-shallow", "budget": 50}}
+    )
+    kinds = []
+    for switch in ("aux-drop", "aux-reg-drop"):
+        draws = switch_imitation.demonstration_draws(mixed, SWITCHES[switch], 12)
+        kinds.append(
+            [
+                {t.kind for k, t in enumerate(d.instance.tasks) if k not in d.instance.target_tasks}
+                for d in draws
+            ]
+        )
+    assert all(kinds[0]) and all("regression" in aux for aux in kinds[1])
+    assert any("regression" not in aux for aux in kinds[0])  # the filter is not vacuous
+
+
 def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):
     torch.manual_seed(0)
     source = load_artifact(POLICY)
@@ -251,6 +307,37 @@ def test_a_run_statistics_switch_lives_in_a_run_head_with_its_standardisation_fo
     column = actions[..., -1]
     torch.testing.assert_close(column.clamp(0, 1), expected[:, None].expand(-1, 12) * valid)
     assert 0 < expected.min() < expected.max() < 1  # the readout varies by run
+
+
+def test_the_fit_reads_the_run_statistics_exactly_as_the_written_run_head_does(tmp_path):
+    """A statistic whose spread over the demonstrations is below ``SPREAD_FLOOR`` (here a
+    feature that varies by float round-off only) is 0 in the table the fit reads, as the
+    written run head gives it no weight: for any fitted row, the strength cross-validation
+    scores is the strength the written policy sets."""
+    torch.manual_seed(1)
+    v7 = load_artifact("agents/v7.json")
+    runs = []
+    for seed in range(5):
+        obs = torch.randn(3, 2, 12, NUM_FEATURES)
+        obs[..., 0] = (torch.arange(12) < 3 + seed).float()
+        obs[..., FEATURES.index("log_size_rel")] = 1e-8 * torch.randn(3, 2, 12)
+        runs.append(GridRun(seed, 0, 75, None, [-1.0, -1.0 - 0.1 * (seed - 2)], obs))
+    table = DecisionTable.build(v7.actor, runs, "run")
+    raw = torch.cat([run_features(v7.actor, r.observations.flatten(0, 1)) for r in runs])
+    noise = (raw.std(0) > 0) & (raw.std(0) <= SPREAD_FLOOR)
+    assert noise.any() and (table.features[:, noise] == 0).all()
+    w, b = torch.randn(raw.shape[1]), torch.tensor(0.1)
+    standardised = (table.centre, table.spread)
+    path = fitted_switch_policy(
+        v7, SWITCHES["aux-drop"], w, b, tmp_path / "run", standardised=standardised
+    )
+    written = load_artifact(path)
+    obs = torch.cat([r.observations.flatten(0, 1) for r in runs])
+    with torch.no_grad():
+        column = written.actor(obs)[..., -1]
+    valid = obs[..., 0] > 0.5
+    set_by_policy = ((column * valid).sum(1) / valid.sum(1)).clamp(0, 1)
+    torch.testing.assert_close(set_by_policy, strength(table.features, w, b, SHARPNESS))
 
 
 @pytest.mark.slow  # five instances and a refit: ~3 s

@@ -80,8 +80,9 @@ class RuleGrid(Controller):
 class GridRun:
     """One training instance (drawn with ``seed``) run under every rule of a
     :class:`RuleGrid` from the initialisation ``run_seed``: the mean log test error over
-    its target tasks per rule (``inf`` if diverged) and the observations
-    ``(decisions, R, K_max, F)``."""
+    its target tasks per rule (``inf`` if diverged), the observations
+    ``(decisions, R, K_max, F)`` and the name of the suite it was drawn from (``None`` in
+    demonstrations stored before it was recorded)."""
 
     seed: int
     run_seed: int
@@ -89,6 +90,7 @@ class GridRun:
     setting: str | None
     scores: list[float]
     observations: torch.Tensor
+    suite: str | None = None
 
 
 class GridDraw(NamedTuple):
@@ -150,6 +152,7 @@ def _run_chunk(
             d.instance.info.get("setting"),
             [mean_log_error(rec.to_dict()) for rec in records[i * r : (i + 1) * r]],
             observations[:, i * r : (i + 1) * r].clone(),  # its own storage when saved
+            d.instance.name,
         )
         for i, d in enumerate(draws)
     ]

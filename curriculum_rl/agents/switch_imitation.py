@@ -22,6 +22,10 @@ A switch is one more action column of a twin of the policy's transform, whose st
 * ``fallback`` (``..._fallback``, on v7): the decision mixed towards ``scale-normalised-gs``,
   the runner-up heuristic of most read tiers, which won the attention-trunk suites v7
   missed by most (§27c); at strength 1 the heuristic's decision.
+* ``aux-drop`` (``..._auxdrop``, on v7): the auxiliaries' weights towards 0 and their
+  sampling towards the floor; at strength 1 the targets alone are trained (§31). Only
+  instances with auxiliaries are demonstrated. ``aux-reg-drop`` (``..._auxregdrop``)
+  drops only the regression auxiliaries.
 * ``gamma-up`` (``error_power_gamma_up``): ``gamma`` raised by ``GAMMA_SHIFT``, more of
   each weight following the task's current error (§22); ``gamma-ahead-up``
   (``error_power_gamma_ahead_up``) raises it for the tasks ahead of the run's geometric
@@ -112,11 +116,14 @@ SPREAD_FLOOR = 1e-6  # run statistics with less spread in the demonstrations cou
 @dataclass(frozen=True)
 class Switch:
     """A switch (module docstring): the suffix of the twin transform whose last column
-    sets its strength, and whether only instances with auxiliaries are demonstrated."""
+    sets its strength, whether only instances with auxiliaries are demonstrated and, if
+    it acts on one kind of auxiliary only, that task kind (an instance without one would
+    run the same schedule twice, its gain round-off)."""
 
     name: str
     suffix: str
     auxiliaries_only: bool
+    auxiliary_kind: str | None = None
 
     def twin(self, policy: PolicyArtifact) -> str:
         return f"{policy.action}{self.suffix}"
@@ -133,6 +140,8 @@ SWITCHES = {
         Switch("aux-cap-10", "_aux_cap10", True),
         Switch("start-cap", "_aux_startcap", True),
         Switch("fallback", "_fallback", False),
+        Switch("aux-drop", "_auxdrop", True),
+        Switch("aux-reg-drop", "_auxregdrop", True, "regression"),
         Switch("gamma-up", "_gamma_up", False),
         Switch("gamma-ahead-up", "_gamma_ahead_up", False),
         Switch("gamma-progress-up", "_gamma_progress_up", False),
@@ -161,12 +170,18 @@ def switched_rules(
 
 
 def demonstrate(
-    config: TrainConfig, policy: PolicyArtifact, switch: Switch, instances: int, seed: int = 0
+    config: TrainConfig,
+    policy: PolicyArtifact,
+    switch: Switch,
+    instances: int,
+    seed: int = 0,
+    strengths: Sequence[float] = (0.0, 1.0),
 ) -> list[GridRun]:
-    """Run ``instances`` training instances with the switch off and on (module docstring,
-    step 1), drawn by :func:`demonstration_draws`."""
+    """Run ``instances`` training instances, drawn by :func:`demonstration_draws`, at each
+    switch strength (:func:`switched_rules`; by default off and on, module docstring step
+    1), side by side from one initialisation per instance."""
     draws = demonstration_draws(config, switch, instances, seed)
-    rules = switched_rules(policy, switch)
+    rules = switched_rules(policy, switch, strengths)
     with tqdm(total=instances, desc=f"{switch.name} demonstrations", unit="instance") as bar:
         return run_grids(config.env, draws, rules, progress=bar)
 
@@ -186,7 +201,9 @@ def demonstration_draws(
         which = i % len(suites)
         suite, name = suites[which], names[which]
         if switch.auxiliaries_only:
-            instance, drawn = _with_auxiliaries(suite, next_seed[which], name)
+            instance, drawn = _with_auxiliaries(
+                suite, next_seed[which], name, switch.auxiliary_kind
+            )
         else:
             drawn = next_seed[which]
             instance = suite.sample(drawn)
@@ -196,15 +213,21 @@ def demonstration_draws(
     return draws
 
 
-def _with_auxiliaries(suite: Suite, seed: int, name: str) -> tuple[SuiteInstance, int]:
-    """The first instance from ``seed`` on with an auxiliary task, and its seed."""
+def _with_auxiliaries(
+    suite: Suite, seed: int, name: str, kind: str | None = None
+) -> tuple[SuiteInstance, int]:
+    """The first instance from ``seed`` on with a target and an auxiliary task (of task
+    ``kind``, if given), and its seed."""
     for draw in range(seed, seed + MAX_DRAWS):
         instance = suite.sample(draw)
-        if 0 < len(instance.target_tasks) < instance.num_tasks:
+        targets = set(instance.target_tasks)
+        auxiliaries = [t for k, t in enumerate(instance.tasks) if k not in targets]
+        if targets and any(kind in (None, t.kind) for t in auxiliaries):
             return instance, draw
+    what = "an auxiliary task" if kind is None else f"a {kind} auxiliary task"
     raise ValueError(
-        f"{name}: none of {MAX_DRAWS} instances from seed {seed} has an auxiliary task; "
-        "this switch needs suites with auxiliaries (docs/suites.md, `auxiliary`)"
+        f"{name}: none of {MAX_DRAWS} instances from seed {seed} has {what}; "
+        "this switch needs suites with such auxiliaries (docs/suites.md, `auxiliary`)"
     )
 
 
@@ -268,9 +291,14 @@ class DecisionTable:
     ) -> DecisionTable:
         table = cls._collect(actor, runs, SWITCH_INPUTS[features])
         if features == "run":
+            spread = table.features.std(0)
             table.centre = table.features.mean(0)
-            table.spread = table.features.std(0).clamp_min(SPREAD_FLOOR)
-            table.features = (table.features - table.centre) / table.spread
+            table.spread = spread.clamp_min(SPREAD_FLOOR)
+            # a statistic below the floor is constant up to float round-off, which can
+            # still tell training suites apart: zero it, as the written run head does
+            varies = spread > SPREAD_FLOOR
+            standardised = (table.features - table.centre) / table.spread
+            table.features = torch.where(varies, standardised, torch.zeros_like(standardised))
         return table
 
     @classmethod
@@ -415,7 +443,7 @@ def save_demonstrations(
     """Store demonstrations in ``out``: ``labels.json`` (everything but the observations),
     ``demos.pt`` (the observations) and, if given, ``source.json``
     (:func:`demonstration_source`), each replaced atomically."""
-    fields = ("seed", "run_seed", "budget", "setting", "scores")
+    fields = ("seed", "run_seed", "budget", "setting", "scores", "suite")
     write_json_atomic(out / "labels.json", [{k: getattr(r, k) for k in fields} for r in runs])
     with atomic_path(out / "demos.pt") as tmp:
         torch.save({"observations": [r.observations for r in runs]}, tmp)

@@ -131,6 +131,12 @@ are ``(1 - s)`` times v7's decision plus ``s`` times ``scale-normalised-gs``'s (
 rule, auxiliaries gated by gradient similarity): 0 is v7 bit for bit, 1 the heuristic that
 led the heuristics on most read tiers and won the attention-trunk suites v7 missed by most
 (benchmarks/RESULTS.md §27c); ``--switch fallback`` fits when to fall back.
+``error_power_gamma_up_aux_cap10_aux_startcap_auxdrop`` (``dim = 8``) adds instead a column
+that drops the auxiliaries: at strength ``s`` each auxiliary's weight is ``(1 - s)`` times
+v7's and its sampling moves that far to the floor; 1 trains the targets only, as tuned
+static weights nearly do where auxiliaries hurt (§31); ``--switch aux-drop`` fits when.
+``..._aux_startcap_auxregdrop`` drops only the regression auxiliaries (``--switch
+aux-reg-drop``).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -149,6 +155,7 @@ import torch
 from curriculum_rl.controllers.auxiliary import (
     cap_auxiliaries,
     check_cap_scale,
+    drop_auxiliaries,
     gate_auxiliaries,
 )
 from curriculum_rl.controllers.decision import Decision, mean_one_weights
@@ -451,31 +458,51 @@ class CappedTransform(ActionTransform):
         return {**self.base.constants(), name: self.headroom}
 
 
-class FallbackTransform(ActionTransform):
-    """Another transform with one more action column, the strength ``s = clip(mean a, 0,
-    1)`` of a fallback to ``scale-normalised-gs``: weights and sampling are the linear mix
-    ``(1 - s) base + s fallback`` (both mean-one weights and distributions, so the mix is
-    one too; linear, not geometric, because the gate can set an auxiliary's weight to 0).
-    ``centre`` is an ``error_*`` transform: its zero action is the centre rule
-    (``scale-normalised``), which the fallback gates. The module docstring's
-    ``..._fallback``."""
+class SwitchColumnTransform(ActionTransform):
+    """Another transform with one more action column, ``column``, whose strength
+    ``s = clip(mean a, 0, 1)`` sets how far the base decision is changed by
+    :meth:`switched`; at 0 in every run the base decision bit for bit. Subclasses name
+    the column and the change."""
 
     uniform_centre = False
+    column_name: str
 
-    def __init__(self, base: ActionTransform, centre: ScaledErrorPower) -> None:
-        self.base, self.centre, self.name = base, centre, f"{base.name}_fallback"
-        self.columns = (*base.columns, "fallback")
+    def __init__(self, base: ActionTransform, name: str) -> None:
+        self.base, self.name = base, name
+        self.columns = (*base.columns, self.column_name)
         self.dim = len(self.columns)
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
         mask = signals.mask
         actions = _clean(actions, mask, self.dim)
         decision = self.base.decision(actions[..., : self.base.dim], signals)
-        strength = _strength(self.column(actions, "fallback"), mask)
-        if not strength.any():  # the base decision bit for bit
+        strength = _strength(self.column(actions, self.column_name), mask)
+        if not strength.any():
             return decision
-        centre = self.centre.decision(torch.zeros_like(actions[..., : self.centre.dim]), signals)
-        fallback = gate_auxiliaries(centre, signals)  # scale-normalised-gs's decision
+        return self.switched(decision, strength, signals)
+
+    @abstractmethod
+    def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
+        """The base ``decision`` changed at ``strength`` (N,)."""
+
+
+class FallbackTransform(SwitchColumnTransform):
+    """A switch column (:class:`SwitchColumnTransform`) for a fallback to
+    ``scale-normalised-gs``: weights and sampling are the linear mix ``(1 - s) base + s
+    fallback`` (both mean-one weights and distributions, so the mix is one too; linear,
+    not geometric, because the gate can set an auxiliary's weight to 0). ``centre`` is an
+    ``error_*`` transform: its zero action is the centre rule (``scale-normalised``), which
+    the fallback gates. The module docstring's ``..._fallback``."""
+
+    column_name = "fallback"
+
+    def __init__(self, base: ActionTransform, centre: ScaledErrorPower) -> None:
+        super().__init__(base, f"{base.name}_fallback")
+        self.centre = centre
+
+    def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
+        zero = torch.zeros(*signals.mask.shape, self.centre.dim, device=signals.mask.device)
+        fallback = gate_auxiliaries(self.centre.decision(zero, signals), signals)
         s = strength[:, None]
         return Decision(
             torch.lerp(decision.weights, fallback.weights, s),
@@ -484,6 +511,26 @@ class FallbackTransform(ActionTransform):
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), "fallback_scale_normalised_gs": 1.0}
+
+
+class AuxiliaryDropTransform(SwitchColumnTransform):
+    """A switch column (:class:`SwitchColumnTransform`) that drops the auxiliaries
+    (:func:`drop_auxiliaries`, sampling floor ``SAMPLING_FLOOR``): 1 trains the targets
+    only (with ``regression_only``, the targets and the classification and tagging
+    auxiliaries). The module docstring's ``..._auxdrop`` and ``..._auxregdrop``."""
+
+    column_name = "auxdrop"
+
+    def __init__(self, base: ActionTransform, regression_only: bool = False) -> None:
+        super().__init__(base, f"{base.name}_aux{'reg' if regression_only else ''}drop")
+        self.regression_only = regression_only
+
+    def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
+        return drop_auxiliaries(decision, signals, strength, SAMPLING_FLOOR, self.regression_only)
+
+    def constants(self) -> dict[str, float]:
+        name = "regression_auxiliary_drop" if self.regression_only else "auxiliary_drop"
+        return {**self.base.constants(), name: 1.0}
 
 
 class AlwaysOnTransform(ActionTransform):
@@ -647,6 +694,8 @@ TRANSFORMS: dict[str, ActionTransform] = {
         GuardedStartCapTransform(_GAMMA_UP_CAP10),
         _V7,
         FallbackTransform(_V7, _ERROR_POWER),  # its zero action: the centre rule
+        AuxiliaryDropTransform(_V7),
+        AuxiliaryDropTransform(_V7, regression_only=True),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),

@@ -108,6 +108,38 @@ def cap_auxiliaries(
     return scale_auxiliaries(decision, signals, torch.where(capped, cut, torch.ones_like(cut)))
 
 
+def drop_auxiliaries(
+    decision: Decision,
+    signals: Signals,
+    strength: torch.Tensor,
+    floor: float,
+    regression_only: bool = False,
+) -> Decision:
+    """``decision`` with every auxiliary's weight times ``1 - strength`` and its sampling
+    probability moved that far towards ``floor / K`` (``strength`` (N,) in [0, 1]); targets
+    keep their weights and sampling relative to each other, weights are rescaled to mean 1
+    and sampling to sum 1. At strength 1 the auxiliaries get weight 0 and the floor share of
+    each batch (still measured, no longer trained): the targets-only schedule that tuned
+    static weights approach where auxiliaries hurt the targets (benchmarks/RESULTS.md §31).
+    With ``regression_only`` only regression auxiliaries are dropped: classification and
+    tagging auxiliaries carried the targets where dropping every auxiliary lost most (§31).
+    A run without both a target and an auxiliary to drop keeps the base decision."""
+    mask, objective = signals.mask, signals.objective
+    auxiliary = mask & ~objective
+    if regression_only:
+        auxiliary = auxiliary & ~signals.classify
+    both = (mask & objective).any(1) & auxiliary.any(1)
+    s = torch.where(both, strength, torch.zeros_like(strength))[:, None]
+    kept = torch.where(auxiliary, 1 - s, torch.ones_like(decision.weights))
+    weighted = scale_auxiliaries(decision, signals, kept)
+    share = floor / mask.sum(1, keepdim=True).clamp_min(1).float()
+    sampling = torch.where(auxiliary, torch.lerp(decision.sampling, share, s), decision.sampling)
+    sampling = sampling * mask.float()
+    sampling = sampling / sampling.sum(1, keepdim=True).clamp_min(1e-12)
+    changed = s > 0
+    return Decision(weighted.weights, torch.where(changed, sampling, decision.sampling))
+
+
 def scale_auxiliaries(decision: Decision, signals: Signals, factor: torch.Tensor) -> Decision:
     """``decision`` with weights times ``factor`` (N, K), rescaled to mean 1 over the valid
     tasks; sampling unchanged. Runs whose factors are all 1 keep their weights bit for bit
