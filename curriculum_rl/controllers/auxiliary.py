@@ -131,13 +131,14 @@ def drop_auxiliaries(
     both = (mask & objective).any(1) & auxiliary.any(1)
     s = torch.where(both, strength, torch.zeros_like(strength))[:, None]
     kept = torch.where(auxiliary, 1 - s, torch.ones_like(decision.weights))
-    weighted = scale_auxiliaries(decision, signals, kept)
     share = floor / mask.sum(1, keepdim=True).clamp_min(1).float()
-    sampling = torch.where(auxiliary, torch.lerp(decision.sampling, share, s), decision.sampling)
-    sampling = sampling * mask.float()
-    sampling = sampling / sampling.sum(1, keepdim=True).clamp_min(1e-12)
-    changed = s > 0
-    return Decision(weighted.weights, torch.where(changed, sampling, decision.sampling))
+    moved = torch.where(auxiliary, torch.lerp(decision.sampling, share, s), decision.sampling)
+    rescaled = normalize_decision(decision.weights * kept, moved, mask)
+    changed = s > 0  # the other runs keep the base decision bit for bit (no round-off)
+    return Decision(
+        torch.where(changed, rescaled.weights, decision.weights),
+        torch.where(changed, rescaled.sampling, decision.sampling),
+    )
 
 
 def scale_auxiliaries(decision: Decision, signals: Signals, factor: torch.Tensor) -> Decision:
