@@ -94,3 +94,39 @@ def test_the_strength_readout_captures_what_its_features_tell_and_the_suite_rule
     assert readout.captured_by_suite_rule(suites, gains) == pytest.approx(oracle)
     shuffled = rng.permutation(suites)
     assert readout.captured_by_suite_rule(shuffled, gains) < 0.2 * oracle
+
+
+def _family_demo(seed: int, suite: str | None, wins: bool) -> GridRun:
+    """Two decisions, two rules, a target and an auxiliary; one statistic (the targets'
+    ``lp_slope``) is +1 where switching wins by 0.5 and -1 where it loses by 0.5."""
+    obs = torch.zeros(2, 2, 2, NUM_FEATURES)
+    obs[..., FEATURES.index("mask")] = 1.0
+    obs[..., 0, FEATURES.index("is_objective")] = 1.0
+    obs[..., 0, FEATURES.index("lp_slope")] = 1.0 if wins else -1.0
+    scores = [-1.0, -1.5] if wins else [-1.0, -0.5]
+    return GridRun(seed, 0, 50, None, scores, obs, suite)
+
+
+def test_holding_out_a_family_scores_a_switch_on_families_it_never_saw():
+    holdout = _script("family_holdout")
+    from curriculum_rl.agents.switch_imitation import DecisionTable
+    from curriculum_rl.controllers.learned import load_artifact
+
+    runs = [
+        _family_demo(4 * f + i, suite, wins=i % 2 == 0)
+        for f, suite in enumerate(("a", "b", "c"))
+        for i in range(4)
+    ]
+    family, names = holdout.family_ids(runs, None)
+    assert names == ["a", "b", "c"] and family.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    table = DecisionTable.build(load_artifact("agents/v7.json").actor, runs, "run")
+    result = holdout.holdout_table(table, family, names, l2=1e-3)
+    for row in result["families"].values():
+        assert row["always"] == pytest.approx(0.0) and row["oracle"] == pytest.approx(0.25)
+        assert 0.0 < row["captured"] <= row["oracle"]  # the telling statistic carries over
+    mean_of_families = np.mean([row["captured"] for row in result["families"].values()])
+    assert result["captured"] == pytest.approx(mean_of_families)
+    with pytest.raises(ValueError, match="--families"):
+        holdout.family_ids([_family_demo(0, None, True)], None)
+    turns, _ = holdout.family_ids([_family_demo(i, None, True) for i in range(5)], 2)
+    assert turns.tolist() == [0, 1, 0, 1, 0]

@@ -377,18 +377,26 @@ def cross_validate(
         "oracle": gain.clamp_min(0).mean().item(),
     }
     for l2 in l2_grid:
-        captured = torch.zeros(repeats, len(gain))
-        for r, fold_of in enumerate(splits):
-            for fold in range(folds):
-                train = fold_of[table.owner] != fold
-                w, b = fit_switch(
-                    table.features[train], table.labels[train], table.weights[train], l2
-                )
-                for i in (fold_of == fold).nonzero().flatten().tolist():
-                    rows = (table.owner == i) & table.off
-                    captured[r, i] = strength(table.features[rows], w, b, sharpness).mean()
+        captured = torch.stack([held_out_strengths(table, f, l2, sharpness) for f in splits])
         result[f"l2={l2:g}"] = (captured * gain).mean().item()
     return result
+
+
+def held_out_strengths(
+    table: DecisionTable, fold_of: torch.Tensor, l2: float, sharpness: float = SHARPNESS
+) -> torch.Tensor:
+    """(I,) each instance's switch strength (the mean over its off run's decisions) under
+    a switch fitted without the instances of its fold; ``fold_of`` (I,) gives each
+    instance's fold (random in :func:`cross_validate`, a training family in
+    benchmarks/family_holdout.py)."""
+    captured = torch.zeros(len(table.gain))
+    for fold in fold_of.unique().tolist():
+        train = fold_of[table.owner] != fold
+        w, b = fit_switch(table.features[train], table.labels[train], table.weights[train], l2)
+        for i in (fold_of == fold).nonzero().flatten().tolist():
+            rows = (table.owner == i) & table.off
+            captured[i] = strength(table.features[rows], w, b, sharpness).mean()
+    return captured
 
 
 def fitted_switch_policy(

@@ -1,0 +1,90 @@
+"""Does a fitted switch read the regime, or only recognise its training families?
+
+Cross-validation over random folds (:func:`~curriculum_rl.agents.switch_imitation.cross_validate`)
+keeps instances of every training family on both sides of each split, so a switch that
+merely tells the families apart scores well there. This holds out one family at a time
+instead: the switch is fitted on the run statistics of the other families' demonstrations
+(:func:`~curriculum_rl.agents.switch_imitation.held_out_strengths`) and scored on the held-out
+family's, as the gain it captures there, beside always switching and the oracle. A
+family is a demonstration's suite; sets stored before suites were recorded take
+``--families N`` (suites take turns: instance ``i`` is of family ``i mod N``).
+
+    python benchmarks/family_holdout.py --demos runs/auxregdrop-im --policy agents/v7.json \\
+        --l2 0.001 0.01 0.1                                     # RESULTS §31c
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from curriculum_rl.agents.imitation import GridRun
+from curriculum_rl.agents.switch_imitation import (
+    DecisionTable,
+    held_out_strengths,
+    load_demonstrations,
+)
+from curriculum_rl.controllers.learned import load_artifact
+
+
+def family_ids(runs: list[GridRun], families: int | None) -> tuple[torch.Tensor, list[str]]:
+    """(I,) each demonstration's family index and the families' names: its suite, or, for
+    sets without suites, its turn ``i mod families``."""
+    if families is None:
+        if any(run.suite is None for run in runs):
+            raise ValueError(
+                "these demonstrations record no suite; give --families N (the number of "
+                "suites that took turns when they were made)"
+            )
+        names = list(dict.fromkeys(run.suite for run in runs))
+        return torch.tensor([names.index(run.suite) for run in runs]), names
+    return torch.arange(len(runs)) % families, [f"family {f}" for f in range(families)]
+
+
+def holdout_table(table: DecisionTable, family: torch.Tensor, names: list[str], l2: float) -> dict:
+    """Per held-out family and over all instances: the mean gain captured, always
+    switching and the oracle, plus the family's mean strength."""
+    captured = held_out_strengths(table, family, l2)
+    gain = table.gain
+    rows = {}
+    for f, name in enumerate(names):
+        mine = family == f
+        rows[name] = {
+            "strength": captured[mine].mean().item(),
+            "captured": (captured[mine] * gain[mine]).mean().item(),
+            "always": gain[mine].mean().item(),
+            "oracle": gain[mine].clamp_min(0).mean().item(),
+        }
+    return {"captured": (captured * gain).mean().item(), "families": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--demos", type=Path, required=True, help="switch demonstrations")
+    parser.add_argument("--policy", default="agents/v7.json", help="the policy they extend")
+    parser.add_argument("--l2", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    parser.add_argument("--families", type=int, help="for sets that record no suite")
+    parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
+    args = parser.parse_args()
+    runs = load_demonstrations(args.demos)
+    family, names = family_ids(runs, args.families)
+    table = DecisionTable.build(load_artifact(args.policy).actor, runs, "run")
+    result = {f"{l2:g}": holdout_table(table, family, names, l2) for l2 in args.l2}
+    for l2, row in result.items():
+        print(f"L2 {l2}: captured {row['captured']:+.4f} per instance, one family held out")
+        for name, fam in row["families"].items():
+            print(
+                f"  {name}: strength {fam['strength']:.2f}, captured {fam['captured']:+.3f} "
+                f"(always {fam['always']:+.3f}, oracle {fam['oracle']:.3f})"
+            )
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
