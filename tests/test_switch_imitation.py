@@ -506,10 +506,28 @@ def test_v6_and_v7_are_v5_with_one_fitted_switch(path, action, switch):
         torch.testing.assert_close(policy.actor(obs)[..., :-1], v5.actor(obs))
 
 
-def test_the_shipped_policy_is_v7():
-    """agents/default.json is v7 (RESULTS §27c), byte for byte agents/v7.json and the
-    candidate file tier M judged."""
+def test_v8_is_v7_with_its_fitted_regression_auxiliary_drop():
+    """agents/v8.json (shipped 2026-12-06, RESULTS §31d): v7 plus one column fitted from
+    210 labelled training runs with an auxiliary (l2 1e-3, chosen by cross-validation),
+    which drops regression auxiliaries; v7's columns are v7's up to round-off (the head
+    has one more row)."""
+    v8, v7 = load_artifact("agents/v8.json"), load_artifact("agents/v7.json")
+    assert v8.action == v7.action + "_auxregdrop"
+    notes = v8.metadata["notes"]["switch_imitation"]
+    assert notes["switch"] == "aux-reg-drop" and notes["l2"] == 1e-3
+    scores = notes["cross_validation"]
+    assert scores["l2=0.001"] == max(v for k, v in scores.items() if k.startswith("l2="))
+    assert scores["l2=0.001"] > max(0.0, scores["always"])
+    obs = torch.randn(3, 12, NUM_FEATURES)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(v8.actor(obs)[..., :-1], v7.actor(obs))
+
+
+def test_the_shipped_policy_is_v8():
+    """agents/default.json is v8 (RESULTS §31d), byte for byte agents/v8.json and the
+    candidate file tier N judged."""
     for suffix in (".json", ".pt"):
         shipped = Path("agents/default" + suffix).read_bytes()
-        assert shipped == Path("agents/v7" + suffix).read_bytes()
-        assert shipped == Path("benchmarks/candidates/startcap-im" + suffix).read_bytes()
+        assert shipped == Path("agents/v8" + suffix).read_bytes()
+        assert shipped == Path("benchmarks/candidates/auxregdrop" + suffix).read_bytes()
