@@ -18,6 +18,7 @@ from curriculum_rl.agents.switch_imitation import (
     SPREAD_FLOOR,
     SWITCHES,
     DecisionTable,
+    Switch,
     cross_validate,
     demonstrate,
     fit_switch,
@@ -257,6 +258,15 @@ def test_a_switch_on_one_kind_of_auxiliary_demonstrates_instances_with_one(confi
         )
     assert all(kinds[0]) and all("regression" in aux for aux in kinds[1])
     assert any("regression" not in aux for aux in kinds[0])  # the filter is not vacuous
+
+
+@pytest.mark.parametrize(
+    ("only", "kind", "problem"),
+    [(False, "regression", "needs auxiliaries_only=True"), (True, "regresion", "not a task kind")],
+)
+def test_a_switch_refuses_an_auxiliary_kind_it_would_ignore_or_not_know(only, kind, problem):
+    with pytest.raises(ValueError, match=problem):
+        Switch("x", "_x", only, kind)
 
 
 def test_the_fitted_gate_policy_sets_the_fitted_strength_and_keeps_the_rest(tmp_path):

@@ -81,7 +81,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -102,6 +102,7 @@ from curriculum_rl.controllers.learned.network import (
 )
 from curriculum_rl.controllers.observation import FEATURES, OBS_VERSION
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
+from curriculum_rl.suites.base import TaskKind
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FOLDS = 5
@@ -123,7 +124,20 @@ class Switch:
     name: str
     suffix: str
     auxiliaries_only: bool
-    auxiliary_kind: str | None = None
+    auxiliary_kind: TaskKind | None = None
+
+    def __post_init__(self) -> None:
+        # a kind filter on a switch that demonstrates every instance would be silently unused
+        if self.auxiliary_kind is not None and not self.auxiliaries_only:
+            raise ValueError(
+                f"switch {self.name!r}: auxiliary_kind needs auxiliaries_only=True "
+                "(only instances with auxiliaries are filtered by kind)"
+            )
+        if self.auxiliary_kind not in (None, *get_args(TaskKind)):
+            raise ValueError(
+                f"switch {self.name!r}: auxiliary_kind {self.auxiliary_kind!r} is not a task "
+                f"kind; use one of {get_args(TaskKind)} or None"
+            )
 
     def twin(self, policy: PolicyArtifact) -> str:
         return f"{policy.action}{self.suffix}"
