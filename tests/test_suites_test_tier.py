@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-n.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-o.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -30,6 +30,7 @@ TIER_K = "envs/test-k.toml"
 TIER_L = "envs/test-l.toml"
 TIER_M = "envs/test-m.toml"
 TIER_N = "envs/test-n.toml"
+TIER_O = "envs/test-o.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -242,6 +243,23 @@ EXPECTED_N = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-one-layer-steep-one-out": (26, set()),
     "synthetic-offset-easy-rare-classes": (9, set()),
 }
+EXPECTED_O = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "blood-glucose-sex-targets": (3, {"progression"}),
+    "teacher-crowd-thin-aux": (
+        27,
+        {f"helpful{i}" for i in range(10)}
+        | {f"unrelated{i}" for i in range(6)}
+        | {f"noise{i}" for i in range(10)},
+    ),
+    "near-zero-linear-hinge-xor-targets": (5, {"product", "wave"}),
+    "synthetic-raw-aux-tiny-targets": (7, {"task1"}),
+    "tokens-distinct-top-count-targets": (3, {"token_sum"}),
+    "iris-length-species-scored": (2, set()),
+    "digits-conv-no-ink-scored": (4, set()),
+    "tokens-three-layer-even-counts": (3, set()),
+    "gradnorm-thirty-saturated-three-out": (30, set()),
+    "synthetic-rank-two-many-classes": (5, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -253,6 +271,7 @@ VARIABLE_K = {
     "synthetic-imbalanced-aux-rough", "synthetic-easy-conflict-classes",
     "synthetic-offset-helpful-aux", "synthetic-moderate-broad-mix",
     "synthetic-few-tasks-one-aux", "synthetic-offset-easy-rare-classes",
+    "synthetic-raw-aux-tiny-targets", "synthetic-rank-two-many-classes",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -269,6 +288,7 @@ TIERS = {
     TIER_L: EXPECTED_L,
     TIER_M: EXPECTED_M,
     TIER_N: EXPECTED_N,
+    TIER_O: EXPECTED_O,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -303,7 +323,8 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
     newest_tiers = (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J)
-    for newest in (*newest_tiers, EXPECTED_K, EXPECTED_L, EXPECTED_M, EXPECTED_N):
+    later_tiers = (EXPECTED_K, EXPECTED_L, EXPECTED_M, EXPECTED_N, EXPECTED_O)
+    for newest in (*newest_tiers, *later_tiers):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
         assert max(k for k, _ in newest.values()) >= 14
@@ -318,7 +339,8 @@ def unnamed(suite: Suite) -> Suite:
 
 
 @pytest.mark.parametrize(
-    "newest", [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K, TIER_L, TIER_M, TIER_N]
+    "newest",
+    [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K, TIER_L, TIER_M, TIER_N, TIER_O],
 )
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
@@ -456,3 +478,10 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert {t.kind for t in bmi_s5.tasks} == {"regression"}  # sex and progression left out
     assert bmi_s5.data[0].y_train.mean().item() > 4  # s5, uncentred
     assert bmi_s5.data[1].y_train.mean().item() > 20  # bmi in kg/m^2, uncentred
+    glucose = tier[TIER_O, "blood-glucose-sex-targets"][1]
+    assert glucose.target_tasks == [0, 1] and glucose.input_shape == (5,)
+    assert glucose.data[0].y_train.mean().item() > 50  # s6 (glucose) in mg/dl, raw
+    assert glucose.data[2].y_train.var().item() > 1e3  # progression, a raw auxiliary
+    length_species = tier[TIER_O, "iris-length-species-scored"][1]
+    assert length_species.target_tasks == [0, 1] and length_species.input_shape == (2,)
+    assert length_species.data[0].y_train.mean().item() > 3  # petal length in cm, uncentred
