@@ -71,7 +71,7 @@ from curriculum_rl.controllers.learned.artifact import (
     load_artifact,
     save_artifact,
 )
-from curriculum_rl.controllers.learned.network import TaskSetActor
+from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor
 
 
 def average_policies(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -203,15 +203,21 @@ def twin_actor(policy: PolicyArtifact, twin: str, run_head: bool = False) -> Tas
     """``policy``'s network for the transform ``twin``, whose columns are those of the
     policy's transform followed by new ones; the new action rows start at 0 (the twin's
     zero action there is the policy's own decision), their noise at the others' mean.
-    ``run_head`` adds a run-statistics readout (``NetworkConfig.run_head``), at 0."""
+    ``run_head`` adds a run-statistics readout (``NetworkConfig.run_head``), at 0. The
+    policy's rows keep their own product (``NetworkConfig.head_rows``): with the new rows
+    at 0 the twin decides as the policy bit for bit."""
     old, new = action_transform(policy.action).columns, action_transform(twin).columns
     if new[: len(old)] != old:
         raise ArtifactError(
             f"{twin!r} does not extend {policy.path}'s {policy.action!r} action "
             f"(columns {list(new)} vs {list(old)})"
         )
+    base = policy.network
     config = replace(
-        policy.network, action_dim=len(new), run_head=policy.network.run_head or run_head
+        base,
+        action_dim=len(new),
+        run_head=base.run_head or run_head,
+        head_rows=_head_rows(base, len(new) - len(old)),
     )
     actor = TaskSetActor(config)
     # Each new tensor holds the old one in its leading slice: the new action rows (and a
@@ -226,6 +232,13 @@ def twin_actor(policy: PolicyArtifact, twin: str, run_head: bool = False) -> Tas
         state[name] = value
     actor.load_state_dict(state)
     return actor
+
+
+def _head_rows(base: NetworkConfig, new_columns: int) -> tuple[int, ...]:
+    """The base's row blocks, then one for the new columns (none: the base's blocks)."""
+    if not new_columns:
+        return base.head_rows
+    return (*(base.head_rows or (base.action_dim,)), new_columns)
 
 
 def _load_alike(paths: Sequence[str | Path]) -> list[PolicyArtifact]:

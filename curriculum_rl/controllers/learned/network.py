@@ -53,6 +53,12 @@ class NetworkConfig:
             every task's action row. It starts at zero (the policy acts as without it); a
             switch fitted on those statistics lives there (benchmarks/RESULTS.md §28–29:
             they told when to fall back to a heuristic better than the task latents did).
+        head_rows: the action rows in blocks, each computed by a matrix product of its own
+            (in the head and the run head); empty: one block. A policy extended by new
+            columns (``agents.average.twin_actor``) computes its base's rows in the base's
+            own blocks, so with the new columns at zero it decides as the base bit for
+            bit: one larger product rounds differently, and training amplifies round-off
+            like a new seed (benchmarks/RESULTS.md §31).
     """
 
     num_features: int = NUM_FEATURES
@@ -63,10 +69,17 @@ class NetworkConfig:
     action_init_gain: float = 0.01
     ignore_features: tuple[str, ...] = ()
     run_head: bool = False
+    head_rows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        # JSON and TOML give lists; keep a tuple so the config stays hashable.
+        # JSON and TOML give lists; keep tuples so the config stays hashable.
         object.__setattr__(self, "ignore_features", tuple(self.ignore_features))
+        object.__setattr__(self, "head_rows", tuple(self.head_rows))
+        if self.head_rows and (min(self.head_rows) < 1 or sum(self.head_rows) != self.action_dim):
+            raise ValueError(
+                f"head_rows {list(self.head_rows)} must be positive block sizes summing to "
+                f"action_dim {self.action_dim}"
+            )
         unknown = [name for name in self.ignore_features if name not in FEATURES]
         if unknown:
             raise ValueError(
@@ -89,7 +102,10 @@ class NetworkConfig:
             raise ValueError("action_init_gain must be >= 0")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        config = asdict(self)
+        if not self.head_rows:  # one block: artifacts read as before the field existed
+            del config["head_rows"]
+        return config
 
     def feature_keep(self) -> torch.Tensor:
         """(F,) float multiplier: 0 on ignored features, 1 elsewhere."""
@@ -200,11 +216,21 @@ class TaskSetActor(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         mask = task_mask(obs)
-        action = self.head(self.encoder(obs, mask))
+        action = self._blocks(self.head, self.encoder(obs, mask))
         if self.config.run_head:
             stats = run_statistics(obs * self.encoder.keep, mask, target_mask(obs))
-            action = action + self.run_head(stats).unsqueeze(1)
+            action = action + self._blocks(self.run_head, stats).unsqueeze(1)
         return action * mask.unsqueeze(-1)
+
+    def _blocks(self, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        """``layer(x)``, its rows in ``config.head_rows`` blocks (one product each)."""
+        if not self.config.head_rows:
+            return layer(x)
+        weights = layer.weight.split(self.config.head_rows)
+        biases = layer.bias.split(self.config.head_rows)
+        return torch.cat(
+            [nn.functional.linear(x, w, b) for w, b in zip(weights, biases, strict=True)], -1
+        )
 
 
 class TaskSetCritic(nn.Module):
