@@ -624,6 +624,32 @@ def test_the_fallback_column_mixes_v7_with_scale_normalised_gs(strength):
     assert constants["fallback_scale_normalised_gs"] == 1.0
 
 
+@pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
+def test_the_iefallback_column_mixes_v8_with_inverse_error(strength):
+    """The defining property of ``..._iefallback``: column 0 is v8's transform bit for
+    bit, 1 the ``inverse-error`` heuristic's decision (``w ∝ 1 / E``, uniform sampling),
+    and in between the linear mix of both weights and sampling."""
+    from curriculum_rl.controllers import make_controller
+
+    _, state = _gated_state()
+    v8_name = V7_TRANSFORM + "_auxregdrop"
+    actions = _actions(8, 6, state.mask)
+    v8 = actions_to_decision(actions, state, v8_name)
+    mixed = actions_to_decision(_with_column(actions, strength), state, v8_name + "_iefallback")
+    if strength == 0.0:
+        assert torch.equal(mixed.weights, v8.weights) and torch.equal(mixed.sampling, v8.sampling)
+        return
+    heuristic = make_controller("inverse-error").decide(state)
+    assert not torch.allclose(heuristic.weights, v8.weights)  # the mix is not vacuous
+    for got, base, target in (
+        (mixed.weights, v8.weights, heuristic.weights),
+        (mixed.sampling, v8.sampling, heuristic.sampling),
+    ):
+        torch.testing.assert_close(got, (1 - strength) * base + strength * target)
+    constants = action_transform(v8_name + "_iefallback").constants()
+    assert constants["fallback_inverse_error"] == 1.0
+
+
 @pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
 def test_the_auxdrop_column_drops_the_auxiliaries_from_v7(strength):
     """The defining property of ``..._auxdrop``: column 0 is v7's transform bit for bit;

@@ -249,27 +249,25 @@ def _beta_up_twin_acting_as(policy) -> TaskSetActor:
 
 
 def test_a_twin_of_a_twin_decides_as_its_base_bit_for_bit_after_saving(tmp_path: Path):
-    """A shipped policy's shapes (v4's network), twice extended, the first time with a
-    run head: each extension keeps its base's rows in their own product
+    """v7's network twice extended (as v8 was, then v8's fallback twin), the first time
+    with a run head: each extension keeps its base's rows in their own product
     (``NetworkConfig.head_rows``), through a save and load, so a switch at 0 is its base
-    exactly, not up to round-off."""
-    v4 = load_artifact("agents/v4.json")
-    first = twin_actor(v4, "error_power_gamma_up_aux_cap10", run_head=True)
+    exactly. (v7 is a shape where one larger product rounds differently.)"""
+    v7 = load_artifact("agents/v7.json")
+    drop = v7.action + "_auxregdrop"
+    first = twin_actor(v7, drop, run_head=True)
     with torch.no_grad():
         first.run_head.weight[-1].normal_(std=0.1)  # a fitted switch row
-    path = save_artifact(
-        tmp_path / "p", first, max_tasks=12, action="error_power_gamma_up_aux_cap10"
-    )
-    loaded = load_artifact(path)
-    assert loaded.network.head_rows == (5, 1)
-    second = twin_actor(loaded, "error_power_gamma_up_aux_cap10_aux_startcap")
-    assert second.config.head_rows == (5, 1, 1)
-    obs = torch.randn(4, 12, NUM_FEATURES)
+    loaded = load_artifact(save_artifact(tmp_path / "p", first, max_tasks=12, action=drop))
+    assert loaded.network.head_rows == (7, 1)
+    second = twin_actor(loaded, drop + "_iefallback")
+    assert second.config.head_rows == (7, 1, 1)
+    obs = torch.randn(4, 12, NUM_FEATURES, generator=torch.Generator().manual_seed(0))
     obs[..., 0] = 1.0
     obs[:, 9:, 0] = 0.0  # three padded rows
     with torch.no_grad():
-        assert torch.equal(loaded.actor(obs)[..., :5], v4.actor(obs))
-        assert torch.equal(second(obs)[..., :6], loaded.actor(obs))
+        assert torch.equal(loaded.actor(obs)[..., :7], v7.actor(obs))
+        assert torch.equal(second(obs)[..., :8], loaded.actor(obs))
 
 
 @pytest.mark.parametrize("rows", [(4, 0, 1), (3, 1), (-1, 6)])

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from curriculum_rl.agents import switch_imitation
+from curriculum_rl.agents.average import twin_actor
 from curriculum_rl.agents.config import config_from_dict
 from curriculum_rl.agents.imitation import GridRun, mean_log_error
 from curriculum_rl.agents.switch_imitation import (
@@ -220,6 +221,23 @@ def test_the_fallback_switch_on_v7_runs_as_scale_normalised_gs():
     assert weights[0] == weights[3]
     np.testing.assert_allclose(weights[1], weights[2], rtol=1e-5, atol=1e-7)
     assert not np.allclose(weights[1], weights[0])
+
+
+def test_the_ie_fallback_switch_on_v8_runs_as_inverse_error_and_at_zero_as_v8():
+    """``--switch ie-fallback`` on v8: switched on, a run decides as the ``inverse-error``
+    heuristic (to float rounding); the twin with its switch at 0 runs v8's schedule bit
+    for bit (its head computes v8's rows in v8's own product, NetworkConfig.head_rows)."""
+    v8 = load_artifact("agents/v8.json")
+    off, on = switched_rules(v8, SWITCHES["ie-fallback"])
+    assert on.transform.name == v8.action + "_iefallback"
+    at_zero = LearnedController(twin_actor(v8, on.transform.name), v8.max_tasks, on.transform.name)
+    instance = resolve_suite("envs/train-raw-aux.toml").sample(2)
+    rules = (off, on, make_controller("inverse-error"), at_zero)
+    runs = [run_controller([instance], [0], rule, budget=50, interval=25)[0] for rule in rules]
+    np.testing.assert_allclose(runs[1].weights, runs[2].weights, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(runs[1].weights, runs[0].weights)
+    assert runs[3].weights == runs[0].weights
+    assert runs[3].final_test_metric == runs[0].final_test_metric
 
 
 def test_the_aux_drop_switch_on_v7_trains_the_targets_only():

@@ -154,6 +154,7 @@ SWITCHES = {
         Switch("aux-cap-10", "_aux_cap10", True),
         Switch("start-cap", "_aux_startcap", True),
         Switch("fallback", "_fallback", False),
+        Switch("ie-fallback", "_iefallback", False),
         Switch("aux-drop", "_auxdrop", True),
         Switch("aux-reg-drop", "_auxregdrop", True, "regression"),
         Switch("gamma-up", "_gamma_up", False),

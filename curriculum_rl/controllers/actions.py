@@ -136,7 +136,12 @@ that drops the auxiliaries: at strength ``s`` each auxiliary's weight is ``(1 - 
 v7's and its sampling moves that far to the floor; 1 trains the targets only, as tuned
 static weights nearly do where auxiliaries hurt (§31); ``--switch aux-drop`` fits when.
 ``..._aux_startcap_auxregdrop`` drops only the regression auxiliaries (``--switch
-aux-reg-drop``).
+aux-reg-drop``); it is v8's transform.
+``..._aux_startcap_auxregdrop_iefallback`` (``dim = 9``) adds to v8's a fallback column
+to ``inverse-error`` (``w_k ∝ 1 / E_k``, uniform sampling): the rule that follows each
+task's current error fully and divides out none of its start scale, ahead of v8 where a
+raw-scale target keeps improving in absolute terms after its scale is divided out
+(benchmarks/RESULTS.md §32); ``--switch ie-fallback`` fits when to fall back.
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -149,6 +154,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 
@@ -160,7 +166,7 @@ from curriculum_rl.controllers.auxiliary import (
 )
 from curriculum_rl.controllers.decision import Decision, mean_one_weights
 from curriculum_rl.controllers.hooks import masked_softmax
-from curriculum_rl.controllers.inverse_error import error_power_weights, log_errors
+from curriculum_rl.controllers.inverse_error import ErrorPower, error_power_weights, log_errors
 from curriculum_rl.trainer.objective import floored_log
 from curriculum_rl.trainer.signals import Signals
 
@@ -487,22 +493,27 @@ class SwitchColumnTransform(ActionTransform):
 
 
 class FallbackTransform(SwitchColumnTransform):
-    """A switch column (:class:`SwitchColumnTransform`) for a fallback to
-    ``scale-normalised-gs``: weights and sampling are the linear mix ``(1 - s) base + s
-    fallback`` (both mean-one weights and distributions, so the mix is one too; linear,
-    not geometric, because the gate can set an auxiliary's weight to 0). ``centre`` is an
-    ``error_*`` transform: its zero action is the centre rule (``scale-normalised``), which
-    the fallback gates. The module docstring's ``..._fallback``."""
+    """A switch column (:class:`SwitchColumnTransform`) for a fallback to a heuristic:
+    weights and sampling are the linear mix ``(1 - s) base + s heuristic`` (both mean-one
+    weights and distributions, so the mix is one too; linear, not geometric, because a
+    heuristic can set a weight to 0). ``decide`` is the heuristic's decision on the
+    signals, ``heuristic`` its registered name. The module docstring's ``..._fallback``
+    and ``..._iefallback``."""
 
     column_name = "fallback"
 
-    def __init__(self, base: ActionTransform, centre: ScaledErrorPower) -> None:
-        super().__init__(base, f"{base.name}_fallback")
-        self.centre = centre
+    def __init__(
+        self,
+        base: ActionTransform,
+        heuristic: str,
+        decide: Callable[[Signals], Decision],
+        suffix: str = "fallback",
+    ) -> None:
+        super().__init__(base, f"{base.name}_{suffix}")
+        self.heuristic, self.decide = heuristic, decide
 
     def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
-        zero = torch.zeros(*signals.mask.shape, self.centre.dim, device=signals.mask.device)
-        fallback = gate_auxiliaries(self.centre.decision(zero, signals), signals)
+        fallback = self.decide(signals)
         s = strength[:, None]
         return Decision(
             torch.lerp(decision.weights, fallback.weights, s),
@@ -510,7 +521,18 @@ class FallbackTransform(SwitchColumnTransform):
         )
 
     def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), "fallback_scale_normalised_gs": 1.0}
+        return {**self.base.constants(), f"fallback_{self.heuristic.replace('-', '_')}": 1.0}
+
+
+def gated_centre(centre: ScaledErrorPower) -> Callable[[Signals], Decision]:
+    """``scale-normalised-gs``'s decision: ``centre``'s zero action (an ``error_*``
+    transform's centre rule, ``scale-normalised``) with the auxiliaries gated."""
+
+    def decide(signals: Signals) -> Decision:
+        zero = torch.zeros(*signals.mask.shape, centre.dim, device=signals.mask.device)
+        return gate_auxiliaries(centre.decision(zero, signals), signals)
+
+    return decide
 
 
 class AuxiliaryDropTransform(SwitchColumnTransform):
@@ -666,6 +688,7 @@ _GAMMA_GUARDED = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_guarded")
 _GAMMA_PROGRESS = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_progress")
 _GAMMA_UP_CAP10 = CappedTransform(_GAMMA_UP, headroom=10.0)  # the v5 policy's transform
 _V7 = CappedTransform(_GAMMA_UP_CAP10, scale="start")  # the v7 policy's transform
+_V8 = AuxiliaryDropTransform(_V7, regression_only=True)  # the v8 policy's transform
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
@@ -693,9 +716,10 @@ TRANSFORMS: dict[str, ActionTransform] = {
         StartCappedTransform(_GAMMA_UP_CAP10),
         GuardedStartCapTransform(_GAMMA_UP_CAP10),
         _V7,
-        FallbackTransform(_V7, _ERROR_POWER),  # its zero action: the centre rule
+        FallbackTransform(_V7, "scale-normalised-gs", gated_centre(_ERROR_POWER)),
         AuxiliaryDropTransform(_V7),
-        AuxiliaryDropTransform(_V7, regression_only=True),
+        _V8,
+        FallbackTransform(_V8, "inverse-error", ErrorPower(1.0, 0.0).decide, "iefallback"),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
