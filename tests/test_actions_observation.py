@@ -602,52 +602,37 @@ def _v7_and_switched(state: Signals, suffix: str, strength: float) -> tuple[Deci
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
-def test_the_fallback_column_mixes_v7_with_scale_normalised_gs(strength):
-    """The defining property of ``..._fallback``: column 0 is v7's transform bit for bit,
-    1 the ``scale-normalised-gs`` heuristic's decision, and in between the linear mix of
-    both weights and sampling (auxiliary 3 opposes the targets: the heuristic gates it out)."""
+@pytest.mark.parametrize(
+    ("base", "suffix", "heuristic"),
+    [
+        (V7_TRANSFORM, "_fallback", "scale-normalised-gs"),
+        (V7_TRANSFORM + "_auxregdrop", "_iefallback", "inverse-error"),  # v8's transform
+    ],
+)
+def test_a_fallback_column_mixes_its_base_with_the_heuristic(base, suffix, heuristic, strength):
+    """The defining property of ``..._fallback`` (on v7) and ``..._iefallback`` (on v8):
+    column 0 is the base transform bit for bit, 1 the heuristic's own decision, and in
+    between the linear mix of both weights and sampling. (On this state
+    ``scale-normalised-gs`` gates out auxiliary 3, which opposes the targets.)"""
     from curriculum_rl.controllers import make_controller
 
     _, state = _gated_state()
-    v7, mixed = _v7_and_switched(state, "_fallback", strength)
+    actions = _actions(action_transform(base).dim, 6, state.mask)
+    plain = actions_to_decision(actions, state, base)
+    mixed = actions_to_decision(_with_column(actions, strength), state, base + suffix)
     if strength == 0.0:
-        assert torch.equal(mixed.weights, v7.weights) and torch.equal(mixed.sampling, v7.sampling)
+        assert torch.equal(mixed.weights, plain.weights)
+        assert torch.equal(mixed.sampling, plain.sampling)
         return
-    heuristic = make_controller("scale-normalised-gs").decide(state)
-    assert heuristic.weights[0, 3] == 0 < v7.weights[0, 3]
-    for got, base, target in (
-        (mixed.weights, v7.weights, heuristic.weights),
-        (mixed.sampling, v7.sampling, heuristic.sampling),
+    target = make_controller(heuristic).decide(state)
+    assert not torch.allclose(target.weights, plain.weights)  # the mix is not vacuous
+    for got, start, end in (
+        (mixed.weights, plain.weights, target.weights),
+        (mixed.sampling, plain.sampling, target.sampling),
     ):
-        torch.testing.assert_close(got, (1 - strength) * base + strength * target)
-    constants = action_transform(V7_TRANSFORM + "_fallback").constants()
-    assert constants["fallback_scale_normalised_gs"] == 1.0
-
-
-@pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
-def test_the_iefallback_column_mixes_v8_with_inverse_error(strength):
-    """The defining property of ``..._iefallback``: column 0 is v8's transform bit for
-    bit, 1 the ``inverse-error`` heuristic's decision (``w ∝ 1 / E``, uniform sampling),
-    and in between the linear mix of both weights and sampling."""
-    from curriculum_rl.controllers import make_controller
-
-    _, state = _gated_state()
-    v8_name = V7_TRANSFORM + "_auxregdrop"
-    actions = _actions(8, 6, state.mask)
-    v8 = actions_to_decision(actions, state, v8_name)
-    mixed = actions_to_decision(_with_column(actions, strength), state, v8_name + "_iefallback")
-    if strength == 0.0:
-        assert torch.equal(mixed.weights, v8.weights) and torch.equal(mixed.sampling, v8.sampling)
-        return
-    heuristic = make_controller("inverse-error").decide(state)
-    assert not torch.allclose(heuristic.weights, v8.weights)  # the mix is not vacuous
-    for got, base, target in (
-        (mixed.weights, v8.weights, heuristic.weights),
-        (mixed.sampling, v8.sampling, heuristic.sampling),
-    ):
-        torch.testing.assert_close(got, (1 - strength) * base + strength * target)
-    constants = action_transform(v8_name + "_iefallback").constants()
-    assert constants["fallback_inverse_error"] == 1.0
+        torch.testing.assert_close(got, (1 - strength) * start + strength * end)
+    constants = action_transform(base + suffix).constants()
+    assert constants[f"fallback_{heuristic.replace('-', '_')}"] == 1.0
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
