@@ -139,9 +139,9 @@ static weights nearly do where auxiliaries hurt (§31); ``--switch aux-drop`` fi
 aux-reg-drop``); it is v8's transform.
 ``..._aux_startcap_auxregdrop_iefallback`` (``dim = 9``) adds to v8's a fallback column
 to ``inverse-error`` (``w_k ∝ 1 / E_k``, uniform sampling): the rule that follows each
-task's current error fully and divides out none of its start scale, ahead of v8 where a
-raw-scale target keeps improving in absolute terms after its scale is divided out
-(benchmarks/RESULTS.md §32); ``--switch ie-fallback`` fits when to fall back.
+task's current error fully and divides out none of its start scale; ``--switch
+ie-fallback`` fits when to fall back (on the training problems its regime is small and
+the run statistics do not read it: benchmarks/RESULTS.md §32d).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
