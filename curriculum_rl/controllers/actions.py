@@ -166,7 +166,7 @@ from curriculum_rl.controllers.auxiliary import (
 )
 from curriculum_rl.controllers.decision import Decision, mean_one_weights
 from curriculum_rl.controllers.hooks import masked_softmax
-from curriculum_rl.controllers.inverse_error import ErrorPower, error_power_weights, log_errors
+from curriculum_rl.controllers.inverse_error import error_power_weights, inverse_error, log_errors
 from curriculum_rl.trainer.objective import floored_log
 from curriculum_rl.trainer.signals import Signals
 
@@ -719,7 +719,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         FallbackTransform(_V7, "scale-normalised-gs", gated_centre(_ERROR_POWER)),
         AuxiliaryDropTransform(_V7),
         _V8,
-        FallbackTransform(_V8, "inverse-error", ErrorPower(1.0, 0.0).decide, "iefallback"),
+        FallbackTransform(_V8, "inverse-error", inverse_error().decide, "iefallback"),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),

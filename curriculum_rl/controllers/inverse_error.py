@@ -81,3 +81,9 @@ class ErrorPower(Controller):
     def decide(self, signals: DecisionState) -> Decision:
         weights = error_power_weights(signals, *self.exponents(signals))
         return Decision(weights, uniform_decision(signals.mask).sampling)
+
+
+def inverse_error() -> ErrorPower:
+    """The registered ``inverse-error`` (gamma 1, start 0; module docstring): the one
+    definition the heuristic registry and the learned policy's fallback both use."""
+    return ErrorPower(1.0, 0.0, "inverse-error")

@@ -17,7 +17,7 @@ from curriculum_rl.controllers.aggregation import AGGREGATORS, Aggregated
 from curriculum_rl.controllers.auxiliary import GradientSimilarity
 from curriculum_rl.controllers.bandits import TSCL, Exp3S
 from curriculum_rl.controllers.base import Controller, Uniform
-from curriculum_rl.controllers.inverse_error import ErrorPower
+from curriculum_rl.controllers.inverse_error import ErrorPower, inverse_error
 from curriculum_rl.controllers.sampling import (
     Annealed,
     EasyToHard,
@@ -89,7 +89,7 @@ _HEURISTICS: dict[str, Callable[[], Controller]] = {
     "imtl-l": ImpartialLossWeighting,
     "geometric-mean": GeometricMeanLoss,
     "gradnorm": GradNorm,
-    "inverse-error": partial(ErrorPower, 1.0, 0.0, "inverse-error"),
+    "inverse-error": inverse_error,
     "initial-error": partial(ErrorPower, 0.0, 1.0, "initial-error"),
     "scale-normalised": _scale_normalised,
     # auxiliary tasks gated by their gradient's cosine with the targets' (Du et al. 2018)
