@@ -226,7 +226,8 @@ def test_the_fallback_switch_on_v7_runs_as_scale_normalised_gs():
 def test_the_ie_fallback_switch_on_v8_runs_as_inverse_error_and_at_zero_as_v8():
     """``--switch ie-fallback`` on v8: switched on, a run decides as the ``inverse-error``
     heuristic (to float rounding); the twin with its switch at 0 runs v8's schedule bit
-    for bit (its head computes v8's rows in v8's own product, NetworkConfig.head_rows)."""
+    for bit. (On this problem one larger product happens to round as v8's; the test that
+    fails without NetworkConfig.head_rows is in tests/test_average.py.)"""
     v8 = load_artifact("agents/v8.json")
     off, on = switched_rules(v8, SWITCHES["ie-fallback"])
     assert on.transform.name == v8.action + "_iefallback"
