@@ -13,7 +13,7 @@ Per decision::
 
     state = loop.observe(trainer.measure())   # fold in the measurement
     decision = loop.decide(controller)         # or loop.commit(decision_from_actions)
-    trainer.set_schedule(decision.weights, decision.sampling)
+    trainer.set_schedule(decision.weights, decision.sampling, decision.normalisation)
     trainer.train(interval)
 """
 
@@ -84,10 +84,10 @@ class DecisionLoop:
     def commit(self, decision: Decision) -> Decision:
         """Put ``decision`` in force: the next state reports it as ``previous``."""
         shape = tuple(self.mask.shape)
-        for name in ("weights", "sampling"):
+        for name, want in (("weights", shape), ("sampling", shape), ("normalisation", shape[:1])):
             got = tuple(getattr(decision, name).shape)
-            if got != shape:
-                raise ValueError(f"decision {name} must have shape {shape}, got {got}")
+            if got != want:
+                raise ValueError(f"decision {name} must have shape {want}, got {got}")
         self.previous = decision
         return decision
 
@@ -113,6 +113,7 @@ class DecisionLoop:
         self.previous = Decision(
             torch.where(keep, fresh.weights, self.previous.weights),
             torch.where(keep, fresh.sampling, self.previous.sampling),
+            torch.where(selected, fresh.normalisation, self.previous.normalisation),
         )
 
     def _selection(self, runs: RunSelection) -> torch.Tensor:

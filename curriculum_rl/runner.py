@@ -116,7 +116,7 @@ def run_controller(
         state = loop.observe(trainer.measure())
         if done < total:
             decision = loop.decide(controller)
-            trainer.set_schedule(decision.weights, decision.sampling)
+            trainer.set_schedule(decision.weights, decision.sampling, decision.normalisation)
         _append(records, state, loop.previous)
         if done < total:
             trainer.train(min(interval, budget - done * interval), controller.hook)

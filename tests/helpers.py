@@ -51,12 +51,20 @@ def with_gradients(signals: Signals, gradients: torch.Tensor, **values) -> Signa
 
 
 def make_test_controller(name: str) -> Controller:
-    """A fresh controller; ``learned`` is a randomly initialised policy (fixed seed)."""
+    """A fresh controller; ``learned`` is a randomly initialised policy (fixed seed);
+    ``gm-fallback-half`` is v8 with its ``gm-fallback`` switch held at 0.5 (half of the
+    way to ``geometric-mean``: a loss normalisation between 0 and 1)."""
     if name == "learned":
         torch.manual_seed(0)
         actor = TaskSetActor(NetworkConfig(action_init_gain=1.0))
         init_weights(actor)
         return LearnedController(actor, 8)
+    if name == "gm-fallback-half":
+        from curriculum_rl.agents.switch_imitation import SWITCHES, switched_rules
+        from curriculum_rl.controllers.learned import load_artifact
+
+        (half,) = switched_rules(load_artifact("agents/v8.json"), SWITCHES["gm-fallback"], [0.5])
+        return half
     return make_controller(name)
 
 

@@ -98,3 +98,21 @@ def test_grid_runs_give_the_same_numbers_batched_and_one_by_one():
         assert together.scores == alone.scores and alone.scores[0] != alone.scores[1]
         assert torch.equal(together.observations, alone.observations)
         assert together.observations.shape[:2] == (draw.budget // 25, 2)
+
+
+class _Normalised(ErrorPower):
+    """``ErrorPower(0)``'s decision with a loss normalisation of 1: it differs from its
+    base only in the trainer's per-step objective."""
+
+    def decide(self, signals):
+        return replace(super().decide(signals), normalisation=torch.ones(signals.num_runs))
+
+
+def test_a_grid_passes_each_rule_s_loss_normalisation_to_its_runs():
+    """A rule that differs only in its loss normalisation scores in a grid as it does
+    alone, not as its base."""
+    env = config_from_dict(TINY).env
+    draw = GridDraw(resolve_suite("synthetic-scales").sample(1), 1, 50, 101)
+    (run,) = run_grids(env, [draw], [ErrorPower(0.0), _Normalised(0.0)])
+    (alone,) = run_grids(env, [draw], [_Normalised(0.0)])
+    assert run.scores[1] == alone.scores[0] and run.scores[0] != run.scores[1]

@@ -39,12 +39,30 @@ def _actor(seed: int = 0) -> TaskSetActor:
     return actor.eval()
 
 
-def test_env_and_runner_make_identical_decisions_and_j_curves():
+def _half_gm_fallback() -> LearnedController:
+    """v8 with its ``gm-fallback`` switch at 0.5: decisions with a loss normalisation."""
+    from curriculum_rl.agents.switch_imitation import SWITCHES, switched_rules
+    from curriculum_rl.controllers.learned import load_artifact
+
+    (half,) = switched_rules(load_artifact("agents/v8.json"), SWITCHES["gm-fallback"], [0.5])
+    return half
+
+
+@pytest.mark.parametrize("policy", ["random", "normalising"])
+def test_env_and_runner_make_identical_decisions_and_j_curves(policy):
     """The parity the decision loop exists for: the env stepped with the actor's actions
-    and run_controller with the same actor as a LearnedController, on the same seed."""
-    actor, budget, interval, max_tasks = _actor(), 100, 25, 8
+    and run_controller with the same actor as a LearnedController, on the same seed (also
+    for a policy whose decisions normalise the losses, which both must pass on)."""
+    controller = LearnedController(_actor(), 8) if policy == "random" else _half_gm_fallback()
+    actor, max_tasks = controller.actor, controller.max_tasks
+    budget, interval = 100, 25
     env = CurriculumEnv(
-        suite="synthetic", budget=budget, interval=interval, max_tasks=max_tasks, trainer=CPU
+        suite="synthetic",
+        budget=budget,
+        interval=interval,
+        max_tasks=max_tasks,
+        trainer=CPU,
+        action=controller.transform.name,
     )
     obs, _ = env.reset(seed=11)
     env_weights, env_j = [], [float(env._core.loop.state.j[0])]
@@ -61,7 +79,7 @@ def test_env_and_runner_make_identical_decisions_and_j_curves():
     (record,) = run_controller(
         [suite.sample(instance_seed)],
         [run_seed],
-        LearnedController(actor, max_tasks),
+        controller,
         budget,
         interval,
         CPU,
@@ -146,6 +164,8 @@ def test_state_carries_the_decision_in_force_and_the_observation():
     assert state.observation(12) is obs  # computed once per width
     with pytest.raises(ValueError, match="shape"):
         loop.commit(Decision(weights[:, :4], decision.sampling))
+    with pytest.raises(ValueError, match="normalisation must have shape"):
+        loop.commit(Decision(weights, decision.sampling, torch.zeros(2)))
 
 
 def test_partial_restart_advances_only_the_restarted_runs():
@@ -155,9 +175,11 @@ def test_partial_restart_advances_only_the_restarted_runs():
     for _ in range(2):
         trainer.train(5)
         before = loop.observe(trainer.measure())
-    loop.commit(Decision(trainer.mask.float() * 2 / 2, trainer.mask.float() / 8))
+    normalised = torch.tensor([0.25, 0.5, 0.75])
+    loop.commit(Decision(trainer.mask.float() * 2 / 2, trainer.mask.float() / 8, normalised))
     trainer.reset_run(1, resolve_suite("synthetic-scales").sample(7), 7)
     loop.restart([1], trainer.mask, trainer.sizes)
+    assert loop.previous.normalisation.tolist() == [0.25, 0.0, 0.75]  # a new run starts at 0
     after = loop.observe(trainer.measure(), runs=[1])
     assert after.decisions.tolist() == [before.decisions[0], 1, before.decisions[2]]
     for run in (0, 2):  # untouched runs keep their state exactly

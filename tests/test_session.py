@@ -34,7 +34,7 @@ K = 3
 SCALES = torch.tensor([1.0, 10.0, 100.0])
 LOSS_WEIGHTING = ["dwa", "uw", "famo", "rlw", "imtl-l", "geometric-mean"]
 DECIDE_ONLY = ["uniform", "proportional", "annealed", "round-robin", "easy-to-hard", "exp3s"]
-STATEFUL = ["learned", "exp3s", "tscl", "annealed", *LOSS_WEIGHTING]
+STATEFUL = ["learned", "gm-fallback-half", "exp3s", "tscl", "annealed", *LOSS_WEIGHTING]
 
 
 def step_losses(step: int) -> torch.Tensor:
@@ -98,6 +98,23 @@ def test_geometric_mean_weighs_each_loss_by_its_inverse():
     session = CurriculumSession(make_controller("geometric-mean"), num_tasks=K, budget=100)
     losses = step_losses(0)
     torch.testing.assert_close(effective_weights(session, losses), 1 / (K * losses))
+
+
+def test_a_decision_s_loss_normalisation_divides_each_loss_by_its_own_value():
+    """Under a decision with normalisation alpha, a step's loss weighs task k by
+    ``w_k / L_k^alpha`` (the trainer's objective); ``update()`` alone cannot apply it."""
+    session = new_session("gm-fallback-half")
+    session.update(train_losses=step_losses(0))
+    in_force = session.loop.previous
+    alpha = float(in_force.normalisation[0])
+    assert 0.2 < alpha < 0.8
+    losses = step_losses(1)
+    torch.testing.assert_close(
+        effective_weights(session, losses), in_force.weights[0] * losses**-alpha
+    )
+    session.update()
+    with pytest.raises(RuntimeError, match=r"session\.loss"):
+        session.update(train_losses=torch.ones(K))
 
 
 def test_uncertainty_weighting_learns_its_log_variances_in_the_users_loop():

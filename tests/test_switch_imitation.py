@@ -241,6 +241,25 @@ def test_the_ie_fallback_switch_on_v8_runs_as_inverse_error_and_at_zero_as_v8():
     assert runs[3].final_test_metric == runs[0].final_test_metric
 
 
+def test_the_gm_fallback_switch_on_v8_trains_as_geometric_mean_and_at_zero_as_v8():
+    """``--switch gm-fallback`` on v8: switched on, a run takes ``geometric-mean``'s steps
+    (the heuristic's torchjd hook and the trainer's loss normalisation differ only by the
+    scale Adam divides out, so the runs agree to float rounding over 50 steps; §33 shows
+    how far they drift by 300); at 0 the twin runs v8's schedule bit for bit."""
+    v8 = load_artifact("agents/v8.json")
+    off, on = switched_rules(v8, SWITCHES["gm-fallback"])
+    assert on.transform.name == v8.action + "_gmfallback"
+    at_zero = LearnedController(twin_actor(v8, on.transform.name), v8.max_tasks, on.transform.name)
+    instance = resolve_suite("envs/train-tokens.toml#tokens-family-deep").sample(2)
+    rules = (off, on, make_controller("geometric-mean"), at_zero, make_controller("uniform"))
+    runs = [run_controller([instance], [0], rule, budget=50, interval=25)[0] for rule in rules]
+    metric = [run.final_test_metric for run in runs]
+    np.testing.assert_allclose(metric[1], metric[2], rtol=1e-4)
+    assert not np.allclose(metric[1], metric[4], rtol=1e-2)  # not uniform's either
+    assert runs[3].weights == runs[0].weights
+    assert metric[3] == metric[0]
+
+
 def test_the_aux_drop_switch_on_v7_trains_the_targets_only():
     """``--switch aux-drop`` on v7: switched on, every auxiliary has weight 0 at every
     decision of a training problem with auxiliaries; switched off, the run is v7's."""

@@ -332,3 +332,71 @@ def test_adam_falls_back_to_public_ops_without_the_fused_kernel(monkeypatch, bro
         _check_against_torch_adam(params, refs)
     finally:
         fused_adam_supported.cache_clear()
+
+
+class _WeightedLogLoss:
+    """A step hook that backpropagates ``sum_k w_k log L_k`` (the defining objective of
+    a loss normalisation of 1)."""
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        self.weights = weights
+
+    def backward(self, task_losses, weights, context) -> None:
+        logs = task_losses.clamp_min(1e-12).log() * context.mask
+        (self.weights * logs).sum().backward()
+
+
+def _sgd_trainer(instances, seeds):
+    config = TrainerConfig(
+        batch_size=32, proj_dim=16, val_probe=16, device="cpu", optimizer="sgd", lr=0.05
+    )
+    return BatchedMultitaskTrainer(instances, seeds, config)
+
+
+def test_a_loss_normalisation_of_one_steps_along_the_weighted_mean_log_loss():
+    """At alpha = 1 every step follows the gradient of ``sum_k w_k log L_k`` (each task's
+    loss divided by its own detached value), checked against that objective's autograd
+    gradient under SGD; at alpha = 0 it is the weighted sum, which differs."""
+    inst = small_suite(3, 3, scale_spread=(30.0, 30.0)).sample(0)
+    weights = torch.tensor([[0.5, 1.0, 1.5]])
+    sampling = torch.full((1, 3), 1 / 3)
+    normalised, by_log, plain = (_sgd_trainer([inst], [4]) for _ in range(3))
+    normalised.set_schedule(weights, sampling, torch.ones(1))
+    by_log.set_schedule(torch.ones(1, 3), sampling)
+    plain.set_schedule(weights, sampling)
+    normalised.train(3)
+    by_log.train(3, _WeightedLogLoss(weights))
+    plain.train(3)
+    torch.testing.assert_close(normalised.flat_params, by_log.flat_params, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(plain.flat_params, by_log.flat_params, rtol=1e-3, atol=1e-4)
+
+
+def test_a_run_s_loss_normalisation_leaves_the_other_runs_bit_for_bit():
+    suite = small_suite()
+    insts = [suite.sample(0), suite.sample(1)]
+    mixed, plain = (BatchedMultitaskTrainer(insts, [0, 1], CONFIG) for _ in range(2))
+    weights, sampling = torch.ones(2, 3), torch.full((2, 3), 1 / 3)
+    mixed.set_schedule(weights, sampling, torch.tensor([0.0, 0.7]))
+    plain.set_schedule(weights, sampling)
+    mixed.train(10)
+    plain.train(10)
+    assert torch.equal(mixed.flat_params[0], plain.flat_params[0])
+    assert not torch.equal(mixed.flat_params[1], plain.flat_params[1])
+
+
+@pytest.mark.parametrize(
+    ("normalisation", "match"),
+    [
+        (torch.ones(2), "shape"),
+        (torch.tensor([-0.1]), r"\[0, 1\]"),
+        (torch.tensor([1.5]), r"\[0, 1\]"),
+        (torch.tensor([float("nan")]), r"\[0, 1\]"),
+    ],
+)
+def test_set_schedule_refuses_a_bad_loss_normalisation_and_keeps_the_schedule(normalisation, match):
+    trainer = BatchedMultitaskTrainer([small_suite().sample(0)], [0], CONFIG)
+    trainer.set_schedule(torch.ones(1, 3), torch.ones(1, 3), torch.tensor([0.5]))
+    with pytest.raises(ValueError, match=match):
+        trainer.set_schedule(torch.ones(1, 3) * 2, torch.ones(1, 3), normalisation)
+    assert torch.equal(trainer.normalisation, torch.tensor([0.5]))
+    assert torch.equal(trainer.weights, torch.ones(1, 3))

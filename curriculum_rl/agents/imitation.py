@@ -73,6 +73,7 @@ class RuleGrid(Controller):
         return Decision(
             torch.stack([rows[j % r].weights[j] for j in runs]),
             torch.stack([rows[j % r].sampling[j] for j in runs]),
+            torch.stack([rows[j % r].normalisation[j] for j in runs]),
         )
 
 

@@ -21,7 +21,11 @@ A switch is one more action column of a twin of the policy's transform, whose st
   near-zero error and hurts a noisy target on few examples, which overfits when held up.
 * ``fallback`` (``..._fallback``, on v7): the decision mixed towards ``scale-normalised-gs``,
   the runner-up heuristic of most read tiers, which won the attention-trunk suites v7
-  missed by most (§27c); at strength 1 the heuristic's decision.
+  missed by most (§27c); at strength 1 the heuristic's decision. ``ie-fallback``
+  (``..._iefallback``, on v8) falls back to ``inverse-error`` (§32d); ``gm-fallback``
+  (``..._gmfallback``, on v8) to ``geometric-mean``'s per-step direction (uniform weights,
+  every loss divided by its own batch value; §33), the rule that won most of held-out
+  tier N where v8 missed (§32a, §32f).
 * ``aux-drop`` (``..._auxdrop``, on v7): the auxiliaries' weights towards 0 and their
   sampling towards the floor; at strength 1 the targets alone are trained (§31). Only
   instances with auxiliaries are demonstrated. ``aux-reg-drop`` (``..._auxregdrop``)
@@ -155,6 +159,7 @@ SWITCHES = {
         Switch("start-cap", "_aux_startcap", True),
         Switch("fallback", "_fallback", False),
         Switch("ie-fallback", "_iefallback", False),
+        Switch("gm-fallback", "_gmfallback", False),
         Switch("aux-drop", "_auxdrop", True),
         Switch("aux-reg-drop", "_auxregdrop", True, "regression"),
         Switch("gamma-up", "_gamma_up", False),

@@ -142,6 +142,13 @@ to ``inverse-error`` (``w_k ∝ 1 / E_k``, uniform sampling): the rule that foll
 task's current error fully and divides out none of its start scale; ``--switch
 ie-fallback`` fits when to fall back (on the training problems its regime is small and
 the run statistics do not read it: benchmarks/RESULTS.md §32d).
+``..._aux_startcap_auxregdrop_gmfallback`` (``dim = 9``) falls back instead to
+``geometric-mean``, a per-step rule no weights held for a decision can express: at
+strength ``s`` the weights and sampling move ``s`` of the way to uniform and the loss
+normalisation is ``alpha = s`` (:class:`~curriculum_rl.controllers.decision.Decision`),
+so 1 trains along the gradient of the mean log loss, that heuristic's direction
+(:func:`~curriculum_rl.controllers.decision.loss_normalised_decision`); ``--switch
+gm-fallback`` fits when.
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -155,6 +162,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -164,7 +172,11 @@ from curriculum_rl.controllers.auxiliary import (
     drop_auxiliaries,
     gate_auxiliaries,
 )
-from curriculum_rl.controllers.decision import Decision, mean_one_weights
+from curriculum_rl.controllers.decision import (
+    Decision,
+    loss_normalised_decision,
+    mean_one_weights,
+)
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, inverse_error, log_errors
 from curriculum_rl.trainer.objective import floored_log
@@ -497,8 +509,8 @@ class FallbackTransform(SwitchColumnTransform):
     weights and sampling are the linear mix ``(1 - s) base + s heuristic`` (both mean-one
     weights and distributions, so the mix is one too; linear, not geometric, because a
     heuristic can set a weight to 0). ``decide`` is the heuristic's decision on the
-    signals, ``heuristic`` its registered name. The module docstring's ``..._fallback``
-    and ``..._iefallback``."""
+    signals, ``heuristic`` its registered name; the loss normalisation mixes the same way.
+    The module docstring's ``..._fallback``, ``..._iefallback`` and ``..._gmfallback``."""
 
     column_name = "fallback"
 
@@ -518,10 +530,17 @@ class FallbackTransform(SwitchColumnTransform):
         return Decision(
             torch.lerp(decision.weights, fallback.weights, s),
             torch.lerp(decision.sampling, fallback.sampling, s),
+            torch.lerp(decision.normalisation, fallback.normalisation, strength),
         )
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), f"fallback_{self.heuristic.replace('-', '_')}": 1.0}
+
+
+def geometric_mean_direction(signals: Signals) -> Decision:
+    """``geometric-mean``'s step direction as a decision (uniform weights and sampling,
+    loss normalisation 1): the fallback of ``..._gmfallback``."""
+    return loss_normalised_decision(signals.mask)
 
 
 def gated_centre(centre: ScaledErrorPower) -> Callable[[Signals], Decision]:
@@ -588,7 +607,7 @@ class LiftedTransform(AlwaysOnTransform):
     suffix, constant = "lifted", "slow_target_lift"
 
     def adjust(self, decision: Decision, signals: Signals) -> Decision:
-        return Decision(lift_slow_targets(decision.weights, signals), decision.sampling)
+        return replace(decision, weights=lift_slow_targets(decision.weights, signals))
 
 
 class StartCappedTransform(AlwaysOnTransform):
@@ -618,7 +637,7 @@ class GuardedStartCapTransform(StartCappedTransform):
     def adjust(self, decision: Decision, signals: Signals) -> Decision:
         capped = super().adjust(decision, signals)
         on = (target_generalisation_gap(signals) <= OVERFIT_GAP)[:, None]
-        return Decision(torch.where(on, capped.weights, decision.weights), decision.sampling)
+        return replace(decision, weights=torch.where(on, capped.weights, decision.weights))
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), self.constant: OVERFIT_GAP}
@@ -720,6 +739,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         AuxiliaryDropTransform(_V7),
         _V8,
         FallbackTransform(_V8, "inverse-error", inverse_error().decide, "iefallback"),
+        FallbackTransform(_V8, "geometric-mean", geometric_mean_direction, "gmfallback"),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -135,9 +136,10 @@ def drop_auxiliaries(
     moved = torch.where(auxiliary, torch.lerp(decision.sampling, share, s), decision.sampling)
     rescaled = normalize_decision(decision.weights * kept, moved, mask)
     changed = s > 0  # the other runs keep the base decision bit for bit (no round-off)
-    return Decision(
-        torch.where(changed, rescaled.weights, decision.weights),
-        torch.where(changed, rescaled.sampling, decision.sampling),
+    return replace(
+        decision,
+        weights=torch.where(changed, rescaled.weights, decision.weights),
+        sampling=torch.where(changed, rescaled.sampling, decision.sampling),
     )
 
 
@@ -147,8 +149,7 @@ def scale_auxiliaries(decision: Decision, signals: Signals, factor: torch.Tensor
     (no rescaling round-off), so a factor of 1 is the base decision exactly."""
     rescaled = normalize_decision(decision.weights * factor, decision.sampling, signals.mask)
     changed = (factor != 1).any(1, keepdim=True)
-    weights = torch.where(changed, rescaled.weights, decision.weights)
-    return Decision(weights, decision.sampling)
+    return replace(decision, weights=torch.where(changed, rescaled.weights, decision.weights))
 
 
 def auxiliary_alignment(signals: Signals, weights: torch.Tensor) -> torch.Tensor:

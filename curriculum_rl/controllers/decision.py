@@ -1,8 +1,9 @@
-"""A decision: per-task loss weights and sampling probabilities for a batch of runs."""
+"""A decision: per-task loss weights and sampling probabilities for a batch of runs,
+and how far each run's objective normalises every task's loss by its own scale."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -10,16 +11,48 @@ import torch
 @dataclass
 class Decision:
     """Per-task loss weights (mean 1 over valid tasks) and sampling probabilities
-    (sum 1 over valid tasks), both (N, K); padded tasks hold 0."""
+    (sum 1 over valid tasks), both (N, K); padded tasks hold 0.
+
+    ``normalisation`` (N,) in [0, 1] is the exponent ``alpha`` of the trainer's per-step
+    objective ``sum_k w_k L_k / sg(L_k)^alpha`` (``sg``: no gradient): 0, the default, is
+    the weighted sum; 1 divides every task's loss by its own batch value, the gradient of
+    the mean log loss (the ``geometric-mean`` rule) weighted by ``w``. Decisions derived
+    from another keep it (``dataclasses.replace``); :meth:`runs` and :meth:`cat` carry it.
+    """
 
     weights: torch.Tensor
     sampling: torch.Tensor
+    normalisation: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.normalisation is None:
+            self.normalisation = self.weights.new_zeros(self.weights.shape[0])
+
+    def runs(self, rows: slice | torch.Tensor) -> Decision:
+        """The decision of some runs only (``rows`` indexes the first dimension)."""
+        return Decision(self.weights[rows], self.sampling[rows], self.normalisation[rows])
+
+    def cat(self, other: Decision) -> Decision:
+        """The runs of ``self`` followed by those of ``other``."""
+        return Decision(
+            torch.cat([self.weights, other.weights]),
+            torch.cat([self.sampling, other.sampling]),
+            torch.cat([self.normalisation, other.normalisation]),
+        )
 
 
 def uniform_decision(mask: torch.Tensor) -> Decision:
     """Weight 1 and probability 1/K for every valid task."""
     valid = mask.float()
     return Decision(valid.clone(), valid / valid.sum(1, keepdim=True).clamp_min(1))
+
+
+def loss_normalised_decision(mask: torch.Tensor) -> Decision:
+    """Uniform weights and sampling with loss power 1: every step follows the gradient of
+    the mean log loss, the ``geometric-mean`` rule (Chennupati et al. 2019) as a decision
+    the trainer applies (that heuristic's hook, via torchjd, takes the same direction;
+    tests/test_trainer.py compares the two runs)."""
+    return replace(uniform_decision(mask), normalisation=mask.new_ones(mask.shape[0]).float())
 
 
 def normalize_decision(

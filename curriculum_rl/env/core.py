@@ -257,7 +257,7 @@ class CurriculumCore:
             self.num_runs, *self.config.action_shape
         )
         decision, reference = self._decide(torch.from_numpy(actions).to(self.trainer.device))
-        self.trainer.set_schedule(decision.weights, decision.sampling)
+        self.trainer.set_schedule(decision.weights, decision.sampling, decision.normalisation)
         self.trainer.train(self.config.interval)
         before = self._potentials(self.loop.state)
         state = self.loop.observe(self.trainer.measure())
@@ -285,11 +285,7 @@ class CurriculumCore:
                 # The price is paid for leaving the transform's centre rule, not uniform.
                 reference = self.transform.decision(torch.zeros_like(actions), rows)
         if self.config.shadow:
-            shadow = uniform_decision(state.mask[n:])
-            agent = Decision(
-                torch.cat([agent.weights, shadow.weights]),
-                torch.cat([agent.sampling, shadow.sampling]),
-            )
+            agent = agent.cat(uniform_decision(state.mask[n:]))
         return self.loop.commit(agent), reference
 
     def _potentials(self, state: DecisionState) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -354,7 +350,7 @@ class CurriculumCore:
 
 
 def _first(decision: Decision, n: int) -> Decision:
-    return Decision(decision.weights[:n], decision.sampling[:n])
+    return decision.runs(slice(0, n))
 
 
 def _rows(state: DecisionState, rows: slice) -> DecisionState:

@@ -49,6 +49,7 @@ from curriculum_rl.session.grads import GradientProbe
 from curriculum_rl.session.journal import Journal
 from curriculum_rl.session.support import check_supported, step_driver
 from curriculum_rl.trainer import Measurement
+from curriculum_rl.trainer.objective import loss_normaliser
 from curriculum_rl.trainer.trainer import KIND_CODE, example_error
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
@@ -137,6 +138,7 @@ class CurriculumSession:
         self._interval: torch.Tensor | None = None
         self._gram: torch.Tensor | None = None  # from the probe, for the next decision
         self._on_device: dict[torch.device, torch.Tensor] = {}
+        self._normalise = False  # the decision in force divides losses by their values
         self._sync_probe()
 
     @property
@@ -163,8 +165,11 @@ class CurriculumSession:
             ``sum_k w_k L_k``. With task ids, ``L_k = (K / B) sum_{i of task k} loss_i``,
             the trainer's convention: the task's mean loss times K times its share of the
             batch, so sampling a task more also raises its share of the update, as in the
-            runs the policy learned from. Never waits for the device (controllers with a
-            per-step hook, such as ``dwa`` or ``uw``, read the losses on the host).
+            runs the policy learned from. A decision with a loss normalisation ``alpha``
+            (:class:`~curriculum_rl.controllers.decision.Decision`) divides each ``L_k``
+            by its detached value to that power, as the trainer does. Never waits for the
+            device (controllers with a per-step hook, such as ``dwa`` or ``uw``, read the
+            losses on the host).
         """
         per_task, fresh = self._per_task(losses, task_ids)
         if self.probe is not None and self.probe.captured:
@@ -219,8 +224,13 @@ class CurriculumSession:
         device = per_task.device
         if self._hook is None:
             if device not in self._on_device:
-                self._on_device[device] = _to_device(self.loop.previous.weights[0], device)
-            return self._on_device[device]
+                in_force = self.loop.previous
+                packed = torch.cat([in_force.weights[0], in_force.normalisation])
+                self._on_device[device] = _to_device(packed, device)
+            weights, alpha = self._on_device[device].split([self.num_tasks, 1])
+            if self._normalise:
+                return weights * loss_normaliser(per_task, alpha[0])
+            return weights
         host = self.collective.mean(self._hook.measure(per_task).cpu())
         self.journal.record_step(host)
         return self._hook.weights(host, self.loop.previous.weights).to(device)
@@ -271,7 +281,8 @@ class CurriculumSession:
             tensors, or numpy arrays when you passed numpy arrays or lists. :meth:`loss`
             applies the weights; give the sampling to your sampler.
         """
-        if self._hook is not None and self.calls > 0 and self._since == 0:
+        per_step = self._hook is not None or self._normalise
+        if per_step and self.calls > 0 and self._since == 0:
             raise RuntimeError(
                 f"controller {self.controller.name!r} weighs the losses in every optimisation "
                 "step: compute each step's loss with session.loss(...) (no loss() call since "
@@ -288,7 +299,7 @@ class CurriculumSession:
             train,
             val,
             error,
-            in_force.weights[0] * self.num_tasks * share,  # the trainer's `combined`
+            self._combined_weights(train) * self.num_tasks * share,  # the trainer's `combined`
             gram,
             default_step if step is None else int(step),
         )
@@ -379,13 +390,29 @@ class CurriculumSession:
         state = self.loop.observe(measurement)
         with torch.enable_grad(), torch.autocast("cpu", enabled=False):
             decision = self.controller.decide(state)
-        packed = torch.stack([decision.weights[0], decision.sampling[0]]).detach().float()
+        alpha = decision.normalisation.expand(self.num_tasks)
+        packed = torch.stack([decision.weights[0], decision.sampling[0], alpha]).detach().float()
         if share:
             packed = self.collective.from_rank0(packed)
-        decision = Decision(packed[0:1].clone(), packed[1:2].clone())
-        self.loop.commit(decision)
-        self._on_device.clear()
+        decision = Decision(packed[0:1].clone(), packed[1:2].clone(), packed[2, :1].clone())
+        self._commit(decision)
         return decision
+
+    def _commit(self, decision: Decision) -> None:
+        self.loop.commit(decision)
+        self._normalise = bool(decision.normalisation.any())
+        self._on_device.clear()
+
+    def _combined_weights(self, train: torch.Tensor) -> torch.Tensor:
+        """(K,) the weights the interval's steps gave the losses: the decision in force,
+        times its loss normaliser at the interval's mean training losses (the trainer
+        uses its last step's batch losses; a session reads the device once per decision)."""
+        in_force = self.loop.previous
+        if not self._normalise:
+            return in_force.weights[0]
+        return (
+            in_force.weights[0] * loss_normaliser(train.nan_to_num(1.0), in_force.normalisation)[0]
+        )
 
     def _vector(self, values: ArrayLike | None, name: str) -> torch.Tensor | None:
         if values is None:
@@ -445,6 +472,7 @@ class CurriculumSession:
             "gram": torch.zeros(k, k) if self._gram is None else self._gram.cpu(),
             "has_gram": torch.tensor(self._gram is not None),
             "in_force": torch.cat([previous.weights, previous.sampling]).clone(),
+            "in_force_normalisation": previous.normalisation.clone(),
         }
         for name, value in _tracker_tensors(self.loop).items():
             state[f"tracker.{name}"] = value.clone()
@@ -463,8 +491,11 @@ class CurriculumSession:
             on_step=lambda losses: on_step(losses, self.loop.previous.weights),
             on_decision=lambda m: self._decide(m, share=False),
         )
-        saved = state["in_force"].float()
-        replayed = torch.cat([self.loop.previous.weights, self.loop.previous.sampling])
+        # states saved before the loss normalisation existed had none (alpha 0)
+        alpha = state.get("in_force_normalisation", torch.zeros(1)).float()
+        saved = torch.cat([state["in_force"].float().flatten(), alpha])
+        previous = self.loop.previous
+        replayed = torch.cat([previous.weights[0], previous.sampling[0], previous.normalisation])
         if not torch.allclose(replayed, saved, rtol=1e-4, atol=1e-6):
             raise ValueError(
                 f"replaying the checkpoint's journal through controller "
@@ -472,7 +503,8 @@ class CurriculumSession:
                 f"checkpoint holds {saved.tolist()}: was it saved with other controller "
                 "settings or a different policy file?"
             )
-        self.loop.commit(Decision(saved[0:1].clone(), saved[1:2].clone()))
+        k = self.num_tasks
+        self._commit(Decision(saved[None, :k].clone(), saved[None, k : 2 * k].clone(), alpha))
         for name, value in _tracker_tensors(self.loop).items():
             value.copy_(state[f"tracker.{name}"])
         self.calls, self.steps, self._since = (int(c) for c in state["counters"].tolist())

@@ -13,6 +13,16 @@ import torch
 EPS = 1e-12
 
 
+def loss_normaliser(task_losses: torch.Tensor, normalisation: torch.Tensor) -> torch.Tensor:
+    """``sg(L_k)^-alpha``: the detached factor by which a step's objective divides each
+    task's loss (``task_losses`` (..., K), ``normalisation`` alpha (...,)). At alpha = 1 the
+    gradient of ``sum_k w_k L_k / sg(L_k)`` is ``sum_k w_k grad L_k / L_k``, that of
+    ``sum_k w_k log L_k``: each task's step is relative to its own scale (Chennupati et al.
+    2019's geometric-mean loss with weights). The floor keeps a task that drew no example
+    this step (L = 0, no gradient either) finite."""
+    return task_losses.detach().clamp_min(EPS).pow(-normalisation.unsqueeze(-1))
+
+
 def floored_log(values: torch.Tensor) -> torch.Tensor:
     """``log`` of ``values`` floored at ``EPS``, with non-finite results (NaN entries,
     padded slots) read as 0: the log losses and errors that signals and rules compare."""

@@ -9,7 +9,10 @@ rounded up or down), and minimises
 so under uniform sampling ``Ltilde_k`` estimates task k's mean loss and the objective is
 the familiar ``sum_k w_k L_k``; sampling task k more also raises its share, and changes
 which data is seen (a small task sampled often is revisited often). Weights average 1
-over the valid tasks of a run.
+over the valid tasks of a run. A run's ``normalisation`` alpha (0 by default) divides each
+``Ltilde_k`` by its own detached value to the power alpha
+(:func:`~curriculum_rl.trainer.objective.loss_normaliser`): at 1, every task's step is
+relative to its own loss scale, the geometric-mean loss's gradient.
 
 A controller that acts inside every step (uncertainty weighting, GradNorm, gradient
 aggregators...) passes a :class:`StepHook`; it receives the per-task losses and does the
@@ -28,7 +31,7 @@ from torch import nn
 
 from curriculum_rl.suites.base import Body, SuiteInstance
 from curriculum_rl.trainer.model import MultitaskNet, seeded_generator
-from curriculum_rl.trainer.objective import mean_log_loss
+from curriculum_rl.trainer.objective import loss_normaliser, mean_log_loss
 from curriculum_rl.trainer.optim import BatchedOptimizer
 
 KIND_CODE = {"regression": 0, "classification": 1, "tagging": 2}
@@ -76,7 +79,8 @@ class Measurement:
         grad_gram: (N, K, K) Gram matrix of the per-task gradients of the mean task loss
             on the last shared layer, from the last inner step.
         combined: (N, K) coefficients of the update in terms of those task gradients
-            (``w_k * K * share_k``), so ``<g_k, update> = (grad_gram @ combined)_k``.
+            (``w_k * K * share_k``, ``w_k`` times its loss normaliser if the run has one),
+            so ``<g_k, update> = (grad_gram @ combined)_k``.
         mask: (N, K) valid tasks. objective: (N, K) tasks that define J.
         diverged: (N,) a loss or a parameter became non-finite.
         steps: (N,) inner steps done since the run started.
@@ -232,6 +236,8 @@ class BatchedMultitaskTrainer:
         self.mask = torch.zeros(n, k, dtype=torch.bool, device=dev)
         self.objective = torch.zeros(n, k, dtype=torch.bool, device=dev)
         self.weights = torch.zeros(n, k, device=dev)
+        self.normalisation = torch.zeros(n, device=dev)
+        self._normalise = False
         self.sampling = torch.zeros(n, k, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
         self.diverged = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -284,6 +290,8 @@ class BatchedMultitaskTrainer:
         uniform = self.mask[run].float()
         self.weights[run] = uniform
         self.sampling[run] = uniform / k
+        self.normalisation[run] = 0.0
+        self._normalise = bool(self.normalisation.any())
         self.steps[run] = 0
         self.diverged[run] = False
         self.best_j[run] = float("inf")
@@ -354,12 +362,19 @@ class BatchedMultitaskTrainer:
             )
 
     # ------------------------------------------------------------------ schedule
-    def set_schedule(self, weights: torch.Tensor, sampling: torch.Tensor) -> None:
-        """Set per-task loss weights and sampling probabilities, both (N, K).
+    def set_schedule(
+        self,
+        weights: torch.Tensor,
+        sampling: torch.Tensor,
+        normalisation: torch.Tensor | None = None,
+    ) -> None:
+        """Set per-task loss weights and sampling probabilities, both (N, K), and each
+        run's loss normalisation alpha (N,) in [0, 1] (0 if not given; module docstring).
 
         Padded tasks get weight 0 and probability 0; sampling is renormalised over the
         valid tasks. Raises ``ValueError`` on wrong shapes or non-finite / negative values.
         """
+        normalisation = _checked_normalisation(normalisation, self.num_runs, self.device)
         shape = (self.num_runs, self.max_tasks)
         weights = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
         sampling = torch.as_tensor(sampling, dtype=torch.float32, device=self.device)
@@ -376,6 +391,8 @@ class BatchedMultitaskTrainer:
             raise ValueError("sampling gives probability 0 to every valid task of a run")
         self.weights = weights * self.mask
         self.sampling = sampling / total
+        self.normalisation = normalisation
+        self._normalise = bool(normalisation.any())  # once per decision, not a sync per step
 
     # ------------------------------------------------------------------ training
     def train(self, steps: int, hook: StepHook | None = None) -> None:
@@ -414,18 +431,21 @@ class BatchedMultitaskTrainer:
         for p in self.net.parameters():
             p.grad = None
         share = counts / batch
+        weights = self.weights
+        if self._normalise:
+            weights = weights * loss_normaliser(task_losses, self.normalisation)
         if hook is None:
-            (self.weights * task_losses).sum().backward()
+            (weights * task_losses).sum().backward()
         else:
             context = StepContext(
                 self.shared_params, self.head_params, self.mask, active, self.net.proj.weight
             )
-            hook.backward(task_losses, self.weights, context)
+            hook.backward(task_losses, weights, context)
         self.optimizer.step(active)
         self._loss_sum += torch.where(active[:, None], task_sum.detach(), 0.0)
         self._loss_count += torch.where(active[:, None], counts, 0.0)
         self.steps += active.long()
-        self._combined = self.weights * k_valid * share
+        self._combined = weights.detach() * k_valid * share
 
     def _sample_batch(self, draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Systematic sampling of task ids (counts within 1 of B p_k) and of example rows,
@@ -612,6 +632,29 @@ class BatchedMultitaskTrainer:
             y[run, :m] = _pad_targets(ys, self.target_width).to(self.device)
             valid[run, :m] = 1
         return x, y, valid
+
+
+def _checked_normalisation(
+    normalisation: torch.Tensor | None, num_runs: int, device: torch.device
+) -> torch.Tensor:
+    if normalisation is None:
+        return torch.zeros(num_runs, device=device)
+    normalisation = torch.as_tensor(normalisation, dtype=torch.float32, device=device)
+    if tuple(normalisation.shape) != (num_runs,):
+        raise ValueError(
+            f"normalisation must have shape ({num_runs},) (one per run), got "
+            f"{tuple(normalisation.shape)}"
+        )
+    if (
+        not torch.isfinite(normalisation).all()
+        or (normalisation < 0).any()
+        or (normalisation > 1).any()
+    ):
+        raise ValueError(
+            f"normalisation must lie in [0, 1] (0: the weighted sum, 1: each loss divided "
+            f"by its own value), got {normalisation.tolist()}"
+        )
+    return normalisation
 
 
 def task_gradient_gram(a: torch.Tensor, d: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
