@@ -130,3 +130,32 @@ def test_holding_out_a_family_scores_a_switch_on_families_it_never_saw():
         holdout.family_ids([_family_demo(0, None, True)], None)
     turns, _ = holdout.family_ids([_family_demo(i, None, True) for i in range(5)], 2)
     assert turns.tolist() == [0, 1, 0, 1, 0]
+
+
+def test_a_nudged_rule_scales_every_weight_and_keeps_the_rest_of_the_decision():
+    """label_noise.py's nudge: weights times 1 + nudge; sampling and the loss
+    normalisation (a switched twin's) as the base decided."""
+    from dataclasses import replace
+
+    from curriculum_rl.controllers.base import Controller
+    from curriculum_rl.controllers.decision import uniform_decision
+
+    noise = _script("label_noise")
+
+    class Halfway(Controller):
+        name = "halfway"
+
+        def decide(self, signals):
+            decision = uniform_decision(signals.mask)
+            return replace(decision, normalisation=torch.full((signals.mask.shape[0],), 0.5))
+
+    class Signals:
+        mask = torch.tensor([[True, True, False]])
+
+    base, nudged = Halfway(), noise.Nudged(Halfway(), 1e-3)
+    a, b = base.decide(Signals()), nudged.decide(Signals())
+    torch.testing.assert_close(b.weights, a.weights * 1.001)
+    assert torch.equal(b.sampling, a.sampling) and torch.equal(b.normalisation, a.normalisation)
+    assert nudged.name == "halfway-nudged"
+    groups = noise.per_suite(["x", "y", "x"], np.array([1.0, 2.0, 3.0]))
+    assert {k: v.tolist() for k, v in groups.items()} == {"x": [1.0, 3.0], "y": [2.0]}
