@@ -48,10 +48,10 @@ def uniform_decision(mask: torch.Tensor) -> Decision:
 
 
 def loss_normalised_decision(mask: torch.Tensor) -> Decision:
-    """Uniform weights and sampling with loss power 1: every step follows the gradient of
-    the mean log loss, the ``geometric-mean`` rule (Chennupati et al. 2019) as a decision
-    the trainer applies (that heuristic's hook, via torchjd, takes the same direction;
-    tests/test_trainer.py compares the two runs)."""
+    """Uniform weights and sampling with loss normalisation 1: every step follows the
+    gradient of the mean log loss, the ``geometric-mean`` rule (Chennupati et al. 2019) as
+    a decision the trainer applies (that heuristic's hook, via torchjd, takes the same
+    direction; tests/test_switch_imitation.py compares the two runs)."""
     return replace(uniform_decision(mask), normalisation=mask.new_ones(mask.shape[0]).float())
 
 
