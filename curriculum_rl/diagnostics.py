@@ -82,7 +82,8 @@ class DecisionLog:
 
     Tags (under ``prefix``): ``weight/TASK``, ``sampling/TASK``, ``val_loss/TASK``,
     ``train_loss/TASK``, ``negative_transfer/val_rise/TASK``,
-    ``negative_transfer/conflict/TASK`` (0 or 1) and the image ``grad_cos``.
+    ``negative_transfer/conflict/TASK`` (0 or 1), ``normalisation`` (when given) and the
+    image ``grad_cos``.
     """
 
     def __init__(
@@ -106,8 +107,10 @@ class DecisionLog:
         train_loss: Any | None = None,
         grad_cos: Any | None = None,
         cos_update: Any | None = None,
+        normalisation: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """Log one decision; return its flags ((K,) bools per flag)."""
+        """Log one decision; return its flags ((K,) bools per flag). ``normalisation``,
+        the decision's loss normalisation alpha, is logged as one scalar when given."""
         self._val.append(_table(val_loss))
         if cos_update is not None:
             self._cos_update.append(_table(cos_update))
@@ -124,6 +127,8 @@ class DecisionLog:
         for name, values in series.items():
             for task, value in zip(self.tasks, _table(values), strict=True):
                 self.writer.add_scalar(f"{self.prefix}{name}/{task}", float(value), int(step))
+        if normalisation is not None:
+            self.writer.add_scalar(f"{self.prefix}normalisation", float(normalisation), int(step))
         if grad_cos is not None:
             image = cosine_image(grad_cos)
             self.writer.add_image(f"{self.prefix}grad_cos", image, int(step), dataformats="HWC")
@@ -134,6 +139,7 @@ def write_record(writer: ScalarImageWriter, record: dict, prefix: str = "") -> N
     """Log every decision of a run record (``RunRecord.to_dict()``)."""
     log = DecisionLog(writer, record["tasks"], prefix)
     grad_cos, cos_update = record.get("grad_cos"), record.get("cos_update")
+    normalisation = record.get("normalisation")  # absent from records made before it
     for i, step in enumerate(record["steps"]):
         log.write(
             step,
@@ -143,6 +149,7 @@ def write_record(writer: ScalarImageWriter, record: dict, prefix: str = "") -> N
             train_loss=record["train_loss_curve"][i],
             grad_cos=None if not grad_cos else grad_cos[i],
             cos_update=None if not cos_update else cos_update[i],
+            normalisation=None if not normalisation else normalisation[i],
         )
 
 

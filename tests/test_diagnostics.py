@@ -77,6 +77,10 @@ def test_decision_log_writes_every_tag():
             assert len(writer.scalars[f"curriculum/{name}/{task}"]) == 8
     rise = writer.scalars["curriculum/negative_transfer/val_rise/b"]
     assert [v for _, v in rise] == [0.0] * 5 + [1.0] * 3
+    assert "curriculum/normalisation" not in writer.scalars  # a record made before it
+    normalised, run["normalisation"] = RecordingWriter(), [0.0] * 4 + [0.5] * 4
+    write_record(normalised, run, prefix="curriculum/")
+    assert normalised.scalars["curriculum/normalisation"][3:5] == [(75, 0.0), (100, 0.5)]
     assert writer.images["curriculum/grad_cos"][0] == (0, (36, 36, 3))
     log = DecisionLog(RecordingWriter(), ["a", "b"])
     flags = log.write(0, weights=[1, 1], sampling=[0.5, 0.5], val_loss=[1.0, 2.0])

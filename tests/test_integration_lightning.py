@@ -96,7 +96,12 @@ def test_the_callback_paces_a_lightning_module(tmp_path: Path):
     assert not torch.equal(val_at_10, session.journal.decisions.values()[1, :K])
     logged = trainer.logged_metrics
     assert {f"curriculum/weight/{t}" for t in TASKS} <= set(logged)
-    assert list((Path(trainer.log_dir) / "curriculum").glob("events.out.tfevents.*"))
+    events = Path(trainer.log_dir) / "curriculum"
+    assert list(events.glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars = EventAccumulator(str(events)).Reload().Tags()["scalars"]
+    assert {"curriculum/weight/a", "curriculum/normalisation"} <= set(scalars), scalars
 
 
 def test_a_resumed_fit_equals_the_uninterrupted_one(tmp_path: Path):

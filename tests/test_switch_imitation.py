@@ -258,6 +258,7 @@ def test_the_gm_fallback_switch_on_v8_trains_as_geometric_mean_and_at_zero_as_v8
     assert not np.allclose(metric[1], metric[4], rtol=1e-2)  # not uniform's either
     assert runs[3].weights == runs[0].weights
     assert metric[3] == metric[0]
+    assert set(runs[1].normalisation) == {1.0} and set(runs[0].normalisation) == {0.0}
 
 
 def test_the_aux_drop_switch_on_v7_trains_the_targets_only():

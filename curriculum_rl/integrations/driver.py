@@ -81,6 +81,7 @@ class DecisionDriver:
             train_loss=state.train_loss[0].numpy(),
             grad_cos=state.grad_cos[0].numpy(),
             cos_update=state.cos_update[0].numpy(),
+            normalisation=float(self.session.loop.previous.normalisation[0]),
         )
 
     def state_dict(self) -> dict[str, torch.Tensor]:
