@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_test_controller
 
 import curriculum_rl
 from curriculum_rl.controllers.base import Controller, DecisionState, Uniform
@@ -39,21 +40,15 @@ def _actor(seed: int = 0) -> TaskSetActor:
     return actor.eval()
 
 
-def _half_gm_fallback() -> LearnedController:
-    """v8 with its ``gm-fallback`` switch at 0.5: decisions with a loss normalisation."""
-    from curriculum_rl.agents.switch_imitation import SWITCHES, switched_rules
-    from curriculum_rl.controllers.learned import load_artifact
-
-    (half,) = switched_rules(load_artifact("agents/v8.json"), SWITCHES["gm-fallback"], [0.5])
-    return half
-
-
 @pytest.mark.parametrize("policy", ["random", "normalising"])
 def test_env_and_runner_make_identical_decisions_and_j_curves(policy):
     """The parity the decision loop exists for: the env stepped with the actor's actions
     and run_controller with the same actor as a LearnedController, on the same seed (also
     for a policy whose decisions normalise the losses, which both must pass on)."""
-    controller = LearnedController(_actor(), 8) if policy == "random" else _half_gm_fallback()
+    random = policy == "random"
+    controller = (
+        LearnedController(_actor(), 8) if random else make_test_controller("gm-fallback-half")
+    )
     actor, max_tasks = controller.actor, controller.max_tasks
     budget, interval = 100, 25
     env = CurriculumEnv(
