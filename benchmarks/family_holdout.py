@@ -11,6 +11,9 @@ family is a demonstration's suite; sets stored before suites were recorded take
 
     python benchmarks/family_holdout.py --demos runs/auxregdrop-im --policy agents/v7.json \\
         --l2 0.001 0.01 0.1                                     # RESULTS §31c
+
+``--demos A B`` holds out the families of several sets fitted as one (a first set and one
+from new training families).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from curriculum_rl.agents.imitation import GridRun
 from curriculum_rl.agents.switch_imitation import (
     DecisionTable,
+    check_demonstrations,
     held_out_strengths,
     load_demonstrations,
 )
@@ -42,6 +46,17 @@ def family_ids(runs: list[GridRun], families: int | None) -> tuple[torch.Tensor,
         names = list(dict.fromkeys(run.suite for run in runs))
         return torch.tensor([names.index(run.suite) for run in runs]), names
     return torch.arange(len(runs)) % families, [f"family {f}" for f in range(families)]
+
+
+def load_sets(folders: list[Path]) -> list[GridRun]:
+    """The demonstrations of every folder, in order; a folder made with another switch,
+    policy or observation layout than the first is refused (their gains would not add)."""
+    first = folders[0] / "source.json"
+    source = json.loads(first.read_text()) if first.is_file() else None
+    for folder in folders[1:]:
+        if source is not None:
+            check_demonstrations(folder, source)
+    return [run for folder in folders for run in load_demonstrations(folder)]
 
 
 def holdout_table(table: DecisionTable, family: torch.Tensor, names: list[str], l2: float) -> dict:
@@ -65,13 +80,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--demos", type=Path, required=True, help="switch demonstrations")
+    parser.add_argument(
+        "--demos",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="folders of switch demonstrations, held out as one set (one switch, one policy)",
+    )
     parser.add_argument("--policy", default="agents/v7.json", help="the policy they extend")
     parser.add_argument("--l2", type=float, nargs="+", default=[0.001, 0.01, 0.1])
     parser.add_argument("--families", type=int, help="for sets that record no suite")
     parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
     args = parser.parse_args()
-    runs = load_demonstrations(args.demos)
+    runs = load_sets(args.demos)
     family, names = family_ids(runs, args.families)
     table = DecisionTable.build(load_artifact(args.policy).actor, runs, "run")
     result = {f"{l2:g}": holdout_table(table, family, names, l2) for l2 in args.l2}

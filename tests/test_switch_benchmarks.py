@@ -132,6 +132,21 @@ def test_holding_out_a_family_scores_a_switch_on_families_it_never_saw():
     assert turns.tolist() == [0, 1, 0, 1, 0]
 
 
+def test_holdout_sets_load_in_order_and_refuse_another_source(tmp_path):
+    holdout = _script("family_holdout")
+    first = [_family_demo(i, "a", wins=True) for i in range(2)]
+    second = [_family_demo(i, "b", wins=False) for i in range(3)]
+    save_demonstrations(first, tmp_path / "one", {"switch": "gm-fallback"})
+    save_demonstrations(second, tmp_path / "two", {"switch": "gm-fallback"})
+    runs = holdout.load_sets([tmp_path / "one", tmp_path / "two"])
+    assert [run.suite for run in runs] == ["a", "a", "b", "b", "b"]
+    stored = zip(runs, first + second, strict=True)
+    assert all(torch.equal(run.observations, made.observations) for run, made in stored)
+    save_demonstrations(second, tmp_path / "other", {"switch": "ie-fallback"})
+    with pytest.raises(ValueError, match="another switch"):
+        holdout.load_sets([tmp_path / "one", tmp_path / "other"])
+
+
 def test_a_nudged_rule_scales_every_weight_and_keeps_the_rest_of_the_decision():
     """label_noise.py's nudge: weights times 1 + nudge; sampling and the loss
     normalisation (a switched twin's) as the base decided."""
