@@ -154,8 +154,9 @@ def write_record(writer: ScalarImageWriter, record: dict, prefix: str = "") -> N
 
 
 def diagnostics_figure(record: dict) -> Figure:
-    """The same diagnostics as one figure: losses, weights, sampling, the mean gradient
-    cosine matrix over the run, and the flags per decision."""
+    """The same diagnostics as one figure: losses, weights (with the loss normalisation
+    where a decision used one), sampling, the mean gradient cosine matrix over the run,
+    and the flags per decision."""
     from matplotlib.figure import Figure
 
     tasks, steps = record["tasks"], record["steps"]
@@ -172,9 +173,22 @@ def diagnostics_figure(record: dict) -> Figure:
             ax.plot(steps, _table(record[key])[:, k], label=task)
         ax.set(title=label, xlabel="optimisation steps", yscale=scale)
     axes[0, 0].legend(fontsize="small")
+    _normalisation_line(axes[0, 2], record)
     _cosine_panel(fig, axes[1, 1], record)
     _flag_panel(axes[1, 2], record)
     return fig
+
+
+def _normalisation_line(ax: Any, record: dict) -> None:
+    """The decision's loss normalisation alpha on the weight panel's right axis, where any
+    decision used one: the step objective is then ``w L / L^alpha``, so the weights alone
+    no longer tell a task's emphasis."""
+    alpha = record.get("normalisation")  # absent from records made before it
+    if not alpha or not any(alpha):
+        return
+    twin = ax.twinx()
+    twin.plot(record["steps"], alpha, color="black", linestyle="--", label="alpha")
+    twin.set(ylim=(-0.05, 1.05), ylabel="loss normalisation alpha (dashed)")
 
 
 def _cosine_panel(fig: Any, ax: Any, record: dict) -> None:

@@ -106,6 +106,22 @@ def test_figure_of_a_run(tmp_path):
     diagnostics_figure(older)  # records from before the cosines were kept still draw
 
 
+def test_the_figure_draws_the_loss_normalisation_only_where_a_decision_used_it():
+    def alpha_lines(rec):
+        fig = diagnostics_figure(rec)
+        return [
+            line.get_ydata().tolist()
+            for ax in fig.axes
+            for line in ax.get_lines()
+            if line.get_label() == "alpha"
+        ]
+
+    alpha = [0.0, 0.0, 0.5, 1.0, 1.0, 1.0, 0.0, 0.0]
+    assert alpha_lines({**record(), "normalisation": alpha}) == [alpha]
+    assert alpha_lines({**record(), "normalisation": [0.0] * 8}) == []
+    assert alpha_lines(record()) == []
+
+
 @pytest.mark.slow
 def test_run_out_writes_the_diagnostics_png(tmp_path):
     from curriculum_rl.cli import main
