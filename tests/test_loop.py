@@ -103,7 +103,9 @@ def test_shipped_policy_decisions_are_unchanged():
     assert len(golden["states"]) == len(golden["decisions"]) >= 20
     for state, recorded in zip(golden["states"], golden["decisions"], strict=True):
         decision = controller.decide(_state_from_dict(state))
-        for key in ("weights", "sampling"):
+        # Files recorded before decisions had a loss normalisation hold none: it was 0.
+        recorded = {"normalisation": torch.zeros(decision.normalisation.shape), **recorded}
+        for key in ("weights", "sampling", "normalisation"):
             torch.testing.assert_close(getattr(decision, key), recorded[key], rtol=1e-4, atol=1e-6)
 
 
@@ -120,7 +122,8 @@ class _Recorder(Controller):
     def decide(self, signals: DecisionState) -> Decision:
         decision = self.inner.decide(signals)
         self.states.append(_state_to_dict(signals))
-        self.decisions.append({"weights": decision.weights, "sampling": decision.sampling})
+        keys = ("weights", "sampling", "normalisation")
+        self.decisions.append({key: getattr(decision, key) for key in keys})
         return decision
 
 
@@ -210,7 +213,21 @@ def _regenerate() -> None:
         states += recorder.states
         decisions += recorder.decisions
     sha = hashlib.sha256(default_policy_weights_path().read_bytes()).hexdigest()
+    _print_change(torch.load(GOLDEN, weights_only=True), sha, decisions)
     torch.save({"policy_sha256": sha, "states": states, "decisions": decisions}, GOLDEN)
+
+
+def _print_change(old: dict, sha: str, decisions: list[dict]) -> None:
+    """What a regeneration changes, for its commit message: the policy and, decision by
+    decision, the largest change of each recorded column (the states may differ too)."""
+    print(f"policy {old['policy_sha256'][:12]} -> {sha[:12]}; {len(decisions)} decisions")
+    for key in ("weights", "sampling", "normalisation"):
+        # a new recording may hold more or fewer decisions
+        both = zip(old["decisions"], decisions, strict=False)
+        pairs = [(o[key], n[key]) for o, n in both if key in o]
+        if pairs:
+            largest = max((o - n).abs().max().item() for o, n in pairs)
+            print(f"  {key}: largest change {largest:.3g} over {len(pairs)} decisions")
 
 
 if __name__ == "__main__" and "--regenerate" in sys.argv:
