@@ -12,7 +12,13 @@ from helpers import assert_family_trains_in_one_batch
 
 from curriculum_rl.agents.config import load_config
 from curriculum_rl.controllers.actions import action_transform
-from curriculum_rl.suites import ScalesSuite, TokensFamilySuite, resolve_suite, resolve_suites
+from curriculum_rl.suites import (
+    ScalesSuite,
+    TokensFamilySuite,
+    TokensSuite,
+    resolve_suite,
+    resolve_suites,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_FAMILY = TokensFamilySuite(n_train=(64, 128), n_val=16, n_test=16, dim=8)
@@ -55,8 +61,30 @@ def test_two_trunks_draw_different_problems_for_one_seed():
     assert drawn[:8] != drawn[8:]
 
 
+def _tokens_trunks(path: Path) -> set[tuple[int, int, int, int]]:
+    """(vocab, length, dim, layers) of every attention-trunk suite a suite file holds."""
+    trunks = set()
+    for suite in resolve_suites(path):
+        if isinstance(suite, TokensSuite | TokensFamilySuite):
+            trunks.add((suite.vocab, suite.length, suite.dim, suite.layers))
+    return trunks
+
+
+def test_no_training_trunk_is_a_held_out_or_validation_suites_trunk():
+    """The training families must not hold an evaluated suite's trunk (held-out honesty:
+    a switch must read a regime, not recognise a trunk it was shown)."""
+    training = _tokens_trunks(ROOT / "envs" / "train-tokens.toml")
+    assert len(training) == 4
+    evaluated = set()
+    for path in sorted((ROOT / "envs").glob("*.toml")):
+        if not path.name.startswith("train"):
+            evaluated |= _tokens_trunks(path)
+    assert len(evaluated) >= 15 and not training & evaluated
+
+
 def test_the_training_file_loads_and_instances_train_in_one_batch():
-    for name in ("tokens-family-shallow", "tokens-family-deep"):
+    for name in ("shallow", "deep", "raw-wide", "raw-short"):
+        name = f"tokens-family-{name}"
         assert isinstance(resolve_suite(f"envs/train-tokens.toml#{name}"), TokensFamilySuite)
     assert_family_trains_in_one_batch(SMALL_FAMILY, max_tasks=5)
 
