@@ -635,6 +635,65 @@ def test_a_fallback_column_mixes_its_base_with_the_heuristic(base, suffix, heuri
     assert constants[f"fallback_{heuristic.replace('-', '_')}"] == 1.0
 
 
+V8_TRANSFORM = V7_TRANSFORM + "_auxregdrop"
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
+def test_the_gmt_column_takes_geometric_means_direction_on_the_targets_only(strength):
+    """The defining property of ``..._gmtfallback`` (on v8): the loss normalisation is s;
+    the targets' weights move s of the way to their geometric mean and their sampling to
+    an equal split of what the auxiliaries leave; each auxiliary's weight is times
+    ``(L_a / G_t L_t)^s``. So at 1 the step coefficients ``w_k / L_k`` are ``c / L_t`` on
+    the targets, and each auxiliary's relative to the targets' geometric mean is v8's
+    ``w_a / G_t w_t``. Column 0 is v8 bit for bit."""
+    _, state = _gated_state()
+    state = dataclasses.replace(state, train_loss=torch.tensor([[2.0, 0.5, 30.0, 0.01]]))
+    actions = _actions(action_transform(V8_TRANSFORM).dim, 6, state.mask)
+    v8 = actions_to_decision(actions, state, V8_TRANSFORM)
+    moved = actions_to_decision(
+        _with_column(actions, strength), state, V8_TRANSFORM + "_gmtfallback"
+    )
+    if strength == 0.0:
+        for key in ("weights", "sampling", "normalisation"):
+            assert torch.equal(getattr(moved, key), getattr(v8, key))
+        return
+    (w8,), (p8,), (loss,) = v8.weights, v8.sampling, state.train_loss
+    geo = lambda x: x.log().mean().exp()  # noqa: E731
+    expected = torch.cat(
+        [torch.lerp(w8[:2], geo(w8[:2]), strength), w8[2:] * (loss[2:] / geo(loss[:2])) ** strength]
+    )
+    torch.testing.assert_close(moved.weights[0], expected * 4 / expected.sum())
+    share = torch.lerp(p8[:2], (1 - p8[2:].sum()) / 2, strength)
+    torch.testing.assert_close(moved.sampling[0], torch.cat([share, p8[2:]]))
+    torch.testing.assert_close(moved.normalisation, torch.tensor([strength]))
+    if strength == 1.0:
+        coefficient = moved.weights[0] / loss
+        torch.testing.assert_close(coefficient[0] * loss[0], coefficient[1] * loss[1])
+        relative = coefficient[2:] / geo(coefficient[:2])
+        torch.testing.assert_close(relative, w8[2:] / geo(w8[:2]))
+    constants = action_transform(V8_TRANSFORM + "_gmtfallback").constants()
+    assert constants["fallback_geometric_mean_targets"] == 1.0
+
+
+def test_the_gmt_column_is_geometric_means_direction_in_runs_without_auxiliaries():
+    """Without auxiliaries, strength 1 is ``geometric-mean``'s direction (uniform weights
+    and sampling, normalisation 1); a run at 0 beside it keeps v8's decision bit for bit."""
+    mask = torch.tensor([[True, True, True, False], [True, True, True, False]])
+    state = make_signals(mask, train_loss=torch.tensor([[3.0, 0.2, 40.0, 1.0]] * 2))
+    state = dataclasses.replace(state, val_error=_state(mask, 3).val_error)
+    actions = _actions(action_transform(V8_TRANSFORM).dim, 2, mask)
+    v8 = actions_to_decision(actions, state, V8_TRANSFORM)
+    columns = torch.tensor([0.0, 1.0])[:, None, None].expand(2, 4, 1)
+    moved = actions_to_decision(
+        torch.cat([actions, columns], -1), state, V8_TRANSFORM + "_gmtfallback"
+    )
+    assert torch.equal(moved.weights[0], v8.weights[0])
+    assert torch.equal(moved.sampling[0], v8.sampling[0]) and moved.normalisation[0] == 0
+    torch.testing.assert_close(moved.weights[1], mask[1].float())
+    torch.testing.assert_close(moved.sampling[1], mask[1].float() / 3)
+    assert moved.normalisation[1] == 1.0
+
+
 @pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
 def test_the_auxdrop_column_drops_the_auxiliaries_from_v7(strength):
     """The defining property of ``..._auxdrop``: column 0 is v7's transform bit for bit;

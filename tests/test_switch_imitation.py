@@ -261,6 +261,29 @@ def test_the_gm_fallback_switch_on_v8_trains_as_geometric_mean_and_at_zero_as_v8
     assert set(runs[1].normalisation) == {1.0} and set(runs[0].normalisation) == {0.0}
 
 
+def test_the_gmt_fallback_switch_on_v8_normalises_the_targets_and_keeps_the_auxiliaries():
+    """``--switch gmt-fallback`` on v8, on a problem with a regression and a tagging
+    auxiliary: switched on, every decision normalises the losses and keeps the tagging
+    auxiliary trained (v8 drops regression auxiliaries when its own switch says so, and
+    gmt-fallback keeps v8's emphasis, zero included), where gm-fallback weighs every
+    auxiliary as a target; at 0 the twin runs v8's schedule bit for bit."""
+    v8 = load_artifact("agents/v8.json")
+    off, on = switched_rules(v8, SWITCHES["gmt-fallback"])
+    assert on.transform.name == v8.action + "_gmtfallback"
+    at_zero = LearnedController(twin_actor(v8, on.transform.name), v8.max_tasks, on.transform.name)
+    _, gm_on = switched_rules(v8, SWITCHES["gm-fallback"])
+    instance = resolve_suite("envs/train-tokens.toml#tokens-family-shallow").sample(0)
+    tagging = [k for k, t in enumerate(instance.tasks) if t.auxiliary and t.kind == "tagging"]
+    assert tagging
+    rules = (off, on, at_zero, gm_on)
+    runs = [run_controller([instance], [0], rule, budget=50, interval=25)[0] for rule in rules]
+    assert set(runs[1].normalisation) == {1.0} and set(runs[0].normalisation) == {0.0}
+    assert all(weights[k] > 0 for weights in runs[1].weights for k in tagging)
+    assert runs[1].weights != runs[3].weights  # not gm-fallback's equal auxiliaries
+    assert runs[2].weights == runs[0].weights
+    assert runs[2].final_test_metric == runs[0].final_test_metric
+
+
 def test_the_aux_drop_switch_on_v7_trains_the_targets_only():
     """``--switch aux-drop`` on v7: switched on, every auxiliary has weight 0 at every
     decision of a training problem with auxiliaries; switched off, the run is v7's."""

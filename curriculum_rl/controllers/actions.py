@@ -148,7 +148,11 @@ strength ``s`` the weights and sampling move ``s`` of the way to uniform and the
 normalisation is ``alpha = s`` (:class:`~curriculum_rl.controllers.decision.Decision`),
 so 1 trains along the gradient of the mean log loss, that heuristic's direction
 (:func:`~curriculum_rl.controllers.decision.loss_normalised_decision`); ``--switch
-gm-fallback`` fits when.
+gm-fallback`` fits when. ``..._aux_startcap_auxregdrop_gmtfallback`` (``dim = 9``) takes
+that direction for the targets only: the auxiliaries keep the emphasis v8 gives them
+relative to the targets (:func:`normalise_targets`), since the direction with every
+auxiliary an equal lost most where an auxiliary was large or noisy (benchmarks/RESULTS.md
+§34); ``--switch gmt-fallback`` fits when.
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -176,6 +180,7 @@ from curriculum_rl.controllers.decision import (
     Decision,
     loss_normalised_decision,
     mean_one_weights,
+    normalize_decision,
 )
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, inverse_error, log_errors
@@ -543,6 +548,64 @@ def geometric_mean_direction(signals: Signals) -> Decision:
     return loss_normalised_decision(signals.mask)
 
 
+def normalise_targets(decision: Decision, signals: Signals, strength: torch.Tensor) -> Decision:
+    """``decision`` moved ``strength`` (N,) of the way to ``geometric-mean``'s direction on
+    the targets, the auxiliaries keeping the emphasis ``decision`` gives them relative to
+    the targets (benchmarks/RESULTS.md §34: that direction with every auxiliary an equal
+    lost most where an auxiliary was large or noisy).
+
+    The loss normalisation is ``alpha = s``, so task ``k``'s step coefficient is
+    ``w_k / L_k^s``. The targets' weights move ``s`` of the way to their geometric mean (so
+    at 1 each target's coefficient is ``c / L_t``); each auxiliary's weight is multiplied by
+    ``(L_a / G_t L_t)^s`` (``G_t``: geometric mean over the targets of the latest training
+    losses), so at 1 its coefficient relative to the targets' geometric mean is the base
+    decision's ``w_a / G_t w_t``. Sampling moves the targets' shares ``s`` of the way to an
+    equal split of what the auxiliaries leave. In a run without auxiliaries, strength 1 is
+    :func:`geometric_mean_direction`; runs at strength 0 keep ``decision`` bit for bit.
+    """
+    mask, targets = signals.mask, signals.mask & signals.objective
+    auxiliary = mask & ~signals.objective
+    s = strength[:, None]
+    log_loss = floored_log(signals.train_loss)
+    log_w = floored_log(decision.weights)
+    level_loss = _task_mean(log_loss, targets)[:, None]
+    level_w = _task_mean(log_w, targets)[:, None]
+    weights = torch.where(
+        targets,
+        torch.lerp(decision.weights, level_w.exp().expand_as(decision.weights), s),
+        decision.weights * (s * (log_loss - level_loss)).exp(),
+    )
+    aux_share = (decision.sampling * auxiliary).sum(1, keepdim=True)
+    target_share = (1 - aux_share) / targets.sum(1, keepdim=True).clamp_min(1)
+    sampling = torch.where(
+        targets, torch.lerp(decision.sampling, target_share, s), decision.sampling
+    )
+    moved = normalize_decision(weights, sampling, mask)
+    changed = strength > 0  # the other runs keep the base decision bit for bit
+    return Decision(
+        torch.where(changed[:, None], moved.weights, decision.weights),
+        torch.where(changed[:, None], moved.sampling, decision.sampling),
+        torch.where(changed, strength, decision.normalisation),
+    )
+
+
+class TargetNormalisingTransform(SwitchColumnTransform):
+    """A switch column (:class:`SwitchColumnTransform`) towards ``geometric-mean``'s
+    direction on the targets only, the auxiliaries keeping the base decision's emphasis
+    (:func:`normalise_targets`). The module docstring's ``..._gmtfallback``."""
+
+    column_name = "fallback"
+
+    def __init__(self, base: ActionTransform) -> None:
+        super().__init__(base, f"{base.name}_gmtfallback")
+
+    def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
+        return normalise_targets(decision, signals, strength)
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "fallback_geometric_mean_targets": 1.0}
+
+
 def gated_centre(centre: ScaledErrorPower) -> Callable[[Signals], Decision]:
     """``scale-normalised-gs``'s decision: ``centre``'s zero action (an ``error_*``
     transform's centre rule, ``scale-normalised``) with the auxiliaries gated."""
@@ -740,6 +803,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         _V8,
         FallbackTransform(_V8, "inverse-error", inverse_error().decide, "iefallback"),
         FallbackTransform(_V8, "geometric-mean", geometric_mean_direction, "gmfallback"),
+        TargetNormalisingTransform(_V8),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
