@@ -13,7 +13,8 @@ family is a demonstration's suite; sets stored before suites were recorded take
         --l2 0.001 0.01 0.1                                     # RESULTS §31c
 
 ``--demos A B`` holds out the families of several sets fitted as one (a first set and one
-from new training families).
+from new training families); ``--without-auxiliaries`` keeps only the instances without
+auxiliary tasks (a switch that may act only there, RESULTS §34e).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from curriculum_rl.agents.switch_imitation import (
     load_demonstrations,
 )
 from curriculum_rl.controllers.learned import load_artifact
+from curriculum_rl.controllers.learned.network import target_mask, task_mask
 
 
 def family_ids(runs: list[GridRun], families: int | None) -> tuple[torch.Tensor, list[str]]:
@@ -57,6 +59,17 @@ def load_sets(folders: list[Path]) -> list[GridRun]:
         if source is not None:
             check_demonstrations(folder, source)
     return [run for folder in folders for run in load_demonstrations(folder)]
+
+
+def without_auxiliaries(runs: list[GridRun]) -> list[GridRun]:
+    """The demonstrations whose instance has no auxiliary task (read off the first
+    observation: every valid task a target)."""
+    first = [run.observations[0, 0] for run in runs]
+    return [
+        run
+        for run, obs in zip(runs, first, strict=True)
+        if torch.equal(task_mask(obs), target_mask(obs))
+    ]
 
 
 def holdout_table(table: DecisionTable, family: torch.Tensor, names: list[str], l2: float) -> dict:
@@ -90,9 +103,17 @@ def main() -> None:
     parser.add_argument("--policy", default="agents/v7.json", help="the policy they extend")
     parser.add_argument("--l2", type=float, nargs="+", default=[0.001, 0.01, 0.1])
     parser.add_argument("--families", type=int, help="for sets that record no suite")
+    parser.add_argument(
+        "--without-auxiliaries",
+        action="store_true",
+        help="hold out only the instances without auxiliary tasks",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
     args = parser.parse_args()
     runs = load_sets(args.demos)
+    if args.without_auxiliaries:
+        runs = without_auxiliaries(runs)
+        print(f"{len(runs)} instances without auxiliary tasks")
     family, names = family_ids(runs, args.families)
     table = DecisionTable.build(load_artifact(args.policy).actor, runs, "run")
     result = {f"{l2:g}": holdout_table(table, family, names, l2) for l2 in args.l2}

@@ -675,7 +675,37 @@ def test_the_gmt_column_takes_geometric_means_direction_on_the_targets_only(stre
     assert constants["fallback_geometric_mean_targets"] == 1.0
 
 
-def test_the_gmt_column_is_geometric_means_direction_in_runs_without_auxiliaries():
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_the_gms_column_keeps_each_auxiliarys_share_of_v8s_objective(strength):
+    """The defining property of ``..._gmsfallback`` (on v8): at 1 the loss normalisation
+    is 1 and each auxiliary's weight, as a share of the weights, is its share of v8's
+    objective ``w_a L_a / sum w L``; the targets split the rest equally, and sampling
+    likewise keeps the auxiliaries' probabilities. In between, the linear mix with v8's
+    decision; column 0 is v8 bit for bit."""
+    _, state = _gated_state()
+    state = dataclasses.replace(state, train_loss=torch.tensor([[2.0, 0.5, 30.0, 0.01]]))
+    actions = _actions(action_transform(V8_TRANSFORM).dim, 6, state.mask)
+    v8 = actions_to_decision(actions, state, V8_TRANSFORM)
+    name = V8_TRANSFORM + "_gmsfallback"
+    moved = actions_to_decision(_with_column(actions, strength), state, name)
+    if strength == 0.0:
+        for key in ("weights", "sampling", "normalisation"):
+            assert torch.equal(getattr(moved, key), getattr(v8, key))
+        return
+    (w8,), (p8,), (loss,) = v8.weights, v8.sampling, state.train_loss
+    objective = w8 * loss
+    aux_share = objective[2:] / objective.sum()
+    share = torch.cat([((1 - aux_share.sum()) / 2).expand(2), aux_share])
+    weights = torch.lerp(w8, 4 * share, strength)
+    torch.testing.assert_close(moved.weights[0], weights)
+    sampling = torch.cat([((1 - p8[2:].sum()) / 2).expand(2), p8[2:]])
+    torch.testing.assert_close(moved.sampling[0], torch.lerp(p8, sampling, strength))
+    torch.testing.assert_close(moved.normalisation, torch.tensor([strength]))
+    assert action_transform(name).constants()["fallback_geometric_mean_shares"] == 1.0
+
+
+@pytest.mark.parametrize("suffix", ["_gmtfallback", "_gmsfallback"])
+def test_the_targets_only_columns_are_geometric_means_direction_without_auxiliaries(suffix):
     """Without auxiliaries, strength 1 is ``geometric-mean``'s direction (uniform weights
     and sampling, normalisation 1); a run at 0 beside it keeps v8's decision bit for bit."""
     mask = torch.tensor([[True, True, True, False], [True, True, True, False]])
@@ -684,9 +714,7 @@ def test_the_gmt_column_is_geometric_means_direction_in_runs_without_auxiliaries
     actions = _actions(action_transform(V8_TRANSFORM).dim, 2, mask)
     v8 = actions_to_decision(actions, state, V8_TRANSFORM)
     columns = torch.tensor([0.0, 1.0])[:, None, None].expand(2, 4, 1)
-    moved = actions_to_decision(
-        torch.cat([actions, columns], -1), state, V8_TRANSFORM + "_gmtfallback"
-    )
+    moved = actions_to_decision(torch.cat([actions, columns], -1), state, V8_TRANSFORM + suffix)
     assert torch.equal(moved.weights[0], v8.weights[0])
     assert torch.equal(moved.sampling[0], v8.sampling[0]) and moved.normalisation[0] == 0
     torch.testing.assert_close(moved.weights[1], mask[1].float())

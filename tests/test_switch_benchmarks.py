@@ -132,7 +132,7 @@ def test_holding_out_a_family_scores_a_switch_on_families_it_never_saw():
     assert turns.tolist() == [0, 1, 0, 1, 0]
 
 
-def test_holdout_sets_load_in_order_and_refuse_another_source(tmp_path):
+def test_holdout_sets_load_in_order_refuse_another_source_and_filter(tmp_path):
     holdout = _script("family_holdout")
     first = [_family_demo(i, "a", wins=True) for i in range(2)]
     second = [_family_demo(i, "b", wins=False) for i in range(3)]
@@ -142,6 +142,9 @@ def test_holdout_sets_load_in_order_and_refuse_another_source(tmp_path):
     assert [run.suite for run in runs] == ["a", "a", "b", "b", "b"]
     stored = zip(runs, first + second, strict=True)
     assert all(torch.equal(run.observations, made.observations) for run, made in stored)
+    targets_only = _family_demo(9, "c", wins=True)
+    targets_only.observations[..., 1, FEATURES.index("is_objective")] = 1.0
+    assert holdout.without_auxiliaries([*runs, targets_only]) == [targets_only]
     save_demonstrations(second, tmp_path / "other", {"switch": "ie-fallback"})
     with pytest.raises(ValueError, match="another switch"):
         holdout.load_sets([tmp_path / "one", tmp_path / "other"])

@@ -261,15 +261,16 @@ def test_the_gm_fallback_switch_on_v8_trains_as_geometric_mean_and_at_zero_as_v8
     assert set(runs[1].normalisation) == {1.0} and set(runs[0].normalisation) == {0.0}
 
 
-def test_the_gmt_fallback_switch_on_v8_normalises_the_targets_and_keeps_the_auxiliaries():
-    """``--switch gmt-fallback`` on v8, on a problem with a regression and a tagging
-    auxiliary: switched on, every decision normalises the losses and keeps the tagging
-    auxiliary trained (v8 drops regression auxiliaries when its own switch says so, and
-    gmt-fallback keeps v8's emphasis, zero included), where gm-fallback weighs every
-    auxiliary as a target; at 0 the twin runs v8's schedule bit for bit."""
+@pytest.mark.parametrize("switch", ["gmt-fallback", "gms-fallback"])
+def test_the_targets_only_fallbacks_on_v8_normalise_and_keep_the_auxiliaries(switch):
+    """``--switch gmt-fallback`` and ``gms-fallback`` on v8, on a problem with a regression
+    and a tagging auxiliary: switched on, every decision normalises the losses and keeps
+    the tagging auxiliary trained (v8 drops regression auxiliaries when its own switch says
+    so, and both keep v8's view of the auxiliaries, zero included), where gm-fallback
+    weighs every auxiliary as a target; at 0 the twin runs v8's schedule bit for bit."""
     v8 = load_artifact("agents/v8.json")
-    off, on = switched_rules(v8, SWITCHES["gmt-fallback"])
-    assert on.transform.name == v8.action + "_gmtfallback"
+    off, on = switched_rules(v8, SWITCHES[switch])
+    assert on.transform.name == v8.action + SWITCHES[switch].suffix
     at_zero = LearnedController(twin_actor(v8, on.transform.name), v8.max_tasks, on.transform.name)
     _, gm_on = switched_rules(v8, SWITCHES["gm-fallback"])
     instance = resolve_suite("envs/train-tokens.toml#tokens-family-shallow").sample(0)

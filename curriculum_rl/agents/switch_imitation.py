@@ -26,7 +26,9 @@ A switch is one more action column of a twin of the policy's transform, whose st
   (``..._gmfallback``, on v8) to ``geometric-mean``'s per-step direction (uniform weights,
   every loss divided by its own batch value; §33), the rule that won most of held-out
   tier N where v8 missed (§32a, §32f); ``gmt-fallback`` (``..._gmtfallback``) takes that
-  direction for the targets only, the auxiliaries keeping v8's emphasis (§34).
+  direction for the targets only, the auxiliaries keeping v8's emphasis (§34);
+  ``gms-fallback`` (``..._gmsfallback``) keeps instead each auxiliary's share of v8's
+  objective, the targets splitting the rest equally (§34e).
 * ``aux-drop`` (``..._auxdrop``, on v7): the auxiliaries' weights towards 0 and their
   sampling towards the floor; at strength 1 the targets alone are trained (§31). Only
   instances with auxiliaries are demonstrated. ``aux-reg-drop`` (``..._auxregdrop``)
@@ -162,6 +164,7 @@ SWITCHES = {
         Switch("ie-fallback", "_iefallback", False),
         Switch("gm-fallback", "_gmfallback", False),
         Switch("gmt-fallback", "_gmtfallback", False),
+        Switch("gms-fallback", "_gmsfallback", False),
         Switch("aux-drop", "_auxdrop", True),
         Switch("aux-reg-drop", "_auxregdrop", True, "regression"),
         Switch("gamma-up", "_gamma_up", False),

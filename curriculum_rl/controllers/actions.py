@@ -152,7 +152,9 @@ gm-fallback`` fits when. ``..._aux_startcap_auxregdrop_gmtfallback`` (``dim = 9`
 that direction for the targets only: the auxiliaries keep the emphasis v8 gives them
 relative to the targets (:func:`normalise_targets`), since the direction with every
 auxiliary an equal lost most where an auxiliary was large or noisy (benchmarks/RESULTS.md
-§34); ``--switch gmt-fallback`` fits when.
+§34); ``--switch gmt-fallback`` fits when. ``..._aux_startcap_auxregdrop_gmsfallback``
+(``dim = 9``) falls back to that direction with each auxiliary keeping its share of v8's
+objective (:func:`objective_share_decision`; ``--switch gms-fallback``, §34e).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -184,7 +186,7 @@ from curriculum_rl.controllers.decision import (
 )
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, inverse_error, log_errors
-from curriculum_rl.trainer.objective import floored_log
+from curriculum_rl.trainer.objective import EPS, floored_log
 from curriculum_rl.trainer.signals import Signals
 
 WEIGHT_SCALE = 5.0
@@ -515,7 +517,8 @@ class FallbackTransform(SwitchColumnTransform):
     weights and distributions, so the mix is one too; linear, not geometric, because a
     heuristic can set a weight to 0). ``decide`` is the heuristic's decision on the
     signals, ``heuristic`` its registered name; the loss normalisation mixes the same way.
-    The module docstring's ``..._fallback``, ``..._iefallback`` and ``..._gmfallback``."""
+    The module docstring's ``..._fallback``, ``..._iefallback`` and ``..._gmfallback``;
+    :class:`ShareFallbackTransform` mixes in a decision made from the base's."""
 
     column_name = "fallback"
 
@@ -530,7 +533,7 @@ class FallbackTransform(SwitchColumnTransform):
         self.heuristic, self.decide = heuristic, decide
 
     def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
-        fallback = self.decide(signals)
+        fallback = self.fallback(decision, signals)
         s = strength[:, None]
         return Decision(
             torch.lerp(decision.weights, fallback.weights, s),
@@ -538,8 +541,27 @@ class FallbackTransform(SwitchColumnTransform):
             torch.lerp(decision.normalisation, fallback.normalisation, strength),
         )
 
+    def fallback(self, decision: Decision, signals: Signals) -> Decision:
+        """The decision mixed in at strength 1 (the heuristic's; ``decision`` is the
+        base's, which a subclass's fallback may read)."""
+        return self.decide(signals)
+
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), f"fallback_{self.heuristic.replace('-', '_')}": 1.0}
+
+
+class ShareFallbackTransform(FallbackTransform):
+    """A fallback (:class:`FallbackTransform`) to :func:`objective_share_decision` of the
+    base decision: ``geometric-mean``'s direction, with each auxiliary keeping the share
+    of the objective the base gives it. The module docstring's ``..._gmsfallback``."""
+
+    heuristic = "geometric-mean-shares"
+
+    def __init__(self, base: ActionTransform) -> None:
+        SwitchColumnTransform.__init__(self, base, f"{base.name}_gmsfallback")
+
+    def fallback(self, decision: Decision, signals: Signals) -> Decision:
+        return objective_share_decision(decision, signals)
 
 
 def geometric_mean_direction(signals: Signals) -> Decision:
@@ -586,6 +608,33 @@ def normalise_targets(decision: Decision, signals: Signals, strength: torch.Tens
         torch.where(changed[:, None], moved.weights, decision.weights),
         torch.where(changed[:, None], moved.sampling, decision.sampling),
         torch.where(changed, strength, decision.normalisation),
+    )
+
+
+def objective_share_decision(decision: Decision, signals: Signals) -> Decision:
+    """``geometric-mean``'s direction (loss normalisation 1) with each auxiliary keeping
+    the share of the objective ``decision`` gives it, ``w_a L_a / sum_k w_k L_k`` (``L``:
+    the latest training losses), and the targets splitting the rest equally. Under loss
+    normalisation 1 a task's weight is its share of the step (its loss term is ``w``), so
+    the weights are those shares, rescaled to mean 1. Sampling: the auxiliaries keep
+    theirs and the targets split the rest equally. Without auxiliaries this is
+    :func:`geometric_mean_direction`. (RESULTS §34e: holding the auxiliaries relative to
+    the targets' geometric-mean weight instead, as :func:`normalise_targets` does, let a
+    start-scaled raw target's tiny weight hand the auxiliaries most of the step.)"""
+    mask, targets = signals.mask, signals.mask & signals.objective
+    auxiliary = mask & ~signals.objective
+    terms = (decision.weights * signals.train_loss).nan_to_num(0.0, 0.0, 0.0).clamp_min(0)
+    terms = terms * mask
+    aux_share = torch.where(auxiliary, terms / terms.sum(1, keepdim=True).clamp_min(EPS), 0.0)
+    per_target = (1 - aux_share.sum(1, keepdim=True)) / targets.sum(1, keepdim=True).clamp_min(1)
+    share = torch.where(targets, per_target, aux_share)
+    aux_sampling = (decision.sampling * auxiliary).sum(1, keepdim=True)
+    target_sampling = (1 - aux_sampling) / targets.sum(1, keepdim=True).clamp_min(1)
+    sampling = torch.where(targets, target_sampling, decision.sampling * auxiliary)
+    return Decision(
+        mean_one_weights(share, mask),
+        sampling * mask,
+        torch.ones_like(decision.normalisation),
     )
 
 
@@ -804,6 +853,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         FallbackTransform(_V8, "inverse-error", inverse_error().decide, "iefallback"),
         FallbackTransform(_V8, "geometric-mean", geometric_mean_direction, "gmfallback"),
         TargetNormalisingTransform(_V8),
+        ShareFallbackTransform(_V8),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
