@@ -25,6 +25,7 @@ from curriculum_rl.controllers.actions import (
     SAMPLING_FLOOR,
     START_CENTRE,
     START_SCALE,
+    TARGET_START_SHIFT,
     CappedTransform,
     ScaledErrorPower,
     ShiftedTransform,
@@ -702,6 +703,28 @@ def test_the_gms_column_keeps_each_auxiliarys_share_of_v8s_objective(strength):
     torch.testing.assert_close(moved.sampling[0], torch.lerp(p8, sampling, strength))
     torch.testing.assert_close(moved.normalisation, torch.tensor([strength]))
     assert action_transform(name).constants()["fallback_geometric_mean_shares"] == 1.0
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.4, 1.0])
+def test_the_target_start_column_lowers_beta_for_the_targets_only(strength):
+    """The defining property of ``..._tstartdown`` (on v8): each target's weight is times
+    ``E0^(s TARGET_START_SHIFT)``, the auxiliaries' unchanged, then rescaled to mean 1: so
+    the targets' weights relative to each other and to the auxiliaries follow a start
+    exponent lowered by ``s TARGET_START_SHIFT``. Column 0 is v8 bit for bit."""
+    _, state = _gated_state()
+    actions = _actions(action_transform(V8_TRANSFORM).dim, 6, state.mask)
+    v8 = actions_to_decision(actions, state, V8_TRANSFORM)
+    name = V8_TRANSFORM + "_tstartdown"
+    moved = actions_to_decision(_with_column(actions, strength), state, name)
+    if strength == 0.0:
+        assert torch.equal(moved.weights, v8.weights) and torch.equal(moved.sampling, v8.sampling)
+        return
+    start = state.log_error_start[0].exp()
+    factor = torch.cat([start[:2] ** (strength * TARGET_START_SHIFT), torch.ones(2)])
+    expected = v8.weights[0] * factor
+    torch.testing.assert_close(moved.weights[0], 4 * expected / expected.sum())
+    assert torch.equal(moved.sampling, v8.sampling)
+    assert action_transform(name).constants()["target_start_shift"] == TARGET_START_SHIFT
 
 
 @pytest.mark.parametrize("suffix", ["_gmtfallback", "_gmsfallback"])

@@ -285,6 +285,26 @@ def test_the_targets_only_fallbacks_on_v8_normalise_and_keep_the_auxiliaries(swi
     assert runs[2].final_test_metric == runs[0].final_test_metric
 
 
+def test_the_target_start_down_switch_on_v8_raises_a_raw_target():
+    """``--switch target-start-down`` on v8, on a problem whose targets are the raw
+    ``token_sum`` and a classification: switched on, the first decision (the same state
+    for both runs) gives ``token_sum`` more of the weight than v8 does; at 0 the twin runs
+    v8's schedule bit for bit."""
+    v8 = load_artifact("agents/v8.json")
+    off, on = switched_rules(v8, SWITCHES["target-start-down"])
+    assert on.transform.name == v8.action + "_tstartdown"
+    at_zero = LearnedController(twin_actor(v8, on.transform.name), v8.max_tasks, on.transform.name)
+    instance = resolve_suite("envs/train-tokens.toml#tokens-family-shallow").sample(1)
+    assert [t.name for t in instance.tasks] == ["token_sum", "first_count"]
+    runs = [
+        run_controller([instance], [0], rule, budget=50, interval=25)[0]
+        for rule in (off, on, at_zero)
+    ]
+    assert runs[1].weights[0][0] > 1.5 * runs[0].weights[0][0]
+    assert runs[2].weights == runs[0].weights
+    assert runs[2].final_test_metric == runs[0].final_test_metric
+
+
 def test_the_aux_drop_switch_on_v7_trains_the_targets_only():
     """``--switch aux-drop`` on v7: switched on, every auxiliary has weight 0 at every
     decision of a training problem with auxiliaries; switched off, the run is v7's."""

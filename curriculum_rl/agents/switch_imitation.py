@@ -29,6 +29,9 @@ A switch is one more action column of a twin of the policy's transform, whose st
   direction for the targets only, the auxiliaries keeping v8's emphasis (§34);
   ``gms-fallback`` (``..._gmsfallback``) keeps instead each auxiliary's share of v8's
   objective, the targets splitting the rest equally (§34e).
+* ``target-start-down`` (``..._tstartdown``, on v8): each target's weight times its start
+  error to the power ``TARGET_START_SHIFT`` times the strength: v8's start-scale exponent
+  lowered for the targets, so it divides out less of a raw target's start scale (§34f).
 * ``aux-drop`` (``..._auxdrop``, on v7): the auxiliaries' weights towards 0 and their
   sampling towards the floor; at strength 1 the targets alone are trained (§31). Only
   instances with auxiliaries are demonstrated. ``aux-reg-drop`` (``..._auxregdrop``)
@@ -165,6 +168,7 @@ SWITCHES = {
         Switch("gm-fallback", "_gmfallback", False),
         Switch("gmt-fallback", "_gmtfallback", False),
         Switch("gms-fallback", "_gmsfallback", False),
+        Switch("target-start-down", "_tstartdown", False),
         Switch("aux-drop", "_auxdrop", True),
         Switch("aux-reg-drop", "_auxregdrop", True, "regression"),
         Switch("gamma-up", "_gamma_up", False),

@@ -155,6 +155,9 @@ auxiliary an equal lost most where an auxiliary was large or noisy (benchmarks/R
 §34); ``--switch gmt-fallback`` fits when. ``..._aux_startcap_auxregdrop_gmsfallback``
 (``dim = 9``) falls back to that direction with each auxiliary keeping its share of v8's
 objective (:func:`objective_share_decision`; ``--switch gms-fallback``, §34e).
+``..._aux_startcap_auxregdrop_tstartdown`` (``dim = 9``) lowers instead, for the targets
+only, how much of their start scale v8's weights divide out (``TARGET_START_SHIFT`` at
+strength 1; ``--switch target-start-down``, §34f).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -177,6 +180,7 @@ from curriculum_rl.controllers.auxiliary import (
     check_cap_scale,
     drop_auxiliaries,
     gate_auxiliaries,
+    scale_auxiliaries,
 )
 from curriculum_rl.controllers.decision import (
     Decision,
@@ -199,6 +203,7 @@ GAMMA_CENTRE = 0.5
 START_CENTRE = 0.5
 START_SCALE = 1.0
 BETA_SHIFT = 0.3
+TARGET_START_SHIFT = 1.0  # at full strength a target's weight no longer divides by its E0
 GAMMA_SHIFT = 0.3
 GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead", "gamma_guarded", "gamma_progress")
 LAG = 1.0  # log-error progress (nats) a task may trail the run's mean by before the guard acts
@@ -655,6 +660,31 @@ class TargetNormalisingTransform(SwitchColumnTransform):
         return {**self.base.constants(), "fallback_geometric_mean_targets": 1.0}
 
 
+class TargetStartTransform(SwitchColumnTransform):
+    """A switch column (:class:`SwitchColumnTransform`) that lowers, for the targets only,
+    how much of its start scale a weight divides out: at strength ``s`` each target's
+    weight is times ``E0_t^(s TARGET_START_SHIFT)`` and the weights are rescaled to mean 1,
+    which is the base rule's ``E0^-beta`` with ``beta`` lowered by ``s TARGET_START_SHIFT``
+    for the targets (in the same units as the base divides by). v8's ``E0^-beta`` keeps a
+    raw target that started far from zero down for the whole run, below the auxiliaries
+    (benchmarks/RESULTS.md §32a, §34d). The module docstring's ``..._tstartdown``."""
+
+    column_name = "tstartdown"
+
+    def __init__(self, base: ActionTransform) -> None:
+        super().__init__(base, f"{base.name}_tstartdown")
+
+    def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
+        targets = signals.mask & signals.objective
+        log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
+        shift = strength[:, None] * TARGET_START_SHIFT * log_start
+        factor = torch.where(targets, shift.exp(), torch.ones_like(shift))
+        return scale_auxiliaries(decision, signals, factor)
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "target_start_shift": TARGET_START_SHIFT}
+
+
 def gated_centre(centre: ScaledErrorPower) -> Callable[[Signals], Decision]:
     """``scale-normalised-gs``'s decision: ``centre``'s zero action (an ``error_*``
     transform's centre rule, ``scale-normalised``) with the auxiliaries gated."""
@@ -854,6 +884,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         FallbackTransform(_V8, "geometric-mean", geometric_mean_direction, "gmfallback"),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
+        TargetStartTransform(_V8),
         GatedTransform(_GAMMA_UP_CAP10, learned_strength=True),  # the v6 policy's transform
         _GAMMA_PROGRESS,
         CappedTransform(_GAMMA_PROGRESS, headroom=10.0),
