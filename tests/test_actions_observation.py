@@ -659,7 +659,10 @@ def test_the_gmt_column_takes_geometric_means_direction_on_the_targets_only(stre
             assert torch.equal(getattr(moved, key), getattr(v8, key))
         return
     (w8,), (p8,), (loss,) = v8.weights, v8.sampling, state.train_loss
-    geo = lambda x: x.log().mean().exp()  # noqa: E731
+
+    def geo(x: torch.Tensor) -> torch.Tensor:
+        return x.log().mean().exp()
+
     expected = torch.cat(
         [torch.lerp(w8[:2], geo(w8[:2]), strength), w8[2:] * (loss[2:] / geo(loss[:2])) ** strength]
     )

@@ -623,9 +623,9 @@ def objective_share_decision(decision: Decision, signals: Signals) -> Decision:
     normalisation 1 a task's weight is its share of the step (its loss term is ``w``), so
     the weights are those shares, rescaled to mean 1. Sampling: the auxiliaries keep
     theirs and the targets split the rest equally. Without auxiliaries this is
-    :func:`geometric_mean_direction`. (RESULTS §34e: holding the auxiliaries relative to
-    the targets' geometric-mean weight instead, as :func:`normalise_targets` does, let a
-    start-scaled raw target's tiny weight hand the auxiliaries most of the step.)"""
+    :func:`geometric_mean_direction`. (The direct reading of the base's emphasis, where
+    :func:`normalise_targets` measures it against the targets' geometric-mean weight; both
+    inherit a base's starvation of a start-scaled raw target: RESULTS §34d–e.)"""
     mask, targets = signals.mask, signals.mask & signals.objective
     auxiliary = mask & ~signals.objective
     terms = (decision.weights * signals.train_loss).nan_to_num(0.0, 0.0, 0.0).clamp_min(0)
@@ -679,7 +679,7 @@ class TargetStartTransform(SwitchColumnTransform):
         log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
         shift = strength[:, None] * TARGET_START_SHIFT * log_start
         factor = torch.where(targets, shift.exp(), torch.ones_like(shift))
-        return scale_auxiliaries(decision, signals, factor)
+        return scale_auxiliaries(decision, signals, factor)  # scales any task by its factor
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), "target_start_shift": TARGET_START_SHIFT}
