@@ -74,7 +74,7 @@ def test_no_training_trunk_is_a_held_out_or_validation_suites_trunk():
     """The training families must not hold an evaluated suite's trunk (held-out honesty:
     a switch must read a regime, not recognise a trunk it was shown)."""
     training = _tokens_trunks(ROOT / "envs" / "train-tokens.toml")
-    assert len(training) == 4
+    assert len(training) == 5
     evaluated = set()
     for path in sorted((ROOT / "envs").glob("*.toml")):
         if not path.name.startswith("train"):
@@ -87,6 +87,22 @@ def test_the_training_file_loads_and_instances_train_in_one_batch():
         name = f"tokens-family-{name}"
         assert isinstance(resolve_suite(f"envs/train-tokens.toml#{name}"), TokensFamilySuite)
     assert_family_trains_in_one_batch(SMALL_FAMILY, max_tasks=5)
+
+
+def test_auxiliary_kinds_restrict_which_tasks_may_be_auxiliary():
+    family = replace(SMALL_FAMILY, auxiliary=(1, 2), auxiliary_kinds=("classification", "tagging"))
+    seen = set()
+    for seed in range(30):
+        instance = family.sample(seed)
+        auxiliaries = [t for t in instance.tasks if t.auxiliary]
+        assert all(t.kind in ("classification", "tagging") for t in auxiliaries)
+        assert any(not t.auxiliary for t in instance.tasks)  # a target always remains
+        seen.update(t.name for t in auxiliaries)
+    assert seen == {"first_count", "frequency"}
+    free = [[t.name for t in SMALL_FAMILY.sample(s).tasks if t.auxiliary] for s in range(30)]
+    assert any(name in ("distinct", "top_count", "token_sum") for aux in free for name in aux)
+    with pytest.raises(ValueError, match="auxiliary_kinds"):
+        replace(SMALL_FAMILY, auxiliary_kinds=("regresion",))
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,11 @@ class TokensFamilySuite:
             token frequencies (low: a few tokens dominate).
         n_train: log-uniform range of the training sequences (shared by every task).
         n_val, n_test: validation and test sequences.
+        auxiliary_kinds: the task kinds an auxiliary may be (``"regression"``,
+            ``"classification"``, ``"tagging"``); ``None``: any. With
+            ``("classification", "tagging")`` the raw counts are always targets, the
+            structure where ``geometric-mean`` beat v8 by more than a nat
+            (benchmarks/RESULTS.md §34g).
     """
 
     name: str = "tokens-family"
@@ -52,9 +57,16 @@ class TokensFamilySuite:
     n_train: tuple[int, int] = (500, 3000)
     n_val: int = 256
     n_test: int = 512
+    auxiliary_kinds: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"suite {self.name!r}"
+        kinds = {spec.kind for spec in self._bank().all_tasks()}
+        if self.auxiliary_kinds is not None and not set(self.auxiliary_kinds) <= kinds:
+            raise ValueError(
+                f"{where}: auxiliary_kinds must be task kinds of the tokens tasks "
+                f"({sorted(kinds)}), got {list(self.auxiliary_kinds)}"
+            )
         bank = len(self._bank().all_tasks())
         low, high = self.num_tasks
         if not 2 <= low <= high <= bank:
@@ -91,8 +103,12 @@ class TokensFamilySuite:
         names = [spec.name for spec in self.describe()]
         k = draw_count(self.num_tasks, rng)
         tasks = [names[i] for i in sorted(rng.choice(len(names), size=k, replace=False))]
-        n_aux = draw_count(self.auxiliary, rng, cap=k - 1)  # keep a target task
-        auxiliary = tuple(str(t) for t in rng.choice(tasks, size=n_aux, replace=False))
+        kind = {spec.name: spec.kind for spec in self.describe()}
+        allowed = [
+            t for t in tasks if self.auxiliary_kinds is None or kind[t] in self.auxiliary_kinds
+        ]
+        n_aux = draw_count(self.auxiliary, rng, cap=min(k - 1, len(allowed)))  # keep a target
+        auxiliary = tuple(str(t) for t in rng.choice(allowed, size=n_aux, replace=False))
         concentration = float(np.exp(rng.uniform(*np.log(self.concentration))))
         n_train = int(np.exp(rng.uniform(*np.log(self.n_train))))
         suite = self._bank(
