@@ -180,13 +180,13 @@ from curriculum_rl.controllers.auxiliary import (
     check_cap_scale,
     drop_auxiliaries,
     gate_auxiliaries,
-    scale_auxiliaries,
 )
 from curriculum_rl.controllers.decision import (
     Decision,
     loss_normalised_decision,
     mean_one_weights,
     normalize_decision,
+    scale_weights,
 )
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, inverse_error, log_errors
@@ -679,7 +679,7 @@ class TargetStartTransform(SwitchColumnTransform):
         log_start = signals.log_error_start.nan_to_num(0.0, 0.0, 0.0)
         shift = strength[:, None] * TARGET_START_SHIFT * log_start
         factor = torch.where(targets, shift.exp(), torch.ones_like(shift))
-        return scale_auxiliaries(decision, signals, factor)  # scales any task by its factor
+        return scale_weights(decision, signals.mask, factor)
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), "target_start_shift": TARGET_START_SHIFT}

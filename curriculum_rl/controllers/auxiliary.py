@@ -36,7 +36,7 @@ from dataclasses import replace
 import torch
 
 from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
-from curriculum_rl.controllers.decision import Decision, normalize_decision
+from curriculum_rl.controllers.decision import Decision, normalize_decision, scale_weights
 from curriculum_rl.trainer.objective import floored_log
 from curriculum_rl.trainer.signals import Signals
 
@@ -57,7 +57,7 @@ def gate_auxiliaries(
     cos = auxiliary_alignment(signals, decision.weights)
     gated = signals.mask & ~signals.objective & ~cos.isnan()
     gate = torch.where(gated, gate_of(cos.nan_to_num(0.0)), torch.ones_like(cos))
-    return scale_auxiliaries(decision, signals, gate)
+    return scale_weights(decision, signals.mask, gate)
 
 
 CAP_SCALES = ("current", "start")
@@ -106,7 +106,7 @@ def cap_auxiliaries(
     excess = (log_load - level[:, None]).clamp_min(0)
     capped = mask & ~signals.objective & (targets.sum(1, keepdim=True) > 0)
     cut = torch.exp(-strength[:, None] * excess)
-    return scale_auxiliaries(decision, signals, torch.where(capped, cut, torch.ones_like(cut)))
+    return scale_weights(decision, signals.mask, torch.where(capped, cut, torch.ones_like(cut)))
 
 
 def drop_auxiliaries(
@@ -141,15 +141,6 @@ def drop_auxiliaries(
         weights=torch.where(changed, rescaled.weights, decision.weights),
         sampling=torch.where(changed, rescaled.sampling, decision.sampling),
     )
-
-
-def scale_auxiliaries(decision: Decision, signals: Signals, factor: torch.Tensor) -> Decision:
-    """``decision`` with weights times ``factor`` (N, K), rescaled to mean 1 over the valid
-    tasks; sampling unchanged. Runs whose factors are all 1 keep their weights bit for bit
-    (no rescaling round-off), so a factor of 1 is the base decision exactly."""
-    rescaled = normalize_decision(decision.weights * factor, decision.sampling, signals.mask)
-    changed = (factor != 1).any(1, keepdim=True)
-    return replace(decision, weights=torch.where(changed, rescaled.weights, decision.weights))
 
 
 def auxiliary_alignment(signals: Signals, weights: torch.Tensor) -> torch.Tensor:

@@ -64,6 +64,16 @@ def normalize_decision(
     return Decision(mean_one_weights(weights, mask), sampling)
 
 
+def scale_weights(decision: Decision, mask: torch.Tensor, factor: torch.Tensor) -> Decision:
+    """``decision`` with weights times ``factor`` (N, K), rescaled to mean 1 over the valid
+    tasks (``mask``); sampling and normalisation unchanged. Runs whose factors are all 1
+    keep their weights bit for bit (no rescaling round-off), so a factor of 1 is the base
+    decision exactly."""
+    rescaled = normalize_decision(decision.weights * factor, decision.sampling, mask)
+    changed = (factor != 1).any(1, keepdim=True)
+    return replace(decision, weights=torch.where(changed, rescaled.weights, decision.weights))
+
+
 def mean_one_weights(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(N, K) ``weights`` scaled to mean 1 over each run's valid tasks, 0 on padded ones."""
     valid = mask.float()
