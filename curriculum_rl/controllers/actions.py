@@ -602,8 +602,7 @@ def normalise_targets(decision: Decision, signals: Signals, strength: torch.Tens
         torch.lerp(decision.weights, level_w.exp().expand_as(decision.weights), s),
         decision.weights * (s * (log_loss - level_loss)).exp(),
     )
-    aux_share = (decision.sampling * auxiliary).sum(1, keepdim=True)
-    target_share = (1 - aux_share) / targets.sum(1, keepdim=True).clamp_min(1)
+    target_share = _targets_split(decision.sampling, targets, auxiliary)
     sampling = torch.where(
         targets, torch.lerp(decision.sampling, target_share, s), decision.sampling
     )
@@ -630,17 +629,24 @@ def objective_share_decision(decision: Decision, signals: Signals) -> Decision:
     auxiliary = mask & ~signals.objective
     terms = (decision.weights * signals.train_loss).nan_to_num(0.0, 0.0, 0.0).clamp_min(0)
     terms = terms * mask
-    aux_share = torch.where(auxiliary, terms / terms.sum(1, keepdim=True).clamp_min(EPS), 0.0)
-    per_target = (1 - aux_share.sum(1, keepdim=True)) / targets.sum(1, keepdim=True).clamp_min(1)
-    share = torch.where(targets, per_target, aux_share)
-    aux_sampling = (decision.sampling * auxiliary).sum(1, keepdim=True)
-    target_sampling = (1 - aux_sampling) / targets.sum(1, keepdim=True).clamp_min(1)
-    sampling = torch.where(targets, target_sampling, decision.sampling * auxiliary)
+    aux_share = terms / terms.sum(1, keepdim=True).clamp_min(EPS)
+    share = torch.where(targets, _targets_split(aux_share, targets, auxiliary), aux_share)
+    target_sampling = _targets_split(decision.sampling, targets, auxiliary)
+    sampling = torch.where(targets, target_sampling, decision.sampling)
     return Decision(
         mean_one_weights(share, mask),
         sampling * mask,
         torch.ones_like(decision.normalisation),
     )
+
+
+def _targets_split(
+    shares: torch.Tensor, targets: torch.Tensor, auxiliary: torch.Tensor
+) -> torch.Tensor:
+    """(N, 1) each target's equal part of what the auxiliaries' ``shares`` (N, K) leave
+    of 1."""
+    left = 1 - (shares * auxiliary).sum(1, keepdim=True)
+    return left / targets.sum(1, keepdim=True).clamp_min(1)
 
 
 class TargetNormalisingTransform(SwitchColumnTransform):
