@@ -54,9 +54,9 @@ def load_sets(folders: list[Path]) -> list[GridRun]:
     """The demonstrations of every folder, in order; a folder made with another switch,
     policy or observation layout than the first is refused (their gains would not add)."""
     first = folders[0] / "source.json"
-    source = json.loads(first.read_text()) if first.is_file() else None
-    for folder in folders[1:]:
-        if source is not None:
+    if first.is_file():
+        source = json.loads(first.read_text())
+        for folder in folders[1:]:
             check_demonstrations(folder, source)
     return [run for folder in folders for run in load_demonstrations(folder)]
 

@@ -61,13 +61,14 @@ class TokensFamilySuite:
 
     def __post_init__(self) -> None:
         where = f"suite {self.name!r}"
-        kinds = {spec.kind for spec in self._bank().all_tasks()}
+        specs = self._bank().all_tasks()
+        kinds = {spec.kind for spec in specs}
         if self.auxiliary_kinds is not None and not set(self.auxiliary_kinds) <= kinds:
             raise ValueError(
                 f"{where}: auxiliary_kinds must be task kinds of the tokens tasks "
                 f"({sorted(kinds)}), got {list(self.auxiliary_kinds)}"
             )
-        bank = len(self._bank().all_tasks())
+        bank = len(specs)
         low, high = self.num_tasks
         if not 2 <= low <= high <= bank:
             raise ValueError(f"{where}: num_tasks must satisfy 2 <= low <= high <= {bank}")
@@ -100,10 +101,10 @@ class TokensFamilySuite:
         # Draws use their own stream (the tokens suite seeds its sequences from `seed`),
         # one per trunk, so two suites of the family draw different problems per seed.
         rng = np.random.default_rng([seed, self.vocab, self.length, self.dim, self.layers])
-        names = [spec.name for spec in self.describe()]
+        kind = {spec.name: spec.kind for spec in self.describe()}
+        names = list(kind)
         k = draw_count(self.num_tasks, rng)
         tasks = [names[i] for i in sorted(rng.choice(len(names), size=k, replace=False))]
-        kind = {spec.name: spec.kind for spec in self.describe()}
         allowed = [
             t for t in tasks if self.auxiliary_kinds is None or kind[t] in self.auxiliary_kinds
         ]
