@@ -522,8 +522,7 @@ class FallbackTransform(SwitchColumnTransform):
     weights and distributions, so the mix is one too; linear, not geometric, because a
     heuristic can set a weight to 0). ``decide`` is the heuristic's decision on the
     signals, ``heuristic`` its registered name; the loss normalisation mixes the same way.
-    The module docstring's ``..._fallback``, ``..._iefallback`` and ``..._gmfallback``;
-    :class:`ShareFallbackTransform` mixes in a decision made from the base's."""
+    The module docstring's ``..._fallback``, ``..._iefallback`` and ``..._gmfallback``."""
 
     column_name = "fallback"
 
@@ -538,35 +537,39 @@ class FallbackTransform(SwitchColumnTransform):
         self.heuristic, self.decide = heuristic, decide
 
     def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
-        fallback = self.fallback(decision, signals)
-        s = strength[:, None]
-        return Decision(
-            torch.lerp(decision.weights, fallback.weights, s),
-            torch.lerp(decision.sampling, fallback.sampling, s),
-            torch.lerp(decision.normalisation, fallback.normalisation, strength),
-        )
-
-    def fallback(self, decision: Decision, signals: Signals) -> Decision:
-        """The decision mixed in at strength 1 (the heuristic's; ``decision`` is the
-        base's, which a subclass's fallback may read)."""
-        return self.decide(signals)
+        return mixed(decision, self.decide(signals), strength)
 
     def constants(self) -> dict[str, float]:
         return {**self.base.constants(), f"fallback_{self.heuristic.replace('-', '_')}": 1.0}
 
 
-class ShareFallbackTransform(FallbackTransform):
-    """A fallback (:class:`FallbackTransform`) to :func:`objective_share_decision` of the
-    base decision: ``geometric-mean``'s direction, with each auxiliary keeping the share
-    of the objective the base gives it. The module docstring's ``..._gmsfallback``."""
+def mixed(decision: Decision, fallback: Decision, strength: torch.Tensor) -> Decision:
+    """The linear mix ``(1 - s) decision + s fallback`` of weights, sampling and loss
+    normalisation, ``s`` = ``strength`` (N,) per run (:class:`FallbackTransform`)."""
+    s = strength[:, None]
+    return Decision(
+        torch.lerp(decision.weights, fallback.weights, s),
+        torch.lerp(decision.sampling, fallback.sampling, s),
+        torch.lerp(decision.normalisation, fallback.normalisation, strength),
+    )
 
-    heuristic = "geometric-mean-shares"
+
+class ShareFallbackTransform(SwitchColumnTransform):
+    """A switch column (:class:`SwitchColumnTransform`) mixing the base decision, as
+    :class:`FallbackTransform` does, with :func:`objective_share_decision` of it:
+    ``geometric-mean``'s direction, each auxiliary keeping the share of the objective the
+    base gives it. The module docstring's ``..._gmsfallback``."""
+
+    column_name = "fallback"
 
     def __init__(self, base: ActionTransform) -> None:
-        SwitchColumnTransform.__init__(self, base, f"{base.name}_gmsfallback")
+        super().__init__(base, f"{base.name}_gmsfallback")
 
-    def fallback(self, decision: Decision, signals: Signals) -> Decision:
-        return objective_share_decision(decision, signals)
+    def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
+        return mixed(decision, objective_share_decision(decision, signals), strength)
+
+    def constants(self) -> dict[str, float]:
+        return {**self.base.constants(), "fallback_geometric_mean_shares": 1.0}
 
 
 def geometric_mean_direction(signals: Signals) -> Decision:
