@@ -679,6 +679,32 @@ def test_the_gmt_column_takes_geometric_means_direction_on_the_targets_only(stre
     assert constants["fallback_geometric_mean_targets"] == 1.0
 
 
+@pytest.mark.parametrize("strength", [0.0, 0.6, 1.0])
+def test_the_gmc_column_is_gm_fallback_except_beside_a_regression_auxiliary(strength):
+    """The defining property of ``..._gmcfallback`` (on v8): on a run whose auxiliaries
+    are all classification or tagging it is ``..._gmfallback`` exactly; on a run with a
+    regression auxiliary, in the same batch, it is v8 bit for bit at any strength."""
+    mask = torch.ones(3, 4, dtype=torch.bool)
+    objective = torch.tensor([[True, True, False, False]] * 3)
+    classify = torch.tensor(
+        [[False, True, True, True], [False, False, True, False], [False, False, False, False]]
+    )  # run 0: classification auxiliaries only; run 1: one regression auxiliary; run 2: two
+    losses = torch.tensor([[2.0, 0.5, 30.0, 0.01]] * 3)
+    state = make_signals(mask, train_loss=losses, val_error=_state(mask).val_error)
+    state = dataclasses.replace(state, objective=objective, classify=classify)
+    actions = _actions(action_transform(V8_TRANSFORM).dim, 6, mask)
+    v8 = actions_to_decision(actions, state, V8_TRANSFORM)
+    columns = _with_column(actions, strength)
+    gm = actions_to_decision(columns, state, V8_TRANSFORM + "_gmfallback")
+    gmc = actions_to_decision(columns, state, V8_TRANSFORM + "_gmcfallback")
+    for key in ("weights", "sampling", "normalisation"):
+        assert torch.equal(getattr(gmc, key)[0], getattr(gm, key)[0])
+        assert torch.equal(getattr(gmc, key)[1:], getattr(v8, key)[1:])
+    assert gmc.normalisation[0] == strength
+    constants = action_transform(V8_TRANSFORM + "_gmcfallback").constants()
+    assert constants["fallback_only_no_regression_auxiliary"] == 1.0
+
+
 @pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
 def test_the_gms_column_keeps_each_auxiliarys_share_of_v8s_objective(strength):
     """The defining property of ``..._gmsfallback`` (on v8): at 1 the loss normalisation

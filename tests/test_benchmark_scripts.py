@@ -144,3 +144,12 @@ def test_gate_variants_leave_a_suite_without_auxiliaries_as_their_base(tmp_path)
     gains = _final_gains(tmp_path / "bench")
     assert gains["sn-sign"] == gains["sn-soft"] == gains["scale-normalised"]
     assert gains["v3-soft"] == gains["v3"] and len(gains["v3"]) == 2
+
+
+def test_policy_pass_cost_reports_the_share_of_a_batch():
+    result = last_json_line("policy_pass_cost.py", "--runs", "2", "--budget", "50", "--reps", "1")
+    assert result["runs"] == 2 and result["budget"] == 50
+    for key in ("run_s", "batched_ms", "per_run_ms"):
+        assert math.isfinite(result[key]) and result[key] > 0, key
+    expected = 2 * (result["per_run_ms"] - result["batched_ms"]) / 1e3 / result["run_s"]
+    assert result["overhead"] == pytest.approx(expected)

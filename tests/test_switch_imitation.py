@@ -261,6 +261,23 @@ def test_the_gm_fallback_switch_on_v8_trains_as_geometric_mean_and_at_zero_as_v8
     assert set(runs[1].normalisation) == {1.0} and set(runs[0].normalisation) == {0.0}
 
 
+def test_the_gmc_fallback_switch_is_gm_fallback_without_a_regression_auxiliary():
+    """``--switch gmc-fallback`` on v8: switched on, a run beside a tagging auxiliary only
+    is ``gm-fallback``'s switched-on run bit for bit; a run beside a regression auxiliary
+    is v8's bit for bit (the switch cannot act there), so its demonstration gain is 0."""
+    v8 = load_artifact("agents/v8.json")
+    off, on = switched_rules(v8, SWITCHES["gmc-fallback"])
+    assert on.transform.name == v8.action + "_gmcfallback"
+    _, gm_on = switched_rules(v8, SWITCHES["gm-fallback"])
+    tagging_only = resolve_suite("envs/train-tokens.toml#tokens-family-raw-class-aux").sample(0)
+    with_regression = resolve_suite("envs/train-tokens.toml#tokens-family-shallow").sample(0)
+    for instance, twin, alpha in ((tagging_only, gm_on, 1.0), (with_regression, off, 0.0)):
+        runs = [run_controller([instance], [0], r, budget=50, interval=25)[0] for r in (on, twin)]
+        assert runs[0].weights == runs[1].weights
+        assert runs[0].final_test_metric == runs[1].final_test_metric
+        assert set(runs[0].normalisation) == {alpha}
+
+
 @pytest.mark.parametrize("switch", ["gmt-fallback", "gms-fallback"])
 def test_the_targets_only_fallbacks_on_v8_normalise_and_keep_the_auxiliaries(switch):
     """``--switch gmt-fallback`` and ``gms-fallback`` on v8, on a problem with a regression

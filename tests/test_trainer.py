@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
+from curriculum_rl.suites import SyntheticSetting, SyntheticSuite, resolve_suite
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 from curriculum_rl.trainer.model import BatchedLinear, seeded_generator
 from curriculum_rl.trainer.optim import BatchedOptimizer, fused_adam_supported
@@ -17,6 +17,7 @@ def small_suite(k_low=3, k_high=3, **knobs) -> SyntheticSuite:
 
 
 CONFIG = TrainerConfig(batch_size=32, proj_dim=16, val_probe=16, device="cpu")
+CPU = TrainerConfig(device="cpu")
 
 
 def train_runs(instances, seeds, steps=30):
@@ -230,6 +231,22 @@ def test_a_run_does_not_depend_on_the_padding_of_its_batch():
     wide.train(30)
     torch.testing.assert_close(wide.measure().val_loss[0, :2], alone.val_loss[0, :2])
     torch.testing.assert_close(wide.evaluate("test")[1][0, :2], alone_eval[1][0, :2])
+
+
+def test_a_run_beside_its_twin_measures_what_it_does_alone_bit_for_bit():
+    """Two runs of one seed side by side, and the same seed alone, measure the same
+    per-task training loss at every step, bit for bit: a step's per-task sums are reduced
+    run by run (an einsum over the batch rounded a run's sums by its place in it, on a
+    third of these steps)."""
+    instance = resolve_suite("envs/train-raw-aux.toml").sample(1)
+    assert instance.num_tasks == 10
+    alone = BatchedMultitaskTrainer([instance], [5], CPU)
+    batched = BatchedMultitaskTrainer([instance] * 3, [5, 5, 6], CPU)
+    for _ in range(20):
+        alone.train(1)
+        batched.train(1)
+        one, three = alone.measure().train_loss, batched.measure().train_loss
+        assert torch.equal(three[0], one[0]) and torch.equal(three[1], one[0])
 
 
 def test_both_gram_routes_equal_the_explicit_gradients():

@@ -25,8 +25,10 @@ A switch is one more action column of a twin of the policy's transform, whose st
   (``..._iefallback``, on v8) falls back to ``inverse-error`` (§32d); ``gm-fallback``
   (``..._gmfallback``, on v8) to ``geometric-mean``'s per-step direction (uniform weights,
   every loss divided by its own batch value; §33), the rule that won most of held-out
-  tier N where v8 missed (§32a, §32f); ``gmt-fallback`` (``..._gmtfallback``) takes that
-  direction for the targets only, the auxiliaries keeping v8's emphasis (§34);
+  tier N where v8 missed (§32a, §32f), and ``gmc-fallback`` (``..._gmcfallback``) the same
+  except on runs with a regression auxiliary, where it cannot act (§35); ``gmt-fallback``
+  (``..._gmtfallback``) takes that direction for the targets only, the auxiliaries keeping
+  v8's emphasis (§34);
   ``gms-fallback`` (``..._gmsfallback``) keeps instead each auxiliary's share of v8's
   objective, the targets splitting the rest equally (§34e).
 * ``target-start-down`` (``..._tstartdown``, on v8): each target's weight times its start
@@ -166,6 +168,7 @@ SWITCHES = {
         Switch("fallback", "_fallback", False),
         Switch("ie-fallback", "_iefallback", False),
         Switch("gm-fallback", "_gmfallback", False),
+        Switch("gmc-fallback", "_gmcfallback", False),
         Switch("gmt-fallback", "_gmtfallback", False),
         Switch("gms-fallback", "_gmsfallback", False),
         Switch("target-start-down", "_tstartdown", False),

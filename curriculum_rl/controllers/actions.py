@@ -155,6 +155,9 @@ auxiliary an equal lost most where an auxiliary was large or noisy (benchmarks/R
 §34); ``--switch gmt-fallback`` fits when. ``..._aux_startcap_auxregdrop_gmsfallback``
 (``dim = 9``) falls back to that direction with each auxiliary keeping its share of v8's
 objective (:func:`objective_share_decision`; ``--switch gms-fallback``, §34e).
+``..._aux_startcap_auxregdrop_gmcfallback`` (``dim = 9``) is ``..._gmfallback`` that cannot
+act on a run with a regression auxiliary (:func:`no_regression_auxiliary`): there the
+direction with every auxiliary an equal lost most (§34b, §34h); ``--switch gmc-fallback``.
 ``..._aux_startcap_auxregdrop_tstartdown`` (``dim = 9``) lowers instead, for the targets
 only, how much of their start scale v8's weights divide out (``TARGET_START_SHIFT`` at
 strength 1; ``--switch target-start-down``, §34f).
@@ -180,6 +183,7 @@ from curriculum_rl.controllers.auxiliary import (
     check_cap_scale,
     drop_auxiliaries,
     gate_auxiliaries,
+    no_regression_auxiliary,
 )
 from curriculum_rl.controllers.decision import (
     Decision,
@@ -522,7 +526,9 @@ class FallbackTransform(SwitchColumnTransform):
     weights and distributions, so the mix is one too; linear, not geometric, because a
     heuristic can set a weight to 0). ``decide`` is the heuristic's decision on the
     signals, ``heuristic`` its registered name; the loss normalisation mixes the same way.
-    The module docstring's ``..._fallback``, ``..._iefallback`` and ``..._gmfallback``."""
+    ``acts``, if given, says per run (N,) where the column may act: elsewhere the strength
+    is 0 and the run keeps the base decision bit for bit. The module docstring's
+    ``..._fallback``, ``..._iefallback``, ``..._gmfallback`` and ``..._gmcfallback``."""
 
     column_name = "fallback"
 
@@ -532,15 +538,29 @@ class FallbackTransform(SwitchColumnTransform):
         heuristic: str,
         decide: Callable[[Signals], Decision],
         suffix: str = "fallback",
+        acts: Callable[[Signals], torch.Tensor] | None = None,
     ) -> None:
         super().__init__(base, f"{base.name}_{suffix}")
-        self.heuristic, self.decide = heuristic, decide
+        self.heuristic, self.decide, self.acts = heuristic, decide, acts
 
     def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
-        return mixed(decision, self.decide(signals), strength)
+        if self.acts is None:
+            return mixed(decision, self.decide(signals), strength)
+        acting = self.acts(signals)
+        if not (acting & (strength > 0)).any():
+            return decision
+        moved = mixed(decision, self.decide(signals), torch.where(acting, strength, 0.0))
+        return Decision(
+            torch.where(acting[:, None], moved.weights, decision.weights),
+            torch.where(acting[:, None], moved.sampling, decision.sampling),
+            torch.where(acting, moved.normalisation, decision.normalisation),
+        )
 
     def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), f"fallback_{self.heuristic.replace('-', '_')}": 1.0}
+        constants = {**self.base.constants(), f"fallback_{self.heuristic.replace('-', '_')}": 1.0}
+        if self.acts is not None:
+            constants[f"fallback_only_{self.acts.__name__}"] = 1.0
+        return constants
 
 
 def mixed(decision: Decision, fallback: Decision, strength: torch.Tensor) -> Decision:
@@ -891,6 +911,9 @@ TRANSFORMS: dict[str, ActionTransform] = {
         _V8,
         FallbackTransform(_V8, "inverse-error", inverse_error().decide, "iefallback"),
         FallbackTransform(_V8, "geometric-mean", geometric_mean_direction, "gmfallback"),
+        FallbackTransform(
+            _V8, "geometric-mean", geometric_mean_direction, "gmcfallback", no_regression_auxiliary
+        ),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
         TargetStartTransform(_V8),

@@ -109,6 +109,18 @@ def cap_auxiliaries(
     return scale_weights(decision, signals.mask, torch.where(capped, cut, torch.ones_like(cut)))
 
 
+def regression_auxiliaries(signals: Signals) -> torch.Tensor:
+    """(N, K) the valid auxiliary tasks that are regressions (not classification or
+    tagging)."""
+    return signals.mask & ~signals.objective & ~signals.classify
+
+
+def no_regression_auxiliary(signals: Signals) -> torch.Tensor:
+    """(N,) the runs without a regression auxiliary: where the direction with every task
+    an equal won on the training problems (benchmarks/RESULTS.md §34b)."""
+    return ~regression_auxiliaries(signals).any(1)
+
+
 def drop_auxiliaries(
     decision: Decision,
     signals: Signals,
@@ -126,9 +138,7 @@ def drop_auxiliaries(
     tagging auxiliaries carried the targets where dropping every auxiliary lost most (§31).
     A run without both a target and an auxiliary to drop keeps the base decision."""
     mask, objective = signals.mask, signals.objective
-    auxiliary = mask & ~objective
-    if regression_only:
-        auxiliary = auxiliary & ~signals.classify
+    auxiliary = regression_auxiliaries(signals) if regression_only else mask & ~objective
     both = (mask & objective).any(1) & auxiliary.any(1)
     s = torch.where(both, strength, torch.zeros_like(strength))[:, None]
     kept = torch.where(auxiliary, 1 - s, torch.ones_like(decision.weights))

@@ -417,7 +417,9 @@ class BatchedMultitaskTrainer:
         proj_in, proj_out = self.net(x)
         losses, _ = self._example_losses(proj_out, task, y)
         one_hot = torch.nn.functional.one_hot(task, self.max_tasks).to(losses.dtype)
-        task_sum = torch.einsum("nb,nbk->nk", losses, one_hot)
+        # A sum, not an einsum: a batched matrix product can round a run's row by its
+        # place in the batch, and a run's numbers must not depend on the runs beside it.
+        task_sum = (losses.unsqueeze(-1) * one_hot).sum(1)
         counts = one_hot.sum(1)
         k_valid = self.mask.sum(1, keepdim=True)
         batch = self.config.batch_size

@@ -1,10 +1,10 @@
 """The learned policy as a :class:`~curriculum_rl.controllers.base.Controller`.
 
-:class:`LearnedController` runs the actor deterministically (the action mean) on the
-observation that the decision loop built (:meth:`DecisionState.observation`, padded to the
-policy's ``K_max``, or wider for a run with more tasks), then maps the actions to a
-decision with the action transform the policy was trained with: the same observation and
-the same transform as in training. It needs torch only (no stable-baselines3, no
+:class:`LearnedController` runs the actor deterministically (the action mean), once per
+run, on the observation that the decision loop built (:meth:`DecisionState.observation`,
+padded to the policy's ``K_max``, or wider for a run with more tasks), then maps the
+actions to a decision with the action transform the policy was trained with: the same
+observation and the same transform as in training. It needs torch only (no stable-baselines3, no
 gymnasium), so applying a policy stays light.
 """
 
@@ -69,5 +69,9 @@ class LearnedController(Controller):
             )
         obs = signals.observation(max(self.max_tasks, signals.max_tasks))
         param = next(self.actor.parameters())
-        actions = self.actor(obs.to(param.device, param.dtype)).to(signals.mask.device)
+        obs = obs.to(param.device, param.dtype)
+        # One pass per run: a matrix product can round a row differently by its place among
+        # the rows it multiplies, so one batched pass would make a run's decisions (and,
+        # once training amplifies the round-off, its numbers) depend on the runs beside it.
+        actions = torch.cat([self.actor(run[None]) for run in obs]).to(signals.mask.device)
         return self.transform.decision(actions[:, : signals.max_tasks], signals)
