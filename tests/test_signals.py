@@ -106,6 +106,35 @@ def test_cosines_norms_and_alignment_with_the_update_come_from_the_gram_matrix()
     torch.testing.assert_close(signals.cos_update, expected)
 
 
+def test_a_runs_alignment_with_the_update_does_not_depend_on_the_runs_beside_it():
+    """Two copies of one run beside a third, and the run alone, get the same cosines with
+    the update bit for bit, also with 24 task slots (where a batched einsum rounded a run's
+    products by its place in the batch)."""
+    gen = torch.Generator().manual_seed(0)
+    k = 24
+    grads = torch.randn(2, k, 7, generator=gen) * torch.logspace(-3, 3, k)[:, None]
+    gram = (grads @ grads.transpose(1, 2))[[0, 0, 1]]
+    combined = torch.rand(2, k, generator=gen)[[0, 0, 1]]
+
+    def cos_update(rows: list[int]) -> torch.Tensor:
+        n = len(rows)
+        measurement = Measurement(
+            train_loss=torch.ones(n, k),
+            val_loss=torch.ones(n, k),
+            grad_gram=gram[rows],
+            combined=combined[rows],
+            mask=torch.ones(n, k, dtype=torch.bool),
+            objective=torch.ones(n, k, dtype=torch.bool),
+            diverged=torch.zeros(n, dtype=torch.bool),
+            steps=torch.zeros(n, dtype=torch.long),
+            j=torch.zeros(n),
+        )
+        return SignalTracker(n, k).update(measurement, 100, torch.ones(n, k)).cos_update
+
+    batched, alone = cos_update([0, 1, 2]), cos_update([0])
+    assert torch.equal(batched[0], alone[0]) and torch.equal(batched[1], alone[0])
+
+
 def test_progress_is_the_fraction_of_each_runs_budget():
     tracker = SignalTracker(N, K)
     signals = tracker.update(

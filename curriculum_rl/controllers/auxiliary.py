@@ -38,7 +38,7 @@ import torch
 from curriculum_rl.controllers.base import Controller, DecisionState, RunContext
 from curriculum_rl.controllers.decision import Decision, normalize_decision, scale_weights
 from curriculum_rl.trainer.objective import floored_log
-from curriculum_rl.trainer.signals import Signals
+from curriculum_rl.trainer.signals import Signals, runwise_matvec
 
 
 def positive_part(cos: torch.Tensor) -> torch.Tensor:
@@ -116,8 +116,9 @@ def regression_auxiliaries(signals: Signals) -> torch.Tensor:
 
 
 def no_regression_auxiliary(signals: Signals) -> torch.Tensor:
-    """(N,) the runs without a regression auxiliary: where the direction with every task
-    an equal won on the training problems (benchmarks/RESULTS.md §34b)."""
+    """(N,) the runs without a regression auxiliary, where ``..._gmcfallback`` may act:
+    beside one, ``geometric-mean``'s direction lost most on the training problems
+    (benchmarks/RESULTS.md §34b)."""
     return ~regression_auxiliaries(signals).any(1)
 
 
@@ -159,8 +160,8 @@ def auxiliary_alignment(signals: Signals, weights: torch.Tensor) -> torch.Tensor
     norm = signals.grad_norm
     gram = signals.grad_cos * norm[:, :, None] * norm[:, None, :]
     targets = weights * (signals.objective & signals.mask).float()
-    dot = torch.einsum("nkt,nt->nk", gram, targets)
-    target_norm = torch.einsum("ns,nst,nt->n", targets, gram, targets).clamp_min(0).sqrt()
+    dot = runwise_matvec(gram, targets)
+    target_norm = (targets * dot).sum(-1).clamp_min(0).sqrt()
     denominator = norm * target_norm[:, None]
     return torch.where(denominator > 0, dot / denominator.clamp_min(1e-30), float("nan"))
 

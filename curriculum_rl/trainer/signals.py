@@ -188,10 +188,17 @@ def _gram_to_cosines(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return norm, cos.clamp(-1, 1)
 
 
+def runwise_matvec(matrix: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+    """(N, K) ``matrix @ vector`` per run, for ``matrix`` (N, K, L) and ``vector`` (N, L), as
+    a product and a sum: a batched matrix product rounded a run's result by its place in
+    the batch (with 24 task slots or more), and a run's signals must not depend on it."""
+    return (matrix * vector[:, None, :]).sum(-1)
+
+
 def _cos_with_update(gram: torch.Tensor, combined: torch.Tensor, norm: torch.Tensor):
     """cos(g_k, u) for the update u = sum_l c_l g_l, from the Gram matrix alone."""
-    dots = torch.einsum("nkl,nl->nk", gram, combined)
-    update_sq = torch.einsum("nk,nkl,nl->n", combined, gram, combined).clamp_min(0)
+    dots = runwise_matvec(gram, combined)
+    update_sq = (combined * dots).sum(-1).clamp_min(0)
     denom = norm * update_sq.sqrt()[:, None]
     return torch.where(denom > EPS, dots / denom.clamp_min(EPS), torch.zeros_like(dots)).clamp(
         -1, 1
