@@ -14,7 +14,8 @@ family is a demonstration's suite; sets stored before suites were recorded take
 
 ``--demos A B`` holds out the families of several sets fitted as one (a first set and one
 from new training families); ``--without-auxiliaries`` keeps only the instances without
-auxiliary tasks (a switch that may act only there, RESULTS §34e).
+auxiliary tasks (a switch that may act only there, RESULTS §34e); ``--latch linear`` (or
+``conservative``) scores the switch as a latch (RESULTS §35c).
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import torch
 
 from curriculum_rl.agents.imitation import GridRun
 from curriculum_rl.agents.switch_imitation import (
+    LATCH_SCORINGS,
     DecisionTable,
     check_demonstrations,
-    held_out_strengths,
+    held_out_readouts,
+    latched_gains,
     load_demonstrations,
 )
 from curriculum_rl.controllers.learned import load_artifact
@@ -72,21 +75,30 @@ def without_auxiliaries(runs: list[GridRun]) -> list[GridRun]:
     ]
 
 
-def holdout_table(table: DecisionTable, family: torch.Tensor, names: list[str], l2: float) -> dict:
-    """Per held-out family and over all instances: the mean gain captured, always
+def holdout_table(
+    table: DecisionTable,
+    family: torch.Tensor,
+    names: list[str],
+    l2: float,
+    latch: str | None = None,
+) -> dict:
+    """Per held-out family and over all instances: the mean gain captured (by the mean
+    strength, or with ``latch`` as a latch: ``switch_imitation.latched_gains``), always
     switching and the oracle, plus the family's mean strength."""
-    captured = held_out_strengths(table, family, l2)
+    readouts = held_out_readouts(table, family, l2)
+    strengths = torch.stack([r.mean() for r in readouts])
     gain = table.gain
+    captured = strengths * gain if latch is None else latched_gains(readouts, gain, latch)
     rows = {}
     for f, name in enumerate(names):
         mine = family == f
         rows[name] = {
-            "strength": captured[mine].mean().item(),
-            "captured": (captured[mine] * gain[mine]).mean().item(),
+            "strength": strengths[mine].mean().item(),
+            "captured": captured[mine].mean().item(),
             "always": gain[mine].mean().item(),
             "oracle": gain[mine].clamp_min(0).mean().item(),
         }
-    return {"captured": (captured * gain).mean().item(), "families": rows}
+    return {"captured": captured.mean().item(), "families": rows}
 
 
 def main() -> None:
@@ -108,6 +120,11 @@ def main() -> None:
         action="store_true",
         help="hold out only the instances without auxiliary tasks",
     )
+    parser.add_argument(
+        "--latch",
+        choices=LATCH_SCORINGS,
+        help="score the switch as a latch, a latch closed after the start counted this way",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
     args = parser.parse_args()
     runs = load_sets(args.demos)
@@ -116,7 +133,7 @@ def main() -> None:
         print(f"{len(runs)} instances without auxiliary tasks")
     family, names = family_ids(runs, args.families)
     table = DecisionTable.build(load_artifact(args.policy).actor, runs, "run")
-    result = {f"{l2:g}": holdout_table(table, family, names, l2) for l2 in args.l2}
+    result = {f"{l2:g}": holdout_table(table, family, names, l2, args.latch) for l2 in args.l2}
     for l2, row in result.items():
         print(f"L2 {l2}: captured {row['captured']:+.4f} per instance, one family held out")
         for name, fam in row["families"].items():

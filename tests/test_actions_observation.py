@@ -20,6 +20,7 @@ from curriculum_rl.controllers.actions import (
     GAMMA_SCALE,
     GAMMA_SHIFT,
     LAG,
+    LATCH_AT,
     OVERFIT_GAP,
     RESIDUAL_SCALE,
     SAMPLING_FLOOR,
@@ -34,6 +35,7 @@ from curriculum_rl.controllers.actions import (
     lift_slow_targets,
 )
 from curriculum_rl.controllers.auxiliary import cap_auxiliaries, gate_auxiliaries
+from curriculum_rl.controllers.base import DecisionState
 from curriculum_rl.controllers.inverse_error import ErrorPower
 from curriculum_rl.controllers.observation import OBS_CLIP
 from curriculum_rl.trainer.signals import Signals
@@ -703,6 +705,41 @@ def test_the_gmc_column_is_gm_fallback_except_beside_a_regression_auxiliary(stre
     assert gmc.normalisation[0] == strength
     constants = action_transform(V8_TRANSFORM + "_gmcfallback").constants()
     assert constants["fallback_only_no_regression_auxiliary"] == 1.0
+
+
+def test_the_gmc_latch_is_all_or_nothing_and_stays_on_once_on():
+    """The defining property of ``..._gmclatch`` (on v8): the column below ``LATCH_AT`` is
+    v8 bit for bit; at or above it, ``..._gmcfallback`` at strength 1 exactly; after a
+    decision that took the fallback (normalisation 1), strength 1 whatever the column says.
+    A run with a regression auxiliary stays v8 throughout, and plain signals (no previous
+    decision) do not latch."""
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    objective = torch.tensor([[True, True, False, False]] * 2)
+    classify = torch.tensor([[False, True, True, True], [False, False, False, True]])
+    losses = torch.tensor([[2.0, 0.5, 30.0, 0.01]] * 2)
+    signals = make_signals(mask, train_loss=losses, val_error=_state(mask).val_error)
+    signals = dataclasses.replace(signals, objective=objective, classify=classify)
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+    actions = _actions(action_transform(V8_TRANSFORM).dim, 6, mask)
+    v8 = actions_to_decision(actions, signals, V8_TRANSFORM)
+    full = actions_to_decision(_with_column(actions, 1.0), signals, V8_TRANSFORM + "_gmcfallback")
+    name = V8_TRANSFORM + "_gmclatch"
+
+    def latched(column: float, previous_alpha: float | None) -> Decision:
+        state = signals
+        if previous_alpha is not None:
+            previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
+            state = DecisionState(**fields, previous=previous)
+        return actions_to_decision(_with_column(actions, column), state, name)
+
+    cases = [(0.49, 0.0, v8), (LATCH_AT, 0.0, full), (0.0, 1.0, full), (0.0, None, v8)]
+    cases += [(0.3, 0.7, v8), (1.0, None, full)]
+    for column, previous_alpha, expected in cases:
+        got = latched(column, previous_alpha)
+        for key in ("weights", "sampling", "normalisation"):
+            assert torch.equal(getattr(got, key)[0], getattr(expected, key)[0])
+            assert torch.equal(getattr(got, key)[1], getattr(v8, key)[1])
+    assert action_transform(name).constants()["fallback_latch_at"] == LATCH_AT
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])

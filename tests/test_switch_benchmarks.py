@@ -126,6 +126,14 @@ def test_holding_out_a_family_scores_a_switch_on_families_it_never_saw():
         assert 0.0 < row["captured"] <= row["oracle"]  # the telling statistic carries over
     mean_of_families = np.mean([row["captured"] for row in result["families"].values()])
     assert result["captured"] == pytest.approx(mean_of_families)
+    # read as a latch, the same fits capture latched_gains of the same readouts
+    from curriculum_rl.agents.switch_imitation import held_out_readouts, latched_gains
+
+    readouts = held_out_readouts(table, family, 1e-3)
+    expected = latched_gains(readouts, table.gain, "conservative").mean().item()
+    latched = holdout.holdout_table(table, family, names, l2=1e-3, latch="conservative")
+    assert latched["captured"] == pytest.approx(expected)
+    assert latched["families"]["a"]["strength"] == result["families"]["a"]["strength"]
     with pytest.raises(ValueError, match="--families"):
         holdout.family_ids([_family_demo(0, None, True)], None)
     turns, _ = holdout.family_ids([_family_demo(i, None, True) for i in range(5)], 2)

@@ -15,6 +15,7 @@ from curriculum_rl.agents.config import config_from_dict
 from curriculum_rl.agents.imitation import GridRun, mean_log_error
 from curriculum_rl.agents.switch_imitation import (
     L2_GRID,
+    LATCH_SCORINGS,
     SHARPNESS,
     SPREAD_FLOOR,
     SWITCHES,
@@ -24,6 +25,7 @@ from curriculum_rl.agents.switch_imitation import (
     demonstrate,
     fit_switch,
     fitted_switch_policy,
+    latched_gains,
     load_demonstrations,
     main,
     run_features,
@@ -33,6 +35,7 @@ from curriculum_rl.agents.switch_imitation import (
     switched_rules,
 )
 from curriculum_rl.controllers import make_controller
+from curriculum_rl.controllers.actions import LATCH_AT
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 from curriculum_rl.runner import run_controller
@@ -136,6 +139,26 @@ def _table(features: torch.Tensor, gain: torch.Tensor, decisions: int) -> Decisi
         off=torch.arange(len(owner)) % 2 == 0,
         gain=gain,
     )
+
+
+@pytest.mark.parametrize("scoring", LATCH_SCORINGS)
+def test_a_latched_switch_captures_a_gain_only_where_it_closes(scoring):
+    """``latched_gains``: the latch closes at the first decision with strength >=
+    ``LATCH_AT``. Never: 0; at the first decision: the whole gain (the latched run is the
+    switched-on run); later, the run is not demonstrated: ``linear`` credits the share of
+    the run left, ``conservative`` only a loss."""
+    readouts = [
+        torch.tensor([0.2, 0.4, 0.1, 0.3]),  # never closes
+        torch.tensor([0.9, 0.1, 0.0, 0.0]),  # closes at once: stays on whatever follows
+        torch.tensor([0.1, 0.2, LATCH_AT, 0.0]),  # closes at decision 2 of 4
+        torch.tensor([0.1, 0.6, 0.7, 0.8]),  # closes at decision 1 of 4, on a loss
+    ]
+    gain = torch.tensor([0.5, -0.3, 0.8, -0.4])
+    late = [0.8 * (1 - 2 / 4), -0.4 * (1 - 1 / 4)] if scoring == "linear" else [0.0, -0.4]
+    expected = torch.tensor([0.0, -0.3, *late])
+    torch.testing.assert_close(latched_gains(readouts, gain, scoring), expected)
+    with pytest.raises(ValueError, match="latch scoring must be one of"):
+        latched_gains(readouts, gain, "optimistic")
 
 
 def test_cross_validation_credits_a_switch_with_what_it_captures_on_held_out_instances():
@@ -526,6 +549,11 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
     with pytest.raises(SystemExit):
         main([*base, "--reuse", "--demos", str(tmp_path)])
     assert "give one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*base, "--latch", "linear"])  # gate has no latched twin
+    assert "--latch: gate has no latched twin; switches with one: ['gmc-fallback']" in (
+        capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):  # it would be silently ignored
         main([*base, "--reuse", "--instances", "50"])
     assert "--reuse and --demos run none" in capsys.readouterr().err

@@ -83,6 +83,13 @@ always (strength 1 at every decision: the switch is a fixed part of the rule).
 
 ``--reuse`` refits on OUT's stored demonstrations; ``--demos A B`` fits on those stored
 in folders A and B (say a first set and one from a new training family).
+
+``--latch linear`` (or ``conservative``) reads the switch as a latch, for a switch with a
+latched twin (``gmc-fallback``: ``..._gmclatch``): fully on from the first decision whose
+strength reaches ``LATCH_AT`` to the end of the run. The demonstrations and the fit are
+the same; cross-validation scores :func:`latched_gains`, and the written policy runs under
+the latched twin (RESULTS §35c: a fallback whose strength dips for one interval can wreck
+a run that the switched-on demonstration won).
 """
 
 from __future__ import annotations
@@ -103,7 +110,7 @@ from curriculum_rl.agents.average import save_derived, twin_actor
 from curriculum_rl.agents.config import TrainConfig, load_config
 from curriculum_rl.agents.imitation import FIRST_SEED, GridDraw, GridRun, draw_run, run_grids
 from curriculum_rl.atomic import atomic_path, write_json_atomic
-from curriculum_rl.controllers.actions import TRANSFORMS
+from curriculum_rl.controllers.actions import LATCH_AT, TRANSFORMS
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact
 from curriculum_rl.controllers.learned.network import (
@@ -124,6 +131,7 @@ DEFAULT_INSTANCES = 200
 MAX_DRAWS = 200  # instances drawn per suite in search of one with auxiliaries
 GAIN_CLAMP = 10.0  # a diverged run's loss, in nats of mean log error
 SPREAD_FLOOR = 1e-6  # run statistics with less spread in the demonstrations count as constant
+LATCH_SCORINGS = ("linear", "conservative")  # latched_gains: a latch closed after the start
 
 
 @dataclass(frozen=True)
@@ -131,12 +139,14 @@ class Switch:
     """A switch (module docstring): the suffix of the twin transform whose last column
     sets its strength, whether only instances with auxiliaries are demonstrated and, if
     it acts on one kind of auxiliary only, that task kind (an instance without one would
-    run the same schedule twice, its gain round-off)."""
+    run the same schedule twice, its gain round-off); ``latched``, if the switch can be
+    read as a latch (``--latch``), the suffix of that twin."""
 
     name: str
     suffix: str
     auxiliaries_only: bool
     auxiliary_kind: TaskKind | None = None
+    latched: str | None = None  # the suffix of the twin that reads the column as a latch
 
     def __post_init__(self) -> None:
         # a kind filter on a switch that demonstrates every instance would be silently unused
@@ -168,7 +178,7 @@ SWITCHES = {
         Switch("fallback", "_fallback", False),
         Switch("ie-fallback", "_iefallback", False),
         Switch("gm-fallback", "_gmfallback", False),
-        Switch("gmc-fallback", "_gmcfallback", False),
+        Switch("gmc-fallback", "_gmcfallback", False, latched="_gmclatch"),
         Switch("gmt-fallback", "_gmtfallback", False),
         Switch("gms-fallback", "_gmsfallback", False),
         Switch("target-start-down", "_tstartdown", False),
@@ -396,11 +406,14 @@ def cross_validate(
     sharpness: float = SHARPNESS,
     seed: int = 0,
     repeats: int = REPEATS,
+    latch: str | None = None,
 ) -> dict[str, float]:
     """Mean gain per held-out instance captured by the fitted switch, per L2 strength, and
     the three references (module docstring). Folds split instances, not decisions, and
     the split is drawn ``repeats`` times: on a few hundred instances one split's figure
-    moved by as much as its mean (RESULTS §29a), so the mean over splits is selected on."""
+    moved by as much as its mean (RESULTS §29a), so the mean over splits is selected on.
+    With ``latch`` (one of ``LATCH_SCORINGS``) the switch is read as a latch
+    (:func:`latched_gains`) instead of by its mean strength."""
     gain = table.gain
     splits = [torch.from_numpy(f) for f in fold_splits(len(gain), seed, folds, repeats)]
     result = {
@@ -409,25 +422,70 @@ def cross_validate(
         "oracle": gain.clamp_min(0).mean().item(),
     }
     for l2 in l2_grid:
-        captured = torch.stack([held_out_strengths(table, f, l2, sharpness) for f in splits])
-        result[f"l2={l2:g}"] = (captured * gain).mean().item()
+        captured = [captured_gains(table, f, l2, sharpness, latch) for f in splits]
+        result[f"l2={l2:g}"] = torch.stack(captured).mean().item()
     return result
 
 
-def held_out_strengths(
-    table: DecisionTable, fold_of: torch.Tensor, l2: float, sharpness: float = SHARPNESS
+def captured_gains(
+    table: DecisionTable,
+    fold_of: torch.Tensor,
+    l2: float,
+    sharpness: float = SHARPNESS,
+    latch: str | None = None,
 ) -> torch.Tensor:
-    """(I,) each instance's switch strength (the mean over its off run's decisions) under
+    """(I,) the gain each instance captures under a switch fitted without its fold: its
+    mean strength times its gain, or with ``latch`` :func:`latched_gains`."""
+    if latch is None:
+        return held_out_strengths(table, fold_of, l2, sharpness) * table.gain
+    return latched_gains(held_out_readouts(table, fold_of, l2, sharpness), table.gain, latch)
+
+
+def held_out_readouts(
+    table: DecisionTable, fold_of: torch.Tensor, l2: float, sharpness: float = SHARPNESS
+) -> list[torch.Tensor]:
+    """Per instance, the switch strength at each decision of its off run, in order, under
     a switch fitted without the instances of its fold; ``fold_of`` (I,) gives each
     instance's fold (random in :func:`cross_validate`, a training family in
     benchmarks/family_holdout.py)."""
-    captured = torch.zeros(len(table.gain))
+    readouts = [torch.empty(0)] * len(table.gain)
     for fold in fold_of.unique().tolist():
         train = fold_of[table.owner] != fold
         w, b = fit_switch(table.features[train], table.labels[train], table.weights[train], l2)
         for i in (fold_of == fold).nonzero().flatten().tolist():
             rows = (table.owner == i) & table.off
-            captured[i] = strength(table.features[rows], w, b, sharpness).mean()
+            readouts[i] = strength(table.features[rows], w, b, sharpness)
+    return readouts
+
+
+def held_out_strengths(
+    table: DecisionTable, fold_of: torch.Tensor, l2: float, sharpness: float = SHARPNESS
+) -> torch.Tensor:
+    """(I,) each instance's switch strength, the mean of :func:`held_out_readouts`."""
+    return torch.stack([r.mean() for r in held_out_readouts(table, fold_of, l2, sharpness)])
+
+
+def latched_gains(readouts: list[torch.Tensor], gain: torch.Tensor, scoring: str) -> torch.Tensor:
+    """(I,) the gain a latched switch (``LATCH_AT``, ``actions.LatchedFallbackTransform``)
+    captures on each instance, from its off run's ``readouts``: the latched run follows
+    the off run until the latch closes, at the first decision ``t`` with strength >=
+    ``LATCH_AT``. Never closed: 0; closed at ``t = 0``: the run is the switched-on run, so
+    the instance's gain, exactly. Closed later, the run is not demonstrated: ``linear``
+    counts ``gain (1 - t / T)`` of its ``T`` decisions, ``conservative`` ``min(gain, 0)``."""
+    if scoring not in LATCH_SCORINGS:
+        raise ValueError(f"latch scoring must be one of {LATCH_SCORINGS}, got {scoring!r}")
+    captured = torch.zeros(len(gain))
+    for i, readout in enumerate(readouts):
+        closed = (readout >= LATCH_AT).nonzero().flatten()
+        if len(closed) == 0:
+            continue
+        t = int(closed[0])
+        if t == 0:
+            captured[i] = gain[i]
+        elif scoring == "linear":
+            captured[i] = gain[i] * (1 - t / len(readout))
+        else:
+            captured[i] = gain[i].clamp_max(0)
     return captured
 
 
@@ -440,6 +498,7 @@ def fitted_switch_policy(
     sharpness: float = SHARPNESS,
     notes: dict | None = None,
     standardised: tuple[torch.Tensor, torch.Tensor] | None = None,
+    action: str | None = None,
 ) -> Path:
     """Write ``policy`` with the switch's column, whose head row sets the strength
     ``clip(0.5 + z / (2 sharpness), 0, 1)``; return its JSON path. With
@@ -461,7 +520,7 @@ def fitted_switch_policy(
         [policy],
         out,
         "switched",
-        action=switch.twin(policy),
+        action=action or switch.twin(policy),
         switch_imitation={"switch": switch.name, **(notes or {})},
     )
 
@@ -555,7 +614,16 @@ def main(argv: list[str] | None = None) -> int:
         help="fit with this L2 strength (cross-validation still runs and is reported); "
         "default: the L2 of the grid, or always switching, that cross-validation prefers",
     )
+    parser.add_argument(
+        "--latch",
+        choices=LATCH_SCORINGS,
+        help="read the switch as a latch (its latched twin): cross-validate by "
+        "latched_gains, a latch closed after the start counted this way",
+    )
     args = parser.parse_args(argv)
+    if args.latch and SWITCHES[args.switch].latched is None:
+        latchable = sorted(name for name, s in SWITCHES.items() if s.latched)
+        parser.error(f"--latch: {args.switch} has no latched twin; switches with one: {latchable}")
     if args.l2 is not None and args.l2 < 0:
         parser.error(f"--l2 must be >= 0, got {args.l2}")
     if args.instances is not None and (args.reuse or args.demos):
@@ -601,12 +669,14 @@ def main(argv: list[str] | None = None) -> int:
         runs = demonstrate(config, policy, switch, args.instances, seed=config.train.seed)
         save_demonstrations(runs, out, source)
     table = DecisionTable.build(policy.actor, runs, args.features)
-    scores = cross_validate(table, seed=config.train.seed)
+    scores = cross_validate(table, seed=config.train.seed, latch=args.latch)
     choice = max(["always", *(f"l2={value:g}" for value in L2_GRID)], key=scores.__getitem__)
     if args.l2 is not None:
         choice = f"l2={args.l2:g}"
     notes = {"instances": len(runs), "sharpness": SHARPNESS, "cross_validation": scores}
     notes["features"] = args.features
+    if args.latch:
+        notes["latch"] = args.latch
     if args.demos and args.demos != [out]:
         notes["demonstrations"] = [str(folder) for folder in args.demos]
     if choice == "always":  # no fit captures more than switching everywhere: do that
@@ -617,8 +687,9 @@ def main(argv: list[str] | None = None) -> int:
         notes["l2_given"] = args.l2 is not None
         w, b = fit_switch(table.features, table.labels, table.weights, notes["l2"])
     standardised = None if table.centre is None else (table.centre, table.spread)
+    latched = policy.action + switch.latched if args.latch else None
     path = fitted_switch_policy(
-        policy, switch, w, b, out / "policy", notes=notes, standardised=standardised
+        policy, switch, w, b, out / "policy", notes=notes, standardised=standardised, action=latched
     )
     wins, losses = int((table.gain > 0).sum()), int((table.gain < 0).sum())
     print(f"switching ({switch.name}) wins on {wins} of {len(runs)} instances, loses on {losses}")

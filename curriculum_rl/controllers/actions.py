@@ -158,6 +158,11 @@ objective (:func:`objective_share_decision`; ``--switch gms-fallback``, §34e).
 ``..._aux_startcap_auxregdrop_gmcfallback`` (``dim = 9``) is ``..._gmfallback`` that cannot
 act on a run with a regression auxiliary (:func:`no_regression_auxiliary`): there the
 direction with every auxiliary an equal lost most (§34b, §34h); ``--switch gmc-fallback``.
+``..._aux_startcap_auxregdrop_gmclatch`` (``dim = 9``) reads the same column as a latch
+(:class:`LatchedFallbackTransform`): fully on from the first decision where its strength
+reaches ``LATCH_AT`` to the end of the run. A policy fitted for ``..._gmcfallback`` runs
+under it unchanged (same column, same fit), and so do its demonstrations, which hold the
+switch at 1 for a whole run.
 ``..._aux_startcap_auxregdrop_tstartdown`` (``dim = 9``) lowers instead, for the targets
 only, how much of their start scale v8's weights divide out (``TARGET_START_SHIFT`` at
 strength 1; ``--switch target-start-down``, §34f).
@@ -185,6 +190,7 @@ from curriculum_rl.controllers.auxiliary import (
     gate_auxiliaries,
     no_regression_auxiliary,
 )
+from curriculum_rl.controllers.base import DecisionState
 from curriculum_rl.controllers.decision import (
     Decision,
     loss_normalised_decision,
@@ -211,6 +217,7 @@ TARGET_START_SHIFT = 1.0  # at full strength a target's weight no longer divides
 GAMMA_SHIFT = 0.3
 GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead", "gamma_guarded", "gamma_progress")
 LAG = 1.0  # log-error progress (nats) a task may trail the run's mean by before the guard acts
+LATCH_AT = 0.5  # a latched switch's threshold: the fitted readout's "switching wins" side
 
 
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -563,6 +570,31 @@ class FallbackTransform(SwitchColumnTransform):
         return constants
 
 
+class LatchedFallbackTransform(FallbackTransform):
+    """A :class:`FallbackTransform` whose switch is binary and latched: fully on from the
+    first decision where the column's strength reaches ``LATCH_AT``, and at every later
+    one (read from the previous decision's loss normalisation, 1 where the fallback was
+    on), otherwise the base decision bit for bit. For a fallback to ``geometric-mean``'s
+    direction: a single interval part of the way there (``alpha < 1``) wrecked runs with
+    a raw-scale loss, likely through Adam's second moments (RESULTS §35c), while the
+    demonstrations that fit the switch hold it on for a whole run. The module
+    docstring's ``..._gmclatch``."""
+
+    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
+        mask = signals.mask
+        actions = _clean(actions, mask, self.dim)
+        decision = self.base.decision(actions[..., : self.base.dim], signals)
+        on = _strength(self.column(actions, self.column_name), mask) >= LATCH_AT
+        if isinstance(signals, DecisionState):
+            on = on | (signals.previous.normalisation >= 1.0)
+        if not on.any():
+            return decision
+        return self.switched(decision, on.to(decision.weights.dtype), signals)
+
+    def constants(self) -> dict[str, float]:
+        return {**super().constants(), "fallback_latch_at": LATCH_AT}
+
+
 def mixed(decision: Decision, fallback: Decision, strength: torch.Tensor) -> Decision:
     """The linear mix ``(1 - s) decision + s fallback`` of weights, sampling and loss
     normalisation, ``s`` = ``strength`` (N,) per run (:class:`FallbackTransform`)."""
@@ -913,6 +945,9 @@ TRANSFORMS: dict[str, ActionTransform] = {
         FallbackTransform(_V8, "geometric-mean", geometric_mean_direction, "gmfallback"),
         FallbackTransform(
             _V8, "geometric-mean", geometric_mean_direction, "gmcfallback", no_regression_auxiliary
+        ),
+        LatchedFallbackTransform(
+            _V8, "geometric-mean", geometric_mean_direction, "gmclatch", no_regression_auxiliary
         ),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
