@@ -514,13 +514,16 @@ class SwitchColumnTransform(ActionTransform):
         self.dim = len(self.columns)
 
     def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
-        mask = signals.mask
-        actions = _clean(actions, mask, self.dim)
+        actions = _clean(actions, signals.mask, self.dim)
         decision = self.base.decision(actions[..., : self.base.dim], signals)
-        strength = _strength(self.column(actions, self.column_name), mask)
+        strength = self.strength(actions, signals)
         if not strength.any():
             return decision
         return self.switched(decision, strength, signals)
+
+    def strength(self, actions: torch.Tensor, signals: Signals) -> torch.Tensor:
+        """(N,) the switch's strength per run, from the (cleaned) ``actions``."""
+        return _strength(self.column(actions, self.column_name), signals.mask)
 
     @abstractmethod
     def switched(self, decision: Decision, strength: torch.Tensor, signals: Signals) -> Decision:
@@ -580,16 +583,11 @@ class LatchedFallbackTransform(FallbackTransform):
     demonstrations that fit the switch hold it on for a whole run. The module
     docstring's ``..._gmclatch``."""
 
-    def decision(self, actions: torch.Tensor, signals: Signals) -> Decision:
-        mask = signals.mask
-        actions = _clean(actions, mask, self.dim)
-        decision = self.base.decision(actions[..., : self.base.dim], signals)
-        on = _strength(self.column(actions, self.column_name), mask) >= LATCH_AT
+    def strength(self, actions: torch.Tensor, signals: Signals) -> torch.Tensor:
+        on = super().strength(actions, signals) >= LATCH_AT
         if isinstance(signals, DecisionState):
             on = on | (signals.previous.normalisation >= 1.0)
-        if not on.any():
-            return decision
-        return self.switched(decision, on.to(decision.weights.dtype), signals)
+        return on.float()
 
     def constants(self) -> dict[str, float]:
         return {**super().constants(), "fallback_latch_at": LATCH_AT}
