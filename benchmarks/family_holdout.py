@@ -4,7 +4,7 @@ Cross-validation over random folds (:func:`~curriculum_rl.agents.switch_imitatio
 keeps instances of every training family on both sides of each split, so a switch that
 merely tells the families apart scores well there. This holds out one family at a time
 instead: the switch is fitted on the run statistics of the other families' demonstrations
-(:func:`~curriculum_rl.agents.switch_imitation.held_out_strengths`) and scored on the held-out
+(:func:`~curriculum_rl.agents.switch_imitation.held_out_readouts`) and scored on the held-out
 family's, as the gain it captures there, beside always switching and the oracle. A
 family is a demonstration's suite; sets stored before suites were recorded take
 ``--families N`` (suites take turns: instance ``i`` is of family ``i mod N``).
@@ -32,8 +32,9 @@ from curriculum_rl.agents.switch_imitation import (
     DecisionTable,
     check_demonstrations,
     held_out_readouts,
-    latched_gains,
     load_demonstrations,
+    mean_strengths,
+    readout_gains,
 )
 from curriculum_rl.controllers.learned import load_artifact
 from curriculum_rl.controllers.learned.network import target_mask, task_mask
@@ -86,9 +87,8 @@ def holdout_table(
     strength, or with ``latch`` as a latch: ``switch_imitation.latched_gains``), always
     switching and the oracle, plus the family's mean strength."""
     readouts = held_out_readouts(table, family, l2)
-    strengths = torch.stack([r.mean() for r in readouts])
-    gain = table.gain
-    captured = strengths * gain if latch is None else latched_gains(readouts, gain, latch)
+    strengths, gain = mean_strengths(readouts), table.gain
+    captured = readout_gains(readouts, gain, latch)
     rows = {}
     for f, name in enumerate(names):
         mine = family == f

@@ -434,11 +434,19 @@ def captured_gains(
     sharpness: float = SHARPNESS,
     latch: str | None = None,
 ) -> torch.Tensor:
-    """(I,) the gain each instance captures under a switch fitted without its fold: its
-    mean strength times its gain, or with ``latch`` :func:`latched_gains`."""
+    """(I,) the gain each instance captures under a switch fitted without its fold
+    (:func:`readout_gains` of :func:`held_out_readouts`)."""
+    return readout_gains(held_out_readouts(table, fold_of, l2, sharpness), table.gain, latch)
+
+
+def readout_gains(
+    readouts: list[torch.Tensor], gain: torch.Tensor, latch: str | None = None
+) -> torch.Tensor:
+    """(I,) the gain each instance captures from its off run's ``readouts``: its mean
+    strength times its gain, or with ``latch`` :func:`latched_gains`."""
     if latch is None:
-        return held_out_strengths(table, fold_of, l2, sharpness) * table.gain
-    return latched_gains(held_out_readouts(table, fold_of, l2, sharpness), table.gain, latch)
+        return mean_strengths(readouts) * gain
+    return latched_gains(readouts, gain, latch)
 
 
 def held_out_readouts(
@@ -458,11 +466,9 @@ def held_out_readouts(
     return readouts
 
 
-def held_out_strengths(
-    table: DecisionTable, fold_of: torch.Tensor, l2: float, sharpness: float = SHARPNESS
-) -> torch.Tensor:
-    """(I,) each instance's switch strength, the mean of :func:`held_out_readouts`."""
-    return torch.stack([r.mean() for r in held_out_readouts(table, fold_of, l2, sharpness)])
+def mean_strengths(readouts: list[torch.Tensor]) -> torch.Tensor:
+    """(I,) each instance's switch strength, the mean over its off run's decisions."""
+    return torch.stack([r.mean() for r in readouts])
 
 
 def latched_gains(readouts: list[torch.Tensor], gain: torch.Tensor, scoring: str) -> torch.Tensor:

@@ -4,8 +4,8 @@
 run, on the observation that the decision loop built (:meth:`DecisionState.observation`,
 padded to the policy's ``K_max``, or wider for a run with more tasks), then maps the
 actions to a decision with the action transform the policy was trained with: the same
-observation and the same transform as in training. It needs torch only (no stable-baselines3, no
-gymnasium), so applying a policy stays light.
+observation and the same transform as in training. It needs torch only (no
+stable-baselines3, no gymnasium), so applying a policy stays light.
 """
 
 from __future__ import annotations
