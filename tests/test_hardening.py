@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -384,52 +385,46 @@ def test_a_seed_gives_the_same_numbers_alone_and_in_any_batch(controller):
         assert alone.to_dict() == record.to_dict()
 
 
-class _StopAtSecondDecision(Controller):
-    """Decides as ``inner`` and stops the run at its second decision, keeping that state."""
-
-    class Stop(Exception):
-        pass
+class _KeepStates(Controller):
+    """Decides as ``inner`` and keeps a copy of every decision state it met."""
 
     def __init__(self, inner: Controller) -> None:
-        self.inner, self.state = inner, None
+        self.inner, self.states = inner, []
 
     def reset(self, context: RunContext) -> None:
         self.inner.reset(context)
 
     def decide(self, signals: DecisionState) -> Decision:
-        if self.state is not None:
-            self.state = signals
-            raise self.Stop
-        self.state = signals
+        fields = {f.name: getattr(signals, f.name).clone() for f in dataclasses.fields(Signals)}
+        # the decision loop replaces its previous decision, never mutates it: no copy
+        self.states.append(DecisionState(**fields, previous=signals.previous))
         return self.inner.decide(signals)
 
 
 def test_the_shipped_policy_decides_for_a_run_as_it_does_alone():
-    """The policy's network runs once per run. Given this state twice, one batched pass
-    (one matrix product over both runs' task rows) decided differently for the two rows:
-    the product rounds by row position, and training amplifies that into a run whose
-    numbers depend on the runs beside it (this run to 2000 steps: mean log error −0.9520
-    alone, −0.9532 and −0.9501 as two identical runs side by side)."""
+    """The policy's network runs once per run. The 20 decision states of a run, decided
+    in one batch, get the decisions each gets alone. With one batched pass (one matrix
+    product over every run's task rows) 4 of these 20 differed: the product rounds a row
+    by its place, and training amplifies that into a run whose numbers depend on the runs
+    beside it (this run to 2000 steps: mean log error −0.9520 alone, −0.9532 and −0.9501
+    as two identical runs side by side)."""
     policy = LearnedController.load("agents/v8.json")
     instance = resolve_suite("envs/train-raw-aux.toml").sample(3000001)
-    stop = _StopAtSecondDecision(policy)
-    with pytest.raises(_StopAtSecondDecision.Stop):
-        runner.run_controller([instance], [1733466498], stop, 2000, 25, CPU, max_tasks=12)
-    state = stop.state
+    keep = _KeepStates(policy)
+    runner.run_controller([instance], [1733466498], keep, 500, 25, CPU, max_tasks=12)
+    states = keep.states
+    assert len(states) == 20
 
-    def twice(x: torch.Tensor) -> torch.Tensor:
-        return x.repeat(2, *[1] * (x.dim() - 1))
-
-    previous = Decision(*map(twice, (state.previous.weights, state.previous.sampling)))
-    pair = DecisionState(
-        **{f.name: twice(getattr(state, f.name)) for f in dataclasses.fields(Signals)},
-        previous=replace(previous, normalisation=twice(state.previous.normalisation)),
+    fields = dataclasses.fields(Signals)
+    batch = DecisionState(
+        **{f.name: torch.cat([getattr(s, f.name) for s in states]) for f in fields},
+        previous=functools.reduce(Decision.cat, [s.previous for s in states]),
     )
-    both = policy.decide(pair)
-    alone = policy.decide(state)
-    for run in (0, 1):
-        assert torch.equal(both.weights[run], alone.weights[0])
-        assert torch.equal(both.sampling[run], alone.sampling[0])
+    together = policy.decide(batch)
+    for run, state in enumerate(states):
+        alone = policy.decide(state)
+        assert torch.equal(together.weights[run], alone.weights[0])
+        assert torch.equal(together.sampling[run], alone.sampling[0])
 
 
 def test_run_reproduces_the_benchmark_seed_exactly(bench3):
