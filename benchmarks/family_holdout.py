@@ -15,7 +15,8 @@ family is a demonstration's suite; sets stored before suites were recorded take
 ``--demos A B`` holds out the families of several sets fitted as one (a first set and one
 from new training families); ``--without-auxiliaries`` keeps only the instances without
 auxiliary tasks (a switch that may act only there, RESULTS §34e); ``--latch linear`` (or
-``conservative``) scores the switch as a latch (RESULTS §35c).
+``conservative``) scores the switch as a latch (RESULTS §35c), ``--latch start`` as the
+latch read at the first decision only (§36a).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def main() -> None:
     parser.add_argument(
         "--latch",
         choices=LATCH_SCORINGS,
-        help="score the switch as a latch, a latch closed after the start counted this way",
+        help="score the switch as a latch, a latch closed after the start counted this way "
+        "('start': the latch read at the first decision only)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
     args = parser.parse_args()

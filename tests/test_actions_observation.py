@@ -1001,3 +1001,37 @@ def test_the_cap_composes_with_the_gamma_switches(shift):
     assert torch.equal(full.weights[1], shifted.weights[1])  # every task a target
     constants = action_transform(name).constants()
     assert constants["auxiliary_cap"] == 10.0 and constants[f"{shift}_shift"] == GAMMA_SHIFT
+
+
+def test_the_gmc_start_latch_closes_at_the_first_decision_or_never():
+    """The defining property of ``..._gmcstart`` (on v8): the column is read at a run's
+    first decision only. There, at or above ``LATCH_AT``, ``..._gmcfallback`` at strength 1
+    exactly, below it v8 bit for bit; at a later decision the column cannot switch it on
+    (v8), while a run that took the fallback (normalisation 1) stays on whatever the
+    column says. A run with a regression auxiliary stays v8 throughout."""
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    objective = torch.tensor([[True, True, False, False]] * 2)
+    classify = torch.tensor([[False, True, True, True], [False, False, False, True]])
+    losses = torch.tensor([[2.0, 0.5, 30.0, 0.01]] * 2)
+    signals = make_signals(mask, train_loss=losses, val_error=_state(mask).val_error)
+    signals = dataclasses.replace(signals, objective=objective, classify=classify)
+    actions = _actions(action_transform(V8_TRANSFORM).dim, 6, mask)
+    v8 = actions_to_decision(actions, signals, V8_TRANSFORM)
+    full = actions_to_decision(_with_column(actions, 1.0), signals, V8_TRANSFORM + "_gmcfallback")
+    name = V8_TRANSFORM + "_gmcstart"
+
+    def started(column: float, previous_alpha: float, decisions: int) -> Decision:
+        fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+        fields["decisions"] = torch.full((2,), decisions)
+        previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
+        state = DecisionState(**fields, previous=previous)
+        return actions_to_decision(_with_column(actions, column), state, name)
+
+    cases = [(LATCH_AT, 0.0, 0, full), (0.49, 0.0, 0, v8), (1.0, 0.0, 3, v8)]
+    cases += [(0.0, 1.0, 3, full), (LATCH_AT, 0.0, 1, v8)]
+    for column, previous_alpha, decisions, expected in cases:
+        got = started(column, previous_alpha, decisions)
+        for key in ("weights", "sampling", "normalisation"):
+            assert torch.equal(getattr(got, key)[0], getattr(expected, key)[0])
+            assert torch.equal(getattr(got, key)[1], getattr(v8, key)[1])
+    assert action_transform(name).constants()["fallback_latch_start_only"] == 1.0

@@ -146,7 +146,8 @@ def test_a_latched_switch_captures_a_gain_only_where_it_closes(scoring):
     """``latched_gains``: the latch closes at the first decision with strength >=
     ``LATCH_AT``. Never: 0; at the first decision: the whole gain (the latched run is the
     switched-on run); later, the run is not demonstrated: ``linear`` credits the share of
-    the run left, ``conservative`` only a loss."""
+    the run left, ``conservative`` only a loss. ``start`` (the start latch) closes at the
+    first decision or never: a later close is no close, exactly."""
     readouts = [
         torch.tensor([0.2, 0.4, 0.1, 0.3]),  # never closes
         torch.tensor([0.9, 0.1, 0.0, 0.0]),  # closes at once: stays on whatever follows
@@ -154,7 +155,11 @@ def test_a_latched_switch_captures_a_gain_only_where_it_closes(scoring):
         torch.tensor([0.1, 0.6, 0.7, 0.8]),  # closes at decision 1 of 4, on a loss
     ]
     gain = torch.tensor([0.5, -0.3, 0.8, -0.4])
-    late = [0.8 * (1 - 2 / 4), -0.4 * (1 - 1 / 4)] if scoring == "linear" else [0.0, -0.4]
+    late = {
+        "linear": [0.8 * (1 - 2 / 4), -0.4 * (1 - 1 / 4)],
+        "conservative": [0.0, -0.4],
+        "start": [0.0, 0.0],
+    }[scoring]
     expected = torch.tensor([0.0, -0.3, *late])
     torch.testing.assert_close(latched_gains(readouts, gain, scoring), expected)
     with pytest.raises(ValueError, match="latch scoring must be one of"):
@@ -551,7 +556,13 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
     assert "give one" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*base, "--latch", "linear"])  # gate has no latched twin
-    assert "--latch: gate has no latched twin; switches with one: ['gmc-fallback']" in (
+    assert (
+        "--latch linear: gate has no twin read that way; switches with one: ['gmc-fallback']"
+        in (capsys.readouterr().err)
+    )
+    with pytest.raises(SystemExit):
+        main([*base, "--latch", "start"])
+    assert "--latch start: gate has no twin read that way; switches with one: ['gmc-fallback']" in (
         capsys.readouterr().err
     )
     with pytest.raises(SystemExit):  # it would be silently ignored

@@ -89,7 +89,9 @@ latched twin (``gmc-fallback``: ``..._gmclatch``): fully on from the first decis
 strength reaches ``LATCH_AT`` to the end of the run. The demonstrations and the fit are
 the same; cross-validation scores :func:`latched_gains`, and the written policy runs under
 the latched twin (RESULTS §35c: a fallback whose strength dips for one interval can wreck
-a run that the switched-on demonstration won).
+a run that the switched-on demonstration won). ``--latch start`` reads it at the first
+decision only (``..._gmcstart``): on for the whole run or never, which its demonstrations
+score exactly (RESULTS §36a: latches that closed mid-run lost on raw-scale runs).
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ DEFAULT_INSTANCES = 200
 MAX_DRAWS = 200  # instances drawn per suite in search of one with auxiliaries
 GAIN_CLAMP = 10.0  # a diverged run's loss, in nats of mean log error
 SPREAD_FLOOR = 1e-6  # run statistics with less spread in the demonstrations count as constant
-LATCH_SCORINGS = ("linear", "conservative")  # latched_gains: a latch closed after the start
+LATCH_SCORINGS = ("linear", "conservative", "start")  # latched_gains; "start": the start latch
 
 
 @dataclass(frozen=True)
@@ -140,13 +142,16 @@ class Switch:
     sets its strength, whether only instances with auxiliaries are demonstrated and, if
     it acts on one kind of auxiliary only, that task kind (an instance without one would
     run the same schedule twice, its gain round-off); ``latched``, if the switch can be
-    read as a latch (``--latch``), the suffix of that twin."""
+    read as a latch (``--latch linear`` or ``conservative``), the suffix of that twin, and
+    ``started`` the suffix of the twin that reads it at the first decision only (``--latch
+    start``)."""
 
     name: str
     suffix: str
     auxiliaries_only: bool
     auxiliary_kind: TaskKind | None = None
     latched: str | None = None  # the suffix of the twin that reads the column as a latch
+    started: str | None = None  # the suffix of the twin that reads it at the first decision
 
     def __post_init__(self) -> None:
         # a kind filter on a switch that demonstrates every instance would be silently unused
@@ -164,6 +169,11 @@ class Switch:
     def twin(self, policy: PolicyArtifact) -> str:
         return f"{policy.action}{self.suffix}"
 
+    def latch_suffix(self, latch: str) -> str | None:
+        """The suffix of the twin a fit read as a latch by ``latch`` (one of
+        ``LATCH_SCORINGS``) runs under, ``None`` if this switch has none."""
+        return self.started if latch == "start" else self.latched
+
 
 SWITCHES = {
     s.name: s
@@ -178,7 +188,7 @@ SWITCHES = {
         Switch("fallback", "_fallback", False),
         Switch("ie-fallback", "_iefallback", False),
         Switch("gm-fallback", "_gmfallback", False),
-        Switch("gmc-fallback", "_gmcfallback", False, latched="_gmclatch"),
+        Switch("gmc-fallback", "_gmcfallback", False, latched="_gmclatch", started="_gmcstart"),
         Switch("gmt-fallback", "_gmtfallback", False),
         Switch("gms-fallback", "_gmsfallback", False),
         Switch("target-start-down", "_tstartdown", False),
@@ -477,7 +487,10 @@ def latched_gains(readouts: list[torch.Tensor], gain: torch.Tensor, scoring: str
     the off run until the latch closes, at the first decision ``t`` with strength >=
     ``LATCH_AT``. Never closed: 0; closed at ``t = 0``: the run is the switched-on run, so
     the instance's gain, exactly. Closed later, the run is not demonstrated: ``linear``
-    counts ``gain (1 - t / T)`` of its ``T`` decisions, ``conservative`` ``min(gain, 0)``."""
+    counts ``gain (1 - t / T)`` of its ``T`` decisions, ``conservative`` ``min(gain, 0)``.
+    ``start`` scores the start latch (``..._gmcstart``), which closes at ``t = 0`` or
+    never: the instance's gain where the first readout reaches ``LATCH_AT``, else 0,
+    exactly."""
     if scoring not in LATCH_SCORINGS:
         raise ValueError(f"latch scoring must be one of {LATCH_SCORINGS}, got {scoring!r}")
     captured = torch.zeros(len(gain))
@@ -486,7 +499,9 @@ def latched_gains(readouts: list[torch.Tensor], gain: torch.Tensor, scoring: str
         if len(closed) == 0:
             continue
         t = int(closed[0])
-        if t == 0:
+        if scoring == "start":
+            captured[i] = gain[i] if t == 0 else 0.0
+        elif t == 0:
             captured[i] = gain[i]
         elif scoring == "linear":
             captured[i] = gain[i] * (1 - t / len(readout))
@@ -624,12 +639,16 @@ def main(argv: list[str] | None = None) -> int:
         "--latch",
         choices=LATCH_SCORINGS,
         help="read the switch as a latch (its latched twin): cross-validate by "
-        "latched_gains, a latch closed after the start counted this way",
+        "latched_gains, a latch closed after the start counted this way; 'start': "
+        "the twin that reads it at the first decision only, scored exactly",
     )
     args = parser.parse_args(argv)
-    if args.latch and SWITCHES[args.switch].latched is None:
-        latchable = sorted(name for name, s in SWITCHES.items() if s.latched)
-        parser.error(f"--latch: {args.switch} has no latched twin; switches with one: {latchable}")
+    if args.latch and SWITCHES[args.switch].latch_suffix(args.latch) is None:
+        latchable = sorted(n for n, s in SWITCHES.items() if s.latch_suffix(args.latch))
+        parser.error(
+            f"--latch {args.latch}: {args.switch} has no twin read that way; switches "
+            f"with one: {latchable}"
+        )
     if args.l2 is not None and args.l2 < 0:
         parser.error(f"--l2 must be >= 0, got {args.l2}")
     if args.instances is not None and (args.reuse or args.demos):
@@ -693,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         notes["l2_given"] = args.l2 is not None
         w, b = fit_switch(table.features, table.labels, table.weights, notes["l2"])
     standardised = None if table.centre is None else (table.centre, table.spread)
-    latched = policy.action + switch.latched if args.latch else None
+    latched = policy.action + switch.latch_suffix(args.latch) if args.latch else None
     path = fitted_switch_policy(
         policy, switch, w, b, out / "policy", notes=notes, standardised=standardised, action=latched
     )

@@ -162,7 +162,9 @@ direction with every auxiliary an equal lost most (§34b, §34h); ``--switch gmc
 (:class:`LatchedFallbackTransform`): fully on from the first decision where its strength
 reaches ``LATCH_AT`` to the end of the run. A policy fitted for ``..._gmcfallback`` runs
 under it unchanged (same column, same fit), and so do its demonstrations, which hold the
-switch at 1 for a whole run.
+switch at 1 for a whole run. ``..._aux_startcap_auxregdrop_gmcstart`` (``dim = 9``) reads
+it at the first decision only (``start_only``): a latch that closed later, switching the
+normalised direction on mid-run, lost on raw-scale runs (§36a).
 ``..._aux_startcap_auxregdrop_tstartdown`` (``dim = 9``) lowers instead, for the targets
 only, how much of their start scale v8's weights divide out (``TARGET_START_SHIFT`` at
 strength 1; ``--switch target-start-down``, §34f).
@@ -581,16 +583,38 @@ class LatchedFallbackTransform(FallbackTransform):
     direction: a single interval part of the way there (``alpha < 1``) wrecked runs with
     a raw-scale loss, likely through Adam's second moments (RESULTS §35c), while the
     demonstrations that fit the switch hold it on for a whole run. The module
-    docstring's ``..._gmclatch``."""
+    docstring's ``..._gmclatch``.
+
+    ``start_only`` closes the latch at the first decision or never: a run's switch is
+    read once, before any training, and holds for the run (``..._gmcstart``). On a
+    raw-scale run, switching the normalised direction on mid-run lost as a dip did
+    (RESULTS §36a), likely through the same second moments."""
+
+    def __init__(
+        self,
+        base: ActionTransform,
+        heuristic: str,
+        decide: Callable[[Signals], Decision],
+        suffix: str,
+        acts: Callable[[Signals], torch.Tensor] | None = None,
+        start_only: bool = False,
+    ) -> None:
+        super().__init__(base, heuristic, decide, suffix, acts)
+        self.start_only = start_only
 
     def strength(self, actions: torch.Tensor, signals: Signals) -> torch.Tensor:
         on = super().strength(actions, signals) >= LATCH_AT
+        if self.start_only:
+            on = on & (signals.decisions == 0)
         if isinstance(signals, DecisionState):
             on = on | (signals.previous.normalisation >= 1.0)
         return on.float()
 
     def constants(self) -> dict[str, float]:
-        return {**super().constants(), "fallback_latch_at": LATCH_AT}
+        constants = {**super().constants(), "fallback_latch_at": LATCH_AT}
+        if self.start_only:
+            constants["fallback_latch_start_only"] = 1.0
+        return constants
 
 
 def mixed(decision: Decision, fallback: Decision, strength: torch.Tensor) -> Decision:
@@ -946,6 +970,14 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ),
         LatchedFallbackTransform(
             _V8, "geometric-mean", geometric_mean_direction, "gmclatch", no_regression_auxiliary
+        ),
+        LatchedFallbackTransform(
+            _V8,
+            "geometric-mean",
+            geometric_mean_direction,
+            "gmcstart",
+            no_regression_auxiliary,
+            start_only=True,
         ),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
