@@ -37,6 +37,7 @@ from curriculum_rl.agents.switch_imitation import (
 from curriculum_rl.controllers import make_controller
 from curriculum_rl.controllers.actions import LATCH_AT
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
+from curriculum_rl.controllers.learned.network import run_statistics_width
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import resolve_suite
@@ -680,3 +681,36 @@ def test_the_shipped_policy_is_v8():
         shipped = Path("agents/default" + suffix).read_bytes()
         assert shipped == Path("agents/v8" + suffix).read_bytes()
         assert shipped == Path("benchmarks/candidates/auxregdrop" + suffix).read_bytes()
+
+
+def test_the_start_latch_reads_the_switch_at_a_runs_first_decision_only(tmp_path):
+    """A gmc-fallback fit written under the start latch (``--latch start``) and under the
+    latch, its column reading the run's progress: high at the first decision, both are on
+    for the whole run; high only from the second decision, the latch closes there and
+    the start latch never does, its run v8's bit for bit."""
+    v8 = load_artifact("agents/v8.json")
+    switch = SWITCHES["gmc-fallback"]
+    width = run_statistics_width(NUM_FEATURES)
+    progress = FEATURES.index("progress")  # its mean over the run's tasks
+    standardised = torch.zeros(width), torch.ones(width)
+    instance = resolve_suite("envs/train-tokens.toml#tokens-family-raw-class-aux").sample(0)
+
+    def normalisation(slope: float, bias: float, latch: str) -> tuple[list[float], list]:
+        w = torch.zeros(width)
+        w[progress] = slope
+        out = tmp_path / f"{latch}{slope}"
+        action = v8.action + switch.latch_suffix(latch)
+        path = fitted_switch_policy(
+            v8, switch, w, torch.tensor(bias), out, standardised=standardised, action=action
+        )
+        run = run_controller([instance], [0], LearnedController.load(path), 100, 25)[0]
+        return run.normalisation, run.weights
+
+    v8_run = run_controller([instance], [0], LearnedController.load("agents/v8.json"), 100, 25)[0]
+    decisions = len(v8_run.normalisation)
+    for latch in ("linear", "start"):
+        assert normalisation(-4.0, 1.0, latch)[0] == [1.0] * decisions  # on at the first
+    on_at_second = [0.0] + [1.0] * (decisions - 1)
+    assert normalisation(4.0, -1.0, "linear")[0] == on_at_second
+    late, weights = normalisation(4.0, -1.0, "start")
+    assert late == [0.0] * decisions and weights == v8_run.weights

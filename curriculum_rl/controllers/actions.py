@@ -605,7 +605,7 @@ class LatchedFallbackTransform(FallbackTransform):
     def strength(self, actions: torch.Tensor, signals: Signals) -> torch.Tensor:
         on = super().strength(actions, signals) >= LATCH_AT
         if self.start_only:
-            on = on & (signals.decisions == 0)
+            on = on & (signals.steps == 0)  # the first decision, before any training
         if isinstance(signals, DecisionState):
             on = on | (signals.previous.normalisation >= 1.0)
         return on.float()

@@ -36,7 +36,8 @@ class Signals:
             (``val_error`` is the loss and ``classify`` all False where the measurement
             has none).
         log_error_ratio: ``log(val_error / val_error at the first decision)``.
-        decisions: (N,) decisions taken since the run started.
+        decisions: (N,) measurements since the run started, this one included (1 at a
+            run's first decision).
     """
 
     train_loss: torch.Tensor
