@@ -30,7 +30,7 @@ from curriculum_rl.controllers.learned.artifact import save_artifact
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor, init_weights
 from curriculum_rl.controllers.registry import controller_names
 from curriculum_rl.scores import delta_m, worst_task_change
-from curriculum_rl.stats import iqm, stratified_iqm
+from curriculum_rl.stats import iqm, stratified_iqm, stratified_mean
 
 # A per-step hook, a loss weighting, a decision-time schedule and both tuned baselines.
 CONTROLLERS = ["uniform", "dwa", "geometric-mean", "easy-to-hard", STATIC_TUNED, STATIC_TUNED_LOSS]
@@ -353,6 +353,17 @@ def test_stratified_iqm():
     # A failed run (-inf) is one of the trimmed quarter, not a NaN.
     robust = stratified_iqm([[1.0, 2.0, 3.0, -math.inf, 2.5, 1.5, 2.0, 3.0]], reps=500)
     assert math.isfinite(robust.value) and robust.low <= robust.value <= robust.high
+
+
+def test_stratified_mean_is_the_pooled_mean_with_a_seeded_interval():
+    """``stratified_mean``: the mean of every score pooled (exact zeros count, where the
+    IQM would trim them away), resampled within each stratum as ``stratified_iqm``."""
+    strata = [[0.0, 0.0, 0.0, 0.0, 2.0], [0.0, 0.0, 0.0, -1.0, 4.0]]
+    estimate = stratified_mean(strata, reps=2000)
+    assert estimate.value == pytest.approx(0.5)
+    assert iqm(np.concatenate(strata)) == 0.0  # what the IQM would report
+    assert estimate == stratified_mean(strata, reps=2000)
+    assert estimate.low < estimate.value < estimate.high
 
 
 def _save_policy(path: Path, seed: int, action: str = DEFAULT_TRANSFORM) -> Path:

@@ -2,6 +2,7 @@
 gains, on hand-made numbers (the real figures are in benchmarks/RESULTS.md §30)."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,53 @@ def test_a_nudged_rule_scales_every_weight_and_keeps_the_rest_of_the_decision():
     assert nudged.name == "halfway-nudged"
     groups = noise.per_suite(["x", "y", "x"], np.array([1.0, 2.0, 3.0]))
     assert {k: v.tolist() for k, v in groups.items()} == {"x": [1.0, 3.0], "y": [2.0]}
+
+
+def _benchmark_folder(tmp_path: Path, runs: dict) -> Path:
+    """A benchmark folder by hand: ``runs[(controller, suite, seed)] = (gain, alphas)``,
+    the run's G_m and its loss normalisation per decision."""
+    rows = ["suite,controller,seed,gain_final"]
+    for (controller, suite, seed), (gain, alphas) in runs.items():
+        rows.append(f"{suite},{controller},{seed},{gain}")
+        path = tmp_path / "runs" / suite / controller / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"normalisation": alphas}))
+    (tmp_path / "results.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def test_switch_timing_splits_a_switchs_paired_gains_by_when_it_turned_on(tmp_path, capsys):
+    """benchmarks/switch_timing.py (RESULTS §36): each run's gain over the reference run of
+    its suite and seed, classed by its first decision with normalisation 1 (never, the
+    first, a later one); the mean over all runs lies in its interval; a reference the
+    folder lacks, or a folder without results, is refused by name."""
+    timing = _script("switch_timing")
+    off, start, late = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.5, 1.0]
+    runs = {("uniform", s, k): (0.0, off) for s in "ab" for k in (0, 1)}
+    runs |= {("ref", s, k): (0.2, off) for s in "ab" for k in (0, 1)}
+    runs |= {
+        ("cand", "a", 0): (0.2, off),  # left alone: an exact tie
+        ("cand", "a", 1): (1.2, start),  # on from the start: +1.0
+        ("cand", "b", 0): (-0.3, late),  # on from its third decision: -0.5
+        ("cand", "b", 1): (0.5, [0.0, 1.0, 1.0]),  # on from its second: +0.3
+    }
+    folder = _benchmark_folder(tmp_path, runs)
+    result = timing.switch_timing(folder, "ref", reps=2000)
+    assert list(result) == ["cand"]  # neither the reference nor uniform
+    cand = result["cand"]
+    assert cand["runs"] == 4 and cand["mean"] == pytest.approx((0 + 1.0 - 0.5 + 0.3) / 4)
+    assert cand["ci"][0] <= cand["mean"] <= cand["ci"][1]
+    assert cand["timing"]["never"] == {"runs": 1, "mean": 0.0}
+    assert cand["timing"]["first"] == {"runs": 1, "mean": pytest.approx(1.0)}
+    assert cand["timing"]["later"]["runs"] == 2
+    assert cand["timing"]["later"]["mean"] == pytest.approx((-0.5 + 0.3) / 2)
+    assert timing.main(["--runs", str(folder), "--versus", "ref"]) == 0
+    assert "on later: 2 runs, mean -0.1000" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        timing.main(["--runs", str(folder), "--versus", "v8"])
+    assert "no runs of 'v8'; its controllers are ['cand', 'ref', 'uniform']" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        timing.main(["--runs", str(tmp_path / "none"), "--versus", "ref"])
+    assert "no results.csv in" in capsys.readouterr().err

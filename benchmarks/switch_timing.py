@@ -1,0 +1,120 @@
+"""When did a switch turn on, and what did each run gain by it?
+
+A latched switch (RESULTS §35c, §36) is either off for a whole run, on from the first
+decision, or on from a later one; what it gains can differ in kind between the three
+(§36a: the closes at the start won, the later ones lost). For every controller of a
+benchmark folder but the reference, this reads each run's loss normalisation per decision
+(a fallback to ``geometric-mean``'s direction is on where it reaches 1) and its paired gain
+over the reference run of the same suite and seed (the difference of their G_m), and
+reports:
+
+* the mean paired gain over every run, with the stratified (by suite) bootstrap interval
+  of :func:`curriculum_rl.stats.stratified_mean`: a mean, not the benchmark's IQM, since
+  the runs a switch left alone are exact zeros;
+* per timing (never on, on from the first decision, on from a later one): the runs and
+  their mean gain.
+
+    python benchmarks/switch_timing.py --runs runs/fresh-rw --versus v8     # RESULTS §36a
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from curriculum_rl.stats import stratified_mean
+
+TIMINGS = ("never", "first", "later")
+ON = 1.0  # the normalisation of a decision that took the fallback fully
+
+
+def timing(normalisation: list[float]) -> str:
+    """When a run's switch first turned fully on: ``never``, at its ``first`` decision,
+    or ``later``."""
+    on = [i for i, alpha in enumerate(normalisation) if alpha >= ON]
+    if not on:
+        return "never"
+    return "first" if on[0] == 0 else "later"
+
+
+def paired_gains(folder: Path, versus: str) -> dict[str, dict[str, dict[int, float]]]:
+    """``{controller: {suite: {seed: G_m minus the reference's}}}`` from ``results.csv``,
+    for every controller but ``versus`` and uniform, over the seeds both ran."""
+    gains: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    with open(folder / "results.csv", newline="") as file:
+        for row in csv.DictReader(file):
+            gains[row["controller"], row["suite"]][int(row["seed"])] = float(row["gain_final"])
+    controllers = {c for c, _ in gains}
+    if versus not in controllers:
+        raise ValueError(
+            f"{folder}: no runs of {versus!r}; its controllers are {sorted(controllers)}"
+        )
+    table: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
+    for (controller, suite), runs in gains.items():
+        if controller in (versus, "uniform"):
+            continue
+        reference = gains.get((versus, suite), {})
+        table[controller][suite] = {s: g - reference[s] for s, g in runs.items() if s in reference}
+    return dict(table)
+
+
+def switch_timing(folder: Path, versus: str, reps: int = 10_000) -> dict:
+    """Per controller: the mean paired gain over ``versus`` with its interval, and per
+    timing the runs and their mean gain (module docstring)."""
+    result = {}
+    for controller, suites in sorted(paired_gains(folder, versus).items()):
+        by_timing: dict[str, list[float]] = {t: [] for t in TIMINGS}
+        for suite, seeds in suites.items():
+            for seed, gain in seeds.items():
+                run = json.loads(
+                    (folder / "runs" / suite / controller / f"seed{seed}.json").read_text()
+                )
+                by_timing[timing(run["normalisation"])].append(gain)
+        estimate = stratified_mean([list(s.values()) for s in suites.values()], reps=reps)
+        result[controller] = {
+            "runs": sum(len(s) for s in suites.values()),
+            "mean": estimate.value,
+            "ci": [estimate.low, estimate.high],
+            "timing": {
+                t: {"runs": len(g), "mean": float(np.mean(g)) if g else None}
+                for t, g in by_timing.items()
+            },
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=Path, required=True, help="a benchmark's --out folder")
+    parser.add_argument("--versus", required=True, help="the reference controller's label")
+    parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
+    args = parser.parse_args(argv)
+    if not (args.runs / "results.csv").is_file():
+        parser.error(f"--runs: no results.csv in {args.runs}; give a benchmark's --out folder")
+    try:
+        result = switch_timing(args.runs, args.versus)
+    except ValueError as err:
+        parser.error(str(err))
+    for controller, row in result.items():
+        low, high = row["ci"]
+        print(
+            f"{controller}: mean paired gain over {args.versus} {row['mean']:+.4f} "
+            f"[{low:+.4f}, {high:+.4f}] on {row['runs']} runs"
+        )
+        for name, part in row["timing"].items():
+            mean = "" if part["mean"] is None else f", mean {part['mean']:+.4f}"
+            print(f"  on {name}: {part['runs']} runs{mean}")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
