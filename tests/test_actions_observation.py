@@ -707,22 +707,30 @@ def test_the_gmc_column_is_gm_fallback_except_beside_a_regression_auxiliary(stre
     assert constants["fallback_only_no_regression_auxiliary"] == 1.0
 
 
-def test_the_gmc_latch_is_all_or_nothing_and_stays_on_once_on():
-    """The defining property of ``..._gmclatch`` (on v8): the column below ``LATCH_AT`` is
-    v8 bit for bit; at or above it, ``..._gmcfallback`` at strength 1 exactly; after a
-    decision that took the fallback (normalisation 1), strength 1 whatever the column says.
-    A run with a regression auxiliary stays v8 throughout, and plain signals (no previous
-    decision) do not latch."""
+def _gmc_latch_problem() -> tuple[Signals, torch.Tensor, Decision, Decision]:
+    """Two runs for the latch tests: run 0 beside a classification and a tagging auxiliary,
+    run 1 beside a regression auxiliary; actions, v8's decision on them and
+    ``..._gmcfallback``'s at strength 1."""
     mask = torch.ones(2, 4, dtype=torch.bool)
     objective = torch.tensor([[True, True, False, False]] * 2)
     classify = torch.tensor([[False, True, True, True], [False, False, False, True]])
     losses = torch.tensor([[2.0, 0.5, 30.0, 0.01]] * 2)
     signals = make_signals(mask, train_loss=losses, val_error=_state(mask).val_error)
     signals = dataclasses.replace(signals, objective=objective, classify=classify)
-    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
     actions = _actions(action_transform(V8_TRANSFORM).dim, 6, mask)
     v8 = actions_to_decision(actions, signals, V8_TRANSFORM)
     full = actions_to_decision(_with_column(actions, 1.0), signals, V8_TRANSFORM + "_gmcfallback")
+    return signals, actions, v8, full
+
+
+def test_the_gmc_latch_is_all_or_nothing_and_stays_on_once_on():
+    """The defining property of ``..._gmclatch`` (on v8): the column below ``LATCH_AT`` is
+    v8 bit for bit; at or above it, ``..._gmcfallback`` at strength 1 exactly; after a
+    decision that took the fallback (normalisation 1), strength 1 whatever the column says.
+    A run with a regression auxiliary stays v8 throughout, and plain signals (no previous
+    decision) do not latch."""
+    signals, actions, v8, full = _gmc_latch_problem()
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
     name = V8_TRANSFORM + "_gmclatch"
 
     def latched(column: float, previous_alpha: float | None) -> Decision:
@@ -1009,15 +1017,7 @@ def test_the_gmc_start_latch_closes_at_the_first_decision_or_never():
     exactly, below it v8 bit for bit; at a later decision the column cannot switch it on
     (v8), while a run that took the fallback (normalisation 1) stays on whatever the
     column says. A run with a regression auxiliary stays v8 throughout."""
-    mask = torch.ones(2, 4, dtype=torch.bool)
-    objective = torch.tensor([[True, True, False, False]] * 2)
-    classify = torch.tensor([[False, True, True, True], [False, False, False, True]])
-    losses = torch.tensor([[2.0, 0.5, 30.0, 0.01]] * 2)
-    signals = make_signals(mask, train_loss=losses, val_error=_state(mask).val_error)
-    signals = dataclasses.replace(signals, objective=objective, classify=classify)
-    actions = _actions(action_transform(V8_TRANSFORM).dim, 6, mask)
-    v8 = actions_to_decision(actions, signals, V8_TRANSFORM)
-    full = actions_to_decision(_with_column(actions, 1.0), signals, V8_TRANSFORM + "_gmcfallback")
+    signals, actions, v8, full = _gmc_latch_problem()
     name = V8_TRANSFORM + "_gmcstart"
 
     def started(column: float, previous_alpha: float, steps: int) -> Decision:
