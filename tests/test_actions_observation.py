@@ -1020,17 +1020,17 @@ def test_the_gmc_start_latch_closes_at_the_first_decision_or_never():
     signals, actions, v8, full = _gmc_latch_problem()
     name = V8_TRANSFORM + "_gmcstart"
 
-    def started(column: float, previous_alpha: float, steps: int) -> Decision:
+    def started(column: float, previous_alpha: float, decision: int) -> Decision:
         fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
-        fields["steps"] = torch.full((2,), steps)
+        fields["decisions"] = torch.full((2,), decision)  # 1 at a run's first decision
         previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
         state = DecisionState(**fields, previous=previous)
         return actions_to_decision(_with_column(actions, column), state, name)
 
-    cases = [(LATCH_AT, 0.0, 0, full), (0.49, 0.0, 0, v8), (1.0, 0.0, 75, v8)]
-    cases += [(0.0, 1.0, 75, full), (LATCH_AT, 0.0, 25, v8)]
-    for column, previous_alpha, steps, expected in cases:
-        got = started(column, previous_alpha, steps)
+    cases = [(LATCH_AT, 0.0, 1, full), (0.49, 0.0, 1, v8), (1.0, 0.0, 4, v8)]
+    cases += [(0.0, 1.0, 4, full), (LATCH_AT, 0.0, 2, v8)]
+    for column, previous_alpha, decision, expected in cases:
+        got = started(column, previous_alpha, decision)
         for key in ("weights", "sampling", "normalisation"):
             assert torch.equal(getattr(got, key)[0], getattr(expected, key)[0])
             assert torch.equal(getattr(got, key)[1], getattr(v8, key)[1])

@@ -40,6 +40,7 @@ from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.network import run_statistics_width
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 from curriculum_rl.runner import run_controller
+from curriculum_rl.session import CurriculumSession
 from curriculum_rl.suites import resolve_suite
 
 POLICY = "agents/v3.json"  # the error_power policy the switches extend (shipped until v4)
@@ -714,3 +715,32 @@ def test_the_start_latch_reads_the_switch_at_a_runs_first_decision_only(tmp_path
     assert normalisation(4.0, -1.0, "linear")[0] == on_at_second
     late, weights = normalisation(4.0, -1.0, "start")
     assert late == [0.0] * decisions and weights == v8_run.weights
+
+
+@pytest.mark.parametrize(("slope", "bias", "on"), [(-4.0, 1.0, True), (4.0, -1.0, False)])
+def test_the_start_latch_reads_a_users_first_decision(tmp_path, slope, bias, on):
+    """In a user's loop (``CurriculumSession``) the first decision comes after the first
+    interval of training, not at step 0: the start latch reads it there. A column high at
+    the start is on from the first decision to the last; one that rises only later (past
+    a quarter of the budget) never turns it on."""
+    v8 = load_artifact("agents/v8.json")
+    switch = SWITCHES["gmc-fallback"]
+    width = run_statistics_width(NUM_FEATURES)
+    w = torch.zeros(width)
+    w[FEATURES.index("progress")] = slope
+    action = v8.action + switch.latch_suffix("start")
+    standardised = torch.zeros(width), torch.ones(width)
+    path = fitted_switch_policy(
+        v8, switch, w, torch.tensor(bias), tmp_path / "p", standardised=standardised, action=action
+    )
+    kinds = ["regression", "classification", "regression"]
+    session = CurriculumSession(
+        LearnedController.load(path), num_tasks=3, budget=1000, interval=25, task_kinds=kinds
+    )
+    alphas = []
+    for step in range(400):
+        session.loss(torch.tensor([200.0, 1.5, 0.3]) * (1 - step / 1000))
+        if session.decision_due:
+            session.update()
+            alphas.append(float(session.loop.previous.normalisation[0]))
+    assert alphas == [float(on)] * 16

@@ -605,7 +605,9 @@ class LatchedFallbackTransform(FallbackTransform):
     def strength(self, actions: torch.Tensor, signals: Signals) -> torch.Tensor:
         on = super().strength(actions, signals) >= LATCH_AT
         if self.start_only:
-            on = on & (signals.steps == 0)  # the first decision, before any training
+            # a run's first decision: at step 0 in the benchmark and the environments,
+            # after the first interval in a user's loop (Signals counts this one)
+            on = on & (signals.decisions == 1)
         if isinstance(signals, DecisionState):
             on = on | (signals.previous.normalisation >= 1.0)
         return on.float()
