@@ -13,7 +13,9 @@ Per decision::
 
     state = loop.observe(trainer.measure())   # fold in the measurement
     decision = loop.decide(controller)         # or loop.commit(decision_from_actions)
-    trainer.set_schedule(decision.weights, decision.sampling, decision.normalisation)
+    trainer.set_schedule(
+        decision.weights, decision.sampling, decision.normalisation, decision.scale
+    )
     trainer.train(interval)
 """
 
@@ -84,7 +86,8 @@ class DecisionLoop:
     def commit(self, decision: Decision) -> Decision:
         """Put ``decision`` in force: the next state reports it as ``previous``."""
         shape = tuple(self.mask.shape)
-        for name, want in (("weights", shape), ("sampling", shape), ("normalisation", shape[:1])):
+        wanted = {"weights": shape, "sampling": shape, "normalisation": shape[:1]}
+        for name, want in {**wanted, "scale": shape[:1]}.items():
             got = tuple(getattr(decision, name).shape)
             if got != want:
                 raise ValueError(f"decision {name} must have shape {want}, got {got}")
@@ -114,6 +117,7 @@ class DecisionLoop:
             torch.where(keep, fresh.weights, self.previous.weights),
             torch.where(keep, fresh.sampling, self.previous.sampling),
             torch.where(selected, fresh.normalisation, self.previous.normalisation),
+            torch.where(selected, fresh.scale, self.previous.scale),
         )
 
     def _selection(self, runs: RunSelection) -> torch.Tensor:

@@ -118,7 +118,9 @@ def run_controller(
         state = loop.observe(trainer.measure())
         if done < total:
             decision = loop.decide(controller)
-            trainer.set_schedule(decision.weights, decision.sampling, decision.normalisation)
+            trainer.set_schedule(
+                decision.weights, decision.sampling, decision.normalisation, decision.scale
+            )
         _append(records, state, loop.previous)
         if done < total:
             trainer.train(min(interval, budget - done * interval), controller.hook)

@@ -1035,3 +1035,36 @@ def test_the_gmc_start_latch_closes_at_the_first_decision_or_never():
             assert torch.equal(getattr(got, key)[0], getattr(expected, key)[0])
             assert torch.equal(getattr(got, key)[1], getattr(v8, key)[1])
     assert action_transform(name).constants()["fallback_latch_start_only"] == 1.0
+
+
+def test_the_continuous_latch_holds_the_objectives_value_where_it_closes_mid_run():
+    """The defining property of ``..._gmccont`` (on v8): it decides as ``..._gmclatch``,
+    and where the latch closes after the first decision its ``scale`` makes the new
+    objective's value ``scale * sum_k w_k`` (each normalised loss counts 1) equal to the
+    previous one's, ``sum_k w_prev,k L_k``; once on it carries the previous scale; at a
+    run's first decision, off, or beside a regression auxiliary it is 1."""
+    signals, actions, v8, full = _gmc_latch_problem()
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+
+    def decide(name: str, column: float, alpha: float, scale: float, decision: int) -> Decision:
+        state = DecisionState(
+            **{**fields, "decisions": torch.full((2,), decision)},
+            previous=Decision(
+                v8.weights, v8.sampling, torch.full((2,), alpha), torch.full((2,), scale)
+            ),
+        )
+        return actions_to_decision(_with_column(actions, column), state, V8_TRANSFORM + name)
+
+    closing = decide("_gmccont", 1.0, 0.0, 1.0, 3)
+    latched = decide("_gmclatch", 1.0, 0.0, 1.0, 3)
+    for key in ("weights", "sampling", "normalisation"):
+        assert torch.equal(getattr(closing, key), getattr(latched, key))
+    assert torch.equal(closing.weights[0], full.weights[0])  # gmc-fallback at strength 1
+    before = (v8.weights[0] * signals.train_loss[0] * signals.mask[0]).sum()
+    torch.testing.assert_close(closing.scale[0] * closing.weights[0].sum(), before)
+    assert closing.scale[0] != 1.0 and closing.scale[1] == 1.0  # run 1 cannot act
+    assert decide("_gmccont", 1.0, 1.0, 7.0, 3).scale.tolist() == [7.0, 1.0]  # carried
+    assert decide("_gmccont", 1.0, 0.0, 1.0, 1).scale.tolist() == [1.0, 1.0]  # at the start
+    assert decide("_gmccont", 0.2, 0.0, 1.0, 3).scale.tolist() == [1.0, 1.0]  # off
+    assert latched.scale.tolist() == [1.0, 1.0]
+    assert action_transform(V8_TRANSFORM + "_gmccont").constants()["fallback_latch_continuous"]

@@ -173,11 +173,13 @@ def test_partial_restart_advances_only_the_restarted_runs():
     for _ in range(2):
         trainer.train(5)
         before = loop.observe(trainer.measure())
-    normalised = torch.tensor([0.25, 0.5, 0.75])
-    loop.commit(Decision(trainer.mask.float() * 2 / 2, trainer.mask.float() / 8, normalised))
+    normalised, scale = torch.tensor([0.25, 0.5, 0.75]), torch.tensor([2.0, 3.0, 4.0])
+    weights, sampling = trainer.mask.float() * 2 / 2, trainer.mask.float() / 8
+    loop.commit(Decision(weights, sampling, normalised, scale))
     trainer.reset_run(1, resolve_suite("synthetic-scales").sample(7), 7)
     loop.restart([1], trainer.mask, trainer.sizes)
     assert loop.previous.normalisation.tolist() == [0.25, 0.0, 0.75]  # a new run starts at 0
+    assert loop.previous.scale.tolist() == [2.0, 1.0, 4.0]  # and at scale 1
     after = loop.observe(trainer.measure(), runs=[1])
     assert after.decisions.tolist() == [before.decisions[0], 1, before.decisions[2]]
     for run in (0, 2):  # untouched runs keep their state exactly
@@ -233,3 +235,17 @@ def _print_change(old: dict, sha: str, decisions: list[dict]) -> None:
 if __name__ == "__main__" and "--regenerate" in sys.argv:
     torch.set_num_threads(1)
     _regenerate()
+
+
+def test_a_decision_carries_its_scale_through_runs_and_cat():
+    """``Decision.scale``: 1 per run by default; :meth:`runs` and :meth:`cat` keep each
+    run's; the loop refuses one of the wrong shape."""
+    weights, sampling = torch.ones(3, 2), torch.full((3, 2), 0.5)
+    plain = Decision(weights, sampling)
+    assert plain.scale.tolist() == [1.0, 1.0, 1.0]
+    scaled = Decision(weights, sampling, torch.zeros(3), torch.tensor([1.0, 2.0, 3.0]))
+    assert scaled.runs(slice(1, 3)).scale.tolist() == [2.0, 3.0]
+    assert plain.runs([0]).cat(scaled.runs([2])).scale.tolist() == [1.0, 3.0]
+    loop = DecisionLoop(torch.ones(3, 2, dtype=torch.bool), torch.ones(3, 2), budget=10)
+    with pytest.raises(ValueError, match="scale must have shape"):
+        loop.commit(Decision(weights, sampling, torch.zeros(3), torch.ones(2)))

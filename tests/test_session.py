@@ -9,6 +9,7 @@ import math
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from torch.func import functional_call
 
 from curriculum_rl.controllers import controller_names, make_controller
 from curriculum_rl.controllers.actions import GAMMA_SCALE
-from curriculum_rl.controllers.base import RunContext
+from curriculum_rl.controllers.base import Controller, RunContext
+from curriculum_rl.controllers.decision import uniform_decision
 from curriculum_rl.controllers.learned.controller import LearnedController
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor
 from curriculum_rl.controllers.observation import FEATURES
@@ -604,3 +606,37 @@ def test_the_core_and_the_session_never_import_the_frameworks():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+class _Doubling(Controller):
+    """Uniform decisions at objective scale 2 (``Decision.scale``)."""
+
+    name = "doubling"
+
+    def decide(self, signals):
+        return replace(uniform_decision(signals.mask), scale=torch.full((1,), 2.0))
+
+
+def test_a_decisions_scale_multiplies_the_users_loss_and_survives_a_checkpoint():
+    """In a user's loop the decision's objective ``scale`` multiplies every step's loss
+    (as the trainer does), ``update()`` alone cannot apply it, and a resumed session puts
+    the same scale in force; a state saved before scales existed loads at scale 1."""
+    session = CurriculumSession(_Doubling(), num_tasks=K, budget=100, interval=10)
+    losses = step_losses(0)
+    torch.testing.assert_close(effective_weights(session, losses), torch.ones(K))
+    session.update(train_losses=losses)
+    torch.testing.assert_close(effective_weights(session, losses), torch.full((K,), 2.0))
+    session.update()
+    with pytest.raises(RuntimeError, match=r"session\.loss"):
+        session.update(train_losses=torch.ones(K))
+    state = session.state_dict()
+    assert state["in_force_scale"].tolist() == [2.0]
+    resumed = CurriculumSession(_Doubling(), num_tasks=K, budget=100, interval=10)
+    resumed.load_state_dict(state)
+    torch.testing.assert_close(effective_weights(resumed, losses), torch.full((K,), 2.0))
+    plain = CurriculumSession(make_controller("uniform"), num_tasks=K, budget=100, interval=10)
+    plain.update(train_losses=losses)
+    old = {k: v for k, v in plain.state_dict().items() if k != "in_force_scale"}
+    again = CurriculumSession(make_controller("uniform"), num_tasks=K, budget=100, interval=10)
+    again.load_state_dict(old)
+    assert again.loop.previous.scale.tolist() == [1.0]

@@ -39,7 +39,7 @@ from curriculum_rl.controllers.actions import LATCH_AT
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.network import run_statistics_width
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
-from curriculum_rl.runner import run_controller
+from curriculum_rl.runner import RunRecord, run_controller
 from curriculum_rl.session import CurriculumSession
 from curriculum_rl.suites import resolve_suite
 
@@ -149,7 +149,8 @@ def test_a_latched_switch_captures_a_gain_only_where_it_closes(scoring):
     ``LATCH_AT``. Never: 0; at the first decision: the whole gain (the latched run is the
     switched-on run); later, the run is not demonstrated: ``linear`` credits the share of
     the run left, ``conservative`` only a loss. ``start`` (the start latch) closes at the
-    first decision or never: a later close is no close, exactly."""
+    first decision or never: a later close is no close, exactly. ``continuous`` counts as
+    ``linear``."""
     readouts = [
         torch.tensor([0.2, 0.4, 0.1, 0.3]),  # never closes
         torch.tensor([0.9, 0.1, 0.0, 0.0]),  # closes at once: stays on whatever follows
@@ -161,6 +162,7 @@ def test_a_latched_switch_captures_a_gain_only_where_it_closes(scoring):
         "linear": [0.8 * (1 - 2 / 4), -0.4 * (1 - 1 / 4)],
         "conservative": [0.0, -0.4],
         "start": [0.0, 0.0],
+        "continuous": [0.8 * (1 - 2 / 4), -0.4 * (1 - 1 / 4)],  # as linear
     }[scoring]
     expected = torch.tensor([0.0, -0.3, *late])
     torch.testing.assert_close(latched_gains(readouts, gain, scoring), expected)
@@ -684,37 +686,63 @@ def test_the_shipped_policy_is_v8():
         assert shipped == Path("benchmarks/candidates/auxregdrop" + suffix).read_bytes()
 
 
+def _progress_switch(tmp_path: Path, slope: float, bias: float, latch: str) -> Path:
+    """A gmc-fallback fit on v8 written for ``--latch latch`` whose column reads only the
+    run's progress: strength ``clip(0.5 + (slope * progress + bias) / 2, 0, 1)``."""
+    v8 = load_artifact("agents/v8.json")
+    switch = SWITCHES["gmc-fallback"]
+    width = run_statistics_width(NUM_FEATURES)
+    w = torch.zeros(width)
+    w[FEATURES.index("progress")] = slope  # its mean over the run's tasks
+    action = v8.action + switch.latch_suffix(latch)
+    return fitted_switch_policy(
+        v8,
+        switch,
+        w,
+        torch.tensor(bias),
+        tmp_path / f"{latch}{slope}",
+        standardised=(torch.zeros(width), torch.ones(width)),
+        action=action,
+    )
+
+
+def _raw_class_aux_run(policy: Path | str) -> RunRecord:
+    instance = resolve_suite("envs/train-tokens.toml#tokens-family-raw-class-aux").sample(0)
+    return run_controller([instance], [0], LearnedController.load(policy), 100, 25)[0]
+
+
 def test_the_start_latch_reads_the_switch_at_a_runs_first_decision_only(tmp_path):
     """A gmc-fallback fit written under the start latch (``--latch start``) and under the
     latch, its column reading the run's progress: high at the first decision, both are on
     for the whole run; high only from the second decision, the latch closes there and
     the start latch never does, its run v8's bit for bit."""
-    v8 = load_artifact("agents/v8.json")
-    switch = SWITCHES["gmc-fallback"]
-    width = run_statistics_width(NUM_FEATURES)
-    progress = FEATURES.index("progress")  # its mean over the run's tasks
-    standardised = torch.zeros(width), torch.ones(width)
-    instance = resolve_suite("envs/train-tokens.toml#tokens-family-raw-class-aux").sample(0)
-
-    def normalisation(slope: float, bias: float, latch: str) -> tuple[list[float], list]:
-        w = torch.zeros(width)
-        w[progress] = slope
-        out = tmp_path / f"{latch}{slope}"
-        action = v8.action + switch.latch_suffix(latch)
-        path = fitted_switch_policy(
-            v8, switch, w, torch.tensor(bias), out, standardised=standardised, action=action
-        )
-        run = run_controller([instance], [0], LearnedController.load(path), 100, 25)[0]
-        return run.normalisation, run.weights
-
-    v8_run = run_controller([instance], [0], LearnedController.load("agents/v8.json"), 100, 25)[0]
+    v8_run = _raw_class_aux_run("agents/v8.json")
     decisions = len(v8_run.normalisation)
     for latch in ("linear", "start"):
-        assert normalisation(-4.0, 1.0, latch)[0] == [1.0] * decisions  # on at the first
+        early = _raw_class_aux_run(_progress_switch(tmp_path, -4.0, 1.0, latch))
+        assert early.normalisation == [1.0] * decisions  # on at the first
     on_at_second = [0.0] + [1.0] * (decisions - 1)
-    assert normalisation(4.0, -1.0, "linear")[0] == on_at_second
-    late, weights = normalisation(4.0, -1.0, "start")
-    assert late == [0.0] * decisions and weights == v8_run.weights
+    late = _raw_class_aux_run(_progress_switch(tmp_path, 4.0, -1.0, "linear"))
+    assert late.normalisation == on_at_second
+    never = _raw_class_aux_run(_progress_switch(tmp_path, 4.0, -1.0, "start"))
+    assert never.normalisation == [0.0] * decisions and never.weights == v8_run.weights
+
+
+def test_the_continuous_latch_changes_only_the_runs_that_close_mid_run(tmp_path):
+    """``--latch continuous`` (``..._gmccont``): a run on from its first decision is the
+    latch's run bit for bit (its scale stays 1); one that closes at its second decision
+    takes the latch's decisions there too, but trains at the held scale, so it ends
+    elsewhere."""
+    runs = {
+        (latch, when): _raw_class_aux_run(_progress_switch(tmp_path, *line, latch))
+        for latch in ("linear", "continuous")
+        for when, line in (("early", (-4.0, 1.0)), ("late", (4.0, -1.0)))
+    }
+    early, early_held = runs["linear", "early"], runs["continuous", "early"]
+    assert early_held.final_test_metric == early.final_test_metric
+    late, late_held = runs["linear", "late"], runs["continuous", "late"]
+    assert late_held.normalisation == late.normalisation and late.normalisation[1] == 1.0
+    assert late_held.final_test_metric != late.final_test_metric
 
 
 @pytest.mark.parametrize(("slope", "bias", "on"), [(-4.0, 1.0, True), (4.0, -1.0, False)])
@@ -723,16 +751,7 @@ def test_the_start_latch_reads_a_users_first_decision(tmp_path, slope, bias, on)
     interval of training, not at step 0: the start latch reads it there. A column high at
     the start is on from the first decision to the last; one that rises only later (past
     a quarter of the budget) never turns it on."""
-    v8 = load_artifact("agents/v8.json")
-    switch = SWITCHES["gmc-fallback"]
-    width = run_statistics_width(NUM_FEATURES)
-    w = torch.zeros(width)
-    w[FEATURES.index("progress")] = slope
-    action = v8.action + switch.latch_suffix("start")
-    standardised = torch.zeros(width), torch.ones(width)
-    path = fitted_switch_policy(
-        v8, switch, w, torch.tensor(bias), tmp_path / "p", standardised=standardised, action=action
-    )
+    path = _progress_switch(tmp_path, slope, bias, "start")
     kinds = ["regression", "classification", "regression"]
     session = CurriculumSession(
         LearnedController.load(path), num_tasks=3, budget=1000, interval=25, task_kinds=kinds

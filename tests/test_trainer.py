@@ -417,3 +417,24 @@ def test_set_schedule_refuses_a_bad_loss_normalisation_and_keeps_the_schedule(no
         trainer.set_schedule(torch.ones(1, 3) * 2, torch.ones(1, 3), normalisation)
     assert torch.equal(trainer.normalisation, torch.tensor([0.5]))
     assert torch.equal(trainer.weights, torch.ones(1, 3))
+
+
+def test_a_runs_objective_scale_multiplies_its_step_and_leaves_the_other_runs_alone():
+    """``scale`` s multiplies a run's whole objective: under SGD, scale 2 at lr 0.05 takes
+    the step of weights 2 (the same objective); a run beside it at scale 1 is untouched bit
+    for bit; a scale that is not finite and positive is refused by name."""
+    suite = small_suite()
+    insts = [suite.sample(0), suite.sample(1)]
+    scaled, doubled, plain = (_sgd_trainer(insts, [0, 1]) for _ in range(3))
+    weights, sampling = torch.ones(2, 3), torch.full((2, 3), 1 / 3)
+    scaled.set_schedule(weights, sampling, scale=torch.tensor([1.0, 2.0]))
+    doubled.set_schedule(torch.tensor([[1.0] * 3, [2.0] * 3]), sampling)
+    plain.set_schedule(weights, sampling)
+    for trainer in (scaled, doubled, plain):
+        trainer.train(3)
+    torch.testing.assert_close(scaled.flat_params, doubled.flat_params)
+    assert torch.equal(scaled.flat_params[0], plain.flat_params[0])
+    assert not torch.allclose(scaled.flat_params[1], plain.flat_params[1])
+    for bad in (torch.tensor([1.0, 0.0]), torch.tensor([1.0, float("inf")]), torch.ones(3)):
+        with pytest.raises(ValueError, match="scale must"):
+            scaled.set_schedule(weights, sampling, scale=bad)

@@ -74,6 +74,7 @@ class RuleGrid(Controller):
             torch.stack([rows[j % r].weights[j] for j in runs]),
             torch.stack([rows[j % r].sampling[j] for j in runs]),
             torch.stack([rows[j % r].normalisation[j] for j in runs]),
+            torch.stack([rows[j % r].scale[j] for j in runs]),
         )
 
 

@@ -92,6 +92,8 @@ the latched twin (RESULTS §35c: a fallback whose strength dips for one interval
 a run that the switched-on demonstration won). ``--latch start`` reads it at the first
 decision only (``..._gmcstart``): on for the whole run or never, which its demonstrations
 score exactly (RESULTS §36a: latches that closed mid-run lost on raw-scale runs).
+``--latch continuous`` writes the latch that holds the objective's scale continuous at a
+mid-run close instead (``..._gmccont``, RESULTS §36d), scored as ``linear``.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ DEFAULT_INSTANCES = 200
 MAX_DRAWS = 200  # instances drawn per suite in search of one with auxiliaries
 GAIN_CLAMP = 10.0  # a diverged run's loss, in nats of mean log error
 SPREAD_FLOOR = 1e-6  # run statistics with less spread in the demonstrations count as constant
-LATCH_SCORINGS = ("linear", "conservative", "start")  # latched_gains; "start": the start latch
+# latched_gains; "start": the start latch; "continuous" scores as "linear" (its twin differs)
+LATCH_SCORINGS = ("linear", "conservative", "start", "continuous")
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,8 @@ class Switch:
     run the same schedule twice, its gain round-off); ``latched``, if the switch can be
     read as a latch (``--latch linear`` or ``conservative``), the suffix of that twin, and
     ``started`` the suffix of the twin that reads it at the first decision only (``--latch
-    start``)."""
+    start``), ``continuous`` that of the latch holding the objective's scale continuous
+    at a mid-run close (``--latch continuous``)."""
 
     name: str
     suffix: str
@@ -152,6 +156,7 @@ class Switch:
     auxiliary_kind: TaskKind | None = None
     latched: str | None = None  # the suffix of the twin that reads the column as a latch
     started: str | None = None  # the suffix of the twin that reads it at the first decision
+    continuous: str | None = None  # the suffix of the latch with a continuous scale
 
     def __post_init__(self) -> None:
         # a kind filter on a switch that demonstrates every instance would be silently unused
@@ -172,7 +177,7 @@ class Switch:
     def latch_suffix(self, latch: str) -> str | None:
         """The suffix of the twin a fit read as a latch by ``latch`` (one of
         ``LATCH_SCORINGS``) runs under, ``None`` if this switch has none."""
-        return self.started if latch == "start" else self.latched
+        return {"start": self.started, "continuous": self.continuous}.get(latch, self.latched)
 
 
 SWITCHES = {
@@ -188,7 +193,14 @@ SWITCHES = {
         Switch("fallback", "_fallback", False),
         Switch("ie-fallback", "_iefallback", False),
         Switch("gm-fallback", "_gmfallback", False),
-        Switch("gmc-fallback", "_gmcfallback", False, latched="_gmclatch", started="_gmcstart"),
+        Switch(
+            "gmc-fallback",
+            "_gmcfallback",
+            False,
+            latched="_gmclatch",
+            started="_gmcstart",
+            continuous="_gmccont",
+        ),
         Switch("gmt-fallback", "_gmtfallback", False),
         Switch("gms-fallback", "_gmsfallback", False),
         Switch("target-start-down", "_tstartdown", False),
@@ -490,7 +502,8 @@ def latched_gains(readouts: list[torch.Tensor], gain: torch.Tensor, scoring: str
     counts ``gain (1 - t / T)`` of its ``T`` decisions, ``conservative`` ``min(gain, 0)``.
     ``start`` scores the start latch (``..._gmcstart``), which closes at ``t = 0`` or
     never: the instance's gain where the first readout reaches ``LATCH_AT``, else 0,
-    exactly."""
+    exactly. ``continuous`` (``..._gmccont``) counts as ``linear``: with the objective's
+    scale held at the close, a late close lost little on the runs measured (§36d)."""
     if scoring not in LATCH_SCORINGS:
         raise ValueError(f"latch scoring must be one of {LATCH_SCORINGS}, got {scoring!r}")
     captured = torch.zeros(len(gain))
@@ -503,7 +516,7 @@ def latched_gains(readouts: list[torch.Tensor], gain: torch.Tensor, scoring: str
             captured[i] = gain[i] if t == 0 else 0.0
         elif t == 0:
             captured[i] = gain[i]
-        elif scoring == "linear":
+        elif scoring in ("linear", "continuous"):
             captured[i] = gain[i] * (1 - t / len(readout))
         else:
             captured[i] = gain[i].clamp_max(0)

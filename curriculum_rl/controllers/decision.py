@@ -1,5 +1,6 @@
 """A decision: per-task loss weights and sampling probabilities for a batch of runs,
-and how far each run's objective normalises every task's loss by its own scale."""
+how far each run's objective normalises every task's loss by its own scale, and the
+objective's overall scale."""
 
 from __future__ import annotations
 
@@ -16,21 +17,34 @@ class Decision:
     ``normalisation`` (N,) in [0, 1] is the exponent ``alpha`` of the trainer's per-step
     objective ``sum_k w_k L_k / sg(L_k)^alpha`` (``sg``: no gradient): 0, the default, is
     the weighted sum; 1 divides every task's loss by its own batch value, the gradient of
-    the mean log loss (the ``geometric-mean`` rule) weighted by ``w``. Decisions derived
-    from another keep it (``dataclasses.replace``); :meth:`runs` and :meth:`cat` carry it.
+    the mean log loss (the ``geometric-mean`` rule) weighted by ``w``.
+
+    ``scale`` (N,) > 0 multiplies that whole objective, 1 by default. Adam divides a
+    constant scale out, so it matters only when it keeps the objective's size continuous
+    across a change of ``alpha`` mid-run: divided by its own value, a raw-scale loss's
+    gradient shrinks by that value while the optimiser's second moments still hold the
+    old size, and runs switched to ``alpha = 1`` mid-run lost for it (RESULTS §36d).
+
+    Decisions derived from another keep both (``dataclasses.replace``); :meth:`runs` and
+    :meth:`cat` carry them.
     """
 
     weights: torch.Tensor
     sampling: torch.Tensor
     normalisation: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.normalisation is None:
             self.normalisation = self.weights.new_zeros(self.weights.shape[0])
+        if self.scale is None:
+            self.scale = self.weights.new_ones(self.weights.shape[0])
 
     def runs(self, rows: slice | torch.Tensor) -> Decision:
         """The decision of some runs only (``rows`` indexes the first dimension)."""
-        return Decision(self.weights[rows], self.sampling[rows], self.normalisation[rows])
+        return Decision(
+            self.weights[rows], self.sampling[rows], self.normalisation[rows], self.scale[rows]
+        )
 
     def cat(self, other: Decision) -> Decision:
         """The runs of ``self`` followed by those of ``other``."""
@@ -38,6 +52,7 @@ class Decision:
             torch.cat([self.weights, other.weights]),
             torch.cat([self.sampling, other.sampling]),
             torch.cat([self.normalisation, other.normalisation]),
+            torch.cat([self.scale, other.scale]),
         )
 
 

@@ -257,7 +257,9 @@ class CurriculumCore:
             self.num_runs, *self.config.action_shape
         )
         decision, reference = self._decide(torch.from_numpy(actions).to(self.trainer.device))
-        self.trainer.set_schedule(decision.weights, decision.sampling, decision.normalisation)
+        self.trainer.set_schedule(
+            decision.weights, decision.sampling, decision.normalisation, decision.scale
+        )
         self.trainer.train(self.config.interval)
         before = self._potentials(self.loop.state)
         state = self.loop.observe(self.trainer.measure())

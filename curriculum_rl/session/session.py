@@ -139,6 +139,7 @@ class CurriculumSession:
         self._gram: torch.Tensor | None = None  # from the probe, for the next decision
         self._on_device: dict[torch.device, torch.Tensor] = {}
         self._normalise = False  # the decision in force divides losses by their values
+        self._scaled = False  # ... or scales the objective (Decision.scale)
         self._sync_probe()
 
     @property
@@ -225,11 +226,13 @@ class CurriculumSession:
         if self._hook is None:
             if device not in self._on_device:
                 in_force = self.loop.previous
-                packed = torch.cat([in_force.weights[0], in_force.normalisation])
+                packed = torch.cat([in_force.weights[0], in_force.normalisation, in_force.scale])
                 self._on_device[device] = _to_device(packed, device)
-            weights, alpha = self._on_device[device].split([self.num_tasks, 1])
+            weights, alpha, scale = self._on_device[device].split([self.num_tasks, 1, 1])
             if self._normalise:
-                return weights * loss_normaliser(per_task, alpha[0])
+                weights = weights * loss_normaliser(per_task, alpha[0])
+            if self._scaled:
+                weights = weights * scale
             return weights
         host = self.collective.mean(self._hook.measure(per_task).cpu())
         self.journal.record_step(host)
@@ -281,7 +284,7 @@ class CurriculumSession:
             tensors, or numpy arrays when you passed numpy arrays or lists. :meth:`loss`
             applies the weights; give the sampling to your sampler.
         """
-        per_step = self._hook is not None or self._normalise
+        per_step = self._hook is not None or self._normalise or self._scaled
         if per_step and self.calls > 0 and self._since == 0:
             raise RuntimeError(
                 f"controller {self.controller.name!r} weighs the losses in every optimisation "
@@ -391,16 +394,19 @@ class CurriculumSession:
         with torch.enable_grad(), torch.autocast("cpu", enabled=False):
             decision = self.controller.decide(state)
         alpha = decision.normalisation.expand(self.num_tasks)
-        packed = torch.stack([decision.weights[0], decision.sampling[0], alpha]).detach().float()
+        scale = decision.scale.expand(self.num_tasks)
+        packed = torch.stack([decision.weights[0], decision.sampling[0], alpha, scale])
+        packed = packed.detach().float()
         if share:
             packed = self.collective.from_rank0(packed)
-        decision = Decision(packed[0:1].clone(), packed[1:2].clone(), packed[2, :1].clone())
+        decision = Decision(*(packed[0:1].clone(), packed[1:2].clone()), *packed[2:, :1].clone())
         self._commit(decision)
         return decision
 
     def _commit(self, decision: Decision) -> None:
         self.loop.commit(decision)
         self._normalise = bool(decision.normalisation.any())
+        self._scaled = bool((decision.scale != 1).any())
         self._on_device.clear()
 
     def _combined_weights(self, train: torch.Tensor) -> torch.Tensor:
@@ -408,11 +414,10 @@ class CurriculumSession:
         times its loss normaliser at the interval's mean training losses (the trainer
         uses its last step's batch losses; a session reads the device once per decision)."""
         in_force = self.loop.previous
-        if not self._normalise:
-            return in_force.weights[0]
-        return (
-            in_force.weights[0] * loss_normaliser(train.nan_to_num(1.0), in_force.normalisation)[0]
-        )
+        weights = in_force.weights[0]
+        if self._normalise:
+            weights = weights * loss_normaliser(train.nan_to_num(1.0), in_force.normalisation)[0]
+        return weights * in_force.scale[0] if self._scaled else weights
 
     def _vector(self, values: ArrayLike | None, name: str) -> torch.Tensor | None:
         if values is None:
@@ -473,6 +478,7 @@ class CurriculumSession:
             "has_gram": torch.tensor(self._gram is not None),
             "in_force": torch.cat([previous.weights, previous.sampling]).clone(),
             "in_force_normalisation": previous.normalisation.clone(),
+            "in_force_scale": previous.scale.clone(),
         }
         for name, value in _tracker_tensors(self.loop).items():
             state[f"tracker.{name}"] = value.clone()
@@ -491,11 +497,14 @@ class CurriculumSession:
             on_step=lambda losses: on_step(losses, self.loop.previous.weights),
             on_decision=lambda m: self._decide(m, share=False),
         )
-        # states saved before the loss normalisation existed had none (alpha 0)
+        # states saved before the loss normalisation or the scale existed had none
         alpha = state.get("in_force_normalisation", torch.zeros(1)).float()
-        saved = torch.cat([state["in_force"].float().flatten(), alpha])
+        scale = state.get("in_force_scale", torch.ones(1)).float()
+        saved = torch.cat([state["in_force"].float().flatten(), alpha, scale])
         previous = self.loop.previous
-        replayed = torch.cat([previous.weights[0], previous.sampling[0], previous.normalisation])
+        replayed = torch.cat(
+            [previous.weights[0], previous.sampling[0], previous.normalisation, previous.scale]
+        )
         if not torch.allclose(replayed, saved, rtol=1e-4, atol=1e-6):
             raise ValueError(
                 f"replaying the checkpoint's journal through controller "
@@ -504,7 +513,9 @@ class CurriculumSession:
                 "settings or a different policy file?"
             )
         k = self.num_tasks
-        self._commit(Decision(saved[None, :k].clone(), saved[None, k : 2 * k].clone(), alpha))
+        self._commit(
+            Decision(saved[None, :k].clone(), saved[None, k : 2 * k].clone(), alpha, scale)
+        )
         for name, value in _tracker_tensors(self.loop).items():
             value.copy_(state[f"tracker.{name}"])
         self.calls, self.steps, self._since = (int(c) for c in state["counters"].tolist())

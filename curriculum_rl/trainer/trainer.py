@@ -12,7 +12,8 @@ which data is seen (a small task sampled often is revisited often). Weights aver
 over the valid tasks of a run. A run's ``normalisation`` alpha (0 by default) divides each
 ``Ltilde_k`` by its own detached value to the power alpha
 (:func:`~curriculum_rl.trainer.objective.loss_normaliser`): at 1, every task's step is
-relative to its own loss scale, the geometric-mean loss's gradient.
+relative to its own loss scale, the geometric-mean loss's gradient. A run's ``scale``
+(1 by default) multiplies its whole objective.
 
 A controller that acts inside every step (uncertainty weighting, GradNorm, gradient
 aggregators...) passes a :class:`StepHook`; it receives the per-task losses and does the
@@ -238,6 +239,8 @@ class BatchedMultitaskTrainer:
         self.weights = torch.zeros(n, k, device=dev)
         self.normalisation = torch.zeros(n, device=dev)
         self._normalise = False
+        self.scale = torch.ones(n, device=dev)
+        self._scaled = False
         self.sampling = torch.zeros(n, k, device=dev)
         self.steps = torch.zeros(n, dtype=torch.long, device=dev)
         self.diverged = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -292,6 +295,8 @@ class BatchedMultitaskTrainer:
         self.sampling[run] = uniform / k
         self.normalisation[run] = 0.0
         self._normalise = bool(self.normalisation.any())
+        self.scale[run] = 1.0
+        self._scaled = bool((self.scale != 1).any())
         self.steps[run] = 0
         self.diverged[run] = False
         self.best_j[run] = float("inf")
@@ -367,14 +372,18 @@ class BatchedMultitaskTrainer:
         weights: torch.Tensor,
         sampling: torch.Tensor,
         normalisation: torch.Tensor | None = None,
+        scale: torch.Tensor | None = None,
     ) -> None:
-        """Set per-task loss weights and sampling probabilities, both (N, K), and each
-        run's loss normalisation alpha (N,) in [0, 1] (0 if not given; module docstring).
+        """Set per-task loss weights and sampling probabilities, both (N, K), each run's
+        loss normalisation alpha (N,) in [0, 1] (0 if not given; module docstring) and the
+        scale (N,) > 0 of its whole objective (1 if not given;
+        :class:`~curriculum_rl.controllers.decision.Decision`).
 
         Padded tasks get weight 0 and probability 0; sampling is renormalised over the
         valid tasks. Raises ``ValueError`` on wrong shapes or non-finite / negative values.
         """
         normalisation = _checked_normalisation(normalisation, self.num_runs, self.device)
+        scale = _checked_scale(scale, self.num_runs, self.device)
         shape = (self.num_runs, self.max_tasks)
         weights = torch.as_tensor(weights, dtype=torch.float32, device=self.device)
         sampling = torch.as_tensor(sampling, dtype=torch.float32, device=self.device)
@@ -393,6 +402,8 @@ class BatchedMultitaskTrainer:
         self.sampling = sampling / total
         self.normalisation = normalisation
         self._normalise = bool(normalisation.any())  # once per decision, not a sync per step
+        self.scale = scale
+        self._scaled = bool((scale != 1).any())
 
     # ------------------------------------------------------------------ training
     def train(self, steps: int, hook: StepHook | None = None) -> None:
@@ -436,6 +447,8 @@ class BatchedMultitaskTrainer:
         weights = self.weights
         if self._normalise:
             weights = weights * loss_normaliser(task_losses, self.normalisation)
+        if self._scaled:
+            weights = weights * self.scale[:, None]
         if hook is None:
             (weights * task_losses).sum().backward()
         else:
@@ -657,6 +670,22 @@ def _checked_normalisation(
             f"by its own value), got {normalisation.tolist()}"
         )
     return normalisation
+
+
+def _checked_scale(scale: torch.Tensor | None, num_runs: int, device: torch.device) -> torch.Tensor:
+    if scale is None:
+        return torch.ones(num_runs, device=device)
+    scale = torch.as_tensor(scale, dtype=torch.float32, device=device)
+    if tuple(scale.shape) != (num_runs,):
+        raise ValueError(
+            f"scale must have shape ({num_runs},) (one per run), got {tuple(scale.shape)}"
+        )
+    if not torch.isfinite(scale).all() or (scale <= 0).any():
+        raise ValueError(
+            f"scale must be finite and > 0 (the objective's overall size, 1 by default), "
+            f"got {scale.tolist()}"
+        )
+    return scale
 
 
 def task_gradient_gram(a: torch.Tensor, d: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
