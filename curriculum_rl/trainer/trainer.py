@@ -649,17 +649,24 @@ class BatchedMultitaskTrainer:
         return x, y, valid
 
 
+def _per_run(
+    value: torch.Tensor | None, name: str, default: float, num_runs: int, device: torch.device
+) -> torch.Tensor:
+    """``value`` as one float per run, ``default`` for every run if not given."""
+    if value is None:
+        return torch.full((num_runs,), default, device=device)
+    value = torch.as_tensor(value, dtype=torch.float32, device=device)
+    if tuple(value.shape) != (num_runs,):
+        raise ValueError(
+            f"{name} must have shape ({num_runs},) (one per run), got {tuple(value.shape)}"
+        )
+    return value
+
+
 def _checked_normalisation(
     normalisation: torch.Tensor | None, num_runs: int, device: torch.device
 ) -> torch.Tensor:
-    if normalisation is None:
-        return torch.zeros(num_runs, device=device)
-    normalisation = torch.as_tensor(normalisation, dtype=torch.float32, device=device)
-    if tuple(normalisation.shape) != (num_runs,):
-        raise ValueError(
-            f"normalisation must have shape ({num_runs},) (one per run), got "
-            f"{tuple(normalisation.shape)}"
-        )
+    normalisation = _per_run(normalisation, "normalisation", 0.0, num_runs, device)
     if (
         not torch.isfinite(normalisation).all()
         or (normalisation < 0).any()
@@ -673,13 +680,7 @@ def _checked_normalisation(
 
 
 def _checked_scale(scale: torch.Tensor | None, num_runs: int, device: torch.device) -> torch.Tensor:
-    if scale is None:
-        return torch.ones(num_runs, device=device)
-    scale = torch.as_tensor(scale, dtype=torch.float32, device=device)
-    if tuple(scale.shape) != (num_runs,):
-        raise ValueError(
-            f"scale must have shape ({num_runs},) (one per run), got {tuple(scale.shape)}"
-        )
+    scale = _per_run(scale, "scale", 1.0, num_runs, device)
     if not torch.isfinite(scale).all() or (scale <= 0).any():
         raise ValueError(
             f"scale must be finite and > 0 (the objective's overall size, 1 by default), "
