@@ -399,7 +399,8 @@ class CurriculumSession:
         packed = packed.detach().float()
         if share:
             packed = self.collective.from_rank0(packed)
-        decision = Decision(*(packed[0:1].clone(), packed[1:2].clone()), *packed[2:, :1].clone())
+        weights, sampling, alpha, scale = packed[0:1], packed[1:2], packed[2, :1], packed[3, :1]
+        decision = Decision(weights.clone(), sampling.clone(), alpha.clone(), scale.clone())
         self._commit(decision)
         return decision
 
@@ -412,7 +413,8 @@ class CurriculumSession:
     def _combined_weights(self, train: torch.Tensor) -> torch.Tensor:
         """(K,) the weights the interval's steps gave the losses: the decision in force,
         times its loss normaliser at the interval's mean training losses (the trainer
-        uses its last step's batch losses; a session reads the device once per decision)."""
+        uses its last step's batch losses; a session reads the device once per decision)
+        and its scale."""
         in_force = self.loop.previous
         weights = in_force.weights[0]
         if self._normalise:
