@@ -1067,4 +1067,7 @@ def test_the_continuous_latch_holds_the_objectives_value_where_it_closes_mid_run
     assert decide("_gmccont", 1.0, 0.0, 1.0, 1).scale.tolist() == [1.0, 1.0]  # at the start
     assert decide("_gmccont", 0.2, 0.0, 1.0, 3).scale.tolist() == [1.0, 1.0]  # off
     assert latched.scale.tolist() == [1.0, 1.0]
+    fields["train_loss"] = signals.train_loss.clone()
+    fields["train_loss"][0, 0] = float("inf")  # a diverged run: no scale from its losses
+    assert decide("_gmccont", 1.0, 0.0, 1.0, 3).scale.tolist() == [1.0, 1.0]
     assert action_transform(V8_TRANSFORM + "_gmccont").constants()["fallback_latch_continuous"]

@@ -638,7 +638,8 @@ def held_scale(decision: Decision, state: DecisionState) -> torch.Tensor:
     """(N,) the objective scale that keeps a run's objective continuous where
     ``decision`` turns the loss normalisation on after its first decision: the previous
     decision's objective value at the interval's training losses over the new one's (each
-    normalised loss counts 1); where it was on already, the previous scale; else 1."""
+    normalised loss counts 1); where it was on already, the previous scale; else 1, and
+    also where a loss is not finite (a diverged run: the trainer refuses such a scale)."""
     previous, mask = state.previous, state.mask
     was_on, on = previous.normalisation >= 1, decision.normalisation >= 1
     closing = on & ~was_on & (state.decisions > 1)
@@ -646,7 +647,7 @@ def held_scale(decision: Decision, state: DecisionState) -> torch.Tensor:
     before = previous.scale * (previous.weights * losses).sum(1)
     after = (decision.weights * mask).sum(1).clamp_min(EPS)
     carried = torch.where(was_on & on, previous.scale, torch.ones_like(previous.scale))
-    return torch.where(closing, before / after, carried)
+    return torch.where(closing & torch.isfinite(before), before / after, carried)
 
 
 def mixed(decision: Decision, fallback: Decision, strength: torch.Tensor) -> Decision:
