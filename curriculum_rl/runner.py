@@ -27,7 +27,8 @@ class RunRecord:
     """Everything one run produced; ``to_dict`` is JSON-serialisable.
 
     Curves hold one entry per decision (the first before any training), ``normalisation``
-    too (the decision's loss normalisation alpha, 0 for most controllers); ``grad_cos``
+    and ``scale`` too (the decision's loss normalisation alpha, 0 for most controllers,
+    and its objective scale, 1 for all but a latch that holds it); ``grad_cos``
     (pairwise task-gradient cosines) and ``cos_update`` feed :mod:`curriculum_rl.diagnostics`.
     ``final_*`` and ``best_*`` are on the full test split, with the final parameters and
     with those at the best validation-probe J (the two checkpoint rules of the evaluation
@@ -52,6 +53,7 @@ class RunRecord:
     weights: list[list[float]] = field(default_factory=list)
     sampling: list[list[float]] = field(default_factory=list)
     normalisation: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
     grad_cos: list[list[list[float]]] = field(default_factory=list)
     cos_update: list[list[float]] = field(default_factory=list)
     final_test_loss: list[float] = field(default_factory=list)
@@ -165,6 +167,7 @@ def _append(records: list[RunRecord], signals: Signals, decision: Decision) -> N
         rec.weights.append(decision.weights[run, :k].tolist())
         rec.sampling.append(decision.sampling[run, :k].tolist())
         rec.normalisation.append(float(decision.normalisation[run]))
+        rec.scale.append(float(decision.scale[run]))
         rec.grad_cos.append(signals.grad_cos[run, :k, :k].tolist())
         rec.cos_update.append(signals.cos_update[run, :k].tolist())
 

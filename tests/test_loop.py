@@ -103,9 +103,12 @@ def test_shipped_policy_decisions_are_unchanged():
     assert len(golden["states"]) == len(golden["decisions"]) >= 20
     for state, recorded in zip(golden["states"], golden["decisions"], strict=True):
         decision = controller.decide(_state_from_dict(state))
-        # Files recorded before decisions had a loss normalisation hold none: it was 0.
-        recorded = {"normalisation": torch.zeros(decision.normalisation.shape), **recorded}
-        for key in ("weights", "sampling", "normalisation"):
+        # Files recorded before decisions had a loss normalisation or a scale hold none:
+        # they were 0 and 1.
+        unrecorded = {"normalisation": torch.zeros(decision.normalisation.shape)}
+        unrecorded["scale"] = torch.ones(decision.scale.shape)
+        recorded = {**unrecorded, **recorded}
+        for key in ("weights", "sampling", "normalisation", "scale"):
             torch.testing.assert_close(getattr(decision, key), recorded[key], rtol=1e-4, atol=1e-6)
 
 
@@ -122,7 +125,7 @@ class _Recorder(Controller):
     def decide(self, signals: DecisionState) -> Decision:
         decision = self.inner.decide(signals)
         self.states.append(_state_to_dict(signals))
-        keys = ("weights", "sampling", "normalisation")
+        keys = ("weights", "sampling", "normalisation", "scale")
         self.decisions.append({key: getattr(decision, key) for key in keys})
         return decision
 

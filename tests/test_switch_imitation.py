@@ -740,9 +740,13 @@ def test_the_continuous_latch_changes_only_the_runs_that_close_mid_run(tmp_path)
     }
     early, early_held = runs["linear", "early"], runs["continuous", "early"]
     assert early_held.final_test_metric == early.final_test_metric
+    assert set(early_held.scale) == {1.0}
     late, late_held = runs["linear", "late"], runs["continuous", "late"]
     assert late_held.normalisation == late.normalisation and late.normalisation[1] == 1.0
     assert late_held.final_test_metric != late.final_test_metric
+    held = late_held.scale[1]  # recorded per decision: 1 until the close, then held
+    assert held != 1.0 and late_held.scale == [1.0] + [held] * (len(late.scale) - 1)
+    assert set(late.scale) == {1.0}
 
 
 @pytest.mark.parametrize(("slope", "bias", "on"), [(-4.0, 1.0, True), (4.0, -1.0, False)])
