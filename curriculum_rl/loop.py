@@ -111,14 +111,7 @@ class DecisionLoop:
         if budget is not None:
             new_budget = torch.as_tensor(budget, dtype=torch.float32, device=self.device)
             self.budget = torch.where(selected, new_budget, self.budget)
-        fresh = uniform_decision(self.mask)
-        keep = selected[:, None]
-        self.previous = Decision(
-            torch.where(keep, fresh.weights, self.previous.weights),
-            torch.where(keep, fresh.sampling, self.previous.sampling),
-            torch.where(selected, fresh.normalisation, self.previous.normalisation),
-            torch.where(selected, fresh.scale, self.previous.scale),
-        )
+        self.previous = uniform_decision(self.mask).where(selected, self.previous)
 
     def _selection(self, runs: RunSelection) -> torch.Tensor:
         if isinstance(runs, torch.Tensor) and runs.dtype == torch.bool:

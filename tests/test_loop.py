@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -241,14 +241,17 @@ if __name__ == "__main__" and "--regenerate" in sys.argv:
 
 
 def test_a_decision_carries_its_scale_through_runs_and_cat():
-    """``Decision.scale``: 1 per run by default; :meth:`runs` and :meth:`cat` keep each
-    run's; the loop refuses one of the wrong shape."""
+    """``Decision.scale``: 1 per run by default; :meth:`runs`, :meth:`where` and
+    :meth:`cat` keep each run's; the loop refuses one of the wrong shape."""
     weights, sampling = torch.ones(3, 2), torch.full((3, 2), 0.5)
     plain = Decision(weights, sampling)
     assert plain.scale.tolist() == [1.0, 1.0, 1.0]
     scaled = Decision(weights, sampling, torch.zeros(3), torch.tensor([1.0, 2.0, 3.0]))
     assert scaled.runs(slice(1, 3)).scale.tolist() == [2.0, 3.0]
     assert plain.runs([0]).cat(scaled.runs([2])).scale.tolist() == [1.0, 3.0]
+    picked = scaled.where(torch.tensor([False, True, False]), replace(plain, weights=weights * 2))
+    assert picked.scale.tolist() == [1.0, 2.0, 1.0]
+    assert picked.weights[:, 0].tolist() == [2.0, 1.0, 2.0]
     loop = DecisionLoop(torch.ones(3, 2, dtype=torch.bool), torch.ones(3, 2), budget=10)
     with pytest.raises(ValueError, match="scale must have shape"):
         loop.commit(Decision(weights, sampling, torch.zeros(3), torch.ones(2)))

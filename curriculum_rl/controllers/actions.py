@@ -564,11 +564,7 @@ class FallbackTransform(SwitchColumnTransform):
         if not (acting & (strength > 0)).any():
             return decision
         moved = mixed(decision, self.decide(signals), torch.where(acting, strength, 0.0))
-        return Decision(
-            torch.where(acting[:, None], moved.weights, decision.weights),
-            torch.where(acting[:, None], moved.sampling, decision.sampling),
-            torch.where(acting, moved.normalisation, decision.normalisation),
-        )
+        return moved.where(acting, decision)
 
     def constants(self) -> dict[str, float]:
         constants = {**self.base.constants(), f"fallback_{self.heuristic.replace('-', '_')}": 1.0}
@@ -716,13 +712,8 @@ def normalise_targets(decision: Decision, signals: Signals, strength: torch.Tens
     sampling = torch.where(
         targets, torch.lerp(decision.sampling, target_share, s), decision.sampling
     )
-    moved = normalize_decision(weights, sampling, mask)
-    changed = strength > 0  # the other runs keep the base decision bit for bit
-    return Decision(
-        torch.where(changed[:, None], moved.weights, decision.weights),
-        torch.where(changed[:, None], moved.sampling, decision.sampling),
-        torch.where(changed, strength, decision.normalisation),
-    )
+    moved = replace(normalize_decision(weights, sampling, mask), normalisation=strength)
+    return moved.where(strength > 0, decision)  # the other runs keep it bit for bit
 
 
 def objective_share_decision(decision: Decision, signals: Signals) -> Decision:

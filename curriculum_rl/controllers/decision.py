@@ -25,8 +25,8 @@ class Decision:
     gradient shrinks by that value while the optimiser's second moments still hold the
     old size, and runs switched to ``alpha = 1`` mid-run lost for it (RESULTS §36d).
 
-    Decisions derived from another keep both (``dataclasses.replace``); :meth:`runs` and
-    :meth:`cat` carry them.
+    Decisions derived from another keep both (``dataclasses.replace``); :meth:`runs`,
+    :meth:`where` and :meth:`cat` carry them.
     """
 
     weights: torch.Tensor
@@ -44,6 +44,16 @@ class Decision:
         """The decision of some runs only (``rows`` indexes the first dimension)."""
         return Decision(
             self.weights[rows], self.sampling[rows], self.normalisation[rows], self.scale[rows]
+        )
+
+    def where(self, runs: torch.Tensor, other: Decision) -> Decision:
+        """Per run, this decision where ``runs`` (N,) is true and ``other`` elsewhere."""
+        rows = runs[:, None]
+        return Decision(
+            torch.where(rows, self.weights, other.weights),
+            torch.where(rows, self.sampling, other.sampling),
+            torch.where(runs, self.normalisation, other.normalisation),
+            torch.where(runs, self.scale, other.scale),
         )
 
     def cat(self, other: Decision) -> Decision:
