@@ -13,9 +13,7 @@ Per decision::
 
     state = loop.observe(trainer.measure())   # fold in the measurement
     decision = loop.decide(controller)         # or loop.commit(decision_from_actions)
-    trainer.set_schedule(
-        decision.weights, decision.sampling, decision.normalisation, decision.scale
-    )
+    put_in_force(trainer, decision)
     trainer.train(interval)
 """
 
@@ -25,10 +23,18 @@ import torch
 
 from curriculum_rl.controllers.base import Controller, DecisionState
 from curriculum_rl.controllers.decision import Decision, uniform_decision
-from curriculum_rl.trainer import Measurement
+from curriculum_rl.trainer import BatchedMultitaskTrainer, Measurement
 from curriculum_rl.trainer.signals import Signals, SignalTracker
 
 RunSelection = torch.Tensor | list[int]
+
+
+def put_in_force(trainer: BatchedMultitaskTrainer, decision: Decision) -> None:
+    """Give ``trainer`` every field of ``decision`` for its next steps (the one place a
+    decision reaches a trainer's schedule)."""
+    trainer.set_schedule(
+        decision.weights, decision.sampling, decision.normalisation, decision.scale
+    )
 
 
 class DecisionLoop:

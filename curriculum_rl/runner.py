@@ -15,7 +15,7 @@ import torch
 
 from curriculum_rl.controllers.base import Controller, RunContext
 from curriculum_rl.controllers.decision import Decision
-from curriculum_rl.loop import DecisionLoop
+from curriculum_rl.loop import DecisionLoop, put_in_force
 from curriculum_rl.suites.base import SuiteInstance
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 from curriculum_rl.trainer.objective import mean_log_loss
@@ -120,9 +120,7 @@ def run_controller(
         state = loop.observe(trainer.measure())
         if done < total:
             decision = loop.decide(controller)
-            trainer.set_schedule(
-                decision.weights, decision.sampling, decision.normalisation, decision.scale
-            )
+            put_in_force(trainer, decision)
         _append(records, state, loop.previous)
         if done < total:
             trainer.train(min(interval, budget - done * interval), controller.hook)

@@ -47,7 +47,7 @@ from curriculum_rl.controllers.base import DecisionState
 from curriculum_rl.controllers.decision import Decision, uniform_decision
 from curriculum_rl.controllers.learned import LearnedController
 from curriculum_rl.controllers.observation import NUM_FEATURES
-from curriculum_rl.loop import DecisionLoop
+from curriculum_rl.loop import DecisionLoop, put_in_force
 from curriculum_rl.suites import Suite, SuiteInstance, resolve_suite
 from curriculum_rl.trainer import (
     CRITERIA,
@@ -257,9 +257,7 @@ class CurriculumCore:
             self.num_runs, *self.config.action_shape
         )
         decision, reference = self._decide(torch.from_numpy(actions).to(self.trainer.device))
-        self.trainer.set_schedule(
-            decision.weights, decision.sampling, decision.normalisation, decision.scale
-        )
+        put_in_force(self.trainer, decision)
         self.trainer.train(self.config.interval)
         before = self._potentials(self.loop.state)
         state = self.loop.observe(self.trainer.measure())
