@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curriculum_rl.benchmark.store import run_path
 from curriculum_rl.stats import stratified_mean
 
 TIMINGS = ("never", "first", "later")
@@ -71,9 +72,7 @@ def switch_timing(folder: Path, versus: str, reps: int = 10_000) -> dict:
         by_timing: dict[str, list[float]] = {t: [] for t in TIMINGS}
         for suite, seeds in suites.items():
             for seed, gain in seeds.items():
-                run = json.loads(
-                    (folder / "runs" / suite / controller / f"seed{seed}.json").read_text()
-                )
+                run = json.loads(run_path(folder, suite, controller, seed).read_text())
                 by_timing[timing(run["normalisation"])].append(gain)
         estimate = stratified_mean([list(s.values()) for s in suites.values()], reps=reps)
         result[controller] = {

@@ -11,6 +11,7 @@ import torch
 
 from curriculum_rl.agents.imitation import GridRun
 from curriculum_rl.agents.switch_imitation import rule_gains, save_demonstrations
+from curriculum_rl.benchmark.store import run_path
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -194,7 +195,7 @@ def _benchmark_folder(tmp_path: Path, runs: dict) -> Path:
     rows = ["suite,controller,seed,gain_final"]
     for (controller, suite, seed), (gain, alphas) in runs.items():
         rows.append(f"{suite},{controller},{seed},{gain}")
-        path = tmp_path / "runs" / suite / controller / f"seed{seed}.json"
+        path = run_path(tmp_path, suite, controller, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"normalisation": alphas}))
     (tmp_path / "results.csv").write_text("\n".join(rows) + "\n")
