@@ -82,8 +82,8 @@ class DecisionLog:
 
     Tags (under ``prefix``): ``weight/TASK``, ``sampling/TASK``, ``val_loss/TASK``,
     ``train_loss/TASK``, ``negative_transfer/val_rise/TASK``,
-    ``negative_transfer/conflict/TASK`` (0 or 1), ``normalisation`` (when given) and the
-    image ``grad_cos``.
+    ``negative_transfer/conflict/TASK`` (0 or 1), ``normalisation`` and ``scale`` (each
+    when given) and the image ``grad_cos``.
     """
 
     def __init__(
@@ -108,9 +108,11 @@ class DecisionLog:
         grad_cos: Any | None = None,
         cos_update: Any | None = None,
         normalisation: float | None = None,
+        scale: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Log one decision; return its flags ((K,) bools per flag). ``normalisation``,
-        the decision's loss normalisation alpha, is logged as one scalar when given."""
+        the decision's loss normalisation alpha, and ``scale``, its objective scale, are
+        logged as one scalar each when given."""
         self._val.append(_table(val_loss))
         if cos_update is not None:
             self._cos_update.append(_table(cos_update))
@@ -127,8 +129,9 @@ class DecisionLog:
         for name, values in series.items():
             for task, value in zip(self.tasks, _table(values), strict=True):
                 self.writer.add_scalar(f"{self.prefix}{name}/{task}", float(value), int(step))
-        if normalisation is not None:
-            self.writer.add_scalar(f"{self.prefix}normalisation", float(normalisation), int(step))
+        for name, value in (("normalisation", normalisation), ("scale", scale)):
+            if value is not None:
+                self.writer.add_scalar(f"{self.prefix}{name}", float(value), int(step))
         if grad_cos is not None:
             image = cosine_image(grad_cos)
             self.writer.add_image(f"{self.prefix}grad_cos", image, int(step), dataformats="HWC")
@@ -139,7 +142,8 @@ def write_record(writer: ScalarImageWriter, record: dict, prefix: str = "") -> N
     """Log every decision of a run record (``RunRecord.to_dict()``)."""
     log = DecisionLog(writer, record["tasks"], prefix)
     grad_cos, cos_update = record.get("grad_cos"), record.get("cos_update")
-    normalisation = record.get("normalisation")  # absent from records made before it
+    # absent from records made before they existed
+    normalisation, scale = record.get("normalisation"), record.get("scale")
     for i, step in enumerate(record["steps"]):
         log.write(
             step,
@@ -150,33 +154,44 @@ def write_record(writer: ScalarImageWriter, record: dict, prefix: str = "") -> N
             grad_cos=None if not grad_cos else grad_cos[i],
             cos_update=None if not cos_update else cos_update[i],
             normalisation=None if not normalisation else normalisation[i],
+            scale=None if not scale else scale[i],
         )
 
 
 def diagnostics_figure(record: dict) -> Figure:
-    """The same diagnostics as one figure: losses, weights (with the loss normalisation
-    where a decision used one), sampling, the mean gradient cosine matrix over the run,
-    and the flags per decision."""
+    """The same diagnostics as one figure: losses, weights (times the objective scale and
+    with the loss normalisation where a decision used them), sampling, the mean gradient
+    cosine matrix over the run, and the flags per decision."""
     from matplotlib.figure import Figure
 
     tasks, steps = record["tasks"], record["steps"]
     fig = Figure(figsize=(13, 7.5), layout="constrained")
     axes = fig.subplots(2, 3)
     curves = [
-        ("val_loss_curve", "validation loss", "log"),
-        ("train_loss_curve", "training loss", "log"),
-        ("weights", "loss weight", "linear"),
-        ("sampling", "sampling probability", "linear"),
+        (_table(record["val_loss_curve"]), "validation loss", "log"),
+        (_table(record["train_loss_curve"]), "training loss", "log"),
+        (*_applied_weights(record), "linear"),
+        (_table(record["sampling"]), "sampling probability", "linear"),
     ]
-    for ax, (key, label, scale) in zip(axes.flat, curves, strict=False):
+    for ax, (values, label, yscale) in zip(axes.flat, curves, strict=False):
         for k, task in enumerate(tasks):
-            ax.plot(steps, _table(record[key])[:, k], label=task)
-        ax.set(title=label, xlabel="optimisation steps", yscale=scale)
+            ax.plot(steps, values[:, k], label=task)
+        ax.set(title=label, xlabel="optimisation steps", yscale=yscale)
     axes[0, 0].legend(fontsize="small")
     _normalisation_line(axes[0, 2], record)
     _cosine_panel(fig, axes[1, 1], record)
     _flag_panel(axes[1, 2], record)
     return fig
+
+
+def _applied_weights(record: dict) -> tuple[np.ndarray, str]:
+    """The weights the objective applied and the panel's title: times the decision's
+    objective scale where any decision set one, since a latch that holds the objective's
+    value changes the scale, not the mean-one weights."""
+    weights, scale = _table(record["weights"]), record.get("scale")  # absent before it
+    if not scale or all(s == 1 for s in scale):
+        return weights, "loss weight"
+    return weights * _table(scale)[:, None], "loss weight x objective scale"
 
 
 def _normalisation_line(ax: Any, record: dict) -> None:

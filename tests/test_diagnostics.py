@@ -81,6 +81,10 @@ def test_decision_log_writes_every_tag():
     normalised, run["normalisation"] = RecordingWriter(), [0.0] * 4 + [0.5] * 4
     write_record(normalised, run, prefix="curriculum/")
     assert normalised.scalars["curriculum/normalisation"][3:5] == [(75, 0.0), (100, 0.5)]
+    assert "curriculum/scale" not in writer.scalars
+    scaled, run["scale"] = RecordingWriter(), [1.0] * 6 + [0.25] * 2
+    write_record(scaled, run, prefix="curriculum/")
+    assert scaled.scalars["curriculum/scale"][5:7] == [(125, 1.0), (150, 0.25)]
     assert writer.images["curriculum/grad_cos"][0] == (0, (36, 36, 3))
     log = DecisionLog(RecordingWriter(), ["a", "b"])
     flags = log.write(0, weights=[1, 1], sampling=[0.5, 0.5], val_loss=[1.0, 2.0])
@@ -120,6 +124,20 @@ def test_the_figure_draws_the_loss_normalisation_only_where_a_decision_used_it()
     assert alpha_lines({**record(), "normalisation": alpha}) == [alpha]
     assert alpha_lines({**record(), "normalisation": [0.0] * 8}) == []
     assert alpha_lines(record()) == []
+
+
+def test_the_weight_panel_shows_the_weights_the_objective_applied():
+    def weight_panel(rec):
+        fig = diagnostics_figure(rec)
+        (ax,) = [ax for ax in fig.axes if ax.get_title().startswith("loss weight")]
+        return ax.get_title(), [line.get_ydata().tolist() for line in ax.get_lines()]
+
+    title, lines = weight_panel(record(4))
+    assert title == "loss weight" and lines[1] == [1.5] * 4
+    assert weight_panel({**record(4), "scale": [1.0] * 4}) == (title, lines)
+    title, lines = weight_panel({**record(4), "scale": [1.0, 1.0, 0.5, 0.5]})
+    assert title == "loss weight x objective scale"
+    assert lines[1] == [1.5, 1.5, 0.75, 0.75]  # task b's weight, halved with the scale
 
 
 @pytest.mark.slow

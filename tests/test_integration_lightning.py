@@ -101,7 +101,9 @@ def test_the_callback_paces_a_lightning_module(tmp_path: Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     scalars = EventAccumulator(str(events)).Reload().Tags()["scalars"]
-    assert {"curriculum/weight/a", "curriculum/normalisation"} <= set(scalars), scalars
+    assert {"curriculum/weight/a", "curriculum/normalisation", "curriculum/scale"} <= set(
+        scalars
+    ), scalars
 
 
 def test_a_resumed_fit_equals_the_uninterrupted_one(tmp_path: Path):

@@ -82,6 +82,7 @@ class DecisionDriver:
             grad_cos=state.grad_cos[0].numpy(),
             cos_update=state.cos_update[0].numpy(),
             normalisation=float(self.session.loop.previous.normalisation[0]),
+            scale=float(self.session.loop.previous.scale[0]),
         )
 
     def state_dict(self) -> dict[str, torch.Tensor]:
