@@ -16,7 +16,8 @@ family is a demonstration's suite; sets stored before suites were recorded take
 from new training families); ``--without-auxiliaries`` keeps only the instances without
 auxiliary tasks (a switch that may act only there, RESULTS §34e); ``--latch linear`` (or
 ``conservative``) scores the switch as a latch (RESULTS §35c), ``--latch start`` as the
-latch read at the first decision only (§36a).
+latch read at the first decision only (§36a); ``--statistics`` reads only the run
+statistics it names, as ``switch_imitation --statistics`` does (§37).
 """
 
 from __future__ import annotations
@@ -127,6 +128,13 @@ def main() -> None:
         help="score the switch as a latch, a latch closed after the start counted this way "
         "('start': the latch read at the first decision only)",
     )
+    parser.add_argument(
+        "--statistics",
+        nargs="+",
+        metavar="PATTERN",
+        help="read only the run statistics these names or patterns match "
+        "(switch_imitation --statistics)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
     args = parser.parse_args()
     runs = load_sets(args.demos)
@@ -134,7 +142,8 @@ def main() -> None:
         runs = without_auxiliaries(runs)
         print(f"{len(runs)} instances without auxiliary tasks")
     family, names = family_ids(runs, args.families)
-    table = DecisionTable.build(load_artifact(args.policy).actor, runs, "run")
+    actor = load_artifact(args.policy).actor
+    table = DecisionTable.build(actor, runs, "run", args.statistics)
     result = {f"{l2:g}": holdout_table(table, family, names, l2, args.latch) for l2 in args.l2}
     for l2, row in result.items():
         print(f"L2 {l2}: captured {row['captured']:+.4f} per instance, one family held out")

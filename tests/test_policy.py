@@ -15,6 +15,7 @@ from curriculum_rl.controllers.learned.network import (
     TaskSetActor,
     TaskSetCritic,
     init_weights,
+    run_statistic_names,
     run_statistics,
     run_statistics_width,
     target_mask,
@@ -129,6 +130,21 @@ def test_run_statistics_summarise_all_tasks_targets_and_auxiliaries_apart():
     expected = [[1 / 3, 0.5, 1.0], [0.125, 0.125, 0.0], [0.0, 0.0, 0.0]]
     torch.testing.assert_close(inverse_counts, torch.tensor(expected))
     assert (stats[1, 2 * width :] == 0).all() and (stats[2] == 0).all()
+
+
+def test_each_run_statistic_is_named_by_its_group_statistic_and_feature():
+    obs = _obs(1, [3])
+    objective, weight = FEATURES.index("is_objective"), FEATURES.index("log_weight")
+    obs[0, :, objective] = torch.tensor([1.0, 1.0, 0.0] + [0.0] * (obs.shape[1] - 3))
+    obs[0, :3, weight] = torch.tensor([2.0, 4.0, -5.0])  # targets 2 and 4, auxiliary -5
+    stats = run_statistics(obs, task_mask(obs), target_mask(obs))[0]
+    names = run_statistic_names()
+    assert len(names) == len(set(names)) == run_statistics_width(NUM_FEATURES)
+    value = dict(zip(names, stats.tolist(), strict=True))
+    assert value["targets.mean.log_weight"] == 3.0 and value["targets.max.log_weight"] == 4.0
+    assert value["auxiliaries.mean.log_weight"] == value["all.min.log_weight"] == -5.0
+    assert value["targets.inverse_count"] == 0.5
+    assert value["all.inverse_count"] == pytest.approx(1 / 3)
 
 
 def test_initial_policy_is_near_uniform():

@@ -37,7 +37,7 @@ from curriculum_rl.agents.switch_imitation import (
 from curriculum_rl.controllers import make_controller
 from curriculum_rl.controllers.actions import LATCH_AT
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
-from curriculum_rl.controllers.learned.network import run_statistics_width
+from curriculum_rl.controllers.learned.network import run_statistic_names, run_statistics_width
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
 from curriculum_rl.runner import RunRecord, run_controller
 from curriculum_rl.session import CurriculumSession
@@ -480,6 +480,48 @@ def test_the_fit_reads_the_run_statistics_exactly_as_the_written_run_head_does(t
     valid = obs[..., 0] > 0.5
     set_by_policy = ((column * valid).sum(1) / valid.sum(1)).clamp(0, 1)
     torch.testing.assert_close(set_by_policy, strength(table.features, w, b, SHARPNESS))
+
+
+def test_a_selection_of_run_statistics_is_all_the_fit_and_the_written_head_read(tmp_path):
+    """``statistics``: the table holds only the named statistics (the others 0, as
+    constant ones), so a fit on it, written as a run head, reads nothing else."""
+    torch.manual_seed(2)
+    v7 = load_artifact("agents/v7.json")
+    runs = []
+    for seed in range(6):
+        obs = torch.randn(3, 2, 12, NUM_FEATURES)
+        obs[..., 0] = (torch.arange(12) < 3 + seed).float()
+        runs.append(GridRun(seed, 0, 75, None, [-1.0, -1.0 - 0.1 * (seed - 2)], obs))
+    patterns = ["targets.mean.log_weight", "*.max.log_error_centred"]
+    table = DecisionTable.build(v7.actor, runs, "run", patterns)
+    names = run_statistic_names()
+    kept = [n == patterns[0] or n.endswith(".max.log_error_centred") for n in names]
+    assert sum(kept) == 4
+    kept = torch.tensor(kept)
+    assert (table.features[:, ~kept] == 0).all() and (table.features[:, kept] != 0).all()
+    w, b = fit_switch(table.features, table.labels, table.weights, 1e-3)
+    assert (w[~kept] == 0).all() and (w[kept] != 0).all()
+    path = fitted_switch_policy(
+        v7, SWITCHES["aux-drop"], torch.randn(len(names)), b, tmp_path / "p",
+        standardised=(table.centre, table.spread),
+    )  # fmt: skip
+    head = load_artifact(path).actor.run_head.weight[-1]
+    assert (head[~kept] == 0).all() and (head[kept] != 0).all()
+    with pytest.raises(ValueError, match="matches none"):
+        DecisionTable.build(v7.actor, runs, "run", ["targets.mean.log_wieght"])
+    with pytest.raises(ValueError, match="features='run'"):
+        DecisionTable.build(v7.actor, runs, "latent", patterns)
+
+
+def test_the_command_refuses_a_statistics_selection_it_cannot_read(config, tmp_path, capsys):
+    base = ["--config", "agents/switch-fallback.toml", "--policy", POLICY, "--out", str(tmp_path)]
+    for extra, message in (
+        (["--statistics", "targets.mean.log_weight"], "with --features run"),
+        (["--features", "run", "--statistics", "target.mean.log_weight"], "matches none"),
+    ):
+        with pytest.raises(SystemExit):
+            main([*base, *extra])
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.slow  # five instances and a refit: ~3 s

@@ -67,7 +67,9 @@ over the targets and over the auxiliaries, standardised over the demonstrations)
 fitted row then goes to a run head (``NetworkConfig.run_head``) with the standardisation
 folded in. For the fallback switch on v7 they captured several times what v7's latents
 did in cross-validation (§28–29): the latents are trained for per-task weights and need
-not carry the run's regime.
+not carry the run's regime. ``--statistics`` keeps only the statistics it names
+(``targets.mean.log_weight``; :func:`selected_statistics`): a fit on all of them leaned on
+many at once and told training families apart rather than regimes (§36c, §37).
 
 The L2 strength is chosen by cross-validation over instances (training instances only,
 five folds, the mean over ``REPEATS`` random splits), on the gain the fitted switch would
@@ -99,6 +101,7 @@ mid-run close instead (``..._gmccont``, RESULTS §36d), scored as ``linear``.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -118,7 +121,10 @@ from curriculum_rl.controllers.actions import LATCH_AT, TRANSFORMS
 from curriculum_rl.controllers.learned import LearnedController, load_artifact
 from curriculum_rl.controllers.learned.artifact import PolicyArtifact
 from curriculum_rl.controllers.learned.network import (
+    POOLED,
+    RUN_GROUPS,
     TaskSetActor,
+    run_statistic_names,
     run_statistics,
     target_mask,
     task_mask,
@@ -331,6 +337,26 @@ def run_features(actor: TaskSetActor, observations: torch.Tensor) -> torch.Tenso
 SWITCH_INPUTS = {"latent": switch_features, "run": run_features}  # what a switch can read
 
 
+def selected_statistics(patterns: Sequence[str]) -> torch.Tensor:
+    """(S,) float mask of the run statistics (:func:`run_features`) whose names
+    (``run_statistic_names``, e.g. ``targets.mean.log_weight``) match any of ``patterns``
+    (shell-style: ``*.mean.log_weight``). A pattern that matches nothing is refused, as a
+    misspelt name would silently drop a statistic."""
+    names = run_statistic_names()
+    chosen = torch.zeros(len(names))
+    for pattern in patterns:
+        hits = [i for i, name in enumerate(names) if fnmatch.fnmatchcase(name, pattern)]
+        if not hits:
+            raise ValueError(
+                f"run statistic pattern {pattern!r} matches none of the {len(names)} "
+                "names GROUP.STATISTIC.FEATURE or GROUP.inverse_count (groups "
+                f"{', '.join(RUN_GROUPS)}; statistics {', '.join(POOLED)}; features "
+                "as in the observation layout, e.g. targets.mean.log_weight)"
+            )
+        chosen[hits] = 1.0
+    return chosen
+
+
 @dataclass
 class DecisionTable:
     """Every decision of both runs of every instance: the switch features, whether
@@ -351,15 +377,26 @@ class DecisionTable:
 
     @classmethod
     def build(
-        cls, actor: TaskSetActor, runs: list[GridRun], features: str = "latent"
+        cls,
+        actor: TaskSetActor,
+        runs: list[GridRun],
+        features: str = "latent",
+        statistics: Sequence[str] | None = None,
     ) -> DecisionTable:
+        """The table of ``runs``; for ``run`` features, ``statistics`` (patterns of
+        :func:`selected_statistics`) keeps only the run statistics they name."""
+        if statistics is not None and features != "run":
+            raise ValueError("a selection of run statistics needs features='run'")
         table = cls._collect(actor, runs, SWITCH_INPUTS[features])
         if features == "run":
             spread = table.features.std(0)
             table.centre = table.features.mean(0)
-            table.spread = spread.clamp_min(SPREAD_FLOOR)
             # a statistic below the floor is constant up to float round-off, which can
-            # still tell training suites apart: zero it, as the written run head does
+            # still tell training suites apart: zero it, as the written run head does;
+            # one not selected is treated as constant
+            if statistics is not None:
+                spread = spread * selected_statistics(statistics)
+            table.spread = spread.clamp_min(SPREAD_FLOOR)
             varies = spread > SPREAD_FLOOR
             standardised = (table.features - table.centre) / table.spread
             table.features = torch.where(varies, standardised, torch.zeros_like(standardised))
@@ -643,6 +680,15 @@ def main(argv: list[str] | None = None) -> int:
         "run's observation statistics (a run head, NetworkConfig.run_head)",
     )
     parser.add_argument(
+        "--statistics",
+        nargs="+",
+        metavar="PATTERN",
+        help="with --features run: read only the run statistics these names or patterns "
+        "match (GROUP.STATISTIC.FEATURE, e.g. 'targets.mean.log_weight' or "
+        "'*.mean.log_error_centred'; groups all, targets, auxiliaries; statistics mean, "
+        "std, max, min; or GROUP.inverse_count)",
+    )
+    parser.add_argument(
         "--l2",
         type=float,
         help="fit with this L2 strength (cross-validation still runs and is reported); "
@@ -662,6 +708,13 @@ def main(argv: list[str] | None = None) -> int:
             f"--latch {args.latch}: {args.switch} has no twin read that way; switches "
             f"with one: {latchable}"
         )
+    if args.statistics and args.features != "run":
+        parser.error("--statistics selects run statistics: give it with --features run")
+    if args.statistics:
+        try:
+            selected_statistics(args.statistics)
+        except ValueError as err:
+            parser.error(str(err))
     if args.l2 is not None and args.l2 < 0:
         parser.error(f"--l2 must be >= 0, got {args.l2}")
     if args.instances is not None and (args.reuse or args.demos):
@@ -706,13 +759,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs = demonstrate(config, policy, switch, args.instances, seed=config.train.seed)
         save_demonstrations(runs, out, source)
-    table = DecisionTable.build(policy.actor, runs, args.features)
+    table = DecisionTable.build(policy.actor, runs, args.features, args.statistics)
     scores = cross_validate(table, seed=config.train.seed, latch=args.latch)
     choice = max(["always", *(f"l2={value:g}" for value in L2_GRID)], key=scores.__getitem__)
     if args.l2 is not None:
         choice = f"l2={args.l2:g}"
     notes = {"instances": len(runs), "sharpness": SHARPNESS, "cross_validation": scores}
     notes["features"] = args.features
+    if args.statistics:
+        notes["statistics"] = list(args.statistics)
     if args.latch:
         notes["latch"] = args.latch
     if args.demos and args.demos != [out]:

@@ -158,6 +158,23 @@ def run_statistics_width(num_features: int) -> int:
     return 3 * (4 * num_features + 1)
 
 
+RUN_GROUPS = ("all", "targets", "auxiliaries")
+POOLED = ("mean", "std", "max", "min")
+
+
+def run_statistic_names(features: tuple[str, ...] | list[str] = FEATURES) -> list[str]:
+    """The name of each number :func:`run_statistics` returns, in its order:
+    ``GROUP.STATISTIC.FEATURE`` (``targets.mean.log_weight``) and ``GROUP.inverse_count``."""
+    return [
+        name
+        for group in RUN_GROUPS
+        for name in (
+            *(f"{group}.{pooled}.{feature}" for pooled in POOLED for feature in features),
+            f"{group}.inverse_count",
+        )
+    ]
+
+
 def _pooled_statistics(obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1)
     count = m.sum(1).to(obs.dtype)
