@@ -451,6 +451,17 @@ def test_a_run_statistics_switch_lives_in_a_run_head_with_its_standardisation_fo
     assert 0 < expected.min() < expected.max() < 1  # the readout varies by run
 
 
+def _random_demonstrations(count: int) -> list[GridRun]:
+    """``count`` instances of three decisions of random observations (off and on runs),
+    instance ``i`` with ``3 + i`` valid tasks and a gain of ``0.1 (i - 2)``."""
+    runs = []
+    for seed in range(count):
+        obs = torch.randn(3, 2, 12, NUM_FEATURES)
+        obs[..., 0] = (torch.arange(12) < 3 + seed).float()
+        runs.append(GridRun(seed, 0, 75, None, [-1.0, -1.0 - 0.1 * (seed - 2)], obs))
+    return runs
+
+
 def test_the_fit_reads_the_run_statistics_exactly_as_the_written_run_head_does(tmp_path):
     """A statistic whose spread over the demonstrations is below ``SPREAD_FLOOR`` (here a
     feature that varies by float round-off only) is 0 in the table the fit reads, as the
@@ -458,12 +469,9 @@ def test_the_fit_reads_the_run_statistics_exactly_as_the_written_run_head_does(t
     scores is the strength the written policy sets."""
     torch.manual_seed(1)
     v7 = load_artifact("agents/v7.json")
-    runs = []
-    for seed in range(5):
-        obs = torch.randn(3, 2, 12, NUM_FEATURES)
-        obs[..., 0] = (torch.arange(12) < 3 + seed).float()
-        obs[..., FEATURES.index("log_size_rel")] = 1e-8 * torch.randn(3, 2, 12)
-        runs.append(GridRun(seed, 0, 75, None, [-1.0, -1.0 - 0.1 * (seed - 2)], obs))
+    runs = _random_demonstrations(5)
+    for run in runs:
+        run.observations[..., FEATURES.index("log_size_rel")] = 1e-8 * torch.randn(3, 2, 12)
     table = DecisionTable.build(v7.actor, runs, "run")
     raw = torch.cat([run_features(v7.actor, r.observations.flatten(0, 1)) for r in runs])
     noise = (raw.std(0) > 0) & (raw.std(0) <= SPREAD_FLOOR)
@@ -487,11 +495,7 @@ def test_a_selection_of_run_statistics_is_all_the_fit_and_the_written_head_read(
     constant ones), so a fit on it, written as a run head, reads nothing else."""
     torch.manual_seed(2)
     v7 = load_artifact("agents/v7.json")
-    runs = []
-    for seed in range(6):
-        obs = torch.randn(3, 2, 12, NUM_FEATURES)
-        obs[..., 0] = (torch.arange(12) < 3 + seed).float()
-        runs.append(GridRun(seed, 0, 75, None, [-1.0, -1.0 - 0.1 * (seed - 2)], obs))
+    runs = _random_demonstrations(6)
     patterns = ["targets.mean.log_weight", "*.max.log_error_centred"]
     table = DecisionTable.build(v7.actor, runs, "run", patterns)
     names = run_statistic_names()
