@@ -12,7 +12,9 @@ reports:
   of :func:`curriculum_rl.stats.stratified_mean`: a mean, not the benchmark's IQM, since
   the runs a switch left alone are exact zeros;
 * per timing (never on, on from the first decision, on from a later one): the runs and
-  their mean gain.
+  their mean gain;
+* per suite where it turned on (``--by-suite``): those runs and their mean gain, where
+  a switch acts and what it gains there (RESULTS §37c).
 
     python benchmarks/switch_timing.py --runs runs/fresh-rw --versus v8     # RESULTS §36a
 """
@@ -70,21 +72,27 @@ def switch_timing(folder: Path, versus: str, reps: int = 10_000) -> dict:
     result = {}
     for controller, suites in sorted(paired_gains(folder, versus).items()):
         by_timing: dict[str, list[float]] = {t: [] for t in TIMINGS}
+        on_by_suite: dict[str, list[float]] = defaultdict(list)
         for suite, seeds in suites.items():
             for seed, gain in seeds.items():
                 run = json.loads(run_path(folder, suite, controller, seed).read_text())
-                by_timing[timing(run["normalisation"])].append(gain)
+                when = timing(run["normalisation"])
+                by_timing[when].append(gain)
+                if when != "never":
+                    on_by_suite[suite].append(gain)
         estimate = stratified_mean([list(s.values()) for s in suites.values()], reps=reps)
         result[controller] = {
             "runs": sum(len(s) for s in suites.values()),
             "mean": estimate.value,
             "ci": [estimate.low, estimate.high],
-            "timing": {
-                t: {"runs": len(g), "mean": float(np.mean(g)) if g else None}
-                for t, g in by_timing.items()
-            },
+            "timing": {t: _runs_and_mean(g) for t, g in by_timing.items()},
+            "suites_on": {suite: _runs_and_mean(g) for suite, g in on_by_suite.items()},
         }
     return result
+
+
+def _runs_and_mean(gains: list[float]) -> dict:
+    return {"runs": len(gains), "mean": float(np.mean(gains)) if gains else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=Path, required=True, help="a benchmark's --out folder")
     parser.add_argument("--versus", required=True, help="the reference controller's label")
+    parser.add_argument(
+        "--by-suite",
+        action="store_true",
+        help="also list each suite where the switch turned on: its runs on and their mean gain",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
     args = parser.parse_args(argv)
     if not (args.runs / "results.csv").is_file():
@@ -110,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, part in row["timing"].items():
             mean = "" if part["mean"] is None else f", mean {part['mean']:+.4f}"
             print(f"  on {name}: {part['runs']} runs{mean}")
+        if args.by_suite:
+            suites = sorted(row["suites_on"].items(), key=lambda item: item[1]["mean"])
+            for suite, part in suites:
+                print(f"    {suite}: on in {part['runs']} runs, mean {part['mean']:+.4f}")
     if args.json:
         print(json.dumps(result))
     return 0

@@ -227,8 +227,14 @@ def test_switch_timing_splits_a_switchs_paired_gains_by_when_it_turned_on(tmp_pa
     assert cand["timing"]["first"] == {"runs": 1, "mean": pytest.approx(1.0)}
     assert cand["timing"]["later"]["runs"] == 2
     assert cand["timing"]["later"]["mean"] == pytest.approx((-0.5 + 0.3) / 2)
-    assert timing.main(["--runs", str(folder), "--versus", "ref"]) == 0
-    assert "on later: 2 runs, mean -0.1000" in capsys.readouterr().out
+    assert cand["suites_on"] == {  # suite a's tie was never on
+        "a": {"runs": 1, "mean": pytest.approx(1.0)},
+        "b": {"runs": 2, "mean": pytest.approx(-0.1)},
+    }
+    assert timing.main(["--runs", str(folder), "--versus", "ref", "--by-suite"]) == 0
+    printed = capsys.readouterr().out
+    assert "on later: 2 runs, mean -0.1000" in printed
+    assert printed.index("b: on in 2 runs, mean -0.1000") < printed.index("a: on in 1 runs")
     with pytest.raises(SystemExit):
         timing.main(["--runs", str(folder), "--versus", "v8"])
     assert "no runs of 'v8'; its controllers are ['cand', 'ref', 'uniform']" in (
