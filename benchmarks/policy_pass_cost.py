@@ -28,6 +28,7 @@ import time
 import torch
 
 from curriculum_rl.controllers.learned import LearnedController
+from curriculum_rl.controllers.learned.controller import per_run_actions
 from curriculum_rl.controllers.observation import NUM_FEATURES
 from curriculum_rl.runner import run_controller
 from curriculum_rl.suites import resolve_suite
@@ -42,7 +43,7 @@ def network_ms(actor: torch.nn.Module, obs: torch.Tensor, per_run: bool) -> floa
     with torch.no_grad():
         for _ in range(NETWORK_REPEATS):
             if per_run:
-                torch.cat([actor(run[None]) for run in obs])
+                per_run_actions(actor, obs)
             else:
                 actor(obs)
     return (time.perf_counter() - start) * 1e3 / NETWORK_REPEATS

@@ -70,8 +70,13 @@ class LearnedController(Controller):
         obs = signals.observation(max(self.max_tasks, signals.max_tasks))
         param = next(self.actor.parameters())
         obs = obs.to(param.device, param.dtype)
-        # One pass per run: a matrix product can round a row differently by its place among
-        # the rows it multiplies, so one batched pass would make a run's decisions (and,
-        # once training amplifies the round-off, its numbers) depend on the runs beside it.
-        actions = torch.cat([self.actor(run[None]) for run in obs]).to(signals.mask.device)
+        actions = per_run_actions(self.actor, obs).to(signals.mask.device)
         return self.transform.decision(actions[:, : signals.max_tasks], signals)
+
+
+def per_run_actions(actor: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    """The actor's actions for observations (N, K, F), one pass per run. A matrix product
+    can round a row differently by its place among the rows it multiplies, so one batched
+    pass would make a run's decisions (and, once training amplifies the round-off, its
+    numbers) depend on the runs beside it."""
+    return torch.cat([actor(run[None]) for run in obs])
