@@ -6,6 +6,7 @@ import torch
 from curriculum_rl.suites import SyntheticSetting, SyntheticSuite, resolve_suite
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 from curriculum_rl.trainer.model import BatchedLinear, seeded_generator
+from curriculum_rl.trainer.objective import EPS, loss_normaliser
 from curriculum_rl.trainer.optim import BatchedOptimizer, fused_adam_supported
 
 
@@ -386,6 +387,27 @@ def test_a_loss_normalisation_of_one_steps_along_the_weighted_mean_log_loss():
     plain.train(3)
     torch.testing.assert_close(normalised.flat_params, by_log.flat_params, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(plain.flat_params, by_log.flat_params, rtol=1e-3, atol=1e-4)
+
+
+def test_the_loss_normaliser_steps_along_the_log_of_the_floored_loss():
+    """The gradient of ``L * loss_normaliser(L, alpha)`` is that of ``log max(L, EPS)`` at
+    alpha = 1: ``grad L / L`` above the floor, 0 at or below it. A cross-entropy whose
+    float32 value rounds to exactly 0 keeps a gradient; a factor ``1 / EPS`` there would
+    multiply it by 1e12. At alpha = 0 the factor is 1 everywhere."""
+    logits = torch.tensor([[0.0, 60.0], [1.0, 0.0]], requires_grad=True)
+    per_example = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0]), reduction="none")
+    assert per_example[0] == 0 and per_example[1] > 0  # rounded to 0 ...
+    (solved_grad,) = torch.autograd.grad(per_example[0], logits, retain_graph=True)
+    assert solved_grad.abs().max() > 0  # ... with a gradient all the same
+    for alpha, expected in ((1.0, [0.0, 1 / per_example[1].item()]), (0.0, [1.0, 1.0])):
+        factor = loss_normaliser(per_example, torch.tensor(alpha))
+        torch.testing.assert_close(factor, torch.tensor(expected))
+    (normalised,) = torch.autograd.grad(
+        (per_example * loss_normaliser(per_example, torch.tensor(1.0))).sum(), logits,
+        retain_graph=True,
+    )  # fmt: skip
+    (by_log,) = torch.autograd.grad(per_example.clamp_min(EPS).log().sum(), logits)
+    torch.testing.assert_close(normalised, by_log)
 
 
 def test_a_run_s_loss_normalisation_leaves_the_other_runs_bit_for_bit():

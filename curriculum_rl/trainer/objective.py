@@ -18,9 +18,16 @@ def loss_normaliser(task_losses: torch.Tensor, normalisation: torch.Tensor) -> t
     task's loss (``task_losses`` (..., K), ``normalisation`` alpha (...,)). At alpha = 1 the
     gradient of ``sum_k w_k L_k / sg(L_k)`` is ``sum_k w_k grad L_k / L_k``, that of
     ``sum_k w_k log L_k``: each task's step is relative to its own scale (Chennupati et al.
-    2019's geometric-mean loss with weights). The floor keeps a task that drew no example
-    this step (L = 0, no gradient either) finite."""
-    return task_losses.detach().clamp_min(EPS).pow(-normalisation.unsqueeze(-1))
+    2019's geometric-mean loss with weights).
+
+    A loss at or below ``EPS`` (a task that drew no example this step, or one fitted to
+    float precision) gets factor 0 where alpha > 0, as ``log max(L, EPS)`` has gradient 0
+    there. Not ``EPS^-alpha``: a cross-entropy whose float32 value rounds to exactly 0
+    still has a gradient, which that factor would multiply by up to 1e12 and so wreck
+    Adam's second moments (benchmarks/RESULTS.md §37e). At alpha = 0 the factor is 1."""
+    losses, alpha = task_losses.detach(), normalisation.unsqueeze(-1)
+    factor = losses.clamp_min(EPS).pow(-alpha)
+    return torch.where((losses <= EPS) & (alpha > 0), torch.zeros_like(factor), factor)
 
 
 def floored_log(values: torch.Tensor) -> torch.Tensor:
