@@ -92,8 +92,13 @@ class DecisionLoop:
     def commit(self, decision: Decision) -> Decision:
         """Put ``decision`` in force: the next state reports it as ``previous``."""
         shape = tuple(self.mask.shape)
-        wanted = {"weights": shape, "sampling": shape, "normalisation": shape[:1]}
-        for name, want in {**wanted, "scale": shape[:1]}.items():
+        wanted = {
+            "weights": shape,
+            "sampling": shape,
+            "normalisation": shape[:1],
+            "scale": shape[:1],
+        }
+        for name, want in wanted.items():
             got = tuple(getattr(decision, name).shape)
             if got != want:
                 raise ValueError(f"decision {name} must have shape {want}, got {got}")

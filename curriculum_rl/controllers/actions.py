@@ -647,13 +647,14 @@ def held_scale(decision: Decision, state: DecisionState) -> torch.Tensor:
 
 
 def mixed(decision: Decision, fallback: Decision, strength: torch.Tensor) -> Decision:
-    """The linear mix ``(1 - s) decision + s fallback`` of weights, sampling and loss
-    normalisation, ``s`` = ``strength`` (N,) per run (:class:`FallbackTransform`)."""
+    """The linear mix ``(1 - s) decision + s fallback`` of weights, sampling, loss
+    normalisation and scale, ``s`` = ``strength`` (N,) per run (:class:`FallbackTransform`)."""
     s = strength[:, None]
     return Decision(
         torch.lerp(decision.weights, fallback.weights, s),
         torch.lerp(decision.sampling, fallback.sampling, s),
         torch.lerp(decision.normalisation, fallback.normalisation, strength),
+        torch.lerp(decision.scale, fallback.scale, strength),
     )
 
 
@@ -712,7 +713,8 @@ def normalise_targets(decision: Decision, signals: Signals, strength: torch.Tens
     sampling = torch.where(
         targets, torch.lerp(decision.sampling, target_share, s), decision.sampling
     )
-    moved = replace(normalize_decision(weights, sampling, mask), normalisation=strength)
+    moved = normalize_decision(weights, sampling, mask)
+    moved = replace(moved, normalisation=strength, scale=decision.scale)
     return moved.where(strength > 0, decision)  # the other runs keep it bit for bit
 
 
