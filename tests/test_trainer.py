@@ -1,9 +1,13 @@
 """The batched trainer: independence of runs, sampling, gradients, optimiser, errors."""
 
+import math
+
 import pytest
 import torch
 
-from curriculum_rl.suites import SyntheticSetting, SyntheticSuite, resolve_suite
+from curriculum_rl.controllers import make_controller
+from curriculum_rl.controllers.base import RunContext
+from curriculum_rl.suites import SyntheticSetting, SyntheticSuite, TabularSuite, resolve_suite
 from curriculum_rl.trainer import BatchedMultitaskTrainer, TrainerConfig
 from curriculum_rl.trainer.model import BatchedLinear, seeded_generator
 from curriculum_rl.trainer.objective import EPS, loss_normaliser
@@ -408,6 +412,43 @@ def test_the_loss_normaliser_steps_along_the_log_of_the_floored_loss():
     )  # fmt: skip
     (by_log,) = torch.autograd.grad(per_example.clamp_min(EPS).log().sum(), logits)
     torch.testing.assert_close(normalised, by_log)
+
+
+class _RecordingHook:
+    """Wraps a step hook and keeps the smallest task loss any step handed it."""
+
+    def __init__(self, hook) -> None:
+        self.hook, self.smallest = hook, math.inf
+
+    def backward(self, task_losses, weights, context) -> None:
+        self.smallest = min(self.smallest, task_losses[context.mask].min().item())
+        self.hook.backward(task_losses, weights, context)
+
+
+def test_loss_normalisation_one_takes_geometric_means_steps_through_a_loss_rounded_to_zero():
+    """At alpha = 1 and scale 1/K the trainer's objective has the ``geometric-mean``
+    heuristic's gradient exactly, so 400 Adam steps of the two stay together to round-off,
+    also after the classification task's batch loss has rounded to exactly 0 (the whole
+    run the RESULTS §37e bug broke: the old factor 1/EPS parted them by 0.1 at 300
+    steps; measured 1e-6 after the fix)."""
+    suite = TabularSuite(
+        dataset="wine_chem", tasks=("alcohol", "malic_acid", "cultivar"),
+        auxiliary=("cultivar",), hidden=(56, 48),
+    )  # fmt: skip
+    instance = suite.sample(0)
+    config = TrainerConfig(device="cpu")
+    decided, heuristic = (BatchedMultitaskTrainer([instance], [0], config) for _ in range(2))
+    k = decided.mask.shape[1]
+    uniform = torch.full((1, k), 1 / k)
+    decided.set_schedule(torch.ones(1, k), uniform, torch.ones(1), torch.full((1,), 1 / k))
+    heuristic.set_schedule(torch.ones(1, k), uniform)
+    gm = make_controller("geometric-mean")
+    gm.reset(RunContext(heuristic.mask, torch.ones(1, k), 400, 25, [0]))
+    hook = _RecordingHook(gm.hook)
+    decided.train(400)
+    heuristic.train(400, hook)
+    assert hook.smallest == 0.0  # the path under test ran
+    torch.testing.assert_close(decided.flat_params, heuristic.flat_params, rtol=0, atol=1e-4)
 
 
 def test_a_run_s_loss_normalisation_leaves_the_other_runs_bit_for_bit():
