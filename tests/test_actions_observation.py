@@ -610,12 +610,14 @@ def _v7_and_switched(state: Signals, suffix: str, strength: float) -> tuple[Deci
     [
         (V7_TRANSFORM, "_fallback", "scale-normalised-gs"),
         (V7_TRANSFORM + "_auxregdrop", "_iefallback", "inverse-error"),  # v8's transform
+        (V7_TRANSFORM + "_auxregdrop", "_sqrtfallback", "sqrt-loss"),
     ],
 )
 def test_a_fallback_column_mixes_its_base_with_the_heuristic(base, suffix, heuristic, strength):
-    """The defining property of ``..._fallback`` (on v7) and ``..._iefallback`` (on v8):
-    column 0 is the base transform bit for bit, 1 the heuristic's own decision, and in
-    between the linear mix of both weights and sampling. (On this state
+    """The defining property of ``..._fallback`` (on v7), ``..._iefallback`` and
+    ``..._sqrtfallback`` (on v8): column 0 is the base transform bit for bit, 1 the
+    heuristic's own decision, and in between the linear mix of both weights, sampling and
+    loss normalisation. (On this state
     ``scale-normalised-gs`` gates out auxiliary 3, which opposes the targets.)"""
     from curriculum_rl.controllers import make_controller
 
@@ -632,6 +634,7 @@ def test_a_fallback_column_mixes_its_base_with_the_heuristic(base, suffix, heuri
     for got, start, end in (
         (mixed.weights, plain.weights, target.weights),
         (mixed.sampling, plain.sampling, target.sampling),
+        (mixed.normalisation, plain.normalisation, target.normalisation),
     ):
         torch.testing.assert_close(got, (1 - strength) * start + strength * end)
     constants = action_transform(base + suffix).constants()
@@ -1035,6 +1038,31 @@ def test_the_gmc_start_latch_closes_at_the_first_decision_or_never():
             assert torch.equal(getattr(got, key)[0], getattr(expected, key)[0])
             assert torch.equal(getattr(got, key)[1], getattr(v8, key)[1])
     assert action_transform(name).constants()["fallback_latch_start_only"] == 1.0
+
+
+def test_the_sqrt_start_latch_takes_sqrt_loss_at_the_first_decision_or_never():
+    """``..._sqrtstart`` (on v8) reads its column at a run's first decision only: there,
+    at or above ``LATCH_AT``, ``..._sqrtfallback`` at strength 1 (``sqrt-loss``) beside any
+    auxiliary, below it v8; later the column cannot switch it on, and a run whose previous
+    decision took the fallback (normalisation 1/2) stays on whatever the column says."""
+    signals, actions, v8, _ = _gmc_latch_problem()
+    full = actions_to_decision(_with_column(actions, 1.0), signals, V8_TRANSFORM + "_sqrtfallback")
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+
+    def started(column: float, previous_alpha: float, decision: int) -> Decision:
+        fields["decisions"] = torch.full((2,), decision)
+        previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
+        state = DecisionState(**fields, previous=previous)
+        return actions_to_decision(
+            _with_column(actions, column), state, V8_TRANSFORM + "_sqrtstart"
+        )
+
+    cases = [(LATCH_AT, 0.0, 1, full), (0.49, 0.0, 1, v8), (1.0, 0.0, 4, v8)]
+    cases += [(0.0, 0.5, 4, full), (LATCH_AT, 0.0, 2, v8)]
+    for column, previous_alpha, decision, expected in cases:
+        got = started(column, previous_alpha, decision)
+        for key in ("weights", "sampling", "normalisation"):
+            assert torch.equal(getattr(got, key), getattr(expected, key))
 
 
 def test_the_continuous_latch_holds_the_objectives_value_where_it_closes_mid_run():

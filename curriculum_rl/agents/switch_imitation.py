@@ -207,6 +207,7 @@ SWITCHES = {
             started="_gmcstart",
             continuous="_gmccont",
         ),
+        Switch("sqrt-fallback", "_sqrtfallback", False, started="_sqrtstart"),
         Switch("gmt-fallback", "_gmtfallback", False),
         Switch("gms-fallback", "_gmsfallback", False),
         Switch("target-start-down", "_tstartdown", False),

@@ -11,6 +11,7 @@ from curriculum_rl.controllers.base import (
     normalize_decision,
     uniform_decision,
 )
+from curriculum_rl.controllers.normalised import SqrtLoss
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES, build_observation
 from curriculum_rl.controllers.registry import (
     controller_available,
@@ -59,6 +60,7 @@ __all__ = [
     "RandomLossWeighting",
     "RoundRobin",
     "RunContext",
+    "SqrtLoss",
     "StaticGrid",
     "StaticWeights",
     "Temperature",

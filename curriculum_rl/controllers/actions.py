@@ -170,6 +170,11 @@ scale held continuous at a mid-run close (``continuous``, §36d).
 ``..._aux_startcap_auxregdrop_tstartdown`` (``dim = 9``) lowers instead, for the targets
 only, how much of their start scale v8's weights divide out (``TARGET_START_SHIFT`` at
 strength 1; ``--switch target-start-down``, §34f).
+``..._aux_startcap_auxregdrop_sqrtfallback`` (``dim = 9``) falls back to ``sqrt-loss``
+(uniform weights and sampling, loss normalisation 1/2: the gradient of ``sum_k sqrt(L_k)``,
+:mod:`curriculum_rl.controllers.normalised`), which won on most of v8's misses on the read
+tiers without the geometric mean's collapses (§38); ``..._sqrtstart`` reads that column at
+the first decision only (``--switch sqrt-fallback``).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -204,6 +209,7 @@ from curriculum_rl.controllers.decision import (
 )
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, inverse_error, log_errors
+from curriculum_rl.controllers.normalised import SqrtLoss
 from curriculum_rl.trainer.objective import EPS, floored_log
 from curriculum_rl.trainer.signals import Signals
 
@@ -617,8 +623,8 @@ class LatchedFallbackTransform(FallbackTransform):
             # a run's first decision: at step 0 in the benchmark and the environments,
             # after the first interval in a user's loop (Signals counts this one)
             on = on & (signals.decisions == 1)
-        if isinstance(signals, DecisionState):
-            on = on | (signals.previous.normalisation >= 1.0)
+        if isinstance(signals, DecisionState):  # on before: the fallback's normalisation
+            on = on | (signals.previous.normalisation >= self.decide(signals).normalisation)
         return on.float()
 
     def constants(self) -> dict[str, float]:
@@ -1013,6 +1019,8 @@ TRANSFORMS: dict[str, ActionTransform] = {
             no_regression_auxiliary,
             continuous=True,
         ),
+        FallbackTransform(_V8, "sqrt-loss", SqrtLoss().decide, "sqrtfallback"),
+        LatchedFallbackTransform(_V8, "sqrt-loss", SqrtLoss().decide, "sqrtstart", start_only=True),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
         TargetStartTransform(_V8),

@@ -72,12 +72,14 @@ def uniform_decision(mask: torch.Tensor) -> Decision:
     return Decision(valid.clone(), valid / valid.sum(1, keepdim=True).clamp_min(1))
 
 
-def loss_normalised_decision(mask: torch.Tensor) -> Decision:
-    """Uniform weights and sampling with loss normalisation 1: every step follows the
-    gradient of the mean log loss, the ``geometric-mean`` rule (Chennupati et al. 2019) as
-    a decision the trainer applies (that heuristic's hook, via torchjd, takes the same
-    direction; tests/test_switch_imitation.py compares the two runs)."""
-    return replace(uniform_decision(mask), normalisation=mask.new_ones(mask.shape[0]).float())
+def loss_normalised_decision(mask: torch.Tensor, alpha: float = 1.0) -> Decision:
+    """Uniform weights and sampling with loss normalisation ``alpha``: at 1 every step
+    follows the gradient of the mean log loss, the ``geometric-mean`` rule (Chennupati et
+    al. 2019) as a decision the trainer applies (that heuristic's hook, via torchjd, takes
+    the same direction; tests/test_trainer.py and tests/test_switch_imitation.py compare
+    the runs); at 1/2 that of ``sum_k sqrt(L_k)``, the ``sqrt-loss`` rule."""
+    decision = uniform_decision(mask)
+    return replace(decision, normalisation=decision.weights.new_full((mask.shape[0],), alpha))
 
 
 def normalize_decision(
