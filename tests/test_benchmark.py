@@ -32,8 +32,12 @@ from curriculum_rl.controllers.registry import controller_names
 from curriculum_rl.scores import delta_m, worst_task_change
 from curriculum_rl.stats import iqm, stratified_iqm, stratified_mean
 
-# A per-step hook, a loss weighting, a decision-time schedule and both tuned baselines.
-CONTROLLERS = ["uniform", "dwa", "geometric-mean", "easy-to-hard", STATIC_TUNED, STATIC_TUNED_LOSS]
+# A per-step hook, a loss weighting, a decision-time schedule, a loss normalisation and
+# both tuned baselines.
+CONTROLLERS = [
+    "uniform", "dwa", "geometric-mean", "easy-to-hard", "sqrt-loss", STATIC_TUNED,
+    STATIC_TUNED_LOSS,
+]  # fmt: skip
 # `--controller all`: every heuristic installed here, plus static weights tuned on val.
 ALL_CONTROLLERS = [*controller_names(available_only=True), STATIC_TUNED]
 SUITES = ["synthetic-scales", "synthetic-related"]
@@ -100,6 +104,14 @@ def test_uniform_gain_is_exactly_zero_and_gains_are_paired(bench):
         if row["controller"] == "uniform":
             assert float(row["gain_final"]) == 0.0 and float(row["gain_best"]) == 0.0
             assert float(row["worst_vs_uniform_final"]) == 0.0
+
+
+def test_the_csv_gives_each_run_s_mean_loss_normalisation(bench):
+    """0 for weighted sums (hooks, schedules, static weights), 1/2 for ``sqrt-loss``."""
+    out, _ = bench
+    for row in _rows(out):
+        expected = 0.5 if row["controller"] == "sqrt-loss" else 0.0
+        assert float(row["loss_normalisation"]) == expected
 
 
 def _estimates(summary: dict):

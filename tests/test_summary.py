@@ -15,7 +15,8 @@ def _row(suite: str, controller: str, seed: int, gain: float) -> RunRow:
         final_test_j=0.0, best_test_j=0.0, gain_final=gain, gain_best=gain,
         gain_j_final=gain, gain_j_best=gain, worst_vs_uniform_final=0.0,
         worst_vs_uniform_best=0.0, delta_m_final=math.nan, delta_m_best=math.nan,
-        worst_vs_stl_final=math.nan, worst_vs_stl_best=math.nan, auc_val_j=0.0, failed=False,
+        worst_vs_stl_final=math.nan, worst_vs_stl_best=math.nan, auc_val_j=0.0,
+        loss_normalisation=0.0, failed=False,
     )  # fmt: skip
 
 

@@ -7,6 +7,9 @@ at the final and at the best-validation checkpoint.
 * ``delta_m`` / ``worst_vs_stl``: Δm% and the worst-task change against single-task
   training, when the reference is available;
 * ``auc_val_j``: the anytime area under the validation-J curve (mean over decisions);
+* ``loss_normalisation``: the run's mean over decisions of the loss normalisation alpha
+  (0: weighted sums; 1/2: ``sqrt-loss``; 1: the mean log loss; between: a switch that
+  turned on mid-run), 0 for a record stored before the field existed;
 * ``failed``: the run diverged (the trainer's one definition); its gains are -inf.
 """
 
@@ -53,6 +56,7 @@ class RunRow:
     worst_vs_stl_final: float
     worst_vs_stl_best: float
     auc_val_j: float
+    loss_normalisation: float
     failed: bool
 
 
@@ -88,9 +92,14 @@ def _row(
         final_test_j=_finite_or_inf(run["final_test_j"]),
         best_test_j=_finite_or_inf(run["best_test_j"]),
         auc_val_j=anytime_auc(run["j_curve"]),
+        loss_normalisation=_mean(run.get("normalisation") or [0.0]),
         failed=failed,
         **columns,
     )
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def _finite_or_inf(value: float | None) -> float:
