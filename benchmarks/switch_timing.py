@@ -4,7 +4,8 @@ A latched switch (RESULTS §35c, §36) is either off for a whole run, on from th
 decision, or on from a later one; what it gains can differ in kind between the three
 (§36a: the closes at the start won, the later ones lost). For every controller of a
 benchmark folder but the reference, this reads each run's loss normalisation per decision
-(a fallback to ``geometric-mean``'s direction is on where it reaches 1) and its paired gain
+(a fallback is on where it reaches its direction's normalisation, ``--on-at``: 1 for
+``geometric-mean``'s, the default, 1/2 for ``sqrt-loss``'s) and its paired gain
 over the reference run of the same suite and seed (the difference of their G_m), and
 reports:
 
@@ -17,6 +18,7 @@ reports:
   a switch acts and what it gains there (RESULTS §37c).
 
     python benchmarks/switch_timing.py --runs runs/fresh-rw --versus v8     # RESULTS §36a
+    python benchmarks/switch_timing.py --runs runs/tokval-sqrt --versus default --on-at 0.5
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from curriculum_rl.benchmark.store import run_path
 from curriculum_rl.stats import stratified_mean
 
 TIMINGS = ("never", "first", "later")
-ON = 1.0  # the normalisation of a decision that took the fallback fully
+ON = 1.0  # the normalisation of a decision that took geometric-mean's direction fully
 
 
-def timing(normalisation: list[float]) -> str:
-    """When a run's switch first turned fully on: ``never``, at its ``first`` decision,
-    or ``later``."""
-    on = [i for i, alpha in enumerate(normalisation) if alpha >= ON]
+def timing(normalisation: list[float], on_at: float = ON) -> str:
+    """When a run's switch first turned fully on (normalisation ``on_at`` or more):
+    ``never``, at its ``first`` decision, or ``later``."""
+    on = [i for i, alpha in enumerate(normalisation) if alpha >= on_at]
     if not on:
         return "never"
     return "first" if on[0] == 0 else "later"
@@ -66,7 +68,7 @@ def paired_gains(folder: Path, versus: str) -> dict[str, dict[str, dict[int, flo
     return dict(table)
 
 
-def switch_timing(folder: Path, versus: str, reps: int = 10_000) -> dict:
+def switch_timing(folder: Path, versus: str, reps: int = 10_000, on_at: float = ON) -> dict:
     """Per controller: the mean paired gain over ``versus`` with its interval, and per
     timing the runs and their mean gain (module docstring)."""
     result = {}
@@ -76,7 +78,7 @@ def switch_timing(folder: Path, versus: str, reps: int = 10_000) -> dict:
         for suite, seeds in suites.items():
             for seed, gain in seeds.items():
                 run = json.loads(run_path(folder, suite, controller, seed).read_text())
-                when = timing(run["normalisation"])
+                when = timing(run["normalisation"], on_at)
                 by_timing[when].append(gain)
                 if when != "never":
                     on_by_suite[suite].append(gain)
@@ -106,12 +108,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also list each suite where the switch turned on: its runs on and their mean gain",
     )
+    parser.add_argument(
+        "--on-at",
+        type=float,
+        default=ON,
+        help="the loss normalisation at which the switch counts as on: its fallback's "
+        "(default 1, geometric-mean's direction; 0.5 for sqrt-loss's)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
     args = parser.parse_args(argv)
+    if not 0 < args.on_at <= 1:
+        parser.error(f"--on-at is a loss normalisation in (0, 1], got {args.on_at}")
     if not (args.runs / "results.csv").is_file():
         parser.error(f"--runs: no results.csv in {args.runs}; give a benchmark's --out folder")
     try:
-        result = switch_timing(args.runs, args.versus)
+        result = switch_timing(args.runs, args.versus, on_at=args.on_at)
     except ValueError as err:
         parser.error(str(err))
     for controller, row in result.items():

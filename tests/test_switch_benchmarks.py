@@ -235,6 +235,11 @@ def test_switch_timing_splits_a_switchs_paired_gains_by_when_it_turned_on(tmp_pa
     printed = capsys.readouterr().out
     assert "on later: 2 runs, mean -0.1000" in printed
     assert printed.index("b: on in 2 runs, mean -0.1000") < printed.index("a: on in 1 runs")
+    sqrt_on = [0.5, 0.5, 0.5]  # a fallback to sqrt-loss, on throughout
+    assert timing.timing(sqrt_on) == "never" and timing.timing(sqrt_on, on_at=0.5) == "first"
+    with pytest.raises(SystemExit):
+        timing.main(["--runs", str(folder), "--versus", "ref", "--on-at", "0"])
+    assert "--on-at is a loss normalisation in (0, 1]" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         timing.main(["--runs", str(folder), "--versus", "v8"])
     assert "no runs of 'v8'; its controllers are ['cand', 'ref', 'uniform']" in (
