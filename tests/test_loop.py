@@ -132,14 +132,21 @@ class _Recorder(Controller):
 
 def _state_to_dict(state: DecisionState) -> dict[str, torch.Tensor]:
     data = {f.name: getattr(state, f.name).clone() for f in fields(Signals)}
-    data["previous_weights"] = state.previous.weights.clone()
-    data["previous_sampling"] = state.previous.sampling.clone()
+    for key in ("weights", "sampling", "normalisation", "scale"):
+        data[f"previous_{key}"] = getattr(state.previous, key).clone()
     return data
 
 
 def _state_from_dict(data: dict[str, torch.Tensor]) -> DecisionState:
+    """The state ``_state_to_dict`` stored; a previous decision stored without its loss
+    normalisation or scale had none (the defaults), as before v9's latch read it."""
     signals = {f.name: data[f.name] for f in fields(Signals)}
-    previous = Decision(data["previous_weights"], data["previous_sampling"])
+    previous = Decision(
+        data["previous_weights"],
+        data["previous_sampling"],
+        data.get("previous_normalisation"),
+        data.get("previous_scale"),
+    )
     return DecisionState(**signals, previous=previous)
 
 
@@ -204,13 +211,15 @@ def test_a_learned_controller_refuses_bare_signals():
 
 def _regenerate() -> None:
     """Record the decision states the shipped policy meets on ``synthetic`` (seeds 0-2),
-    ``digits`` (seed 0) and ``sequence-aux`` (seed 0: with auxiliary tasks),
+    ``digits`` (seed 0), ``sequence-aux`` (seed 0: with auxiliary tasks) and
+    ``tokens-family-raw-class-aux`` (seed 0: where v9's switch to ``sqrt-loss`` is on),
     300 inner steps, a decision every 25, and its decisions."""
     states, decisions = [], []
     for suite_name, seeds in (
         ("synthetic", [0, 1, 2]),
         ("digits", [0]),
         ("envs/heldout-aux.toml#sequence-aux", [0]),
+        ("envs/train-tokens.toml#tokens-family-raw-class-aux", [0]),
     ):
         suite = resolve_suite(suite_name)
         recorder = _Recorder(curriculum_rl.load_controller())

@@ -724,13 +724,36 @@ def test_v8_is_v7_with_its_fitted_regression_auxiliary_drop():
         torch.testing.assert_close(v8.actor(obs)[..., :-1], v7.actor(obs))
 
 
-def test_the_shipped_policy_is_v8():
-    """agents/default.json is v8 (RESULTS §31d), byte for byte agents/v8.json and the
-    candidate file tier N judged."""
+def test_v9_is_v8_with_its_fitted_sqrt_loss_switch_read_at_the_start():
+    """agents/v9.json (shipped 2026-12-07, RESULTS §38d): v8 plus one column fitted from
+    540 labelled training runs on six run statistics (l2 0.01), which falls back to
+    ``sqrt-loss`` for the whole run where it reads on at the first decision; v8's columns
+    are v8's up to round-off, and its readout reads only the six statistics."""
+    v9, v8 = load_artifact("agents/v9.json"), load_artifact("agents/v8.json")
+    assert v9.action == v8.action + "_sqrtstart"
+    notes = v9.metadata["notes"]["switch_imitation"]
+    assert notes["switch"] == "sqrt-fallback" and notes["l2"] == 0.01
+    assert notes["cross_validation"]["l2=0.01"] > max(0.0, notes["cross_validation"]["always"])
+    obs = torch.randn(3, 12, NUM_FEATURES)
+    obs[..., 0] = 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(v9.actor(obs)[..., :-1], v8.actor(obs))
+    read = v9.actor.run_head.weight[-1].detach() != 0
+    names = [name for name, on in zip(run_statistic_names(), read.tolist(), strict=True) if on]
+    assert names == [
+        f"{group}.mean.{feature}"
+        for group in ("targets", "auxiliaries")
+        for feature in ("log_weight", "log_size_rel", "log_error_centred")
+    ]
+
+
+def test_the_shipped_policy_is_v9():
+    """agents/default.json is v9 (RESULTS §38d), byte for byte agents/v9.json and the
+    candidate file tier O judged."""
     for suffix in (".json", ".pt"):
         shipped = Path("agents/default" + suffix).read_bytes()
-        assert shipped == Path("agents/v8" + suffix).read_bytes()
-        assert shipped == Path("benchmarks/candidates/auxregdrop" + suffix).read_bytes()
+        assert shipped == Path("agents/v9" + suffix).read_bytes()
+        assert shipped == Path("benchmarks/candidates/sqrtB" + suffix).read_bytes()
 
 
 def _progress_switch(tmp_path: Path, slope: float, bias: float, latch: str) -> Path:
