@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from statistics import fmean
 
 from curriculum_rl.atomic import atomic_path
 from curriculum_rl.benchmark.config import UNIFORM
@@ -92,14 +93,10 @@ def _row(
         final_test_j=_finite_or_inf(run["final_test_j"]),
         best_test_j=_finite_or_inf(run["best_test_j"]),
         auc_val_j=anytime_auc(run["j_curve"]),
-        loss_normalisation=_mean(run.get("normalisation") or [0.0]),
+        loss_normalisation=fmean(run.get("normalisation") or [0.0]),
         failed=failed,
         **columns,
     )
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def _finite_or_inf(value: float | None) -> float:

@@ -13,9 +13,9 @@ and the geometric-mean loss (``alpha = 1``, Chennupati et al. 2019):
 * a task whose loss has fallen 100-fold gains 10-fold in step size, not 100-fold, so a
   solved cross-entropy draws less of the trunk than under the geometric mean.
 
-Measured against v8 and the heuristics in benchmarks/RESULTS.md §38. The rule is a point
-of the family ``grad L_k / L_k^alpha`` that the issue tracker's lever 1 names (the
-exponent of ``w ∝ L^-gamma``), applied per step rather than per decision.
+The rule is one point of the family ``grad L_k / L_k^alpha`` (0: uniform, 1: the
+geometric mean), applied at every step; measured against v8 and the heuristics in
+benchmarks/RESULTS.md §38.
 """
 
 from __future__ import annotations
