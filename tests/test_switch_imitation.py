@@ -293,6 +293,25 @@ def test_the_gm_fallback_switch_on_v8_trains_as_geometric_mean_and_at_zero_as_v8
     assert set(runs[1].normalisation) == {1.0} and set(runs[0].normalisation) == {0.0}
 
 
+def test_the_sqrt_fallback_switch_on_v8_trains_as_sqrt_loss_and_at_zero_as_v8():
+    """``--switch sqrt-fallback`` on v8: switched on, a run is the ``sqrt-loss``
+    heuristic's bit for bit (the same decision: uniform weights and sampling, loss
+    normalisation 1/2); its start-latched twin at 0 runs v8's schedule bit for bit."""
+    v8 = load_artifact("agents/v8.json")
+    switch = SWITCHES["sqrt-fallback"]
+    off, on = switched_rules(v8, switch)
+    assert on.transform.name == v8.action + "_sqrtfallback"
+    started = v8.action + switch.latch_suffix("start")
+    at_zero = LearnedController(twin_actor(v8, started), v8.max_tasks, started)
+    instance = resolve_suite("envs/train-tokens.toml#tokens-family-raw-class-aux").sample(0)
+    rules = (off, on, make_controller("sqrt-loss"), at_zero)
+    runs = [run_controller([instance], [0], rule, budget=50, interval=25)[0] for rule in rules]
+    assert runs[1].final_test_metric == runs[2].final_test_metric
+    assert set(runs[1].normalisation) == {0.5} and runs[1].weights == runs[2].weights
+    assert runs[3].weights == runs[0].weights and set(runs[3].normalisation) == {0.0}
+    assert runs[3].final_test_metric == runs[0].final_test_metric != runs[1].final_test_metric
+
+
 def test_the_gmc_fallback_switch_is_gm_fallback_without_a_regression_auxiliary():
     """``--switch gmc-fallback`` on v8: switched on, a run beside a tagging auxiliary only
     is ``gm-fallback``'s switched-on run bit for bit; a run beside a regression auxiliary
