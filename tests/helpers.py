@@ -14,6 +14,12 @@ from curriculum_rl.suites import Suite
 from curriculum_rl.trainer import BatchedMultitaskTrainer, Measurement, TrainerConfig, mean_log_loss
 from curriculum_rl.trainer.signals import Signals, SignalTracker
 
+# Plain SGD steps: a run's parameter change is its objective's gradient times lr, so tests
+# compare a decision's steps with an objective written out by autograd.
+SGD = TrainerConfig(
+    batch_size=32, proj_dim=16, val_probe=16, device="cpu", optimizer="sgd", lr=0.05
+)
+
 
 def make_signals(
     mask: torch.Tensor, train_sizes: torch.Tensor | None = None, **values: torch.Tensor

@@ -1014,30 +1014,39 @@ def test_the_cap_composes_with_the_gamma_switches(shift):
     assert constants["auxiliary_cap"] == 10.0 and constants[f"{shift}_shift"] == GAMMA_SHIFT
 
 
+def _start_latch_cases(latch: str, fallback: str, on_alpha: float):
+    """``(got, expected, v8)`` for the start latch ``V8_TRANSFORM + latch`` on the two runs
+    of :func:`_gmc_latch_problem`, in five cases: the column at ``LATCH_AT`` and at 0.49
+    at the first decision, at 1 at the fourth and at ``LATCH_AT`` at the second, and at 0
+    after a decision that took the fallback (normalisation ``on_alpha``). ``expected`` is
+    the fallback ``V8_TRANSFORM + fallback`` at strength 1 where the latch is on, else v8."""
+    signals, actions, v8, _ = _gmc_latch_problem()
+    full = actions_to_decision(_with_column(actions, 1.0), signals, V8_TRANSFORM + fallback)
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+    cases = [(LATCH_AT, 0.0, 1, full), (0.49, 0.0, 1, v8), (1.0, 0.0, 4, v8)]
+    cases += [(0.0, on_alpha, 4, full), (LATCH_AT, 0.0, 2, v8)]
+    results = []
+    for column, previous_alpha, decision, expected in cases:
+        fields["decisions"] = torch.full((2,), decision)  # 1 at a run's first decision
+        previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
+        state = DecisionState(**fields, previous=previous)
+        got = actions_to_decision(_with_column(actions, column), state, V8_TRANSFORM + latch)
+        results.append((got, expected, v8))
+    return results
+
+
 def test_the_gmc_start_latch_closes_at_the_first_decision_or_never():
     """The defining property of ``..._gmcstart`` (on v8): the column is read at a run's
     first decision only. There, at or above ``LATCH_AT``, ``..._gmcfallback`` at strength 1
     exactly, below it v8 bit for bit; at a later decision the column cannot switch it on
     (v8), while a run that took the fallback (normalisation 1) stays on whatever the
     column says. A run with a regression auxiliary stays v8 throughout."""
-    signals, actions, v8, full = _gmc_latch_problem()
-    name = V8_TRANSFORM + "_gmcstart"
-
-    def started(column: float, previous_alpha: float, decision: int) -> Decision:
-        fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
-        fields["decisions"] = torch.full((2,), decision)  # 1 at a run's first decision
-        previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
-        state = DecisionState(**fields, previous=previous)
-        return actions_to_decision(_with_column(actions, column), state, name)
-
-    cases = [(LATCH_AT, 0.0, 1, full), (0.49, 0.0, 1, v8), (1.0, 0.0, 4, v8)]
-    cases += [(0.0, 1.0, 4, full), (LATCH_AT, 0.0, 2, v8)]
-    for column, previous_alpha, decision, expected in cases:
-        got = started(column, previous_alpha, decision)
+    for got, expected, v8 in _start_latch_cases("_gmcstart", "_gmcfallback", 1.0):
         for key in ("weights", "sampling", "normalisation"):
             assert torch.equal(getattr(got, key)[0], getattr(expected, key)[0])
             assert torch.equal(getattr(got, key)[1], getattr(v8, key)[1])
-    assert action_transform(name).constants()["fallback_latch_start_only"] == 1.0
+    constants = action_transform(V8_TRANSFORM + "_gmcstart").constants()
+    assert constants["fallback_latch_start_only"] == 1.0
 
 
 def test_the_sqrt_start_latch_takes_sqrt_loss_at_the_first_decision_or_never():
@@ -1045,22 +1054,7 @@ def test_the_sqrt_start_latch_takes_sqrt_loss_at_the_first_decision_or_never():
     at or above ``LATCH_AT``, ``..._sqrtfallback`` at strength 1 (``sqrt-loss``) beside any
     auxiliary, below it v8; later the column cannot switch it on, and a run whose previous
     decision took the fallback (normalisation 1/2) stays on whatever the column says."""
-    signals, actions, v8, _ = _gmc_latch_problem()
-    full = actions_to_decision(_with_column(actions, 1.0), signals, V8_TRANSFORM + "_sqrtfallback")
-    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
-
-    def started(column: float, previous_alpha: float, decision: int) -> Decision:
-        fields["decisions"] = torch.full((2,), decision)
-        previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
-        state = DecisionState(**fields, previous=previous)
-        return actions_to_decision(
-            _with_column(actions, column), state, V8_TRANSFORM + "_sqrtstart"
-        )
-
-    cases = [(LATCH_AT, 0.0, 1, full), (0.49, 0.0, 1, v8), (1.0, 0.0, 4, v8)]
-    cases += [(0.0, 0.5, 4, full), (LATCH_AT, 0.0, 2, v8)]
-    for column, previous_alpha, decision, expected in cases:
-        got = started(column, previous_alpha, decision)
+    for got, expected, _ in _start_latch_cases("_sqrtstart", "_sqrtfallback", 0.5):
         for key in ("weights", "sampling", "normalisation"):
             assert torch.equal(getattr(got, key), getattr(expected, key))
 

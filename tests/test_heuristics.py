@@ -222,11 +222,8 @@ def test_sqrt_loss_steps_along_the_gradient_of_the_sum_of_root_losses():
     setting = SyntheticSetting("spread", num_tasks=(3, 3), scale_spread=(30.0, 30.0))
     suite = SyntheticSuite(name="spread", settings=(setting,), n_train=128, hidden=(16,))
     instance = suite.sample(0)
-    config = TrainerConfig(
-        batch_size=32, proj_dim=16, val_probe=16, device="cpu", optimizer="sgd", lr=0.05
-    )
     decided, by_roots, by_logs = (
-        BatchedMultitaskTrainer([instance], [4], config) for _ in range(3)
+        BatchedMultitaskTrainer([instance], [4], helpers.SGD) for _ in range(3)
     )
     decision = make_controller("sqrt-loss").decide(make_signals(mask=decided.mask))
     assert (decision.normalisation == 0.5).all()

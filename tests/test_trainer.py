@@ -2,6 +2,7 @@
 
 import math
 
+import helpers
 import pytest
 import torch
 
@@ -369,10 +370,7 @@ class _WeightedLogLoss:
 
 
 def _sgd_trainer(instances, seeds):
-    config = TrainerConfig(
-        batch_size=32, proj_dim=16, val_probe=16, device="cpu", optimizer="sgd", lr=0.05
-    )
-    return BatchedMultitaskTrainer(instances, seeds, config)
+    return BatchedMultitaskTrainer(instances, seeds, helpers.SGD)
 
 
 def test_a_loss_normalisation_of_one_steps_along_the_weighted_mean_log_loss():
