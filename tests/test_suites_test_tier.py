@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-o.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-p.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -31,6 +31,7 @@ TIER_L = "envs/test-l.toml"
 TIER_M = "envs/test-m.toml"
 TIER_N = "envs/test-n.toml"
 TIER_O = "envs/test-o.toml"
+TIER_P = "envs/test-p.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -260,6 +261,21 @@ EXPECTED_O = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-thirty-saturated-three-out": (30, set()),
     "synthetic-rank-two-many-classes": (5, set()),
 }
+EXPECTED_P = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "diabetes-sex-target": (4, {"bmi", "progression", "s5"}),
+    "teacher-unrelated-crowd-one-helpful": (11, {"helpful0"} | {f"unrelated{i}" for i in range(9)}),
+    "near-zero-hinge-target-separable-aux": (2, {"separable"}),
+    "synthetic-raw-conflict-seven-aux": (
+        17,
+        {"task3", "task5", "task6", "task8", "task11", "task13", "task14"},
+    ),
+    "tokens-frequency-top-first-targets": (5, {"distinct", "token_sum"}),
+    "diabetes-sex-s5-scored": (2, set()),
+    "digits-conv-class-mirror-scored": (2, set()),
+    "tokens-three-layer-sum-top-first-scored": (3, set()),
+    "gradnorm-saturated-alike-three-out": (23, set()),
+    "synthetic-far-offset-conflict-classes": (11, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -272,6 +288,7 @@ VARIABLE_K = {
     "synthetic-offset-helpful-aux", "synthetic-moderate-broad-mix",
     "synthetic-few-tasks-one-aux", "synthetic-offset-easy-rare-classes",
     "synthetic-raw-aux-tiny-targets", "synthetic-rank-two-many-classes",
+    "synthetic-raw-conflict-seven-aux", "synthetic-far-offset-conflict-classes",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -289,6 +306,7 @@ TIERS = {
     TIER_M: EXPECTED_M,
     TIER_N: EXPECTED_N,
     TIER_O: EXPECTED_O,
+    TIER_P: EXPECTED_P,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -323,7 +341,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
     newest_tiers = (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J)
-    later_tiers = (EXPECTED_K, EXPECTED_L, EXPECTED_M, EXPECTED_N, EXPECTED_O)
+    later_tiers = (EXPECTED_K, EXPECTED_L, EXPECTED_M, EXPECTED_N, EXPECTED_O, EXPECTED_P)
     for newest in (*newest_tiers, *later_tiers):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
@@ -340,7 +358,20 @@ def unnamed(suite: Suite) -> Suite:
 
 @pytest.mark.parametrize(
     "newest",
-    [TIER_E, TIER_F, TIER_G, TIER_H, TIER_I, TIER_J, TIER_K, TIER_L, TIER_M, TIER_N, TIER_O],
+    [
+        TIER_E,
+        TIER_F,
+        TIER_G,
+        TIER_H,
+        TIER_I,
+        TIER_J,
+        TIER_K,
+        TIER_L,
+        TIER_M,
+        TIER_N,
+        TIER_O,
+        TIER_P,
+    ],
 )
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
     other = [p for p in sorted(Path("envs").glob("*.toml")) if str(p) != newest]
@@ -485,3 +516,11 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     length_species = tier[TIER_O, "iris-length-species-scored"][1]
     assert length_species.target_tasks == [0, 1] and length_species.input_shape == (2,)
     assert length_species.data[0].y_train.mean().item() > 3  # petal length in cm, uncentred
+    sex_only = tier[TIER_P, "diabetes-sex-target"][1]
+    assert sex_only.target_tasks == [0] and sex_only.input_shape == (7,)
+    assert set(sex_only.data[0].y_train.tolist()) == {0, 1}  # sex, coded 1 / 2 in the data
+    assert sex_only.data[1].y_train.mean().item() > 20  # bmi, a raw auxiliary
+    assert sex_only.data[2].y_train.var().item() > 1e3  # progression, a raw auxiliary
+    sex_s5 = tier[TIER_P, "diabetes-sex-s5-scored"][1]
+    assert sex_s5.target_tasks == [0, 1] and sex_s5.input_shape == (7,)
+    assert sex_s5.data[1].y_train.mean().item() > 4  # s5, uncentred
