@@ -611,13 +611,14 @@ def _v7_and_switched(state: Signals, suffix: str, strength: float) -> tuple[Deci
         (V7_TRANSFORM, "_fallback", "scale-normalised-gs"),
         (V7_TRANSFORM + "_auxregdrop", "_iefallback", "inverse-error"),  # v8's transform
         (V7_TRANSFORM + "_auxregdrop", "_sqrtfallback", "sqrt-loss"),
+        (V7_TRANSFORM + "_auxregdrop", "_fourthfallback", "fourth-root-loss"),
     ],
 )
 def test_a_fallback_column_mixes_its_base_with_the_heuristic(base, suffix, heuristic, strength):
-    """The defining property of ``..._fallback`` (on v7), ``..._iefallback`` and
-    ``..._sqrtfallback`` (on v8): column 0 is the base transform bit for bit, 1 the
-    heuristic's own decision, and in between the linear mix of both weights, sampling and
-    loss normalisation. (On this state
+    """The defining property of ``..._fallback`` (on v7), ``..._iefallback``,
+    ``..._sqrtfallback`` and ``..._fourthfallback`` (on v8): column 0 is the base
+    transform bit for bit, 1 the heuristic's own decision, and in between the linear mix of
+    both weights, sampling and loss normalisation. (On this state
     ``scale-normalised-gs`` gates out auxiliary 3, which opposes the targets.)"""
     from curriculum_rl.controllers import make_controller
 
@@ -1049,12 +1050,14 @@ def test_the_gmc_start_latch_closes_at_the_first_decision_or_never():
     assert constants["fallback_latch_start_only"] == 1.0
 
 
-def test_the_sqrt_start_latch_takes_sqrt_loss_at_the_first_decision_or_never():
-    """``..._sqrtstart`` (on v8) reads its column at a run's first decision only: there,
-    at or above ``LATCH_AT``, ``..._sqrtfallback`` at strength 1 (``sqrt-loss``) beside any
-    auxiliary, below it v8; later the column cannot switch it on, and a run whose previous
-    decision took the fallback (normalisation 1/2) stays on whatever the column says."""
-    for got, expected, _ in _start_latch_cases("_sqrtstart", "_sqrtfallback", 0.5):
+@pytest.mark.parametrize("root, alpha", [("sqrt", 0.5), ("fourth", 0.75)])
+def test_a_root_loss_start_latch_takes_its_fallback_at_the_first_decision_or_never(root, alpha):
+    """``..._sqrtstart`` and ``..._fourthstart`` (on v8) read their column at a run's first
+    decision only: there, at or above ``LATCH_AT``, the fallback at strength 1
+    (``sqrt-loss``, ``fourth-root-loss``) beside any auxiliary, below it v8; later the
+    column cannot switch it on, and a run whose previous decision took the fallback
+    (normalisation 1/2, 3/4) stays on whatever the column says."""
+    for got, expected, _ in _start_latch_cases(f"_{root}start", f"_{root}fallback", alpha):
         for key in ("weights", "sampling", "normalisation"):
             assert torch.equal(getattr(got, key), getattr(expected, key))
 

@@ -35,8 +35,8 @@ from curriculum_rl.stats import iqm, stratified_iqm, stratified_mean
 # A per-step hook, a loss weighting, a decision-time schedule, a loss normalisation and
 # both tuned baselines.
 CONTROLLERS = [
-    "uniform", "dwa", "geometric-mean", "easy-to-hard", "sqrt-loss", STATIC_TUNED,
-    STATIC_TUNED_LOSS,
+    "uniform", "dwa", "geometric-mean", "easy-to-hard", "sqrt-loss", "fourth-root-loss",
+    STATIC_TUNED, STATIC_TUNED_LOSS,
 ]  # fmt: skip
 # `--controller all`: every heuristic installed here, plus static weights tuned on val.
 ALL_CONTROLLERS = [*controller_names(available_only=True), STATIC_TUNED]
@@ -107,11 +107,12 @@ def test_uniform_gain_is_exactly_zero_and_gains_are_paired(bench):
 
 
 def test_the_csv_gives_each_run_s_mean_loss_normalisation(bench):
-    """0 for weighted sums (hooks, schedules, static weights), 1/2 for ``sqrt-loss``."""
+    """0 for weighted sums (hooks, schedules, static weights), 1/2 for ``sqrt-loss``,
+    3/4 for ``fourth-root-loss``."""
     out, _ = bench
+    roots = {"sqrt-loss": 0.5, "fourth-root-loss": 0.75}
     for row in _rows(out):
-        expected = 0.5 if row["controller"] == "sqrt-loss" else 0.0
-        assert float(row["loss_normalisation"]) == expected
+        assert float(row["loss_normalisation"]) == roots.get(row["controller"], 0.0)
 
 
 def _estimates(summary: dict):

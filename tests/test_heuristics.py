@@ -207,33 +207,40 @@ def test_geometric_mean_gradient_is_gradient_of_mean_log_loss():
 
 
 class _SumOfRoots:
-    """A step hook minimising ``sum_k 2 sqrt(L_k)`` by autograd (gradient ``sum_k grad
-    L_k / sqrt(L_k)``), for checking ``sqrt-loss`` against its definition."""
+    """A step hook minimising ``sum_k L_k^(1 - alpha) / (1 - alpha)`` by autograd
+    (gradient ``sum_k grad L_k / L_k^alpha``), for checking a root loss against its
+    definition."""
+
+    def __init__(self, alpha: float) -> None:
+        self.power = 1 - alpha
 
     def backward(self, task_losses, weights, context) -> None:
-        (2 * task_losses.clamp_min(EPS).sqrt() * context.mask).sum().backward()
+        roots = task_losses.clamp_min(EPS) ** self.power / self.power
+        (roots * context.mask).sum().backward()
 
 
-def test_sqrt_loss_steps_along_the_gradient_of_the_sum_of_root_losses():
+@pytest.mark.parametrize("name, alpha", [("sqrt-loss", 0.5), ("fourth-root-loss", 0.75)])
+def test_a_root_loss_steps_along_the_gradient_of_the_sum_of_root_losses(name, alpha):
     """The defining property: ``sqrt-loss``'s decision (uniform weights and sampling, loss
     normalisation 1/2) makes the trainer step along the gradient of ``sum_k sqrt(L_k)``,
-    checked under SGD against that objective's autograd gradient on tasks whose output
-    scales differ 30-fold; the weighted sum (uniform) and the mean log loss differ."""
+    ``fourth-root-loss``'s (3/4) along that of ``sum_k L_k^(1/4)``, checked under SGD
+    against the objective's autograd gradient on tasks whose output scales differ
+    30-fold; the weighted sum (uniform) and the mean log loss differ."""
     setting = SyntheticSetting("spread", num_tasks=(3, 3), scale_spread=(30.0, 30.0))
     suite = SyntheticSuite(name="spread", settings=(setting,), n_train=128, hidden=(16,))
     instance = suite.sample(0)
     decided, by_roots, by_logs = (
         BatchedMultitaskTrainer([instance], [4], helpers.SGD) for _ in range(3)
     )
-    decision = make_controller("sqrt-loss").decide(make_signals(mask=decided.mask))
-    assert (decision.normalisation == 0.5).all()
+    decision = make_controller(name).decide(make_signals(mask=decided.mask))
+    assert (decision.normalisation == alpha).all()
     torch.testing.assert_close(decision.weights, torch.ones(1, 3))
     torch.testing.assert_close(decision.sampling, torch.full((1, 3), 1 / 3))
     decided.set_schedule(decision.weights, decision.sampling, decision.normalisation)
     by_roots.set_schedule(decision.weights, decision.sampling)
     by_logs.set_schedule(decision.weights, decision.sampling, torch.ones(1))
     decided.train(3)
-    by_roots.train(3, _SumOfRoots())
+    by_roots.train(3, _SumOfRoots(alpha))
     by_logs.train(3)
     torch.testing.assert_close(decided.flat_params, by_roots.flat_params, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(by_logs.flat_params, by_roots.flat_params, rtol=1e-3, atol=1e-4)

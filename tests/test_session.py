@@ -102,13 +102,15 @@ def test_geometric_mean_weighs_each_loss_by_its_inverse():
     torch.testing.assert_close(effective_weights(session, losses), 1 / (K * losses))
 
 
-def test_sqrt_loss_weighs_each_loss_by_its_inverse_square_root_in_the_users_loop():
-    """``sqrt-loss`` acts through its decision's loss normalisation (1/2): once its first
-    decision is in force, a step's loss weighs task k by ``1 / sqrt(L_k)``."""
-    session = CurriculumSession(make_controller("sqrt-loss"), num_tasks=K, budget=100)
+@pytest.mark.parametrize("name, alpha", [("sqrt-loss", 0.5), ("fourth-root-loss", 0.75)])
+def test_a_root_loss_weighs_each_loss_by_a_power_of_itself_in_the_users_loop(name, alpha):
+    """A root loss acts through its decision's loss normalisation: once its first decision
+    is in force, a step's loss weighs task k by ``1 / L_k^alpha`` (1/2 for ``sqrt-loss``,
+    3/4 for ``fourth-root-loss``)."""
+    session = CurriculumSession(make_controller(name), num_tasks=K, budget=100)
     session.update(train_losses=step_losses(0))
     losses = step_losses(1)
-    torch.testing.assert_close(effective_weights(session, losses), losses**-0.5)
+    torch.testing.assert_close(effective_weights(session, losses), losses**-alpha)
 
 
 def test_a_decision_s_loss_normalisation_divides_each_loss_by_its_own_value():

@@ -293,21 +293,28 @@ def test_the_gm_fallback_switch_on_v8_trains_as_geometric_mean_and_at_zero_as_v8
     assert set(runs[1].normalisation) == {1.0} and set(runs[0].normalisation) == {0.0}
 
 
-def test_the_sqrt_fallback_switch_on_v8_trains_as_sqrt_loss_and_at_zero_as_v8():
-    """``--switch sqrt-fallback`` on v8: switched on, a run is the ``sqrt-loss``
-    heuristic's bit for bit (the same decision: uniform weights and sampling, loss
-    normalisation 1/2); its start-latched twin at 0 runs v8's schedule bit for bit."""
+@pytest.mark.parametrize(
+    "switch_name, heuristic, alpha",
+    [("sqrt-fallback", "sqrt-loss", 0.5), ("fourth-root-fallback", "fourth-root-loss", 0.75)],
+)
+def test_a_root_loss_switch_on_v8_trains_as_its_heuristic_and_at_zero_as_v8(
+    switch_name, heuristic, alpha
+):
+    """``--switch sqrt-fallback`` (``fourth-root-fallback``) on v8: switched on, a run is
+    the ``sqrt-loss`` (``fourth-root-loss``) heuristic's bit for bit (the same decision:
+    uniform weights and sampling, loss normalisation 1/2, 3/4); its start-latched twin at
+    0 runs v8's schedule bit for bit."""
     v8 = load_artifact("agents/v8.json")
-    switch = SWITCHES["sqrt-fallback"]
+    switch = SWITCHES[switch_name]
     off, on = switched_rules(v8, switch)
-    assert on.transform.name == v8.action + "_sqrtfallback"
+    assert on.transform.name == v8.action + switch.suffix
     started = v8.action + switch.latch_suffix("start")
     at_zero = LearnedController(twin_actor(v8, started), v8.max_tasks, started)
     instance = resolve_suite("envs/train-tokens.toml#tokens-family-raw-class-aux").sample(0)
-    rules = (off, on, make_controller("sqrt-loss"), at_zero)
+    rules = (off, on, make_controller(heuristic), at_zero)
     runs = [run_controller([instance], [0], rule, budget=50, interval=25)[0] for rule in rules]
     assert runs[1].final_test_metric == runs[2].final_test_metric
-    assert set(runs[1].normalisation) == {0.5} and runs[1].weights == runs[2].weights
+    assert set(runs[1].normalisation) == {alpha} and runs[1].weights == runs[2].weights
     assert runs[3].weights == runs[0].weights and set(runs[3].normalisation) == {0.0}
     assert runs[3].final_test_metric == runs[0].final_test_metric != runs[1].final_test_metric
 
@@ -631,7 +638,7 @@ def test_the_command_refuses_too_few_instances_a_missing_reuse_and_a_policy_with
     )
     with pytest.raises(SystemExit):
         main([*base, "--latch", "start"])
-    started = "['gmc-fallback', 'sqrt-fallback']"
+    started = "['fourth-root-fallback', 'gmc-fallback', 'sqrt-fallback']"
     assert f"--latch start: gate has no twin read that way; switches with one: {started}" in (
         capsys.readouterr().err
     )

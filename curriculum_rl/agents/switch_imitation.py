@@ -208,6 +208,7 @@ SWITCHES = {
             continuous="_gmccont",
         ),
         Switch("sqrt-fallback", "_sqrtfallback", False, started="_sqrtstart"),
+        Switch("fourth-root-fallback", "_fourthfallback", False, started="_fourthstart"),
         Switch("gmt-fallback", "_gmtfallback", False),
         Switch("gms-fallback", "_gmsfallback", False),
         Switch("target-start-down", "_tstartdown", False),

@@ -11,7 +11,7 @@ from curriculum_rl.controllers.base import (
     normalize_decision,
     uniform_decision,
 )
-from curriculum_rl.controllers.normalised import SqrtLoss
+from curriculum_rl.controllers.normalised import FourthRootLoss, SqrtLoss
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES, build_observation
 from curriculum_rl.controllers.registry import (
     controller_available,
@@ -52,6 +52,7 @@ __all__ = [
     "EasyToHard",
     "Exp3S",
     "FastAdaptiveMultitask",
+    "FourthRootLoss",
     "GeometricMeanLoss",
     "GradNorm",
     "HardFirst",

@@ -174,7 +174,9 @@ strength 1; ``--switch target-start-down``, §34f).
 (uniform weights and sampling, loss normalisation 1/2: the gradient of ``sum_k sqrt(L_k)``,
 :mod:`curriculum_rl.controllers.normalised`), which won on most of v8's misses on the read
 tiers without the geometric mean's collapses (§38); ``..._sqrtstart`` reads that column at
-the first decision only (``--switch sqrt-fallback``).
+the first decision only (``--switch sqrt-fallback``). ``..._fourthfallback`` and
+``..._fourthstart`` do the same with ``fourth-root-loss`` (normalisation 3/4, §39;
+``--switch fourth-root-fallback``).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -209,7 +211,7 @@ from curriculum_rl.controllers.decision import (
 )
 from curriculum_rl.controllers.hooks import masked_softmax
 from curriculum_rl.controllers.inverse_error import error_power_weights, inverse_error, log_errors
-from curriculum_rl.controllers.normalised import SqrtLoss
+from curriculum_rl.controllers.normalised import FourthRootLoss, SqrtLoss
 from curriculum_rl.trainer.objective import EPS, floored_log
 from curriculum_rl.trainer.signals import Signals
 
@@ -1021,6 +1023,10 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ),
         FallbackTransform(_V8, "sqrt-loss", SqrtLoss().decide, "sqrtfallback"),
         LatchedFallbackTransform(_V8, "sqrt-loss", SqrtLoss().decide, "sqrtstart", start_only=True),
+        FallbackTransform(_V8, "fourth-root-loss", FourthRootLoss().decide, "fourthfallback"),
+        LatchedFallbackTransform(
+            _V8, "fourth-root-loss", FourthRootLoss().decide, "fourthstart", start_only=True
+        ),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
         TargetStartTransform(_V8),

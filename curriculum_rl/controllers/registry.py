@@ -18,7 +18,7 @@ from curriculum_rl.controllers.auxiliary import GradientSimilarity
 from curriculum_rl.controllers.bandits import TSCL, Exp3S
 from curriculum_rl.controllers.base import Controller, Uniform
 from curriculum_rl.controllers.inverse_error import ErrorPower, inverse_error
-from curriculum_rl.controllers.normalised import SqrtLoss
+from curriculum_rl.controllers.normalised import FourthRootLoss, SqrtLoss
 from curriculum_rl.controllers.sampling import (
     Annealed,
     EasyToHard,
@@ -90,6 +90,7 @@ _HEURISTICS: dict[str, Callable[[], Controller]] = {
     "imtl-l": ImpartialLossWeighting,
     "geometric-mean": GeometricMeanLoss,
     "sqrt-loss": SqrtLoss,
+    "fourth-root-loss": FourthRootLoss,
     "gradnorm": GradNorm,
     "inverse-error": inverse_error,
     "initial-error": partial(ErrorPower, 0.0, 1.0, "initial-error"),
