@@ -5,7 +5,8 @@ decision, or on from a later one; what it gains can differ in kind between the t
 (§36a: the closes at the start won, the later ones lost). For every controller of a
 benchmark folder but the reference, this reads each run's loss normalisation per decision
 (a fallback is on where it reaches its direction's normalisation, ``--on-at``: 1 for
-``geometric-mean``'s, the default, 1/2 for ``sqrt-loss``'s) and its paired gain
+``geometric-mean``'s, the default, 1/2 for ``sqrt-loss``'s, 3/4 for ``fourth-root-loss``'s;
+a controller whose runs stop below it is named in a warning) and its paired gain
 over the reference run of the same suite and seed (the difference of their G_m), and
 reports:
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -75,9 +77,11 @@ def switch_timing(folder: Path, versus: str, reps: int = 10_000, on_at: float = 
     for controller, suites in sorted(paired_gains(folder, versus).items()):
         by_timing: dict[str, list[float]] = {t: [] for t in TIMINGS}
         on_by_suite: dict[str, list[float]] = defaultdict(list)
+        highest = 0.0
         for suite, seeds in suites.items():
             for seed, gain in seeds.items():
                 run = json.loads(run_path(folder, suite, controller, seed).read_text())
+                highest = max(highest, *run["normalisation"])
                 when = timing(run["normalisation"], on_at)
                 by_timing[when].append(gain)
                 if when != "never":
@@ -89,6 +93,7 @@ def switch_timing(folder: Path, versus: str, reps: int = 10_000, on_at: float = 
             "ci": [estimate.low, estimate.high],
             "timing": {t: _runs_and_mean(g) for t, g in by_timing.items()},
             "suites_on": {suite: _runs_and_mean(g) for suite, g in on_by_suite.items()},
+            "highest_normalisation": highest,
         }
     return result
 
@@ -113,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=ON,
         help="the loss normalisation at which the switch counts as on: its fallback's "
-        "(default 1, geometric-mean's direction; 0.5 for sqrt-loss's)",
+        "(default 1, geometric-mean's direction; 0.5 for sqrt-loss's, 0.75 for "
+        "fourth-root-loss's)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object as last line")
     args = parser.parse_args(argv)
@@ -126,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     for controller, row in result.items():
+        if 0 < row["highest_normalisation"] < args.on_at:  # the level of another fallback
+            print(
+                f"warning: no run of {controller} reaches --on-at {args.on_at:g}, but some reach "
+                f"{row['highest_normalisation']:g}: if that is its fallback's normalisation "
+                f"(1/2 for sqrt-loss, 3/4 for fourth-root-loss), pass --on-at "
+                f"{row['highest_normalisation']:g}",
+                file=sys.stderr,
+            )
         low, high = row["ci"]
         print(
             f"{controller}: mean paired gain over {args.versus} {row['mean']:+.4f} "

@@ -206,7 +206,8 @@ def test_switch_timing_splits_a_switchs_paired_gains_by_when_it_turned_on(tmp_pa
     """benchmarks/switch_timing.py (RESULTS §36): each run's gain over the reference run of
     its suite and seed, classed by its first decision with normalisation 1 (never, the
     first, a later one); the mean over all runs lies in its interval; a reference the
-    folder lacks, or a folder without results, is refused by name."""
+    folder lacks, or a folder without results, is refused by name; a controller whose runs
+    stop below ``--on-at`` (a fallback to another direction) is named in a warning."""
     timing = _script("switch_timing")
     off, start, late = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.5, 1.0]
     runs = {("uniform", s, k): (0.0, off) for s in "ab" for k in (0, 1)}
@@ -237,6 +238,16 @@ def test_switch_timing_splits_a_switchs_paired_gains_by_when_it_turned_on(tmp_pa
     assert printed.index("b: on in 2 runs, mean -0.1000") < printed.index("a: on in 1 runs")
     sqrt_on = [0.5, 0.5, 0.5]  # a fallback to sqrt-loss, on throughout
     assert timing.timing(sqrt_on) == "never" and timing.timing(sqrt_on, on_at=0.5) == "first"
+    assert "warning" not in capsys.readouterr().err  # cand reaches 1
+    fourth_on = [0.75, 0.75, 0.75]  # a fallback to fourth-root-loss: no run reaches 1
+    quarter = {("cand", "a", 1): (1.2, fourth_on), ("cand", "b", 0): (-0.3, off)}
+    quarter = _benchmark_folder(
+        tmp_path / "fourth", runs | quarter | {("cand", "b", 1): (0.5, off)}
+    )
+    assert timing.main(["--runs", str(quarter), "--versus", "ref"]) == 0
+    assert "no run of cand reaches --on-at 1, but some reach 0.75" in capsys.readouterr().err
+    assert timing.main(["--runs", str(quarter), "--versus", "ref", "--on-at", "0.75"]) == 0
+    assert "warning" not in capsys.readouterr().err
     with pytest.raises(SystemExit):
         timing.main(["--runs", str(folder), "--versus", "ref", "--on-at", "0"])
     assert "--on-at is a loss normalisation in (0, 1]" in capsys.readouterr().err
