@@ -20,6 +20,10 @@ SGD = TrainerConfig(
     batch_size=32, proj_dim=16, val_probe=16, device="cpu", optimizer="sgd", lr=0.05
 )
 
+# The root losses and the loss normalisation each must apply, written here rather than read
+# from the package so that a changed exponent fails its tests.
+ROOT_LOSSES = {"sqrt-loss": 0.5, "fourth-root-loss": 0.75}
+
 
 def make_signals(
     mask: torch.Tensor, train_sizes: torch.Tensor | None = None, **values: torch.Tensor

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import record_run_seeds
+from helpers import ROOT_LOSSES, record_run_seeds
 
 from curriculum_rl.atomic import write_json_atomic
 from curriculum_rl.benchmark import BenchmarkConfig
@@ -110,9 +110,8 @@ def test_the_csv_gives_each_run_s_mean_loss_normalisation(bench):
     """0 for weighted sums (hooks, schedules, static weights), 1/2 for ``sqrt-loss``,
     3/4 for ``fourth-root-loss``."""
     out, _ = bench
-    roots = {"sqrt-loss": 0.5, "fourth-root-loss": 0.75}
     for row in _rows(out):
-        assert float(row["loss_normalisation"]) == roots.get(row["controller"], 0.0)
+        assert float(row["loss_normalisation"]) == ROOT_LOSSES.get(row["controller"], 0.0)
 
 
 def _estimates(summary: dict):

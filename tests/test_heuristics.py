@@ -219,7 +219,7 @@ class _SumOfRoots:
         (roots * context.mask).sum().backward()
 
 
-@pytest.mark.parametrize("name, alpha", [("sqrt-loss", 0.5), ("fourth-root-loss", 0.75)])
+@pytest.mark.parametrize("name, alpha", helpers.ROOT_LOSSES.items())
 def test_a_root_loss_steps_along_the_gradient_of_the_sum_of_root_losses(name, alpha):
     """The defining property: ``sqrt-loss``'s decision (uniform weights and sampling, loss
     normalisation 1/2) makes the trainer step along the gradient of ``sum_k sqrt(L_k)``,

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers import make_test_controller
+from helpers import ROOT_LOSSES, make_test_controller
 from torch import nn
 from torch.func import functional_call
 
@@ -102,7 +102,7 @@ def test_geometric_mean_weighs_each_loss_by_its_inverse():
     torch.testing.assert_close(effective_weights(session, losses), 1 / (K * losses))
 
 
-@pytest.mark.parametrize("name, alpha", [("sqrt-loss", 0.5), ("fourth-root-loss", 0.75)])
+@pytest.mark.parametrize("name, alpha", ROOT_LOSSES.items())
 def test_a_root_loss_weighs_each_loss_by_a_power_of_itself_in_the_users_loop(name, alpha):
     """A root loss acts through its decision's loss normalisation: once its first decision
     is in force, a step's loss weighs task k by ``1 / L_k^alpha`` (1/2 for ``sqrt-loss``,
