@@ -81,7 +81,7 @@ def switch_timing(folder: Path, versus: str, reps: int = 10_000, on_at: float = 
         for suite, seeds in suites.items():
             for seed, gain in seeds.items():
                 run = json.loads(run_path(folder, suite, controller, seed).read_text())
-                highest = max(highest, *run["normalisation"])
+                highest = max([highest, *run["normalisation"]])
                 when = timing(run["normalisation"], on_at)
                 by_timing[when].append(gain)
                 if when != "never":

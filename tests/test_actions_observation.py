@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers import make_signals, with_gradients
+from helpers import ROOT_LOSSES, make_signals, with_gradients
 
 from curriculum_rl.controllers import (
     NUM_FEATURES,
@@ -1050,13 +1050,14 @@ def test_the_gmc_start_latch_closes_at_the_first_decision_or_never():
     assert constants["fallback_latch_start_only"] == 1.0
 
 
-@pytest.mark.parametrize("root, alpha", [("sqrt", 0.5), ("fourth", 0.75)])
-def test_a_root_loss_start_latch_takes_its_fallback_at_the_first_decision_or_never(root, alpha):
+@pytest.mark.parametrize("root, heuristic", [("sqrt", "sqrt-loss"), ("fourth", "fourth-root-loss")])
+def test_a_root_loss_start_latch_takes_its_fallback_at_the_first_decision_or_never(root, heuristic):
     """``..._sqrtstart`` and ``..._fourthstart`` (on v8) read their column at a run's first
     decision only: there, at or above ``LATCH_AT``, the fallback at strength 1
     (``sqrt-loss``, ``fourth-root-loss``) beside any auxiliary, below it v8; later the
     column cannot switch it on, and a run whose previous decision took the fallback
     (normalisation 1/2, 3/4) stays on whatever the column says."""
+    alpha = ROOT_LOSSES[heuristic]
     for got, expected, _ in _start_latch_cases(f"_{root}start", f"_{root}fallback", alpha):
         for key in ("weights", "sampling", "normalisation"):
             assert torch.equal(getattr(got, key), getattr(expected, key))

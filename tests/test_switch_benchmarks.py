@@ -240,9 +240,9 @@ def test_switch_timing_splits_a_switchs_paired_gains_by_when_it_turned_on(tmp_pa
     assert timing.timing(sqrt_on) == "never" and timing.timing(sqrt_on, on_at=0.5) == "first"
     assert "warning" not in capsys.readouterr().err  # cand reaches 1
     fourth_on = [0.75, 0.75, 0.75]  # a fallback to fourth-root-loss: no run reaches 1
-    quarter = {("cand", "a", 1): (1.2, fourth_on), ("cand", "b", 0): (-0.3, off)}
+    fourth_runs = {("cand", "a", 1): (1.2, fourth_on), ("cand", "b", 0): (-0.3, off)}
     quarter = _benchmark_folder(
-        tmp_path / "fourth", runs | quarter | {("cand", "b", 1): (0.5, off)}
+        tmp_path / "fourth", runs | fourth_runs | {("cand", "b", 1): (0.5, off)}
     )
     assert timing.main(["--runs", str(quarter), "--versus", "ref"]) == 0
     assert "no run of cand reaches --on-at 1, but some reach 0.75" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT_LOSSES
 
 from curriculum_rl.agents import switch_imitation
 from curriculum_rl.agents.average import twin_actor
@@ -294,12 +295,10 @@ def test_the_gm_fallback_switch_on_v8_trains_as_geometric_mean_and_at_zero_as_v8
 
 
 @pytest.mark.parametrize(
-    "switch_name, heuristic, alpha",
-    [("sqrt-fallback", "sqrt-loss", 0.5), ("fourth-root-fallback", "fourth-root-loss", 0.75)],
+    "switch_name, heuristic",
+    [("sqrt-fallback", "sqrt-loss"), ("fourth-root-fallback", "fourth-root-loss")],
 )
-def test_a_root_loss_switch_on_v8_trains_as_its_heuristic_and_at_zero_as_v8(
-    switch_name, heuristic, alpha
-):
+def test_a_root_loss_switch_on_v8_trains_as_its_heuristic_and_at_zero_as_v8(switch_name, heuristic):
     """``--switch sqrt-fallback`` (``fourth-root-fallback``) on v8: switched on, a run is
     the ``sqrt-loss`` (``fourth-root-loss``) heuristic's bit for bit (the same decision:
     uniform weights and sampling, loss normalisation 1/2, 3/4); its start-latched twin at
@@ -314,6 +313,7 @@ def test_a_root_loss_switch_on_v8_trains_as_its_heuristic_and_at_zero_as_v8(
     rules = (off, on, make_controller(heuristic), at_zero)
     runs = [run_controller([instance], [0], rule, budget=50, interval=25)[0] for rule in rules]
     assert runs[1].final_test_metric == runs[2].final_test_metric
+    alpha = ROOT_LOSSES[heuristic]
     assert set(runs[1].normalisation) == {alpha} and runs[1].weights == runs[2].weights
     assert runs[3].weights == runs[0].weights and set(runs[3].normalisation) == {0.0}
     assert runs[3].final_test_metric == runs[0].final_test_metric != runs[1].final_test_metric

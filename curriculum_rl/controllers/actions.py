@@ -201,7 +201,7 @@ from curriculum_rl.controllers.auxiliary import (
     gate_auxiliaries,
     no_regression_auxiliary,
 )
-from curriculum_rl.controllers.base import DecisionState
+from curriculum_rl.controllers.base import Controller, DecisionState
 from curriculum_rl.controllers.decision import (
     Decision,
     loss_normalised_decision,
@@ -967,6 +967,17 @@ _GAMMA_PROGRESS = ShiftedTransform(_ERROR_POWER, 1, exponent="gamma_progress")
 _GAMMA_UP_CAP10 = CappedTransform(_GAMMA_UP, headroom=10.0)  # the v5 policy's transform
 _V7 = CappedTransform(_GAMMA_UP_CAP10, scale="start")  # the v7 policy's transform
 _V8 = AuxiliaryDropTransform(_V7, regression_only=True)  # the v8 policy's transform
+
+
+def _root_loss_fallbacks(root: Controller, tag: str) -> tuple[ActionTransform, ...]:
+    """v8's fallback to the root loss ``root`` (``..._{tag}fallback``) and that column read
+    at a run's first decision only (``..._{tag}start``)."""
+    return (
+        FallbackTransform(_V8, root.name, root.decide, f"{tag}fallback"),
+        LatchedFallbackTransform(_V8, root.name, root.decide, f"{tag}start", start_only=True),
+    )
+
+
 TRANSFORMS: dict[str, ActionTransform] = {
     t.name: t
     for t in (
@@ -1021,12 +1032,8 @@ TRANSFORMS: dict[str, ActionTransform] = {
             no_regression_auxiliary,
             continuous=True,
         ),
-        FallbackTransform(_V8, "sqrt-loss", SqrtLoss().decide, "sqrtfallback"),
-        LatchedFallbackTransform(_V8, "sqrt-loss", SqrtLoss().decide, "sqrtstart", start_only=True),
-        FallbackTransform(_V8, "fourth-root-loss", FourthRootLoss().decide, "fourthfallback"),
-        LatchedFallbackTransform(
-            _V8, "fourth-root-loss", FourthRootLoss().decide, "fourthstart", start_only=True
-        ),
+        *_root_loss_fallbacks(SqrtLoss(), "sqrt"),
+        *_root_loss_fallbacks(FourthRootLoss(), "fourth"),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
         TargetStartTransform(_V8),

@@ -15,8 +15,8 @@ cross-entropy draws the trunk hardest.
   target's scale; a task whose loss has fallen 100-fold gains 10-fold in step size.
 * ``fourth-root-loss`` (``alpha = 3/4``, ``sum_k L_k^(1/4)``): three quarters of the way
   to the geometric mean. On the 62 read-tier suites it was the best point of the grid
-  0.25, 0.5, 0.75, 1 by mean paired gain over v8, and it kept clear of the geometric
-  mean's collapses beside a classifier (benchmarks/RESULTS.md §39a).
+  1/4, 1/2, 5/8, 3/4, 7/8, 1, by IQM and by mean paired gain over v8, and it kept clear
+  of the geometric mean's collapses beside a classifier (benchmarks/RESULTS.md §39a).
 
 Measured against v8 and the heuristics in benchmarks/RESULTS.md §38–39.
 """
