@@ -16,6 +16,7 @@ from curriculum_rl.controllers import (
 )
 from curriculum_rl.controllers.actions import (
     BETA_SHIFT,
+    FOURTH_ROOT_MIXES,
     GAMMA_CENTRE,
     GAMMA_SCALE,
     GAMMA_SHIFT,
@@ -28,10 +29,12 @@ from curriculum_rl.controllers.actions import (
     START_SCALE,
     TARGET_START_SHIFT,
     CappedTransform,
+    RootLossMixTransform,
     ScaledErrorPower,
     ShiftedTransform,
     action_transform,
     emphasis_divergence,
+    geometric_mix,
     lift_slow_targets,
 )
 from curriculum_rl.controllers.auxiliary import cap_auxiliaries, gate_auxiliaries
@@ -1061,6 +1064,50 @@ def test_a_root_loss_start_latch_takes_its_fallback_at_the_first_decision_or_nev
     for got, expected, _ in _start_latch_cases(f"_{root}start", f"_{root}fallback", alpha):
         for key in ("weights", "sampling", "normalisation"):
             assert torch.equal(getattr(got, key), getattr(expected, key))
+
+
+@pytest.mark.parametrize("s", FOURTH_ROOT_MIXES)
+def test_the_fourth_root_mix_moves_v9_to_fourth_root_loss_in_log_space(s):
+    """The defining property of ``..._fourthgeo33`` and ``..._fourthgeo15`` (on v9, RESULTS
+    §40): at every decision each weight (and sampling probability) is v9's to the power
+    ``1 - s`` times ``fourth-root-loss``'s (uniform) to the power ``s``, up to one factor
+    per run, so a weight v9 sets to 0 stays 0, and the loss normalisation moves ``s`` of
+    the way to 3/4: each task's step coefficient ``w_k / L_k^alpha`` interpolates in log
+    space. v9's start latch reads the mixed normalisation of the previous decision: a run
+    left off (``3/4 s``) stays off, one switched on (``1/2 + s/4``) stays on."""
+    signals, actions, v8, _ = _gmc_latch_problem()
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+    name = V8_TRANSFORM + f"_sqrtstart_fourthgeo{round(100 * s)}"
+    off, on = 0.75 * s, 0.5 + 0.25 * s
+    for column, previous_alpha, decision, v9_on in [
+        (LATCH_AT, 0.0, 1, True),
+        (0.0, 0.0, 1, False),
+        (1.0, off, 4, False),
+        (0.0, on, 4, True),
+    ]:
+        fields["decisions"] = torch.full((2,), decision)
+        previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
+        state = DecisionState(**fields, previous=previous)
+        acted = _with_column(actions, column)
+        v9 = actions_to_decision(acted, state, V8_TRANSFORM + "_sqrtstart")
+        got = actions_to_decision(acted, state, name)
+        assert torch.equal(v9.normalisation, torch.full((2,), 0.5 if v9_on else 0.0))
+        expected_alpha = torch.lerp(v9.normalisation, torch.full((2,), 0.75), s)
+        torch.testing.assert_close(got.normalisation, expected_alpha)
+        for key in ("weights", "sampling"):
+            ours, theirs = getattr(got, key), getattr(v9, key)
+            assert torch.equal(ours == 0, theirs == 0)
+            ratio = (ours.log() - (1 - s) * theirs.log()).where(theirs > 0, 0.0)
+            spread = ratio.max(1).values - ratio.where(theirs > 0, math.inf).min(1).values
+            torch.testing.assert_close(spread, torch.zeros(2), atol=1e-5, rtol=0)
+            torch.testing.assert_close(ours.sum(1), theirs.sum(1))
+    assert action_transform(name).constants()["fourth_root_geometric_mix"] == s
+    with pytest.raises(ValueError, match="for v9's latch"):  # off would read as on
+        RootLossMixTransform(action_transform(V8_TRANSFORM + "_sqrtstart"), 2 / 3)
+    dropped = Decision(torch.tensor([[0.0, 2.0, 1.0, 1.0]]), torch.full((1, 4), 0.25))
+    uniform = Decision(torch.ones(1, 4), torch.full((1, 4), 0.25))
+    moved = geometric_mix(dropped, uniform, s, torch.ones(1, 4, dtype=torch.bool))
+    assert moved.weights[0, 0] == 0 and moved.weights.mean() == pytest.approx(1.0)
 
 
 def test_the_continuous_latch_holds_the_objectives_value_where_it_closes_mid_run():

@@ -773,13 +773,38 @@ def test_v9_is_v8_with_its_fitted_sqrt_loss_switch_read_at_the_start():
     ]
 
 
-def test_the_shipped_policy_is_v9():
-    """agents/default.json is v9 (RESULTS §38d), byte for byte agents/v9.json and the
-    candidate file tier O judged."""
+def test_the_shipped_policy_is_v10():
+    """agents/default.json is v10 (RESULTS §40e), byte for byte agents/v10.json and the
+    candidate file tier P judged."""
     for suffix in (".json", ".pt"):
         shipped = Path("agents/default" + suffix).read_bytes()
-        assert shipped == Path("agents/v9" + suffix).read_bytes()
-        assert shipped == Path("benchmarks/candidates/sqrtB" + suffix).read_bytes()
+        assert shipped == Path("agents/v10" + suffix).read_bytes()
+        assert shipped == Path("benchmarks/candidates/v9geo15" + suffix).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("path", "s"), [("benchmarks/candidates/v9geo.json", 0.33), ("agents/v10.json", 0.15)]
+)
+def test_v10_and_v9geo_are_v9_under_the_fourth_root_mix(path, s):
+    """agents/v10.json (shipped 2026-12-07, RESULTS §40e) and the failed candidate
+    benchmarks/candidates/v9geo.json (§40c): v9's weights under
+    ``..._sqrtstart_fourthgeo15`` and ``..._fourthgeo33``. On a run where v9's switch stays
+    off every decision trains at normalisation 3/4 s, and the first decision's weights
+    (both runs start from the same signals) are v9's to the power 1 - s, rescaled."""
+    candidate, v9 = load_artifact(path), load_artifact("agents/v9.json")
+    assert candidate.action == v9.action + f"_fourthgeo{round(100 * s)}"
+    assert candidate.metadata["weights_sha256"] == v9.metadata["weights_sha256"]
+    instance = resolve_suite("synthetic").sample(0)
+    runs = [
+        run_controller([instance], [0], LearnedController.load(p), budget=50, interval=25)[0]
+        for p in ("agents/v9.json", path)
+    ]
+    assert runs[0].normalisation == [0.0] * len(runs[0].weights)
+    assert runs[1].normalisation == pytest.approx([0.75 * s] * len(runs[1].weights))
+    powered = torch.tensor(runs[0].weights[0]).pow(1 - s)
+    expected = powered * len(powered) / powered.sum()
+    torch.testing.assert_close(torch.tensor(runs[1].weights[0]), expected)
+    assert runs[0].weights[0] != runs[1].weights[0]
 
 
 def _progress_switch(tmp_path: Path, slope: float, bias: float, latch: str) -> Path:
