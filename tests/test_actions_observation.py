@@ -29,7 +29,7 @@ from curriculum_rl.controllers.actions import (
     START_SCALE,
     TARGET_START_SHIFT,
     CappedTransform,
-    RootLossMixTransform,
+    FourthRootMixTransform,
     ScaledErrorPower,
     ShiftedTransform,
     action_transform,
@@ -1103,7 +1103,7 @@ def test_the_fourth_root_mix_moves_v9_to_fourth_root_loss_in_log_space(s):
             torch.testing.assert_close(ours.sum(1), theirs.sum(1))
     assert action_transform(name).constants()["fourth_root_geometric_mix"] == s
     with pytest.raises(ValueError, match="for v9's latch"):  # off would read as on
-        RootLossMixTransform(action_transform(V8_TRANSFORM + "_sqrtstart"), 2 / 3)
+        FourthRootMixTransform(action_transform(V8_TRANSFORM + "_sqrtstart"), 2 / 3)
     dropped = Decision(torch.tensor([[0.0, 2.0, 1.0, 1.0]]), torch.full((1, 4), 0.25))
     uniform = Decision(torch.ones(1, 4), torch.full((1, 4), 0.25))
     moved = geometric_mix(dropped, uniform, s, torch.ones(1, 4, dtype=torch.bool))

@@ -179,7 +179,7 @@ the first decision only (``--switch sqrt-fallback``). ``..._fourthfallback`` and
 ``--switch fourth-root-fallback``).
 ``..._sqrtstart_fourthgeo33`` and ``..._fourthgeo15`` (``dim = 9``, v9's columns) take
 v9's decision at every decision and move each task's step coefficient 0.33 (0.15) of the way to
-``fourth-root-loss``'s in log space (:class:`RootLossMixTransform`, :func:`geometric_mix`):
+``fourth-root-loss``'s in log space (:class:`FourthRootMixTransform`, :func:`geometric_mix`):
 a linear mix of the two lost to both (the weights of a raw task, which v9 makes tiny, are
 lifted towards 1 while only part of its scale is normalised away); in log space a scale
 that both divide out stays divided out (§40).
@@ -236,7 +236,7 @@ GAMMA_SHIFT = 0.3
 GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead", "gamma_guarded", "gamma_progress")
 LAG = 1.0  # log-error progress (nats) a task may trail the run's mean by before the guard acts
 LATCH_AT = 0.5  # a latched switch's threshold: the fitted readout's "switching wins" side
-FOURTH_ROOT_MIXES = (0.33, 0.15)  # how far RootLossMixTransform moves to fourth-root-loss (§40)
+FOURTH_ROOT_MIXES = (0.33, 0.15)  # how far FourthRootMixTransform moves to fourth-root-loss (§40)
 
 
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -652,7 +652,7 @@ def geometric_mix(
     sampling ``w^(1 - s) v^s`` (rescaled to mean one and to sum one over ``mask``'s tasks),
     loss normalisation and scale linear. A task's step coefficient ``w_k / L_k^alpha`` is
     then the geometric interpolation of the two decisions' coefficients; a weight of 0
-    stays 0 (:class:`RootLossMixTransform`)."""
+    stays 0 (:class:`FourthRootMixTransform`)."""
 
     def blend(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
         return ours.clamp_min(0).pow(1 - strength) * theirs.clamp_min(0).pow(strength)
@@ -886,7 +886,7 @@ class AlwaysOnTransform(ActionTransform):
         return {**self.base.constants(), self.constant: 1.0}
 
 
-class RootLossMixTransform(AlwaysOnTransform):
+class FourthRootMixTransform(AlwaysOnTransform):
     """Its base's decision moved ``strength`` of the way to ``fourth-root-loss``'s (uniform
     weights and sampling, loss normalisation 3/4) in log space, at every decision
     (:func:`geometric_mix`; the module docstring's ``..._fourthgeo33`` and
@@ -1092,7 +1092,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
             continuous=True,
         ),
         *_SQRT_FALLBACKS,
-        *(RootLossMixTransform(_V9, strength) for strength in FOURTH_ROOT_MIXES),
+        *(FourthRootMixTransform(_V9, strength) for strength in FOURTH_ROOT_MIXES),
         *_root_loss_fallbacks(FourthRootLoss(), "fourth"),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
