@@ -234,8 +234,7 @@ def _regenerate() -> None:
 def _print_change(old: dict, policy: str, decisions: list[dict]) -> None:
     """What a regeneration changes, for its commit message: the policy and, decision by
     decision, the largest change of each recorded column (the states may differ too)."""
-    before = old.get("policy", old.get("policy_sha256"))
-    print(f"policy {before} -> {policy}; {len(decisions)} decisions")
+    print(f"{old['policy']} -> {policy}; {len(decisions)} decisions")
     for key in ("weights", "sampling", "normalisation"):
         # a new recording may hold more or fewer decisions
         both = zip(old["decisions"], decisions, strict=False)
