@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-p.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-q.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -32,6 +32,7 @@ TIER_M = "envs/test-m.toml"
 TIER_N = "envs/test-n.toml"
 TIER_O = "envs/test-o.toml"
 TIER_P = "envs/test-p.toml"
+TIER_Q = "envs/test-q.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -276,6 +277,24 @@ EXPECTED_P = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-saturated-alike-three-out": (23, set()),
     "synthetic-far-offset-conflict-classes": (11, set()),
 }
+EXPECTED_Q = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "chem-alcohol-flavanoids-targets": (3, {"malic_acid"}),
+    "teacher-narrow-trunk-helpful-noise": (
+        17,
+        {f"helpful{i}" for i in range(8)} | {"unrelated0"} | {f"noise{i}" for i in range(7)},
+    ),
+    "near-zero-noisy-wave-aux": (5, {"wave"}),
+    "synthetic-offset-shrunk-targets-raw-aux": (
+        19,
+        {"task1", "task2", "task4", "task7", "task16", "task17", "task18"},
+    ),
+    "tokens-sum-first-count-targets": (5, {"frequency", "top_count", "distinct"}),
+    "cancer-diagnosis-texture-scored": (2, set()),
+    "digits-conv-no-top-heavy-scored": (4, set()),
+    "tokens-long-top-count-tags-scored": (2, set()),
+    "gradnorm-mild-spread-eight-out": (26, set()),
+    "synthetic-rank-two-far-offset-easy-noisy": (6, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -289,6 +308,7 @@ VARIABLE_K = {
     "synthetic-few-tasks-one-aux", "synthetic-offset-easy-rare-classes",
     "synthetic-raw-aux-tiny-targets", "synthetic-rank-two-many-classes",
     "synthetic-raw-conflict-seven-aux", "synthetic-far-offset-conflict-classes",
+    "synthetic-offset-shrunk-targets-raw-aux", "synthetic-rank-two-far-offset-easy-noisy",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -307,6 +327,7 @@ TIERS = {
     TIER_N: EXPECTED_N,
     TIER_O: EXPECTED_O,
     TIER_P: EXPECTED_P,
+    TIER_Q: EXPECTED_Q,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -341,7 +362,15 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
     assert max(k for k, _ in EXPECTED_C.values()) > 16  # beyond every tier and training
     earlier = set(EXPECTED) | set(EXPECTED_B) | set(EXPECTED_C) | set(EXPECTED_D)
     newest_tiers = (EXPECTED_E, EXPECTED_F, EXPECTED_G, EXPECTED_H, EXPECTED_I, EXPECTED_J)
-    later_tiers = (EXPECTED_K, EXPECTED_L, EXPECTED_M, EXPECTED_N, EXPECTED_O, EXPECTED_P)
+    later_tiers = (
+        EXPECTED_K,
+        EXPECTED_L,
+        EXPECTED_M,
+        EXPECTED_N,
+        EXPECTED_O,
+        EXPECTED_P,
+        EXPECTED_Q,
+    )
     for newest in (*newest_tiers, *later_tiers):
         assert not (earlier | set(registered_suites())) & set(newest)
         assert min(k for k, _ in newest.values()) == 2
@@ -371,6 +400,7 @@ def unnamed(suite: Suite) -> Suite:
         TIER_N,
         TIER_O,
         TIER_P,
+        TIER_Q,
     ],
 )
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
@@ -524,3 +554,12 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     sex_s5 = tier[TIER_P, "diabetes-sex-s5-scored"][1]
     assert sex_s5.target_tasks == [0, 1] and sex_s5.input_shape == (7,)
     assert sex_s5.data[1].y_train.mean().item() > 4  # s5, uncentred
+    alcohol_flavanoids = tier[TIER_Q, "chem-alcohol-flavanoids-targets"][1]
+    assert alcohol_flavanoids.target_tasks == [0, 1] and alcohol_flavanoids.input_shape == (8,)
+    assert alcohol_flavanoids.data[0].y_train.mean().item() > 10  # alcohol in % vol, uncentred
+    assert alcohol_flavanoids.data[1].y_train.mean().item() > 1  # flavanoids, uncentred
+    assert alcohol_flavanoids.data[2].y_train.mean().item() > 1  # malic acid, a raw auxiliary
+    texture = tier[TIER_Q, "cancer-diagnosis-texture-scored"][1]
+    assert texture.target_tasks == [0, 1] and texture.input_shape == (17,)
+    assert set(texture.data[0].y_train.tolist()) == {0, 1}  # diagnosis
+    assert texture.data[1].y_train.mean().item() > 10  # mean_texture, uncentred
