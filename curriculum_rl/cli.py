@@ -558,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(worst_task_change[_best] vs single-task, worst_task_change_vs_uniform[_best]); "
         'each as {"iqm": x, "ci": [low, high]}, null where not available or not finite; '
         "and the envelope: per controller, its gap in IQM G_m to the best controller on "
-        "each suite (gaps) and the largest gap (max_gap).",
+        "each suite (gaps), the largest gap (max_gap) and the suites where it is more "
+        "than 0.1 behind with the paired gap's 95% CI above 0.1 too (clear_misses).",
     )
     p.add_argument(
         "--suite",

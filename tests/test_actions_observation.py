@@ -1110,6 +1110,32 @@ def test_the_fourth_root_mix_moves_v9_to_fourth_root_loss_in_log_space(s):
     assert moved.weights[0, 0] == 0 and moved.weights.mean() == pytest.approx(1.0)
 
 
+def test_a_per_run_strength_mixes_each_run_as_its_own_number_would():
+    """``geometric_mix`` with an (N,) strength: run n is mixed exactly as with the number
+    ``strength[n]`` (weights, sampling, normalisation and scale), so a strength that
+    varies by run or over a run (RESULTS §41) needs no second definition of the mix."""
+    mask = torch.tensor([[True, True, True, False]] * 3)
+    ours = Decision(
+        torch.tensor([[0.5, 2.0, 0.5, 0.0], [1.0, 0.0, 2.0, 0.0], [3.0, 0.5, 0.5, 0.0]]),
+        torch.tensor([[0.2, 0.5, 0.3, 0.0]] * 3),
+        torch.tensor([0.0, 0.5, 0.2]),
+        torch.tensor([1.0, 2.0, 0.5]),
+    )
+    toward = Decision(
+        torch.tensor([[1.0, 1.0, 1.0, 0.0]] * 3),
+        torch.tensor([[1 / 3, 1 / 3, 1 / 3, 0.0]] * 3),
+        torch.full((3,), 0.75),
+        torch.ones(3),
+    )
+    strengths = [0.0, 0.15, 0.5]
+    together = geometric_mix(ours, toward, torch.tensor(strengths), mask)
+    for n, strength in enumerate(strengths):
+        alone = geometric_mix(ours, toward, strength, mask)
+        for field in ("weights", "sampling", "normalisation", "scale"):
+            torch.testing.assert_close(getattr(together, field)[n], getattr(alone, field)[n])
+    torch.testing.assert_close(together.weights[0], ours.weights[0] / ours.weights[0, :3].mean())
+
+
 def test_the_continuous_latch_holds_the_objectives_value_where_it_closes_mid_run():
     """The defining property of ``..._gmccont`` (on v8): it decides as ``..._gmclatch``,
     and where the latch closes after the first decision its ``scale`` makes the new

@@ -6,7 +6,7 @@ import numpy as np
 
 from curriculum_rl.benchmark.metrics import RunRow
 from curriculum_rl.benchmark.report import verdicts
-from curriculum_rl.benchmark.summary import ranking, summarize
+from curriculum_rl.benchmark.summary import ENVELOPE_MARGIN, ranking, summarize
 
 
 def _row(suite: str, controller: str, seed: int, gain: float) -> RunRow:
@@ -99,3 +99,21 @@ def test_the_gap_where_changed_sees_a_sparse_effect_that_the_iqm_over_all_suites
         same, suites, ["ref", "cand"], with_reference=False, reps=50, versus="ref"
     )
     assert unchanged["aggregate"]["cand"]["paired_gap_to_versus_where_changed"]["suites"] == 0
+
+
+def test_the_envelope_counts_a_miss_as_clear_only_where_the_paired_gap_is_beyond_the_margin():
+    """On ``s1`` ``b`` trails ``a`` by 0.3 on every seed (a clear miss); on ``s2`` its IQM
+    trails by more than the margin too, but seed by seed it is ahead as often as behind (a
+    gap the best IQM's luck makes): counted in ``gaps``, not in ``clear_misses``."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for seed in range(10):
+        hardness = 0.5 * rng.standard_normal()
+        rows += [_row("s1", "a", seed, hardness + 0.3), _row("s1", "b", seed, hardness)]
+        swing = 0.7 if seed % 2 else -0.4  # a's IQM leads by about 0.15, a coin flip per seed
+        rows += [_row("s2", "a", seed, swing), _row("s2", "b", seed, 0.0)]
+    summary = _summary(rows)
+    entry = summary["envelope"]["b"]
+    assert entry["gaps"]["s1"] > ENVELOPE_MARGIN and entry["gaps"]["s2"] > ENVELOPE_MARGIN
+    assert entry["clear_misses"] == ["s1"]
+    assert summary["envelope"]["a"]["clear_misses"] == []

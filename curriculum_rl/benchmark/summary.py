@@ -32,6 +32,8 @@ REFERENCE_SCORES = {
     "worst_task_change_best": "worst_vs_stl_best",
 }
 AGGREGATE_SCORES = ("gain", "gain_best", "gain_j", "gain_j_best")
+# The envelope's tolerance (issue #13's goal): within this much G_m of a suite's best.
+ENVELOPE_MARGIN = 0.1
 
 
 def summarize(
@@ -179,7 +181,13 @@ def envelope(per_suite: dict[str, dict[str, dict]]) -> dict[str, dict]:
     """Per controller, its gap on each suite to the best controller there (best IQM of
     G_m minus its own; 0 where it is the best) and the largest of those gaps: how far a
     user who always picks this controller is from the best choice they could have made,
-    suite by suite. ``inf`` where its IQM is not finite (failed runs dominate)."""
+    suite by suite. ``inf`` where its IQM is not finite (failed runs dominate).
+
+    ``clear_misses``: the suites where it is more than ``ENVELOPE_MARGIN`` behind with the
+    paired gap's 95% CI (``paired_gap_to_leader``, if the cells have it) above the margin.
+    The best of many IQMs is biased up (the largest of many noisy estimates), so a gap
+    from the IQMs alone overstates misses where seeds disagree; the paired interval is the
+    test of each one."""
     gaps: dict[str, dict] = {}
     for suite, cells in per_suite.items():
         finite = [c["gain"]["iqm"] for c in cells.values() if math.isfinite(c["gain"]["iqm"])]
@@ -187,10 +195,18 @@ def envelope(per_suite: dict[str, dict[str, dict]]) -> dict[str, dict]:
         for controller, cell in cells.items():
             own = cell["gain"]["iqm"]
             gap = best - own if math.isfinite(own) else math.inf
-            gaps.setdefault(controller, {"gaps": {}})["gaps"][suite] = gap
+            entry = gaps.setdefault(controller, {"gaps": {}, "clear_misses": []})
+            entry["gaps"][suite] = gap
+            if gap > ENVELOPE_MARGIN and _clearly_above(cell.get("paired_gap_to_leader")):
+                entry["clear_misses"].append(suite)
     for entry in gaps.values():
         entry["max_gap"] = max(entry["gaps"].values(), default=math.nan)
     return gaps
+
+
+def _clearly_above(paired_gap: dict | None) -> bool:
+    low = None if paired_gap is None else paired_gap["ci"][0]
+    return low is not None and low > ENVELOPE_MARGIN
 
 
 def _median(values: list[float]) -> float:

@@ -646,16 +646,17 @@ class LatchedFallbackTransform(FallbackTransform):
 
 
 def geometric_mix(
-    decision: Decision, toward: Decision, strength: float, mask: torch.Tensor
+    decision: Decision, toward: Decision, strength: float | torch.Tensor, mask: torch.Tensor
 ) -> Decision:
-    """``decision`` moved ``strength`` of the way to ``toward`` in log space: weights and
-    sampling ``w^(1 - s) v^s`` (rescaled to mean one and to sum one over ``mask``'s tasks),
-    loss normalisation and scale linear. A task's step coefficient ``w_k / L_k^alpha`` is
-    then the geometric interpolation of the two decisions' coefficients; a weight of 0
-    stays 0 (:class:`FourthRootMixTransform`)."""
+    """``decision`` moved ``strength`` (a number, or (N,) per run) of the way to ``toward``
+    in log space: weights and sampling ``w^(1 - s) v^s`` (rescaled to mean one and to sum
+    one over ``mask``'s tasks), loss normalisation and scale linear. A task's step
+    coefficient ``w_k / L_k^alpha`` is then the geometric interpolation of the two
+    decisions' coefficients; a weight of 0 stays 0 (:class:`FourthRootMixTransform`)."""
+    per_task = strength[:, None] if isinstance(strength, torch.Tensor) else strength
 
     def blend(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
-        return ours.clamp_min(0).pow(1 - strength) * theirs.clamp_min(0).pow(strength)
+        return ours.clamp_min(0).pow(1 - per_task) * theirs.clamp_min(0).pow(per_task)
 
     moved = normalize_decision(
         blend(decision.weights, toward.weights), blend(decision.sampling, toward.sampling), mask
