@@ -16,6 +16,7 @@ from curriculum_rl.controllers import (
 )
 from curriculum_rl.controllers.actions import (
     BETA_SHIFT,
+    FOURTH_ROOT_FADES,
     FOURTH_ROOT_MIXES,
     GAMMA_CENTRE,
     GAMMA_SCALE,
@@ -1085,22 +1086,12 @@ def test_the_fourth_root_mix_moves_v9_to_fourth_root_loss_in_log_space(s):
         (1.0, off, 4, False),
         (0.0, on, 4, True),
     ]:
-        fields["decisions"] = torch.full((2,), decision)
-        previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
-        state = DecisionState(**fields, previous=previous)
+        state = _latch_state(fields, v8, previous_alpha, decision)
         acted = _with_column(actions, column)
         v9 = actions_to_decision(acted, state, V8_TRANSFORM + "_sqrtstart")
         got = actions_to_decision(acted, state, name)
         assert torch.equal(v9.normalisation, torch.full((2,), 0.5 if v9_on else 0.0))
-        expected_alpha = torch.lerp(v9.normalisation, torch.full((2,), 0.75), s)
-        torch.testing.assert_close(got.normalisation, expected_alpha)
-        for key in ("weights", "sampling"):
-            ours, theirs = getattr(got, key), getattr(v9, key)
-            assert torch.equal(ours == 0, theirs == 0)
-            ratio = (ours.log() - (1 - s) * theirs.log()).where(theirs > 0, 0.0)
-            spread = ratio.max(1).values - ratio.where(theirs > 0, math.inf).min(1).values
-            torch.testing.assert_close(spread, torch.zeros(2), atol=1e-5, rtol=0)
-            torch.testing.assert_close(ours.sum(1), theirs.sum(1))
+        _assert_moved_to_fourth_root_loss(got, v9, torch.full((2,), s))
     assert action_transform(name).constants()["fourth_root_geometric_mix"] == s
     with pytest.raises(ValueError, match="for v9's latch"):  # off would read as on
         FourthRootMixTransform(action_transform(V8_TRANSFORM + "_sqrtstart"), 2 / 3)
@@ -1108,6 +1099,55 @@ def test_the_fourth_root_mix_moves_v9_to_fourth_root_loss_in_log_space(s):
     uniform = Decision(torch.ones(1, 4), torch.full((1, 4), 0.25))
     moved = geometric_mix(dropped, uniform, s, torch.ones(1, 4, dtype=torch.bool))
     assert moved.weights[0, 0] == 0 and moved.weights.mean() == pytest.approx(1.0)
+
+
+def _latch_state(fields: dict, v8: Decision, previous_alpha: float, decision: int) -> DecisionState:
+    """The state at a run's ``decision``-th decision after v8's decision trained at the
+    loss normalisation ``previous_alpha`` (what v9's start latch reads)."""
+    previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
+    return DecisionState(**{**fields, "decisions": torch.full((2,), decision)}, previous=previous)
+
+
+def _assert_moved_to_fourth_root_loss(got: Decision, v9: Decision, s: torch.Tensor) -> None:
+    """Run n of ``got`` is v9's decision moved ``s[n]`` of the way to ``fourth-root-loss``
+    in log space: weights and sampling v9's to the power ``1 - s[n]`` up to one factor per
+    run (a zero stays zero, the sums are kept), normalisation ``s[n]`` of the way to 3/4."""
+    torch.testing.assert_close(got.normalisation, torch.lerp(v9.normalisation, 0.75 + 0 * s, s))
+    for key in ("weights", "sampling"):
+        ours, theirs = getattr(got, key), getattr(v9, key)
+        assert torch.equal(ours == 0, theirs == 0)
+        ratio = (ours.log() - (1 - s[:, None]) * theirs.log()).where(theirs > 0, 0.0)
+        spread = ratio.max(1).values - ratio.where(theirs > 0, math.inf).min(1).values
+        torch.testing.assert_close(spread, torch.zeros_like(s), atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours.sum(1), theirs.sum(1))
+
+
+@pytest.mark.parametrize(("start", "end"), FOURTH_ROOT_FADES)
+def test_the_fading_mix_moves_v9_by_a_strength_that_falls_with_the_budget_used(start, end):
+    """The defining property of ``..._fourthgeo33to15`` (on v9, RESULTS §41): at each
+    decision the mix of ``..._fourthgeo*`` with strength ``start`` at a run's start, ``end``
+    at its end and linear in the fraction of the budget used between, run by run; v9's
+    latch still reads "off" and "on" correctly (both strengths are below 2/3)."""
+    signals, actions, v8, _ = _gmc_latch_problem()
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+    name = V8_TRANSFORM + f"_sqrtstart_fourthgeo{round(100 * start)}to{round(100 * end)}"
+    for progress in ([0.0, 1.0], [0.5, 0.25]):
+        fields["progress"] = torch.tensor(progress)
+        for column, previous_alpha, decision in [(LATCH_AT, 0.0, 1), (1.0, 0.75 * start, 4)]:
+            state = _latch_state(fields, v8, previous_alpha, decision)
+            acted = _with_column(actions, column)
+            v9 = actions_to_decision(acted, state, V8_TRANSFORM + "_sqrtstart")
+            got = actions_to_decision(acted, state, name)
+            s = start + (end - start) * torch.tensor(progress)
+            _assert_moved_to_fourth_root_loss(got, v9, s)
+            assert torch.equal(v9.normalisation >= 0.5, got.normalisation >= 0.5)
+    constants = action_transform(name).constants()
+    assert (constants["fourth_root_geometric_mix"], constants["fourth_root_geometric_mix_end"]) == (
+        start,
+        end,
+    )
+    with pytest.raises(ValueError, match="for v9's latch"):
+        FourthRootMixTransform(action_transform(V8_TRANSFORM + "_sqrtstart"), start, 0.7)
 
 
 def test_a_per_run_strength_mixes_each_run_as_its_own_number_would():

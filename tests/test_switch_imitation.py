@@ -783,16 +783,23 @@ def test_the_shipped_policy_is_v10():
 
 
 @pytest.mark.parametrize(
-    ("path", "s"), [("benchmarks/candidates/v9geo.json", 0.33), ("agents/v10.json", 0.15)]
+    ("path", "s", "end"),
+    [
+        ("benchmarks/candidates/v9geo.json", 0.33, None),
+        ("agents/v10.json", 0.15, None),
+        ("benchmarks/candidates/v9fade.json", 0.33, 0.15),
+    ],
 )
-def test_v10_and_v9geo_are_v9_under_the_fourth_root_mix(path, s):
-    """agents/v10.json (shipped 2026-12-07, RESULTS §40e) and the failed candidate
-    benchmarks/candidates/v9geo.json (§40c): v9's weights under
-    ``..._sqrtstart_fourthgeo15`` and ``..._fourthgeo33``. On a run where v9's switch stays
-    off every decision trains at normalisation 3/4 s, and the first decision's weights
-    (both runs start from the same signals) are v9's to the power 1 - s, rescaled."""
+def test_v10_and_its_candidates_are_v9_under_the_fourth_root_mix(path, s, end):
+    """agents/v10.json (shipped 2026-12-07, RESULTS §40e), the failed candidate
+    benchmarks/candidates/v9geo.json (§40c) and the candidate v9fade (§41): v9's weights
+    under ``..._sqrtstart_fourthgeo15``, ``..._fourthgeo33`` and ``..._fourthgeo33to15``.
+    On a run where v9's switch stays off each decision trains at normalisation 3/4 of the
+    strength at that point of the budget, and the first decision's weights (both runs
+    start from the same signals) are v9's to the power 1 - s, rescaled."""
     candidate, v9 = load_artifact(path), load_artifact("agents/v9.json")
-    assert candidate.action == v9.action + f"_fourthgeo{round(100 * s)}"
+    suffix = f"_fourthgeo{round(100 * s)}" + ("" if end is None else f"to{round(100 * end)}")
+    assert candidate.action == v9.action + suffix
     assert candidate.metadata["weights_sha256"] == v9.metadata["weights_sha256"]
     instance = resolve_suite("synthetic").sample(0)
     runs = [
@@ -800,7 +807,10 @@ def test_v10_and_v9geo_are_v9_under_the_fourth_root_mix(path, s):
         for p in ("agents/v9.json", path)
     ]
     assert runs[0].normalisation == [0.0] * len(runs[0].weights)
-    assert runs[1].normalisation == pytest.approx([0.75 * s] * len(runs[1].weights))
+    fade = 0.0 if end is None else s - end
+    decided = [step for step in runs[1].steps if step < 50]  # the last entry is the final state
+    strengths = [s - fade * step / 50 for step in decided]
+    assert runs[1].normalisation[: len(decided)] == pytest.approx([0.75 * x for x in strengths])
     powered = torch.tensor(runs[0].weights[0]).pow(1 - s)
     expected = powered * len(powered) / powered.sum()
     torch.testing.assert_close(torch.tensor(runs[1].weights[0]), expected)

@@ -182,7 +182,9 @@ v9's decision at every decision and move each task's step coefficient 0.33 (0.15
 ``fourth-root-loss``'s in log space (:class:`FourthRootMixTransform`, :func:`geometric_mix`):
 a linear mix of the two lost to both (the weights of a raw task, which v9 makes tiny, are
 lifted towards 1 while only part of its scale is normalised away); in log space a scale
-that both divide out stays divided out (§40).
+that both divide out stays divided out (§40). ``..._fourthgeo33to15`` fades the strength
+from 0.33 at a run's start to 0.15 at its end, linearly in the fraction of the budget used:
+the mix's gain came early in a run and its cost late (§41).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -236,7 +238,9 @@ GAMMA_SHIFT = 0.3
 GAMMA_SHIFTS = ("gamma", "gamma_late", "gamma_ahead", "gamma_guarded", "gamma_progress")
 LAG = 1.0  # log-error progress (nats) a task may trail the run's mean by before the guard acts
 LATCH_AT = 0.5  # a latched switch's threshold: the fitted readout's "switching wins" side
-FOURTH_ROOT_MIXES = (0.33, 0.15)  # how far FourthRootMixTransform moves to fourth-root-loss (§40)
+# How far FourthRootMixTransform moves to fourth-root-loss: fixed (§40), or (start, end) (§41).
+FOURTH_ROOT_MIXES = (0.33, 0.15)
+FOURTH_ROOT_FADES = ((0.33, 0.15),)
 
 
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -892,7 +896,10 @@ class FourthRootMixTransform(AlwaysOnTransform):
     weights and sampling, loss normalisation 3/4) in log space, at every decision
     (:func:`geometric_mix`; the module docstring's ``..._fourthgeo33`` and
     ``..._fourthgeo15``, for ``strength`` 0.33 and 0.15). On the 62 read-tier suites the
-    mix led v8, v9 and the heuristic run by run (RESULTS §40).
+    mix led v8, v9 and the heuristic run by run (RESULTS §40). With ``end``, the strength
+    fades linearly with the fraction of the budget used, from ``strength`` at the start
+    to ``end`` at the end (``..._fourthgeo33to15``): the mix paid early in a run and cost
+    late, when it amplifies the gradients of losses near zero (RESULTS §41).
 
     Under v9's start latch (``..._sqrtstart``), which reads the previous decision's
     normalisation, a run left off trains at ``3/4 s``, below the latch's 1/2 for any
@@ -900,18 +907,27 @@ class FourthRootMixTransform(AlwaysOnTransform):
 
     constant = "fourth_root_geometric_mix"
 
-    def __init__(self, base: ActionTransform, strength: float) -> None:
-        if not 0 < strength < 2 / 3:
-            raise ValueError(f"strength must be in (0, 2/3) for v9's latch, got {strength}")
+    def __init__(self, base: ActionTransform, strength: float, end: float | None = None) -> None:
+        for value in (strength, end):
+            if value is not None and not 0 < value < 2 / 3:
+                raise ValueError(f"strength must be in (0, 2/3) for v9's latch, got {value}")
         self.suffix = f"fourthgeo{round(100 * strength)}"
+        if end is not None:
+            self.suffix += f"to{round(100 * end)}"
         super().__init__(base)
-        self.strength, self.root = strength, FourthRootLoss()
+        self.strength, self.end, self.root = strength, end, FourthRootLoss()
 
     def adjust(self, decision: Decision, signals: Signals) -> Decision:
-        return geometric_mix(decision, self.root.decide(signals), self.strength, signals.mask)
+        strength = self.strength
+        if self.end is not None:
+            strength = strength - (strength - self.end) * signals.progress.clamp(0, 1)
+        return geometric_mix(decision, self.root.decide(signals), strength, signals.mask)
 
     def constants(self) -> dict[str, float]:
-        return {**self.base.constants(), self.constant: self.strength}
+        constants = {**self.base.constants(), self.constant: self.strength}
+        if self.end is not None:
+            constants["fourth_root_geometric_mix_end"] = self.end
+        return constants
 
 
 class LiftedTransform(AlwaysOnTransform):
@@ -1094,6 +1110,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         ),
         *_SQRT_FALLBACKS,
         *(FourthRootMixTransform(_V9, strength) for strength in FOURTH_ROOT_MIXES),
+        *(FourthRootMixTransform(_V9, start, end) for start, end in FOURTH_ROOT_FADES),
         *_root_loss_fallbacks(FourthRootLoss(), "fourth"),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
