@@ -613,7 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="one of the controllers (e.g. the shipped policy): the aggregate table adds "
         "every other's paired gap to it (its G_m minus theirs, run by run), beside the gap "
-        "to the leader, over all suites and over the suites where the two differ",
+        "to the leader, over all suites and over the suites where the two differ, its mean, "
+        "and the suite where each is furthest behind it",
     )
     p.add_argument(
         "--batch-size",

@@ -62,7 +62,8 @@ def test_paired_gap_does_not_establish_a_lead_that_is_noise():
 
 def test_versus_pairs_every_controller_against_the_named_one():
     """--versus: the named controller's G_m minus each other's, run by run, whoever leads
-    (here the runner-up ``b`` is the reference, so ``a``'s gap to it is negative)."""
+    (here the runner-up ``b`` is the reference, so ``a``'s gap to it is negative), as an
+    IQM and as a mean, and the suite where ``a`` is furthest behind ``b`` by IQM."""
     rows = _rows(lead=0.05, spread=0.5)
     summary = summarize(rows, ["s1", "s2"], ["a", "b"], with_reference=False, reps=2000, versus="b")
     aggregate = summary["aggregate"]
@@ -72,6 +73,15 @@ def test_versus_pairs_every_controller_against_the_named_one():
     lead = aggregate["b"]["paired_gap_to_leader"]
     assert math.isclose(gap["iqm"], -lead["iqm"], rel_tol=1e-9)
     assert "paired_gap_to_versus" not in _summary(rows)["aggregate"]["a"]
+    differences = [b.gain_final - a.gain_final for a, b in zip(rows[::2], rows[1::2], strict=True)]
+    mean = aggregate["a"]["mean_paired_gap_to_versus"]
+    assert math.isclose(mean["iqm"], float(np.mean(differences)), rel_tol=1e-9)
+    assert mean["ci"][0] <= mean["iqm"] <= mean["ci"][1] < 0
+    cells = summary["suites"]
+    largest = aggregate["a"]["largest_suite_gap_to_versus"]
+    gaps = {s: cells[s]["b"]["gain"]["iqm"] - cells[s]["a"]["gain"]["iqm"] for s in ("s1", "s2")}
+    assert largest == {"suite": max(gaps, key=gaps.get), "gap": max(gaps.values())}
+    assert aggregate["b"]["mean_paired_gap_to_versus"] is None
 
 
 def test_the_gap_where_changed_sees_a_sparse_effect_that_the_iqm_over_all_suites_cannot():

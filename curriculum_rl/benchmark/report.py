@@ -135,7 +135,10 @@ def _preamble(config: BenchmarkConfig, with_reference: bool, skipped: list[str])
         "same instance and initialisation), as an IQM with its CI: the paired test of the "
         "lead, which cancels how hard each instance is; a lead holds when it excludes 0. "
         "It is a typical run's difference: smaller than the gap between the IQMs when the "
-        "lead comes from a few suites.",
+        "lead comes from a few suites. With --versus, the same against the named controller, "
+        "also as a *mean* (the statistic a validation rule fixes in advance: a candidate "
+        "ahead on average has a mean paired gap ≤ 0) and the *largest suite gap* (the suite "
+        "where the controller's IQM is furthest below the named one's).",
         "* **Δm%** (vs single-task training, same budget) and **worst-task** relative change "
         "(the worst task's change, in %): lower is better, positive = worse than the "
         "reference. Δm% partly measures trunk capacity (one trunk for K tasks vs K trunks).",
@@ -240,7 +243,9 @@ def _task_mean(runs: Sequence[dict], task: str, checkpoint: str) -> float:
 
 def _aggregate_table(aggregate: dict, versus: str | None = None) -> list[str]:
     header = ["rank", "controller", "G_m final", "G_m best", "G_J final", "paired gap to #1"]
-    header += [f"paired gap to {versus}", "same, where changed (suites)"] if versus else []
+    if versus:
+        header += [f"paired gap to {versus}", "same, where changed (suites)"]
+        header += [f"mean paired gap to {versus}", f"largest suite gap to {versus}"]
     header += ["median worst-task change vs uniform %", "failed"]
     rows = []
     for rank, c in enumerate(ranking(aggregate), start=1):
@@ -250,9 +255,15 @@ def _aggregate_table(aggregate: dict, versus: str | None = None) -> list[str]:
         row.append(_ci(a["paired_gap_to_leader"]))
         if versus:
             row += [_ci(a["paired_gap_to_versus"]), _where_changed(a)]
+            row += [_ci(a["mean_paired_gap_to_versus"]), _suite_gap(a)]
         row.append(_num(a["worst_task_change_vs_uniform_median"]))
         rows.append([*row, f"{a['failed']}/{a['runs']}"])
     return _table(header, rows)
+
+
+def _suite_gap(cell: dict) -> str:
+    largest = cell.get("largest_suite_gap_to_versus")
+    return "–" if largest is None else f"{_num(largest['gap'])} ({largest['suite']})"
 
 
 def _where_changed(cell: dict) -> str:

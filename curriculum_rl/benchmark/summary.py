@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 
 from curriculum_rl.benchmark.metrics import RunRow
-from curriculum_rl.stats import Estimate, stratified_iqm
+from curriculum_rl.stats import Estimate, stratified_iqm, stratified_mean
 
 # summary key -> RunRow field; "_best" keys are at the best-validation checkpoint.
 SCORES = {
@@ -32,6 +32,12 @@ REFERENCE_SCORES = {
     "worst_task_change_best": "worst_vs_stl_best",
 }
 AGGREGATE_SCORES = ("gain", "gain_best", "gain_j", "gain_j_best")
+VERSUS_KEYS = (
+    "paired_gap_to_versus",
+    "paired_gap_to_versus_where_changed",
+    "mean_paired_gap_to_versus",
+    "largest_suite_gap_to_versus",
+)
 # The envelope's tolerance (issue #13's goal): within this much G_m of a suite's best.
 ENVELOPE_MARGIN = 0.1
 
@@ -56,7 +62,9 @@ def summarize(
     :func:`paired_gaps`; with ``versus`` (a controller label), the aggregate also has
     ``paired_gap_to_versus``: that controller's G_m minus each one's, run by run, and
     ``paired_gap_to_versus_where_changed``: the same over only the suites where the two
-    differ in any run (:func:`gap_where_changed`).
+    differ in any run (:func:`gap_where_changed`), ``mean_paired_gap_to_versus``: the mean
+    of those differences (the statistic a validation rule fixes in advance), and
+    ``largest_suite_gap_to_versus`` (:func:`largest_suite_gap`).
     ``envelope``: see :func:`envelope`.
     Floats may be non-finite (failed runs); :func:`json_ready` maps them to ``None``.
     """
@@ -90,11 +98,32 @@ def summarize(
         aggregate[c]["paired_gap_to_leader"] = gap
     if versus is not None:
         for c, gap in paired_gaps(by_key, suites, aggregate, reps, versus).items():
-            aggregate[c]["paired_gap_to_versus"] = gap
-            aggregate[c]["paired_gap_to_versus_where_changed"] = (
-                None if gap is None else gap_where_changed(by_key, suites, versus, c, reps)
-            )
+            aggregate[c] |= _versus_figures(by_key, per_suite, versus, c, gap, reps)
     return {"suites": per_suite, "aggregate": aggregate, "envelope": envelope(per_suite)}
+
+
+def _versus_figures(
+    by_key: dict[tuple[str, str], list[RunRow]],
+    per_suite: dict[str, dict[str, dict]],
+    versus: str,
+    controller: str,
+    gap: dict | None,
+    reps: int,
+) -> dict:
+    """The aggregate's ``--versus`` entries for ``controller`` (all ``None`` for the named
+    controller itself, whose ``gap`` is ``None``)."""
+    if gap is None:
+        return dict.fromkeys(VERSUS_KEYS)
+    suites = list(per_suite)
+    differences = _without_nan(_differences(by_key, suites, versus, controller))
+    return {
+        "paired_gap_to_versus": gap,
+        "paired_gap_to_versus_where_changed": gap_where_changed(
+            by_key, suites, versus, controller, reps
+        ),
+        "mean_paired_gap_to_versus": stratified_mean(differences, reps).to_dict(),
+        "largest_suite_gap_to_versus": largest_suite_gap(per_suite, versus, controller),
+    }
 
 
 def ranking(cells: dict[str, dict]) -> list[str]:
@@ -131,6 +160,19 @@ def paired_gaps(
         if c != leader:
             gaps[c] = _estimate(_differences(by_key, suites, leader, c), reps).to_dict()
     return gaps
+
+
+def largest_suite_gap(per_suite: dict[str, dict[str, dict]], versus: str, controller: str) -> dict:
+    """The suite where ``controller`` is furthest behind ``versus`` by IQM of G_m:
+    ``{"suite": name, "gap": versus's IQM minus its own}`` (negative where it is ahead on
+    every suite): with the mean paired gap, the two figures a candidate's validation rule
+    reads (RESULTS §31c, §40c)."""
+    gaps = {
+        suite: cells[versus]["gain"]["iqm"] - cells[controller]["gain"]["iqm"]
+        for suite, cells in per_suite.items()
+    }
+    worst = max(gaps, key=lambda suite: gaps[suite])
+    return {"suite": worst, "gap": gaps[worst]}
 
 
 def gap_where_changed(
@@ -238,4 +280,9 @@ def _cell(rows: list[RunRow], with_reference: bool, reps: int) -> dict:
 
 
 def _estimate(strata: list[list[float]], reps: int) -> Estimate:
-    return stratified_iqm([[v for v in s if not math.isnan(v)] for s in strata], reps)
+    return stratified_iqm(_without_nan(strata), reps)
+
+
+def _without_nan(strata: list[list[float]]) -> list[list[float]]:
+    """``strata`` without NaN scores (undefined against their reference)."""
+    return [[v for v in s if not math.isnan(v)] for s in strata]
