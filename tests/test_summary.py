@@ -82,6 +82,17 @@ def test_versus_pairs_every_controller_against_the_named_one():
     gaps = {s: cells[s]["b"]["gain"]["iqm"] - cells[s]["a"]["gain"]["iqm"] for s in ("s1", "s2")}
     assert largest == {"suite": max(gaps, key=gaps.get), "gap": max(gaps.values())}
     assert aggregate["b"]["mean_paired_gap_to_versus"] is None
+    both_failed_on_s1 = [
+        _row(suite, c, seed, -math.inf if suite == "s1" else gain)
+        for suite in ("s1", "s2")
+        for c, gain in (("a", 0.2), ("b", 0.5))
+        for seed in range(3)
+    ]
+    failed = summarize(
+        both_failed_on_s1, ["s1", "s2"], ["a", "b"], with_reference=False, reps=50, versus="b"
+    )
+    largest = failed["aggregate"]["a"]["largest_suite_gap_to_versus"]
+    assert largest["suite"] == "s2" and math.isclose(largest["gap"], 0.3)
 
 
 def test_the_gap_where_changed_sees_a_sparse_effect_that_the_iqm_over_all_suites_cannot():

@@ -166,12 +166,12 @@ def largest_suite_gap(per_suite: dict[str, dict[str, dict]], versus: str, contro
     """The suite where ``controller`` is furthest behind ``versus`` by IQM of G_m:
     ``{"suite": name, "gap": versus's IQM minus its own}`` (negative where it is ahead on
     every suite): with the mean paired gap, the two figures a candidate's validation rule
-    reads (RESULTS §31c, §40c)."""
+    reads (RESULTS §31c, §40c). A suite both failed on (gap NaN) ranks last."""
     gaps = {
         suite: cells[versus]["gain"]["iqm"] - cells[controller]["gain"]["iqm"]
         for suite, cells in per_suite.items()
     }
-    worst = max(gaps, key=lambda suite: gaps[suite])
+    worst = max(gaps, key=lambda suite: -math.inf if math.isnan(gaps[suite]) else gaps[suite])
     return {"suite": worst, "gap": gaps[worst]}
 
 
