@@ -1032,9 +1032,7 @@ def _start_latch_cases(latch: str, fallback: str, on_alpha: float):
     cases += [(0.0, on_alpha, 4, full), (LATCH_AT, 0.0, 2, v8)]
     results = []
     for column, previous_alpha, decision, expected in cases:
-        fields["decisions"] = torch.full((2,), decision)  # 1 at a run's first decision
-        previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
-        state = DecisionState(**fields, previous=previous)
+        state = _latch_state(fields, v8, previous_alpha, decision)
         got = actions_to_decision(_with_column(actions, column), state, V8_TRANSFORM + latch)
         results.append((got, expected, v8))
     return results
@@ -1101,10 +1099,15 @@ def test_the_fourth_root_mix_moves_v9_to_fourth_root_loss_in_log_space(s):
     assert moved.weights[0, 0] == 0 and moved.weights.mean() == pytest.approx(1.0)
 
 
-def _latch_state(fields: dict, v8: Decision, previous_alpha: float, decision: int) -> DecisionState:
-    """The state at a run's ``decision``-th decision after v8's decision trained at the
-    loss normalisation ``previous_alpha`` (what v9's start latch reads)."""
-    previous = Decision(v8.weights, v8.sampling, torch.full((2,), previous_alpha))
+def _latch_state(
+    fields: dict, v8: Decision, previous_alpha: float, decision: int, scale: float = 1.0
+) -> DecisionState:
+    """The state of both runs at their ``decision``-th decision (1 at a run's first) after
+    v8's decision trained at the loss normalisation ``previous_alpha`` and objective
+    ``scale`` (what a latch reads)."""
+    previous = Decision(
+        v8.weights, v8.sampling, torch.full((2,), previous_alpha), torch.full((2,), scale)
+    )
     return DecisionState(**{**fields, "decisions": torch.full((2,), decision)}, previous=previous)
 
 
@@ -1112,7 +1115,9 @@ def _assert_moved_to_fourth_root_loss(got: Decision, v9: Decision, s: torch.Tens
     """Run n of ``got`` is v9's decision moved ``s[n]`` of the way to ``fourth-root-loss``
     in log space: weights and sampling v9's to the power ``1 - s[n]`` up to one factor per
     run (a zero stays zero, the sums are kept), normalisation ``s[n]`` of the way to 3/4."""
-    torch.testing.assert_close(got.normalisation, torch.lerp(v9.normalisation, 0.75 + 0 * s, s))
+    torch.testing.assert_close(
+        got.normalisation, torch.lerp(v9.normalisation, torch.full_like(s, 0.75), s)
+    )
     for key in ("weights", "sampling"):
         ours, theirs = getattr(got, key), getattr(v9, key)
         assert torch.equal(ours == 0, theirs == 0)
@@ -1186,12 +1191,7 @@ def test_the_continuous_latch_holds_the_objectives_value_where_it_closes_mid_run
     fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
 
     def decide(name: str, column: float, alpha: float, scale: float, decision: int) -> Decision:
-        state = DecisionState(
-            **{**fields, "decisions": torch.full((2,), decision)},
-            previous=Decision(
-                v8.weights, v8.sampling, torch.full((2,), alpha), torch.full((2,), scale)
-            ),
-        )
+        state = _latch_state(fields, v8, alpha, decision, scale)
         return actions_to_decision(_with_column(actions, column), state, V8_TRANSFORM + name)
 
     closing = decide("_gmccont", 1.0, 0.0, 1.0, 3)
