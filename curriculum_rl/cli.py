@@ -284,7 +284,7 @@ def run_verdict(controller: str, summary: dict) -> str:
     if controller == "uniform":
         return "verdict: this is the uniform reference itself (G_m = 0 by definition)."
     if abs(gain) < 0.01:
-        outcome = f"{controller} and uniform tie (G_m {gain:+.3f})"
+        outcome = f"{controller} and uniform tie"
     elif gain > 0:
         outcome = f"{controller} beats uniform: task errors {math.exp(gain):.2f}x lower on average"
     else:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from curriculum_rl.cli import main
+from curriculum_rl.cli import main, run_verdict
 
 FAST = ["--budget", "50", "--interval", "25", "--quiet", "--json"]
 
@@ -45,3 +45,18 @@ def test_bad_suite_and_controller_are_clear_errors(capsys):
     assert "unknown suite" in capsys.readouterr().err
     assert main(["run", "--controller", "no-such-controller", *FAST]) == 2
     assert "no-such-controller" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("gain", "outcome"),
+    [
+        (-0.002, "default and uniform tie"),
+        (0.2, "default beats uniform: task errors 1.22x lower on average"),
+        (-0.2, "uniform beats default: default's task errors 1.22x higher on average"),
+    ],
+)
+def test_the_run_verdict_names_the_winner_and_states_the_gain_once(gain, outcome):
+    summary = {"diverged": False, "uniform_diverged": False, "gain_over_uniform_final": gain}
+    verdict = run_verdict("default", summary)
+    assert verdict.startswith(f"verdict: {outcome} (G_m {gain:+.3f}).")
+    assert verdict.count("G_m") == 1
