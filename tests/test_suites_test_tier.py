@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-q.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-r.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -33,6 +33,7 @@ TIER_N = "envs/test-n.toml"
 TIER_O = "envs/test-o.toml"
 TIER_P = "envs/test-p.toml"
 TIER_Q = "envs/test-q.toml"
+TIER_R = "envs/test-r.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -295,6 +296,26 @@ EXPECTED_Q = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-mild-spread-eight-out": (26, set()),
     "synthetic-rank-two-far-offset-easy-noisy": (6, set()),
 }
+EXPECTED_R = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "blood-sex-pressure-targets": (4, {"s3", "s6"}),
+    "teacher-ample-target-mixed-crowd": (
+        26,
+        {f"helpful{i}" for i in range(8)}
+        | {f"unrelated{i}" for i in range(7)}
+        | {f"noise{i}" for i in range(10)},
+    ),
+    "near-zero-heavy-wave-hinge-aux": (4, {"hinge"}),
+    "synthetic-imbalanced-noisy-raw-aux": (
+        8,
+        {"task0", "task1", "task3", "task4", "task5", "task6", "task7"},
+    ),
+    "tokens-four-layer-counts-sum-aux": (4, {"token_sum"}),
+    "wine-magnesium-color-scored": (2, set()),
+    "digits-conv-top-heavy-ink-scored": (2, set()),
+    "tokens-long-two-layer-top-first-scored": (2, set()),
+    "gradnorm-loose-perturbed-four-out": (27, set()),
+    "synthetic-rough-raw-offset-rare-classes": (14, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -309,6 +330,7 @@ VARIABLE_K = {
     "synthetic-raw-aux-tiny-targets", "synthetic-rank-two-many-classes",
     "synthetic-raw-conflict-seven-aux", "synthetic-far-offset-conflict-classes",
     "synthetic-offset-shrunk-targets-raw-aux", "synthetic-rank-two-far-offset-easy-noisy",
+    "synthetic-imbalanced-noisy-raw-aux", "synthetic-rough-raw-offset-rare-classes",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -328,6 +350,7 @@ TIERS = {
     TIER_O: EXPECTED_O,
     TIER_P: EXPECTED_P,
     TIER_Q: EXPECTED_Q,
+    TIER_R: EXPECTED_R,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -370,6 +393,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
         EXPECTED_O,
         EXPECTED_P,
         EXPECTED_Q,
+        EXPECTED_R,
     )
     for newest in (*newest_tiers, *later_tiers):
         assert not (earlier | set(registered_suites())) & set(newest)
@@ -401,6 +425,7 @@ def unnamed(suite: Suite) -> Suite:
         TIER_O,
         TIER_P,
         TIER_Q,
+        TIER_R,
     ],
 )
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
@@ -563,3 +588,14 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert texture.target_tasks == [0, 1] and texture.input_shape == (17,)
     assert set(texture.data[0].y_train.tolist()) == {0, 1}  # diagnosis
     assert texture.data[1].y_train.mean().item() > 10  # mean_texture, uncentred
+    sex_bp = tier[TIER_R, "blood-sex-pressure-targets"][1]
+    assert sex_bp.target_tasks == [0, 1] and sex_bp.input_shape == (5,)
+    assert set(sex_bp.data[0].y_train.tolist()) == {0, 1}  # sex, coded 1 / 2 in the data
+    assert sex_bp.data[1].y_train.mean().item() > 80  # bp in mm Hg, uncentred
+    assert sex_bp.data[2].y_train.mean().item() > 30  # s3 (HDL), a raw auxiliary
+    assert sex_bp.data[3].y_train.mean().item() > 50  # s6 (glucose), a raw auxiliary
+    magnesium = tier[TIER_R, "wine-magnesium-color-scored"][1]
+    assert magnesium.target_tasks == [0, 1] and magnesium.input_shape == (9,)
+    assert {t.kind for t in magnesium.tasks} == {"regression"}  # cultivar left out
+    assert magnesium.data[0].y_train.mean().item() > 80  # magnesium in mg/l, uncentred
+    assert magnesium.data[1].y_train.mean().item() > 3  # color intensity, uncentred
