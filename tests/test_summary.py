@@ -138,3 +138,12 @@ def test_the_envelope_counts_a_miss_as_clear_only_where_the_paired_gap_is_beyond
     assert entry["gaps"]["s1"] > ENVELOPE_MARGIN and entry["gaps"]["s2"] > ENVELOPE_MARGIN
     assert entry["clear_misses"] == ["s1"]
     assert summary["envelope"]["a"]["clear_misses"] == []
+
+
+def test_the_benchmark_help_states_the_envelope_margin_the_summary_uses():
+    """The CLI imports the summary lazily (it pulls in torch), so its help writes the margin
+    as a literal: this keeps the two from drifting apart."""
+    from curriculum_rl.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert f"more than {ENVELOPE_MARGIN} behind" in commands["benchmark"].description

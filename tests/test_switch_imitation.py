@@ -773,13 +773,13 @@ def test_v9_is_v8_with_its_fitted_sqrt_loss_switch_read_at_the_start():
     ]
 
 
-def test_the_shipped_policy_is_v10():
-    """agents/default.json is v10 (RESULTS §40e), byte for byte agents/v10.json and the
-    candidate file tier P judged."""
+def test_the_shipped_policy_is_v11():
+    """agents/default.json is v11 (RESULTS §42c), byte for byte agents/v11.json and the
+    candidate file tier Q judged."""
     for suffix in (".json", ".pt"):
         shipped = Path("agents/default" + suffix).read_bytes()
-        assert shipped == Path("agents/v10" + suffix).read_bytes()
-        assert shipped == Path("benchmarks/candidates/v9geo15" + suffix).read_bytes()
+        assert shipped == Path("agents/v11" + suffix).read_bytes()
+        assert shipped == Path("benchmarks/candidates/v9fade" + suffix).read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -787,13 +787,14 @@ def test_the_shipped_policy_is_v10():
     [
         ("benchmarks/candidates/v9geo.json", 0.33, None),
         ("agents/v10.json", 0.15, None),
-        ("benchmarks/candidates/v9fade.json", 0.33, 0.15),
+        ("agents/v11.json", 0.33, 0.15),
     ],
 )
-def test_v10_and_its_candidates_are_v9_under_the_fourth_root_mix(path, s, end):
+def test_v10_v11_and_a_failed_candidate_are_v9_under_the_fourth_root_mix(path, s, end):
     """agents/v10.json (shipped 2026-12-07, RESULTS §40e), the failed candidate
-    benchmarks/candidates/v9geo.json (§40c) and the candidate v9fade (§41): v9's weights
-    under ``..._sqrtstart_fourthgeo15``, ``..._fourthgeo33`` and ``..._fourthgeo33to15``.
+    benchmarks/candidates/v9geo.json (§40c) and agents/v11.json (shipped the same day,
+    §42c): v9's weights under ``..._sqrtstart_fourthgeo15``, ``..._fourthgeo33`` and
+    ``..._fourthgeo33to15``.
     On a run where v9's switch stays off each decision trains at normalisation 3/4 of the
     strength at that point of the budget, and the first decision's weights (both runs
     start from the same signals) are v9's to the power 1 - s, rescaled."""

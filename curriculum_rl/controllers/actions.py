@@ -184,7 +184,7 @@ a linear mix of the two lost to both (the weights of a raw task, which v9 makes 
 lifted towards 1 while only part of its scale is normalised away); in log space a scale
 that both divide out stays divided out (§40). ``..._fourthgeo33to15`` fades the strength
 from 0.33 at a run's start to 0.15 at its end, linearly in the fraction of the budget used:
-the mix's gain came early in a run and its cost late (§41).
+the mix's gain came early in a run and its cost late (§41; v11, shipped in §42).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -898,8 +898,9 @@ class FourthRootMixTransform(AlwaysOnTransform):
     ``..._fourthgeo15``, for ``strength`` 0.33 and 0.15). On the 62 read-tier suites the
     mix led v8, v9 and the heuristic run by run (RESULTS §40). With ``end``, the strength
     fades linearly with the fraction of the budget used, from ``strength`` at the start
-    to ``end`` at the end (``..._fourthgeo33to15``): the mix paid early in a run and cost
-    late, when it amplifies the gradients of losses near zero (RESULTS §41).
+    to ``end`` at the end (``..._fourthgeo33to15``, the shipped v11's): the mix paid early
+    in a run and cost late, when it amplifies the gradients of losses near zero (RESULTS
+    §41-42).
 
     Under v9's start latch (``..._sqrtstart``), which reads the previous decision's
     normalisation, a run left off trains at ``3/4 s``, below the latch's 1/2 for any
