@@ -97,8 +97,8 @@ def summarize(
     for c, gap in paired_gaps(by_key, suites, aggregate, reps).items():
         aggregate[c]["paired_gap_to_leader"] = gap
     if versus is not None:
-        for c, gap in paired_gaps(by_key, suites, aggregate, reps, versus).items():
-            aggregate[c] |= _versus_figures(by_key, per_suite, versus, c, gap, reps)
+        for c in controllers:
+            aggregate[c] |= _versus_figures(by_key, per_suite, versus, c, reps)
     return {"suites": per_suite, "aggregate": aggregate, "envelope": envelope(per_suite)}
 
 
@@ -107,17 +107,17 @@ def _versus_figures(
     per_suite: dict[str, dict[str, dict]],
     versus: str,
     controller: str,
-    gap: dict | None,
     reps: int,
 ) -> dict:
     """The aggregate's ``--versus`` entries for ``controller`` (all ``None`` for the named
-    controller itself, whose ``gap`` is ``None``)."""
-    if gap is None:
+    controller itself): the run-by-run differences to ``versus`` as an IQM (as
+    :func:`paired_gaps` gives against the leader) and as a mean, from one list."""
+    if controller == versus:
         return dict.fromkeys(VERSUS_KEYS)
     suites = list(per_suite)
     differences = _without_nan(_differences(by_key, suites, versus, controller))
     return {
-        "paired_gap_to_versus": gap,
+        "paired_gap_to_versus": stratified_iqm(differences, reps).to_dict(),
         "paired_gap_to_versus_where_changed": gap_where_changed(
             by_key, suites, versus, controller, reps
         ),
@@ -141,11 +141,9 @@ def paired_gaps(
     suites: Sequence[str],
     cells: dict[str, dict],
     reps: int,
-    against: str | None = None,
 ) -> dict[str, dict | None]:
     """Per controller, the leader's G_m minus its own, run by run, as an IQM with a 95% CI
-    stratified by suite (``None`` for the leader, the first of :func:`ranking`); with
-    ``against``, that controller takes the leader's place.
+    stratified by suite (``None`` for the leader, the first of :func:`ranking`).
 
     The benchmark is paired: the same seed trains every controller on the same instance
     from the same initialisation, so the difference cancels what the two runs share (how
@@ -154,7 +152,7 @@ def paired_gaps(
     the paired difference excludes 0.
     """
     order = ranking(cells)
-    leader = against or order[0]
+    leader = order[0]
     gaps: dict[str, dict | None] = {leader: None}
     for c in order:
         if c != leader:
