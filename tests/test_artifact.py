@@ -107,6 +107,25 @@ def test_mismatched_layouts_are_refused(policy_file: Path, section, key, value, 
         load_artifact(policy_file)
 
 
+def test_an_action_mismatch_names_what_differs_and_stays_short(policy_file: Path):
+    meta = json.loads(policy_file.read_text())
+    meta["action"]["constants"]["gamma_scale"] = 3.0
+    policy_file.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError) as error:
+        load_artifact(policy_file)
+    assert "gamma_scale: policy 3.0, this version 1.5" in str(error.value)
+    assert "sampling_floor" not in str(error.value)  # an equal constant is not listed
+    meta["action"]["transform"] = "no_such_transform"
+    policy_file.write_text(json.dumps(meta))
+    with pytest.raises(
+        ArtifactError, match="'no_such_transform', which this curriculum-rl"
+    ) as error:
+        load_artifact(policy_file)
+    # the registry's names, not every transform's constants (once over 20,000 characters)
+    assert all(name in str(error.value) for name in TRANSFORMS)
+    assert "gamma_centre" not in str(error.value)
+
+
 def test_missing_and_corrupt_files_give_clear_errors(policy_file: Path, tmp_path: Path):
     with pytest.raises(ArtifactError, match="not found"):
         load_artifact(tmp_path / "nothing.json")

@@ -202,14 +202,32 @@ def _check_compatible(metadata: dict[str, Any], json_path: Path) -> None:
     got = metadata["action"]
     name = got.get("transform") if isinstance(got, dict) else None
     if name not in TRANSFORMS or got != _action_description(name):
-        expected = {n: _action_description(n) for n in TRANSFORMS}
         raise ArtifactError(
-            f"{json_path} was trained with action transform {got}, this curriculum-rl knows "
-            f"{expected}; the same actions would mean different schedules. Retrain the policy "
-            "or use the curriculum-rl version it was trained with"
+            f"{json_path} was trained with action transform {_action_mismatch(got, name)}; "
+            "the same actions would mean different schedules. Retrain the policy or use the "
+            "curriculum-rl version it was trained with"
         )
     if not isinstance(obs.get("max_tasks"), int) or obs["max_tasks"] < 1:
         raise ArtifactError(f"{json_path}: observation.max_tasks must be a positive integer")
+
+
+def _action_mismatch(got: Any, name: Any) -> str:
+    """What differs between a policy's recorded action and this version's: an unknown
+    name (with the known ones), or the constants that differ (recorded vs here); short,
+    because the registry holds dozens of transforms."""
+    if name not in TRANSFORMS:
+        return f"{name!r}, which this curriculum-rl does not know (it knows {sorted(TRANSFORMS)})"
+    recorded = got.get("constants") if isinstance(got.get("constants"), dict) else {}
+    here = action_transform(name).constants()
+    differ = {
+        key: (recorded.get(key), here.get(key))
+        for key in sorted(set(recorded) | set(here))
+        if recorded.get(key) != here.get(key)
+    }
+    listed = "; ".join(
+        f"{key}: policy {theirs}, this version {ours}" for key, (theirs, ours) in differ.items()
+    )
+    return f"{name!r} with other constants ({listed or 'malformed action record'})"
 
 
 def load_artifact(path: str | Path) -> PolicyArtifact:
