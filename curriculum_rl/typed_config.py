@@ -142,3 +142,25 @@ _SCALARS: dict[Any, Callable[[Any], tuple[bool, Any]]] = {
     bool: lambda v: (isinstance(v, bool), v),
 }
 _DESCRIBE = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def differing_settings(there: dict, here: dict) -> list[tuple[str, Any, Any]]:
+    """``(key, value there, value here)`` for each setting that differs between two
+    (nested) tables, keys dotted (``trainer.lr``) and sorted, ``"absent"`` where one side
+    lacks the key: what an error about mismatched settings should name, and no more."""
+    first, second = _flat(there), _flat(here)
+    return [
+        (key, first.get(key, "absent"), second.get(key, "absent"))
+        for key in sorted(set(first) | set(second))
+        if first.get(key, "absent") != second.get(key, "absent")
+    ]
+
+
+def _flat(table: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

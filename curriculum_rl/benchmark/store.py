@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from curriculum_rl.atomic import write_json_atomic
+from curriculum_rl.typed_config import differing_settings
 
 SETTINGS_KEY = "benchmark"
 IDENTITY_KEY = "controller_identity"
@@ -83,22 +84,10 @@ def _differences(stored: object, current: dict) -> str:
     """``budget 1500 there, 300 here; trainer.lr ...``: only the settings that differ."""
     if not isinstance(stored, dict):
         return "no settings recorded there: not a run of this benchmark"
-    there, here = _flat(stored), _flat(current)
     parts = [
-        f"{key} {there.get(key, 'absent')} there, {here.get(key, 'absent')} here"
-        for key in sorted(set(there) | set(here))
-        if there.get(key, "absent") != here.get(key, "absent")
+        f"{key} {there} there, {here} here"
+        for key, there, here in differing_settings(stored, current)
     ]
     if "seeds" in stored:  # folders of curriculum-rl <= 0.1.0 batched seeds by their number
         parts.append("the folder predates batch-independent seeds: recompute it in a new --out")
     return "; ".join(parts)
-
-
-def _flat(settings: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

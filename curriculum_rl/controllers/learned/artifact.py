@@ -39,6 +39,7 @@ from curriculum_rl.atomic import write_bytes_atomic, write_text_atomic
 from curriculum_rl.controllers.actions import TRANSFORMS, action_transform
 from curriculum_rl.controllers.learned.network import NetworkConfig, TaskSetActor
 from curriculum_rl.controllers.observation import FEATURES, OBS_VERSION
+from curriculum_rl.typed_config import differing_settings
 
 FORMAT = "curriculum-rl-policy"
 FORMAT_VERSION = 2
@@ -218,14 +219,9 @@ def _action_mismatch(got: Any, name: Any) -> str:
     if name not in TRANSFORMS:
         return f"{name!r}, which this curriculum-rl does not know (it knows {sorted(TRANSFORMS)})"
     recorded = got.get("constants") if isinstance(got.get("constants"), dict) else {}
-    here = action_transform(name).constants()
-    differ = {
-        key: (recorded.get(key), here.get(key))
-        for key in sorted(set(recorded) | set(here))
-        if recorded.get(key) != here.get(key)
-    }
     listed = "; ".join(
-        f"{key}: policy {theirs}, this version {ours}" for key, (theirs, ours) in differ.items()
+        f"{key}: policy {theirs}, this version {ours}"
+        for key, theirs, ours in differing_settings(recorded, action_transform(name).constants())
     )
     return f"{name!r} with other constants ({listed or 'malformed action record'})"
 
