@@ -259,3 +259,81 @@ def test_switch_timing_splits_a_switchs_paired_gains_by_when_it_turned_on(tmp_pa
     with pytest.raises(SystemExit):
         timing.main(["--runs", str(tmp_path / "none"), "--versus", "ref"])
     assert "no results.csv in" in capsys.readouterr().err
+
+
+def test_every_controller_sees_the_same_first_decision():
+    """The premise of benchmarks/first_decision_gates.py: at a run's first decision nothing
+    has trained, so two controllers on the same instance and seed measure the same losses
+    there (and differ after their first decisions act)."""
+    from curriculum_rl.controllers.load import load_controller
+    from curriculum_rl.controllers.registry import make_controller
+    from curriculum_rl.runner import run_controller
+    from curriculum_rl.suites import SyntheticSetting, SyntheticSuite
+
+    suite = SyntheticSuite(
+        settings=(SyntheticSetting("k3", num_tasks=(3, 3), scale_spread=(1, 30)),),
+        n_train=128,
+        n_val=64,
+        n_test=128,
+    )
+    instances = [suite.sample(0)]
+    uniform, shipped = (
+        run_controller(instances, [0], controller, budget=75, interval=25)[0]
+        for controller in (make_controller("uniform"), load_controller("default"))
+    )
+    assert uniform.weights[0] != shipped.weights[0]  # they decide differently at once
+    assert uniform.val_loss_curve[0] == shipped.val_loss_curve[0]
+    assert uniform.train_loss_curve[0] == shipped.train_loss_curve[0]
+    assert uniform.val_loss_curve[1] != shipped.val_loss_curve[1]
+
+
+def _gate_folder(tmp_path: Path) -> Path:
+    """Twelve suites of three seeds: ``alt`` gains 1 over ``base`` on the six whose first
+    losses are large, loses 1 on the six whose are small."""
+    rows = ["suite,controller,seed,gain_final"]
+    levels = {f"big{i}": 20.0 * (i + 1) for i in range(6)}
+    levels |= {f"small{i}": 0.5 / (i + 1) for i in range(6)}
+    for suite, level in levels.items():
+        for seed in range(3):
+            gain = 1.0 if level > 1 else -1.0
+            rows += [f"{suite},base,{seed},0.3", f"{suite},alt,{seed},{0.3 + gain}"]
+            first = {
+                "val_loss_curve": [[level * (1 + 0.1 * seed), level], [1.0, 1.0]],
+                "weights": [[1.0, 1.0]],
+                "sampling": [[0.5, 0.5]],
+                "normalisation": [0.0],
+                "targets": [True, True],
+            }
+            path = run_path(tmp_path, suite, "base", seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(first))
+    (tmp_path / "results.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def test_first_decision_gates_screen_thresholds_and_a_held_out_readout(tmp_path, capsys):
+    """benchmarks/first_decision_gates.py (RESULTS §43a): a gate's mean paired gain counts
+    the runs it leaves to the base as 0; the gate on the first losses' mean that picks the
+    big-loss suites gains 0.5 with no suite below the base; switching always gains 0 and
+    puts a suite 1 below; a readout fitted without the suite it decides finds the same cut;
+    a controller the folder lacks is refused by name."""
+    gates = _script("first_decision_gates")
+    result = gates.screen(_gate_folder(tmp_path), "base", "alt", reps=2000)
+    always = result["always"]
+    assert always["mean"] == pytest.approx(0.0) and always["switched"] == 36
+    assert always["worst_gap"] == pytest.approx(-1.0)
+    assert always["worst_suite"].startswith("small")
+    best = result["thresholds"][0]
+    assert best["gate"].startswith("log_loss_mean >") and best["mean"] == pytest.approx(0.5)
+    assert best["switched"] == 18 and best["worst_gap"] == pytest.approx(0.0)
+    assert best["ci"][0] <= best["mean"] <= best["ci"][1]
+    for readout in result["held_out"].values():
+        assert readout["switched"] == 18 and readout["mean"] == pytest.approx(0.5)
+    assert (
+        gates.main(["--runs", str(tmp_path), "--base", "base", "--alt", "alt", "--top", "1"]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "always alt" in printed and "best 1 of" in printed
+    with pytest.raises(SystemExit):
+        gates.main(["--runs", str(tmp_path), "--base", "v11", "--alt", "alt"])
+    assert "no runs of 'v11'; its controllers are ['alt', 'base']" in capsys.readouterr().err
