@@ -26,7 +26,6 @@ held-out readout is the figure that says whether a readout carries.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -36,7 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from curriculum_rl.benchmark.store import run_path
+from curriculum_rl.benchmark.store import run_path, stored_gains
 from curriculum_rl.stats import iqm, stratified_mean
 
 STATISTICS = (
@@ -84,15 +83,7 @@ def first_decision_statistics(run: dict) -> dict[str, float]:
 
 def load_pairs(folder: Path, base: str, alt: str) -> list[Pair]:
     """Every (suite, seed) both controllers ran, from ``results.csv`` and the base's runs."""
-    gains: dict[tuple[str, str], dict[int, float]] = {}
-    with open(folder / "results.csv", newline="") as file:
-        for row in csv.DictReader(file):
-            key = (row["controller"], row["suite"])
-            gains.setdefault(key, {})[int(row["seed"])] = float(row["gain_final"])
-    controllers = sorted({c for c, _ in gains})
-    for name in (base, alt):
-        if name not in controllers:
-            raise ValueError(f"{folder}: no runs of {name!r}; its controllers are {controllers}")
+    gains = stored_gains(folder, required=(base, alt))
     pairs = []
     for (controller, suite), runs in sorted(gains.items()):
         if controller != base:

@@ -25,7 +25,6 @@ reports:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections import defaultdict
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curriculum_rl.benchmark.store import run_path
+from curriculum_rl.benchmark.store import run_path, stored_gains
 from curriculum_rl.stats import stratified_mean
 
 TIMINGS = ("never", "first", "later")
@@ -52,15 +51,7 @@ def timing(normalisation: list[float], on_at: float = ON) -> str:
 def paired_gains(folder: Path, versus: str) -> dict[str, dict[str, dict[int, float]]]:
     """``{controller: {suite: {seed: G_m minus the reference's}}}`` from ``results.csv``,
     for every controller but ``versus`` and uniform, over the seeds both ran."""
-    gains: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
-    with open(folder / "results.csv", newline="") as file:
-        for row in csv.DictReader(file):
-            gains[row["controller"], row["suite"]][int(row["seed"])] = float(row["gain_final"])
-    controllers = {c for c, _ in gains}
-    if versus not in controllers:
-        raise ValueError(
-            f"{folder}: no runs of {versus!r}; its controllers are {sorted(controllers)}"
-        )
+    gains = stored_gains(folder, required=(versus,))
     table: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
     for (controller, suite), runs in gains.items():
         if controller in (versus, "uniform"):

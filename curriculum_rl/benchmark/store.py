@@ -13,7 +13,9 @@ never leaves a half-written JSON that a restart would mistake for a finished run
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from curriculum_rl.atomic import write_json_atomic
@@ -41,6 +43,27 @@ def write_run(
 
         write_run_events(tb_dir(out, suite, controller, seed), record)
     write_json_atomic(run_path(out, suite, controller, seed), record)
+
+
+def stored_gains(
+    out: Path, required: Sequence[str] = ()
+) -> dict[tuple[str, str], dict[int, float]]:
+    """``{(controller, suite): {seed: G_m}}`` (final checkpoint) from ``out/results.csv``,
+    for the scripts that compare a finished benchmark's runs pair by pair.
+
+    Raises:
+        ValueError: a controller of ``required`` has no runs there (naming those it has).
+    """
+    gains: dict[tuple[str, str], dict[int, float]] = {}
+    with open(out / "results.csv", newline="") as file:
+        for row in csv.DictReader(file):
+            key = (row["controller"], row["suite"])
+            gains.setdefault(key, {})[int(row["seed"])] = float(row["gain_final"])
+    controllers = sorted({c for c, _ in gains})
+    for name in required:
+        if name not in controllers:
+            raise ValueError(f"{out}: no runs of {name!r}; its controllers are {controllers}")
+    return gains
 
 
 def load_done_run(path: Path, settings: dict, identity: str | None = None) -> dict | None:
