@@ -17,6 +17,7 @@ from curriculum_rl.controllers import (
 from curriculum_rl.controllers.actions import (
     BETA_SHIFT,
     FOURTH_ROOT_FADES,
+    FOURTH_ROOT_HUMPS,
     FOURTH_ROOT_MIXES,
     GAMMA_CENTRE,
     GAMMA_SCALE,
@@ -1153,6 +1154,49 @@ def test_the_fading_mix_moves_v9_by_a_strength_that_falls_with_the_budget_used(s
     )
     with pytest.raises(ValueError, match="for v9's latch"):
         FourthRootMixTransform(action_transform(V8_TRANSFORM + "_sqrtstart"), start, 0.7)
+
+
+@pytest.mark.parametrize(("start", "peak", "end"), FOURTH_ROOT_HUMPS)
+def test_the_hump_moves_v9_by_a_strength_that_peaks_at_half_the_budget(start, peak, end):
+    """The defining property of ``..._fourthgeo33up50to15`` (on v9, RESULTS §43f): at each
+    decision the mix of ``..._fourthgeo*`` with strength ``start`` at a run's start, ``peak``
+    at half its budget and ``end`` at its end, linear in the fraction of the budget used
+    between, run by run; v9's latch still reads "off" and "on" correctly."""
+    signals, actions, v8, _ = _gmc_latch_problem()
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+    start_pct, peak_pct, end_pct = (round(100 * value) for value in (start, peak, end))
+    name = V8_TRANSFORM + f"_sqrtstart_fourthgeo{start_pct}up{peak_pct}to{end_pct}"
+    expected = {
+        0.0: start,
+        0.25: (start + peak) / 2,
+        0.45: start + 0.9 * (peak - start),
+        0.5: peak,
+        0.55: peak + 0.1 * (end - peak),
+        0.75: (peak + end) / 2,
+        1.0: end,
+        1.5: end,  # past the budget: held at its end
+    }
+    for progress in ([0.0, 1.0], [0.5, 0.25], [0.75, 1.5], [0.45, 0.55]):
+        fields["progress"] = torch.tensor(progress)
+        for column, previous_alpha, decision in [(LATCH_AT, 0.0, 1), (1.0, 0.75 * peak, 4)]:
+            state = _latch_state(fields, v8, previous_alpha, decision)
+            acted = _with_column(actions, column)
+            v9 = actions_to_decision(acted, state, V8_TRANSFORM + "_sqrtstart")
+            got = actions_to_decision(acted, state, name)
+            s = torch.tensor([expected[p] for p in progress])
+            _assert_moved_to_fourth_root_loss(got, v9, s)
+            assert torch.equal(v9.normalisation >= 0.5, got.normalisation >= 0.5)
+    constants = action_transform(name).constants()
+    assert constants["fourth_root_geometric_mix_peak"] == peak
+    assert (constants["fourth_root_geometric_mix"], constants["fourth_root_geometric_mix_end"]) == (
+        start,
+        end,
+    )
+    v9_transform = action_transform(V8_TRANSFORM + "_sqrtstart")
+    with pytest.raises(ValueError, match="for v9's latch"):
+        FourthRootMixTransform(v9_transform, start, end, 0.7)
+    with pytest.raises(ValueError, match="needs an end"):
+        FourthRootMixTransform(v9_transform, start, peak=peak)
 
 
 def test_a_per_run_strength_mixes_each_run_as_its_own_number_would():

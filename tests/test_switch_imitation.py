@@ -773,45 +773,55 @@ def test_v9_is_v8_with_its_fitted_sqrt_loss_switch_read_at_the_start():
     ]
 
 
-def test_the_shipped_policy_is_v11():
-    """agents/default.json is v11 (RESULTS §42c), byte for byte agents/v11.json and the
-    candidate file tier Q judged."""
+def test_the_shipped_policy_is_v12():
+    """agents/default.json is v12 (RESULTS §44b), byte for byte agents/v12.json and the
+    candidate file tier R judged; v11 (§42c) stays the file tier Q judged."""
     for suffix in (".json", ".pt"):
         shipped = Path("agents/default" + suffix).read_bytes()
-        assert shipped == Path("agents/v11" + suffix).read_bytes()
-        assert shipped == Path("benchmarks/candidates/v9fade" + suffix).read_bytes()
+        assert shipped == Path("agents/v12" + suffix).read_bytes()
+        assert shipped == Path("benchmarks/candidates/v9hump" + suffix).read_bytes()
+        v11 = Path("agents/v11" + suffix).read_bytes()
+        assert v11 == Path("benchmarks/candidates/v9fade" + suffix).read_bytes()
 
 
 @pytest.mark.parametrize(
-    ("path", "s", "end"),
+    ("path", "s", "peak", "end"),
     [
-        ("benchmarks/candidates/v9geo.json", 0.33, None),
-        ("agents/v10.json", 0.15, None),
-        ("agents/v11.json", 0.33, 0.15),
+        ("benchmarks/candidates/v9geo.json", 0.33, None, None),
+        ("agents/v10.json", 0.15, None, None),
+        ("agents/v11.json", 0.33, None, 0.15),
+        ("benchmarks/candidates/v9hump.json", 0.33, 0.5, 0.15),
     ],
 )
-def test_v10_v11_and_a_failed_candidate_are_v9_under_the_fourth_root_mix(path, s, end):
+def test_policies_that_are_v9_under_the_fourth_root_mix(path, s, peak, end):
     """agents/v10.json (shipped 2026-12-07, RESULTS §40e), the failed candidate
-    benchmarks/candidates/v9geo.json (§40c) and agents/v11.json (shipped the same day,
-    §42c): v9's weights under ``..._sqrtstart_fourthgeo15``, ``..._fourthgeo33`` and
-    ``..._fourthgeo33to15``.
+    benchmarks/candidates/v9geo.json (§40c), agents/v11.json (shipped the same day, §42c)
+    and the candidate benchmarks/candidates/v9hump.json (§43f): v9's weights under
+    ``..._sqrtstart_fourthgeo15``, ``..._fourthgeo33``, ``..._fourthgeo33to15`` and
+    ``..._fourthgeo33up50to15``.
     On a run where v9's switch stays off each decision trains at normalisation 3/4 of the
     strength at that point of the budget, and the first decision's weights (both runs
     start from the same signals) are v9's to the power 1 - s, rescaled."""
     candidate, v9 = load_artifact(path), load_artifact("agents/v9.json")
-    suffix = f"_fourthgeo{round(100 * s)}" + ("" if end is None else f"to{round(100 * end)}")
+    knots = [(0.0, s), (0.5, peak), (1.0, end)]
+    knots = [(q, value) for q, value in knots if value is not None]
+    suffix = "_fourthgeo" + "".join(
+        f"{tag}{round(100 * value)}"
+        for tag, value in (("", s), ("up", peak), ("to", end))
+        if value is not None
+    )
     assert candidate.action == v9.action + suffix
     assert candidate.metadata["weights_sha256"] == v9.metadata["weights_sha256"]
     instance = resolve_suite("synthetic").sample(0)
+    budget = 100
     runs = [
-        run_controller([instance], [0], LearnedController.load(p), budget=50, interval=25)[0]
+        run_controller([instance], [0], LearnedController.load(p), budget=budget, interval=25)[0]
         for p in ("agents/v9.json", path)
     ]
     assert runs[0].normalisation == [0.0] * len(runs[0].weights)
-    fade = 0.0 if end is None else s - end
-    decided = [step for step in runs[1].steps if step < 50]  # the last entry is the final state
-    strengths = [s - fade * step / 50 for step in decided]
-    assert runs[1].normalisation[: len(decided)] == pytest.approx([0.75 * x for x in strengths])
+    decided = [step for step in runs[1].steps if step < budget]  # the last is the final state
+    strengths = np.interp([step / budget for step in decided], *zip(*knots, strict=True))
+    assert runs[1].normalisation[: len(decided)] == pytest.approx(0.75 * strengths)
     powered = torch.tensor(runs[0].weights[0]).pow(1 - s)
     expected = powered * len(powered) / powered.sum()
     torch.testing.assert_close(torch.tensor(runs[1].weights[0]), expected)

@@ -185,6 +185,8 @@ lifted towards 1 while only part of its scale is normalised away); in log space 
 that both divide out stays divided out (§40). ``..._fourthgeo33to15`` fades the strength
 from 0.33 at a run's start to 0.15 at its end, linearly in the fraction of the budget used:
 the mix's gain came early in a run and its cost late (§41; v11, shipped in §42).
+``..._fourthgeo33up50to15`` raises it from 0.33 to 0.5 at half the budget, then lowers it to
+0.15 (§43f; v12, shipped in §44).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -241,6 +243,8 @@ LATCH_AT = 0.5  # a latched switch's threshold: the fitted readout's "switching 
 # How far FourthRootMixTransform moves to fourth-root-loss: fixed (§40), or (start, end) (§41).
 FOURTH_ROOT_MIXES = (0.33, 0.15)
 FOURTH_ROOT_FADES = ((0.33, 0.15),)
+# (start, peak at half the budget, end): the strength that paid mid-run (§43f).
+FOURTH_ROOT_HUMPS = ((0.33, 0.5, 0.15),)
 
 
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -898,9 +902,11 @@ class FourthRootMixTransform(AlwaysOnTransform):
     ``..._fourthgeo15``, for ``strength`` 0.33 and 0.15). On the 62 read-tier suites the
     mix led v8, v9 and the heuristic run by run (RESULTS §40). With ``end``, the strength
     fades linearly with the fraction of the budget used, from ``strength`` at the start
-    to ``end`` at the end (``..._fourthgeo33to15``, the shipped v11's): the mix paid early
+    to ``end`` at the end (``..._fourthgeo33to15``, v11's): the mix paid early
     in a run and cost late, when it amplifies the gradients of losses near zero (RESULTS
-    §41-42).
+    §41-42). With ``peak`` too, it rises from ``strength`` to ``peak`` at half the budget,
+    then falls to ``end`` (``..._fourthgeo33up50to15``, the shipped v12's): the gain rose with
+    the strength at mid-run across schedules (RESULTS §43d, §43f, §44).
 
     Under v9's start latch (``..._sqrtstart``), which reads the previous decision's
     normalisation, a run left off trains at ``3/4 s``, below the latch's 1/2 for any
@@ -908,26 +914,50 @@ class FourthRootMixTransform(AlwaysOnTransform):
 
     constant = "fourth_root_geometric_mix"
 
-    def __init__(self, base: ActionTransform, strength: float, end: float | None = None) -> None:
-        for value in (strength, end):
+    def __init__(
+        self,
+        base: ActionTransform,
+        strength: float,
+        end: float | None = None,
+        peak: float | None = None,
+    ) -> None:
+        if peak is not None and end is None:
+            raise ValueError("a peak needs an end strength: give end too")
+        for value in (strength, end, peak):
             if value is not None and not 0 < value < 2 / 3:
                 raise ValueError(f"strength must be in (0, 2/3) for v9's latch, got {value}")
         self.suffix = f"fourthgeo{round(100 * strength)}"
+        if peak is not None:
+            self.suffix += f"up{round(100 * peak)}"
         if end is not None:
             self.suffix += f"to{round(100 * end)}"
         super().__init__(base)
-        self.strength, self.end, self.root = strength, end, FourthRootLoss()
+        self.strength, self.end, self.peak = strength, end, peak
+        self.root = FourthRootLoss()
+
+    def strength_at(self, progress: torch.Tensor) -> torch.Tensor | float:
+        """The mix's strength at ``progress``, the fraction of the budget used (per run):
+        fixed, linear from ``strength`` to ``end``, or with a ``peak`` linear from
+        ``strength`` to ``peak`` at half the budget and from there to ``end``."""
+        if self.end is None:
+            return self.strength
+        p = progress.clamp(0, 1)
+        if self.peak is None:
+            return self.strength - (self.strength - self.end) * p
+        rising = self.strength + (self.peak - self.strength) * (2 * p)
+        falling = self.peak - (self.peak - self.end) * (2 * p - 1)
+        return torch.where(p <= 0.5, rising, falling)
 
     def adjust(self, decision: Decision, signals: Signals) -> Decision:
-        strength = self.strength
-        if self.end is not None:
-            strength = strength - (strength - self.end) * signals.progress.clamp(0, 1)
+        strength = self.strength_at(signals.progress)
         return geometric_mix(decision, self.root.decide(signals), strength, signals.mask)
 
     def constants(self) -> dict[str, float]:
         constants = {**self.base.constants(), self.constant: self.strength}
         if self.end is not None:
             constants["fourth_root_geometric_mix_end"] = self.end
+        if self.peak is not None:
+            constants["fourth_root_geometric_mix_peak"] = self.peak
         return constants
 
 
@@ -1112,6 +1142,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         *_SQRT_FALLBACKS,
         *(FourthRootMixTransform(_V9, strength) for strength in FOURTH_ROOT_MIXES),
         *(FourthRootMixTransform(_V9, start, end) for start, end in FOURTH_ROOT_FADES),
+        *(FourthRootMixTransform(_V9, s, end, peak) for s, peak, end in FOURTH_ROOT_HUMPS),
         *_root_loss_fallbacks(FourthRootLoss(), "fourth"),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
