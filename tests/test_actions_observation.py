@@ -1128,25 +1128,35 @@ def _assert_moved_to_fourth_root_loss(got: Decision, v9: Decision, s: torch.Tens
         torch.testing.assert_close(ours.sum(1), theirs.sum(1))
 
 
+def _assert_scheduled_mix(name: str, strengths: dict[float, float], on_alpha: float) -> None:
+    """Under transform ``name`` each of two runs, at each fraction of the budget used in
+    ``strengths`` (two runs at a time, at different points), decides as v9 moved that
+    strength of the way to ``fourth-root-loss``; v9's latch reads "off" at a first
+    decision and "on" after a decision trained at ``on_alpha``, as under v9 itself."""
+    signals, actions, v8, _ = _gmc_latch_problem()
+    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
+    points = list(strengths)
+    for progress in zip(points, reversed(points), strict=True):
+        fields["progress"] = torch.tensor(progress)
+        for column, previous_alpha, decision in [(LATCH_AT, 0.0, 1), (1.0, on_alpha, 4)]:
+            state = _latch_state(fields, v8, previous_alpha, decision)
+            acted = _with_column(actions, column)
+            v9 = actions_to_decision(acted, state, V8_TRANSFORM + "_sqrtstart")
+            got = actions_to_decision(acted, state, name)
+            s = torch.tensor([strengths[p] for p in progress])
+            _assert_moved_to_fourth_root_loss(got, v9, s)
+            assert torch.equal(v9.normalisation >= 0.5, got.normalisation >= 0.5)
+
+
 @pytest.mark.parametrize(("start", "end"), FOURTH_ROOT_FADES)
 def test_the_fading_mix_moves_v9_by_a_strength_that_falls_with_the_budget_used(start, end):
     """The defining property of ``..._fourthgeo33to15`` (on v9, RESULTS §41): at each
     decision the mix of ``..._fourthgeo*`` with strength ``start`` at a run's start, ``end``
     at its end and linear in the fraction of the budget used between, run by run; v9's
     latch still reads "off" and "on" correctly (both strengths are below 2/3)."""
-    signals, actions, v8, _ = _gmc_latch_problem()
-    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
     name = V8_TRANSFORM + f"_sqrtstart_fourthgeo{round(100 * start)}to{round(100 * end)}"
-    for progress in ([0.0, 1.0], [0.5, 0.25]):
-        fields["progress"] = torch.tensor(progress)
-        for column, previous_alpha, decision in [(LATCH_AT, 0.0, 1), (1.0, 0.75 * start, 4)]:
-            state = _latch_state(fields, v8, previous_alpha, decision)
-            acted = _with_column(actions, column)
-            v9 = actions_to_decision(acted, state, V8_TRANSFORM + "_sqrtstart")
-            got = actions_to_decision(acted, state, name)
-            s = start + (end - start) * torch.tensor(progress)
-            _assert_moved_to_fourth_root_loss(got, v9, s)
-            assert torch.equal(v9.normalisation >= 0.5, got.normalisation >= 0.5)
+    strengths = {0.0: start, 0.25: start + (end - start) / 4, 0.5: (start + end) / 2, 1.0: end}
+    _assert_scheduled_mix(name, strengths, on_alpha=0.75 * start)
     constants = action_transform(name).constants()
     assert (constants["fourth_root_geometric_mix"], constants["fourth_root_geometric_mix_end"]) == (
         start,
@@ -1162,11 +1172,9 @@ def test_the_hump_moves_v9_by_a_strength_that_peaks_at_half_the_budget(start, pe
     decision the mix of ``..._fourthgeo*`` with strength ``start`` at a run's start, ``peak``
     at half its budget and ``end`` at its end, linear in the fraction of the budget used
     between, run by run; v9's latch still reads "off" and "on" correctly."""
-    signals, actions, v8, _ = _gmc_latch_problem()
-    fields = {f.name: getattr(signals, f.name) for f in dataclasses.fields(Signals)}
     start_pct, peak_pct, end_pct = (round(100 * value) for value in (start, peak, end))
     name = V8_TRANSFORM + f"_sqrtstart_fourthgeo{start_pct}up{peak_pct}to{end_pct}"
-    expected = {
+    strengths = {
         0.0: start,
         0.25: (start + peak) / 2,
         0.45: start + 0.9 * (peak - start),
@@ -1176,16 +1184,7 @@ def test_the_hump_moves_v9_by_a_strength_that_peaks_at_half_the_budget(start, pe
         1.0: end,
         1.5: end,  # past the budget: held at its end
     }
-    for progress in ([0.0, 1.0], [0.5, 0.25], [0.75, 1.5], [0.45, 0.55]):
-        fields["progress"] = torch.tensor(progress)
-        for column, previous_alpha, decision in [(LATCH_AT, 0.0, 1), (1.0, 0.75 * peak, 4)]:
-            state = _latch_state(fields, v8, previous_alpha, decision)
-            acted = _with_column(actions, column)
-            v9 = actions_to_decision(acted, state, V8_TRANSFORM + "_sqrtstart")
-            got = actions_to_decision(acted, state, name)
-            s = torch.tensor([expected[p] for p in progress])
-            _assert_moved_to_fourth_root_loss(got, v9, s)
-            assert torch.equal(v9.normalisation >= 0.5, got.normalisation >= 0.5)
+    _assert_scheduled_mix(name, strengths, on_alpha=0.75 * peak)
     constants = action_transform(name).constants()
     assert constants["fourth_root_geometric_mix_peak"] == peak
     assert (constants["fourth_root_geometric_mix"], constants["fourth_root_geometric_mix_end"]) == (

@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-r.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-s.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -34,6 +34,7 @@ TIER_O = "envs/test-o.toml"
 TIER_P = "envs/test-p.toml"
 TIER_Q = "envs/test-q.toml"
 TIER_R = "envs/test-r.toml"
+TIER_S = "envs/test-s.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -316,6 +317,26 @@ EXPECTED_R = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-loose-perturbed-four-out": (27, set()),
     "synthetic-rough-raw-offset-rare-classes": (14, set()),
 }
+EXPECTED_S = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "blood-hdl-target-three-aux": (4, {"bp", "s1", "sex"}),
+    "teacher-tiny-clean-target-distracted": (
+        15,
+        {f"helpful{i}" for i in range(4)}
+        | {f"unrelated{i}" for i in range(7)}
+        | {f"noise{i}" for i in range(3)},
+    ),
+    "near-zero-linear-target-product-aux": (2, {"product"}),
+    "synthetic-class-heavy-offset-noisy-aux": (
+        15,
+        {"task4", "task5", "task6", "task10", "task11", "task12", "task14"},
+    ),
+    "tokens-three-layer-sum-target-tags-aux": (2, {"frequency"}),
+    "diabetes-progression-s5-scored": (2, set()),
+    "digits-conv-no-mirror-scored": (4, set()),
+    "tokens-three-layer-flat-distinct-tags-scored": (3, set()),
+    "gradnorm-mild-spread-loose-six-out": (27, set()),
+    "synthetic-rank-eight-conflict-imbalanced": (10, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -331,6 +352,7 @@ VARIABLE_K = {
     "synthetic-raw-conflict-seven-aux", "synthetic-far-offset-conflict-classes",
     "synthetic-offset-shrunk-targets-raw-aux", "synthetic-rank-two-far-offset-easy-noisy",
     "synthetic-imbalanced-noisy-raw-aux", "synthetic-rough-raw-offset-rare-classes",
+    "synthetic-class-heavy-offset-noisy-aux", "synthetic-rank-eight-conflict-imbalanced",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -351,6 +373,7 @@ TIERS = {
     TIER_P: EXPECTED_P,
     TIER_Q: EXPECTED_Q,
     TIER_R: EXPECTED_R,
+    TIER_S: EXPECTED_S,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -394,6 +417,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
         EXPECTED_P,
         EXPECTED_Q,
         EXPECTED_R,
+        EXPECTED_S,
     )
     for newest in (*newest_tiers, *later_tiers):
         assert not (earlier | set(registered_suites())) & set(newest)
@@ -426,6 +450,7 @@ def unnamed(suite: Suite) -> Suite:
         TIER_P,
         TIER_Q,
         TIER_R,
+        TIER_S,
     ],
 )
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
@@ -599,3 +624,14 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert {t.kind for t in magnesium.tasks} == {"regression"}  # cultivar left out
     assert magnesium.data[0].y_train.mean().item() > 80  # magnesium in mg/l, uncentred
     assert magnesium.data[1].y_train.mean().item() > 3  # color intensity, uncentred
+    hdl_only = tier[TIER_S, "blood-hdl-target-three-aux"][1]
+    assert hdl_only.target_tasks == [0] and hdl_only.input_shape == (5,)
+    assert hdl_only.data[0].y_train.mean().item() > 30  # s3 (HDL) in mg/dl, a raw target
+    assert hdl_only.data[1].y_train.mean().item() > 80  # bp, a raw auxiliary
+    assert hdl_only.data[2].y_train.mean().item() > 100  # s1 (cholesterol), a raw auxiliary
+    assert set(hdl_only.data[3].y_train.tolist()) == {0, 1}  # sex, an auxiliary class
+    progression_s5 = tier[TIER_S, "diabetes-progression-s5-scored"][1]
+    assert progression_s5.target_tasks == [0, 1] and progression_s5.input_shape == (7,)
+    assert {t.kind for t in progression_s5.tasks} == {"regression"}  # sex and bmi left out
+    assert progression_s5.data[0].y_train.var().item() > 1e3  # progression, raw
+    assert progression_s5.data[1].y_train.mean().item() > 4  # s5, uncentred
