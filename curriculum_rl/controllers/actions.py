@@ -1142,7 +1142,7 @@ TRANSFORMS: dict[str, ActionTransform] = {
         *_SQRT_FALLBACKS,
         *(FourthRootMixTransform(_V9, strength) for strength in FOURTH_ROOT_MIXES),
         *(FourthRootMixTransform(_V9, start, end) for start, end in FOURTH_ROOT_FADES),
-        *(FourthRootMixTransform(_V9, s, end, peak) for s, peak, end in FOURTH_ROOT_HUMPS),
+        *(FourthRootMixTransform(_V9, s, end=end, peak=peak) for s, peak, end in FOURTH_ROOT_HUMPS),
         *_root_loss_fallbacks(FourthRootLoss(), "fourth"),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
