@@ -56,9 +56,18 @@ def task_errors(
 
 
 def metric_gain(
-    uniform_errors: Sequence[float], errors: Sequence[float], targets: Sequence[bool]
+    uniform_errors: Sequence[float],
+    errors: Sequence[float],
+    targets: Sequence[bool],
+    bound: float | None = None,
 ) -> float:
-    """G_m: mean over target tasks of ``log(E_uniform,k / E_k)`` (see the module doc)."""
+    """G_m: mean over target tasks of ``log(E_uniform,k / E_k)`` (see the module doc).
+
+    With ``bound``, each task's log ratio is clipped to ``[-bound, bound]`` first, so no
+    single task can carry the mean: the headline's sensitivity check
+    (``benchmarks/score_bounds.py``), not a second headline."""
+    if bound is not None and not bound > 0:
+        raise ValueError(f"bound must be > 0 (a log error ratio), got {bound}")
     chosen = [(u, e) for u, e, t in zip(uniform_errors, errors, targets, strict=True) if t]
     if not chosen:
         raise ValueError("no target task to score; mark at least one task as a target")
@@ -66,8 +75,19 @@ def metric_gain(
         return -math.inf
     if any(not math.isfinite(u) for u, _ in chosen):
         return math.inf
+    terms = task_terms(uniform_errors, errors, targets)
+    if bound is not None:
+        terms = [min(max(t, -bound), bound) for t in terms]
+    return sum(terms) / len(terms)
+
+
+def task_terms(
+    uniform_errors: Sequence[float], errors: Sequence[float], targets: Sequence[bool]
+) -> list[float]:
+    """G_m's terms: ``log(E_uniform,k / E_k)`` for each target task (finite errors)."""
     tiny = 1e-30  # an exact-zero MSE (a constant target) must not give log(0)
-    return sum(math.log(max(u, tiny) / max(e, tiny)) for u, e in chosen) / len(chosen)
+    chosen = zip(uniform_errors, errors, targets, strict=True)
+    return [math.log(max(u, tiny) / max(e, tiny)) for u, e, t in chosen if t]
 
 
 def loss_gain(uniform_j: float | None, j: float | None) -> float:
@@ -172,9 +192,11 @@ def score_run(
     uniform: Mapping[str, Any],
     reference: Mapping[str, Any] | None = None,
     checkpoint: str = "final",
+    bound: float | None = None,
 ) -> RunScores:
     """Every score of ``run`` against the uniform run of the same seed and, when given,
-    the single-task reference (a dict with ``{checkpoint}_test_metric``)."""
+    the single-task reference (a dict with ``{checkpoint}_test_metric``); ``bound`` clips
+    G_m's task terms (:func:`metric_gain`)."""
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
     failed = run_failed(run, checkpoint)
@@ -184,7 +206,9 @@ def score_run(
     if failed:
         gain = gain_j = -math.inf
     else:
-        gain = metric_gain(run_errors(uniform, checkpoint), run_errors(run, checkpoint), targets)
+        gain = metric_gain(
+            run_errors(uniform, checkpoint), run_errors(run, checkpoint), targets, bound
+        )
         gain_j = loss_gain(uniform[f"{checkpoint}_test_j"], run[f"{checkpoint}_test_j"])
     ref = reference[f"{checkpoint}_test_metric"] if reference is not None else None
 

@@ -4,6 +4,9 @@ controllers by name, with ``learned`` a fixed random policy."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -107,3 +110,12 @@ def assert_family_trains_in_one_batch(family: Suite, max_tasks: int, seeds=(0, 1
     trainer.train(5)
     measured = trainer.measure()
     assert torch.isfinite(measured.val_loss[measured.mask]).all()
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """The module of ``benchmarks/<name>.py`` (the scripts are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

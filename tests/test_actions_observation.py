@@ -1166,21 +1166,28 @@ def test_the_fading_mix_moves_v9_by_a_strength_that_falls_with_the_budget_used(s
         FourthRootMixTransform(action_transform(V8_TRANSFORM + "_sqrtstart"), start, 0.7)
 
 
-@pytest.mark.parametrize(("start", "peak", "end"), FOURTH_ROOT_HUMPS)
-def test_the_hump_moves_v9_by_a_strength_that_peaks_at_half_the_budget(start, peak, end):
-    """The defining property of ``..._fourthgeo33up50to15`` (on v9, RESULTS §43f): at each
-    decision the mix of ``..._fourthgeo*`` with strength ``start`` at a run's start, ``peak``
-    at half its budget and ``end`` at its end, linear in the fraction of the budget used
-    between, run by run; v9's latch still reads "off" and "on" correctly."""
+@pytest.mark.parametrize(("start", "peak", "end", "held"), FOURTH_ROOT_HUMPS)
+def test_the_hump_moves_v9_by_a_strength_that_peaks_over_a_span_of_the_budget(
+    start, peak, end, held
+):
+    """The defining property of ``..._fourthgeo33up50to15`` (on v9, RESULTS §43f) and
+    ``..._fourthgeo33up50at30-70to15`` (§45): at each decision the mix of
+    ``..._fourthgeo*`` with strength ``start`` at a run's start, ``peak`` from ``held[0]``
+    to ``held[1]`` of its budget (half the budget for the first) and ``end`` at its end,
+    linear in the fraction of the budget used between, run by run; v9's latch still reads
+    "off" and "on" correctly."""
     start_pct, peak_pct, end_pct = (round(100 * value) for value in (start, peak, end))
-    name = V8_TRANSFORM + f"_sqrtstart_fourthgeo{start_pct}up{peak_pct}to{end_pct}"
+    span = "" if held == (0.5, 0.5) else f"at{round(100 * held[0])}-{round(100 * held[1])}"
+    name = V8_TRANSFORM + f"_sqrtstart_fourthgeo{start_pct}up{peak_pct}{span}to{end_pct}"
+    rise, fall = held
     strengths = {
         0.0: start,
-        0.25: (start + peak) / 2,
-        0.45: start + 0.9 * (peak - start),
-        0.5: peak,
-        0.55: peak + 0.1 * (end - peak),
-        0.75: (peak + end) / 2,
+        rise / 2: (start + peak) / 2,
+        0.9 * rise: start + 0.9 * (peak - start),
+        rise: peak,
+        (rise + fall) / 2: peak,
+        fall + 0.1 * (1 - fall): peak + 0.1 * (end - peak),
+        (fall + 1) / 2: (peak + end) / 2,
         1.0: end,
         1.5: end,  # past the budget: held at its end
     }
@@ -1191,11 +1198,20 @@ def test_the_hump_moves_v9_by_a_strength_that_peaks_at_half_the_budget(start, pe
         start,
         end,
     )
+    spread = (
+        constants.get("fourth_root_geometric_mix_held_from", 0.5),
+        constants.get("fourth_root_geometric_mix_held_until", 0.5),
+    )
+    assert spread == held
     v9_transform = action_transform(V8_TRANSFORM + "_sqrtstart")
     with pytest.raises(ValueError, match="for v9's latch"):
         FourthRootMixTransform(v9_transform, start, end, 0.7)
     with pytest.raises(ValueError, match="needs an end"):
         FourthRootMixTransform(v9_transform, start, peak=peak)
+    with pytest.raises(ValueError, match="give peak too"):
+        FourthRootMixTransform(v9_transform, start, end, held=held if span else (0.3, 0.7))
+    with pytest.raises(ValueError, match="must be a span"):
+        FourthRootMixTransform(v9_transform, start, end, peak, held=(0.7, 0.3))
 
 
 def test_a_per_run_strength_mixes_each_run_as_its_own_number_would():

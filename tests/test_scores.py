@@ -3,10 +3,13 @@ change, failures."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
+from helpers import benchmark_script
 
+from curriculum_rl.benchmark.store import run_path
 from curriculum_rl.scores import (
     anytime_auc,
     delta_m,
@@ -14,6 +17,7 @@ from curriculum_rl.scores import (
     metric_gain,
     score_run,
     task_errors,
+    task_terms,
     worst_task_change,
 )
 
@@ -49,6 +53,62 @@ def test_metric_gain_is_the_mean_log_error_ratio_over_target_tasks():
     assert metric_gain([1.0, 4.0], [0.5, 400.0], [True, False]) == pytest.approx(math.log(2))
     with pytest.raises(ValueError, match="no target task"):
         metric_gain([1.0], [1.0], [False])
+
+
+def test_a_bound_clips_each_task_term_and_nothing_else():
+    """A task whose error fell a millionfold carries the unbounded mean; bounded at 1 it
+    counts as e-fold, while terms inside the bound and auxiliaries are untouched."""
+    uniform, errors, targets = [1.0, 1.0, 1.0, 1.0], [1e-6, 2.0, 0.8, 1e-9], [True] * 3 + [False]
+    terms = task_terms(uniform, errors, targets)
+    assert terms == pytest.approx([math.log(1e6), -math.log(2.0), -math.log(0.8)])
+    assert metric_gain(uniform, errors, targets) == pytest.approx(sum(terms) / 3)
+    assert metric_gain(uniform, errors, targets, bound=1.0) == pytest.approx(
+        (1.0 - math.log(2.0) - math.log(0.8)) / 3
+    )
+    assert metric_gain(uniform, errors, targets, bound=0.5) == pytest.approx(
+        (0.5 - 0.5 - math.log(0.8)) / 3
+    )
+    assert metric_gain(uniform, errors, targets, bound=100.0) == metric_gain(
+        uniform, errors, targets
+    )
+    with pytest.raises(ValueError, match="bound must be > 0"):
+        metric_gain(uniform, errors, targets, bound=0.0)
+    failed = _run([1.0, None], j=None, diverged=True)
+    assert score_run(failed, _run([1.0, 1.0]), bound=1.0).gain == -math.inf
+
+
+def test_score_bounds_ranks_a_one_task_lead_below_a_broad_one(tmp_path, monkeypatch, capsys):
+    """benchmarks/score_bounds.py: on a hand-made folder, ``lottery`` leads unbounded by
+    one task's thousandfold error fall while ``broad`` gains a little on every task; with
+    the terms bounded at 1 the order turns, and the largest-term shares say why."""
+    bounds = benchmark_script("score_bounds")
+    errors = {"uniform": [1.0, 1.0, 1.0], "lottery": [1e-3, 1.5, 1.5], "broad": [0.7, 0.7, 0.7]}
+    for controller, task_errors_ in errors.items():
+        for seed in (0, 1):
+            path = run_path(tmp_path, "s", controller, seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_run(task_errors_)))
+    table = bounds.bound_table(tmp_path, [1.0], reps=200)
+    unbounded, bounded = table["bounds"]["none"], table["bounds"]["1.0"]
+    assert unbounded["lottery"]["iqm"] == pytest.approx((math.log(1e3) - 2 * math.log(1.5)) / 3)
+    assert unbounded["lottery"]["rank"] == 1 and unbounded["broad"]["rank"] == 2
+    assert bounded["lottery"]["iqm"] == pytest.approx((1 - 2 * math.log(1.5)) / 3)
+    assert bounded["broad"]["rank"] == 1 and bounded["lottery"]["rank"] == 2
+    share = math.log(1e3) / (math.log(1e3) + 2 * math.log(1.5))
+    assert table["largest_term_share"]["lottery"] == pytest.approx(share)
+    assert table["largest_term_share"]["broad"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="no runs paired with 'uniform'"):
+        bounds.bound_table(tmp_path / "runs" / "s", [1.0], reps=10)
+    argv = ["score_bounds", str(tmp_path), "--bounds", "1", "--reps", "200", "--json"]
+    monkeypatch.setattr("sys.argv", argv)
+    bounds.main()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[2].startswith("| broad |") or printed[2].startswith("| lottery |")
+    assert json.loads(printed[-1])["bounds"]["1.0"]["broad"]["rank"] == 1
+    monkeypatch.setattr("sys.argv", ["score_bounds", str(tmp_path), "--bounds", "0"])
+    with pytest.raises(SystemExit):
+        bounds.main()
+    assert "--bounds must be > 0" in capsys.readouterr().err
 
 
 def test_solved_classification_tasks_cannot_inflate_the_metric_gain():

@@ -1,27 +1,18 @@
 """The switch diagnostics in benchmarks/: what they compute from demonstrations and
 gains, on hand-made numbers (the real figures are in benchmarks/RESULTS.md §30)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import benchmark_script
 
 from curriculum_rl.agents.imitation import GridRun
 from curriculum_rl.agents.switch_imitation import rule_gains, save_demonstrations
 from curriculum_rl.benchmark.store import run_path
 from curriculum_rl.controllers.observation import FEATURES, NUM_FEATURES
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _demo(gap_after_half: float, seed: int, scores: list[float]) -> GridRun:
@@ -40,7 +31,7 @@ def _demo(gap_after_half: float, seed: int, scores: list[float]) -> GridRun:
 
 
 def test_the_probe_picks_the_rule_ahead_on_the_targets_at_each_horizon(tmp_path):
-    probe = _script("probe_horizon")
+    probe = benchmark_script("probe_horizon")
     runs = [
         _demo(0.5, 0, [-1.0, -1.2]),  # ahead from half the budget and wins by 0.2
         _demo(-0.3, 1, [-1.0, -0.9]),  # behind and loses by 0.1
@@ -61,7 +52,7 @@ def test_the_probe_picks_the_rule_ahead_on_the_targets_at_each_horizon(tmp_path)
 
 
 def test_fixed_strengths_are_scored_against_strength_zero_per_suite():
-    strength = _script("fallback_strength")
+    strength = benchmark_script("fallback_strength")
     runs = [
         GridRun(0, 0, 100, None, [-1.0, -1.1, -0.8], torch.zeros(1)),
         GridRun(1, 0, 100, None, [-2.0, -2.3, -2.2], torch.zeros(1)),
@@ -81,7 +72,7 @@ def test_fixed_strengths_are_scored_against_strength_zero_per_suite():
 
 
 def test_the_strength_readout_captures_what_its_features_tell_and_the_suite_rule_its_suites():
-    readout = _script("strength_readout")
+    readout = benchmark_script("strength_readout")
     rng = np.random.default_rng(0)
     regime = rng.integers(0, 3, size=240)  # which of three columns wins each instance
     gains = np.zeros((240, 3))
@@ -110,7 +101,7 @@ def _family_demo(seed: int, suite: str | None, wins: bool) -> GridRun:
 
 
 def test_holding_out_a_family_scores_a_switch_on_families_it_never_saw():
-    holdout = _script("family_holdout")
+    holdout = benchmark_script("family_holdout")
     from curriculum_rl.agents.switch_imitation import DecisionTable
     from curriculum_rl.controllers.learned import load_artifact
 
@@ -143,7 +134,7 @@ def test_holding_out_a_family_scores_a_switch_on_families_it_never_saw():
 
 
 def test_holdout_sets_load_in_order_refuse_another_source_and_filter(tmp_path):
-    holdout = _script("family_holdout")
+    holdout = benchmark_script("family_holdout")
     first = [_family_demo(i, "a", wins=True) for i in range(2)]
     second = [_family_demo(i, "b", wins=False) for i in range(3)]
     save_demonstrations(first, tmp_path / "one", {"switch": "gm-fallback"})
@@ -168,7 +159,7 @@ def test_a_nudged_rule_scales_every_weight_and_keeps_the_rest_of_the_decision():
     from curriculum_rl.controllers.base import Controller
     from curriculum_rl.controllers.decision import uniform_decision
 
-    noise = _script("label_noise")
+    noise = benchmark_script("label_noise")
 
     class Halfway(Controller):
         name = "halfway"
@@ -208,7 +199,7 @@ def test_switch_timing_splits_a_switchs_paired_gains_by_when_it_turned_on(tmp_pa
     first, a later one); the mean over all runs lies in its interval; a reference the
     folder lacks, or a folder without results, is refused by name; a controller whose runs
     stop below ``--on-at`` (a fallback to another direction) is named in a warning."""
-    timing = _script("switch_timing")
+    timing = benchmark_script("switch_timing")
     off, start, late = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.5, 1.0]
     runs = {("uniform", s, k): (0.0, off) for s in "ab" for k in (0, 1)}
     runs |= {("ref", s, k): (0.2, off) for s in "ab" for k in (0, 1)}
@@ -317,7 +308,7 @@ def test_first_decision_gates_screen_thresholds_and_a_held_out_readout(tmp_path,
     big-loss suites gains 0.5 with no suite below the base; switching always gains 0 and
     puts a suite 1 below; a readout fitted without the suite it decides finds the same cut;
     a controller the folder lacks is refused by name."""
-    gates = _script("first_decision_gates")
+    gates = benchmark_script("first_decision_gates")
     result = gates.screen(_gate_folder(tmp_path), "base", "alt", reps=2000)
     always = result["always"]
     assert always["mean"] == pytest.approx(0.0) and always["switched"] == 36

@@ -773,43 +773,50 @@ def test_v9_is_v8_with_its_fitted_sqrt_loss_switch_read_at_the_start():
     ]
 
 
-def test_the_shipped_policy_is_v12():
-    """agents/default.json is v12 (RESULTS §44b), byte for byte agents/v12.json and the
-    candidate file tier R judged; v11 (§42c) stays the file tier Q judged."""
+def test_the_shipped_policy_is_v13():
+    """agents/default.json is v13 (RESULTS §45d), byte for byte agents/v13.json and the
+    candidate file tier S judged; v12 (§44b) and v11 (§42c) stay the files tiers R and Q
+    judged."""
     for suffix in (".json", ".pt"):
         shipped = Path("agents/default" + suffix).read_bytes()
-        assert shipped == Path("agents/v12" + suffix).read_bytes()
-        assert shipped == Path("benchmarks/candidates/v9hump" + suffix).read_bytes()
+        assert shipped == Path("agents/v13" + suffix).read_bytes()
+        assert shipped == Path("benchmarks/candidates/v9plateau" + suffix).read_bytes()
+        v12 = Path("agents/v12" + suffix).read_bytes()
+        assert v12 == Path("benchmarks/candidates/v9hump" + suffix).read_bytes()
         v11 = Path("agents/v11" + suffix).read_bytes()
         assert v11 == Path("benchmarks/candidates/v9fade" + suffix).read_bytes()
 
 
 @pytest.mark.parametrize(
-    ("path", "s", "peak", "end"),
+    ("path", "s", "peak", "end", "held"),
     [
-        ("benchmarks/candidates/v9geo.json", 0.33, None, None),
-        ("agents/v10.json", 0.15, None, None),
-        ("agents/v11.json", 0.33, None, 0.15),
-        ("benchmarks/candidates/v9hump.json", 0.33, 0.5, 0.15),
+        ("benchmarks/candidates/v9geo.json", 0.33, None, None, None),
+        ("agents/v10.json", 0.15, None, None, None),
+        ("agents/v11.json", 0.33, None, 0.15, None),
+        ("benchmarks/candidates/v9hump.json", 0.33, 0.5, 0.15, (0.5, 0.5)),
+        ("agents/v13.json", 0.33, 0.5, 0.15, (0.3, 0.7)),
     ],
 )
-def test_policies_that_are_v9_under_the_fourth_root_mix(path, s, peak, end):
+def test_policies_that_are_v9_under_the_fourth_root_mix(path, s, peak, end, held):
     """agents/v10.json (shipped 2026-12-07, RESULTS §40e), the failed candidate
-    benchmarks/candidates/v9geo.json (§40c), agents/v11.json (shipped the same day, §42c)
-    and the candidate benchmarks/candidates/v9hump.json (§43f): v9's weights under
-    ``..._sqrtstart_fourthgeo15``, ``..._fourthgeo33``, ``..._fourthgeo33to15`` and
-    ``..._fourthgeo33up50to15``.
+    benchmarks/candidates/v9geo.json (§40c), agents/v11.json (shipped the same day, §42c),
+    benchmarks/candidates/v9hump.json (v12, §44) and agents/v13.json (§45): v9's weights under
+    ``..._sqrtstart_fourthgeo15``, ``..._fourthgeo33``, ``..._fourthgeo33to15``,
+    ``..._fourthgeo33up50to15`` and ``..._fourthgeo33up50at30-70to15``.
     On a run where v9's switch stays off each decision trains at normalisation 3/4 of the
     strength at that point of the budget, and the first decision's weights (both runs
     start from the same signals) are v9's to the power 1 - s, rescaled."""
     candidate, v9 = load_artifact(path), load_artifact("agents/v9.json")
-    knots = [(0.0, s), (0.5, peak), (1.0, end)]
+    rise, fall = held or (None, None)
+    knots = [(0.0, s), (rise, peak), (fall, peak), (1.0, end)]
     knots = [(q, value) for q, value in knots if value is not None]
     suffix = "_fourthgeo" + "".join(
         f"{tag}{round(100 * value)}"
         for tag, value in (("", s), ("up", peak), ("to", end))
         if value is not None
     )
+    if held not in (None, (0.5, 0.5)):
+        suffix = suffix.replace("to", f"at{round(100 * rise)}-{round(100 * fall)}to")
     assert candidate.action == v9.action + suffix
     assert candidate.metadata["weights_sha256"] == v9.metadata["weights_sha256"]
     instance = resolve_suite("synthetic").sample(0)

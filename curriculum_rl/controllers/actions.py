@@ -244,7 +244,7 @@ LATCH_AT = 0.5  # a latched switch's threshold: the fitted readout's "switching 
 FOURTH_ROOT_MIXES = (0.33, 0.15)
 FOURTH_ROOT_FADES = ((0.33, 0.15),)
 # (start, peak at half the budget, end): the strength that paid mid-run (§43f).
-FOURTH_ROOT_HUMPS = ((0.33, 0.5, 0.15),)
+FOURTH_ROOT_HUMPS = ((0.33, 0.5, 0.15, (0.5, 0.5)), (0.33, 0.5, 0.15, (0.3, 0.7)))
 
 
 def _sampling(a_s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -905,8 +905,10 @@ class FourthRootMixTransform(AlwaysOnTransform):
     to ``end`` at the end (``..._fourthgeo33to15``, v11's): the mix paid early
     in a run and cost late, when it amplifies the gradients of losses near zero (RESULTS
     §41-42). With ``peak`` too, it rises from ``strength`` to ``peak`` at half the budget,
-    then falls to ``end`` (``..._fourthgeo33up50to15``, the shipped v12's): the gain rose with
-    the strength at mid-run across schedules (RESULTS §43d, §43f, §44).
+    then falls to ``end`` (``..._fourthgeo33up50to15``, v12's): the gain rose with the
+    strength at mid-run across schedules (RESULTS §43d, §43f, §44). ``held`` spreads the
+    peak over a span of the budget, ``(0.3, 0.7)`` in ``..._fourthgeo33up50at30-70to15``:
+    the strength held there led the single peak on the read tiers (RESULTS §45).
 
     Under v9's start latch (``..._sqrtstart``), which reads the previous decision's
     normalisation, a run left off trains at ``3/4 s``, below the latch's 1/2 for any
@@ -920,33 +922,42 @@ class FourthRootMixTransform(AlwaysOnTransform):
         strength: float,
         end: float | None = None,
         peak: float | None = None,
+        held: tuple[float, float] = (0.5, 0.5),
     ) -> None:
         if peak is not None and end is None:
             raise ValueError("a peak needs an end strength: give end too")
+        if not 0 < held[0] <= held[1] < 1:
+            raise ValueError(f"held must be a span 0 < from <= until < 1 of the budget, got {held}")
+        if held != (0.5, 0.5) and peak is None:
+            raise ValueError("held spreads a peak over the budget: give peak too")
         for value in (strength, end, peak):
             if value is not None and not 0 < value < 2 / 3:
                 raise ValueError(f"strength must be in (0, 2/3) for v9's latch, got {value}")
         self.suffix = f"fourthgeo{round(100 * strength)}"
         if peak is not None:
             self.suffix += f"up{round(100 * peak)}"
+        if held != (0.5, 0.5):
+            self.suffix += f"at{round(100 * held[0])}-{round(100 * held[1])}"
         if end is not None:
             self.suffix += f"to{round(100 * end)}"
         super().__init__(base)
-        self.strength, self.end, self.peak = strength, end, peak
+        self.strength, self.end, self.peak, self.held = strength, end, peak, held
         self.root = FourthRootLoss()
 
     def strength_at(self, progress: torch.Tensor) -> torch.Tensor | float:
         """The mix's strength at ``progress``, the fraction of the budget used (per run):
         fixed, linear from ``strength`` to ``end``, or with a ``peak`` linear from
-        ``strength`` to ``peak`` at half the budget and from there to ``end``."""
+        ``strength`` to ``peak`` at ``held[0]`` of the budget, ``peak`` until ``held[1]``
+        and linear from there to ``end``."""
         if self.end is None:
             return self.strength
         p = progress.clamp(0, 1)
         if self.peak is None:
             return self.strength - (self.strength - self.end) * p
-        rising = self.strength + (self.peak - self.strength) * (2 * p)
-        falling = self.peak - (self.peak - self.end) * (2 * p - 1)
-        return torch.where(p <= 0.5, rising, falling)
+        (start, until), peak = self.held, self.peak
+        rising = self.strength + (peak - self.strength) * (p / start)
+        falling = peak - (peak - self.end) * ((p - until) / (1 - until))
+        return torch.where(p <= start, rising, torch.where(p <= until, peak, falling))
 
     def adjust(self, decision: Decision, signals: Signals) -> Decision:
         strength = self.strength_at(signals.progress)
@@ -958,6 +969,9 @@ class FourthRootMixTransform(AlwaysOnTransform):
             constants["fourth_root_geometric_mix_end"] = self.end
         if self.peak is not None:
             constants["fourth_root_geometric_mix_peak"] = self.peak
+        if self.held != (0.5, 0.5):
+            constants["fourth_root_geometric_mix_held_from"] = self.held[0]
+            constants["fourth_root_geometric_mix_held_until"] = self.held[1]
         return constants
 
 
@@ -1142,7 +1156,10 @@ TRANSFORMS: dict[str, ActionTransform] = {
         *_SQRT_FALLBACKS,
         *(FourthRootMixTransform(_V9, strength) for strength in FOURTH_ROOT_MIXES),
         *(FourthRootMixTransform(_V9, start, end) for start, end in FOURTH_ROOT_FADES),
-        *(FourthRootMixTransform(_V9, s, end=end, peak=peak) for s, peak, end in FOURTH_ROOT_HUMPS),
+        *(
+            FourthRootMixTransform(_V9, s, end=end, peak=peak, held=held)
+            for s, peak, end, held in FOURTH_ROOT_HUMPS
+        ),
         *_root_loss_fallbacks(FourthRootLoss(), "fourth"),
         TargetNormalisingTransform(_V8),
         ShareFallbackTransform(_V8),
