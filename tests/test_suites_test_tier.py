@@ -1,4 +1,4 @@
-"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-s.toml): every suite
+"""The test tiers (envs/test.toml, envs/test-b.toml to envs/test-t.toml): every suite
 resolves, is deterministic given the seed, validates, has its stated K and auxiliaries, and
 trains in the batched trainer; each later tier shares no suite with the earlier ones,
 training or validation."""
@@ -35,6 +35,7 @@ TIER_P = "envs/test-p.toml"
 TIER_Q = "envs/test-q.toml"
 TIER_R = "envs/test-r.toml"
 TIER_S = "envs/test-s.toml"
+TIER_T = "envs/test-t.toml"
 
 EXPECTED = {  # suite -> (K, auxiliary tasks)
     "wine": (5, set()),
@@ -337,6 +338,26 @@ EXPECTED_S = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registe
     "gradnorm-mild-spread-loose-six-out": (27, set()),
     "synthetic-rank-eight-conflict-imbalanced": (10, set()),
 }
+EXPECTED_T = {  # suite -> (K of seed 0, auxiliary tasks of seed 0); not registered either
+    "diabetes-s5-target-sex-aux": (2, {"sex"}),
+    "teacher-noisy-target-helpful-crowd": (
+        27,
+        {f"helpful{i}" for i in range(12)}
+        | {f"unrelated{i}" for i in range(9)}
+        | {f"noise{i}" for i in range(5)},
+    ),
+    "near-zero-easy-targets-wave-xor-aux": (4, {"xor", "wave"}),
+    "synthetic-steep-spread-shrunk-targets-aux": (
+        13,
+        {"task1", "task3", "task5", "task10", "task12"},
+    ),
+    "tokens-long-distinct-target-sum-aux": (2, {"token_sum"}),
+    "chem-alcohol-cultivar-scored": (2, set()),
+    "digits-conv-class-ink-scored": (2, set()),
+    "tokens-three-layer-peaked-no-first-count-scored": (4, set()),
+    "gradnorm-steep-small-input-five-out": (24, set()),
+    "synthetic-thin-trunk-offset-easy-classes": (12, set()),
+}
 # The synthetic generator draws K, task kinds and auxiliaries per seed.
 VARIABLE_K = {
     "synthetic-raw-xl", "synthetic-duo", "synthetic-aux-easy", "synthetic-aux-wide",
@@ -353,6 +374,7 @@ VARIABLE_K = {
     "synthetic-offset-shrunk-targets-raw-aux", "synthetic-rank-two-far-offset-easy-noisy",
     "synthetic-imbalanced-noisy-raw-aux", "synthetic-rough-raw-offset-rare-classes",
     "synthetic-class-heavy-offset-noisy-aux", "synthetic-rank-eight-conflict-imbalanced",
+    "synthetic-steep-spread-shrunk-targets-aux", "synthetic-thin-trunk-offset-easy-classes",
 }  # fmt: skip
 TIERS = {
     TEST_TIER: EXPECTED,
@@ -374,6 +396,7 @@ TIERS = {
     TIER_Q: EXPECTED_Q,
     TIER_R: EXPECTED_R,
     TIER_S: EXPECTED_S,
+    TIER_T: EXPECTED_T,
 }
 CASES = [(path, name) for path, expected in TIERS.items() for name in expected]
 
@@ -418,6 +441,7 @@ def test_the_tiers_hold_the_stated_suites_disjoint_from_training_and_validation(
         EXPECTED_Q,
         EXPECTED_R,
         EXPECTED_S,
+        EXPECTED_T,
     )
     for newest in (*newest_tiers, *later_tiers):
         assert not (earlier | set(registered_suites())) & set(newest)
@@ -451,6 +475,7 @@ def unnamed(suite: Suite) -> Suite:
         TIER_Q,
         TIER_R,
         TIER_S,
+        TIER_T,
     ],
 )
 def test_the_newest_tiers_copy_no_configuration_of_any_other_suite_file(newest):
@@ -635,3 +660,11 @@ def test_real_suites_keep_raw_targets_and_standardised_inputs(tier):
     assert {t.kind for t in progression_s5.tasks} == {"regression"}  # sex and bmi left out
     assert progression_s5.data[0].y_train.var().item() > 1e3  # progression, raw
     assert progression_s5.data[1].y_train.mean().item() > 4  # s5, uncentred
+    s5_only = tier[TIER_T, "diabetes-s5-target-sex-aux"][1]
+    assert s5_only.target_tasks == [0] and s5_only.input_shape == (7,)
+    assert s5_only.data[0].y_train.mean().item() > 4  # s5, an uncentred target
+    assert set(s5_only.data[1].y_train.tolist()) == {0, 1}  # sex, an auxiliary class
+    alcohol_cultivar = tier[TIER_T, "chem-alcohol-cultivar-scored"][1]
+    assert alcohol_cultivar.target_tasks == [0, 1] and alcohol_cultivar.input_shape == (8,)
+    assert alcohol_cultivar.data[0].y_train.mean().item() > 10  # alcohol in % vol, uncentred
+    assert set(alcohol_cultivar.data[1].y_train.tolist()) == {0, 1, 2}  # cultivar

@@ -186,7 +186,8 @@ that both divide out stays divided out (§40). ``..._fourthgeo33to15`` fades the
 from 0.33 at a run's start to 0.15 at its end, linearly in the fraction of the budget used:
 the mix's gain came early in a run and its cost late (§41; v11, shipped in §42).
 ``..._fourthgeo33up50to15`` raises it from 0.33 to 0.5 at half the budget, then lowers it to
-0.15 (§43f; v12, shipped in §44).
+0.15 (§43f; v12, shipped in §44); ``..._fourthgeo33up50at30-70to15`` holds the 0.5 from
+30% to 70% of the budget (v13, shipped in §45).
 
 For ``logits`` and ``loss_power``, an all-zero action is uniform weighting and sampling;
 for the three ``error_*`` transforms it is the centre rule
@@ -243,7 +244,8 @@ LATCH_AT = 0.5  # a latched switch's threshold: the fitted readout's "switching 
 # How far FourthRootMixTransform moves to fourth-root-loss: fixed (§40), or (start, end) (§41).
 FOURTH_ROOT_MIXES = (0.33, 0.15)
 FOURTH_ROOT_FADES = ((0.33, 0.15),)
-# (start, peak at half the budget, end): the strength that paid mid-run (§43f).
+# (start, peak, end, the span of the budget the peak holds): the strength that paid
+# mid-run (§43f; v12 at half the budget, v13 from 30% to 70%, §45).
 FOURTH_ROOT_HUMPS = ((0.33, 0.5, 0.15, (0.5, 0.5)), (0.33, 0.5, 0.15, (0.3, 0.7)))
 
 
@@ -907,8 +909,9 @@ class FourthRootMixTransform(AlwaysOnTransform):
     §41-42). With ``peak`` too, it rises from ``strength`` to ``peak`` at half the budget,
     then falls to ``end`` (``..._fourthgeo33up50to15``, v12's): the gain rose with the
     strength at mid-run across schedules (RESULTS §43d, §43f, §44). ``held`` spreads the
-    peak over a span of the budget, ``(0.3, 0.7)`` in ``..._fourthgeo33up50at30-70to15``:
-    the strength held there led the single peak on the read tiers (RESULTS §45).
+    peak over a span of the budget, ``(0.3, 0.7)`` in ``..._fourthgeo33up50at30-70to15``
+    (v13's): it led the single peak on the read tiers and in validation, and tied it on
+    a fresh tier (RESULTS §45).
 
     Under v9's start latch (``..._sqrtstart``), which reads the previous decision's
     normalisation, a run left off trains at ``3/4 s``, below the latch's 1/2 for any
