@@ -36,6 +36,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from curriculum_rl.benchmark.store import run_path, stored_gains
+from curriculum_rl.scores import run_targets
 from curriculum_rl.stats import iqm, stratified_mean
 
 STATISTICS = (
@@ -65,7 +66,7 @@ class Pair(NamedTuple):
 def first_decision_statistics(run: dict) -> dict[str, float]:
     """:data:`STATISTICS` of a stored run's first decision."""
     log_loss = np.log(np.maximum(np.asarray(run["val_loss_curve"][0], float), 1e-12))
-    targets = np.asarray(run.get("targets") or [True] * len(log_loss), bool)
+    targets = np.asarray(run_targets(run), bool)
     weights = np.maximum(np.asarray(run["weights"][0], float), 1e-6)
     sampling = np.maximum(np.asarray(run["sampling"][0], float), 1e-6)
     return {

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from curriculum_rl.scores import run_errors, run_failed, score_run, task_terms
+from curriculum_rl.scores import run_errors, run_failed, run_targets, score_run, task_terms
 from curriculum_rl.stats import stratified_iqm
 
 REFERENCE = "uniform"
@@ -56,8 +55,7 @@ def largest_term_share(run: dict, uniform: dict) -> float | None:
     run, a single target task or an exact tie with uniform."""
     if run_failed(run) or run_failed(uniform):
         return None
-    targets = run.get("targets") or [True] * len(run["kinds"])
-    terms = np.abs(task_terms(run_errors(uniform), run_errors(run), targets))
+    terms = np.abs(task_terms(run_errors(uniform), run_errors(run), run_targets(run)))
     if len(terms) < 2 or terms.sum() == 0:
         return None
     return float(terms.max() / terms.sum())
@@ -93,7 +91,7 @@ def _row(controller: str, table: dict) -> str:
         e = estimates[controller]
         cells.append(f"{e['iqm']:.3f} [{e['ci'][0]:.3f}, {e['ci'][1]:.3f}] ({e['rank']})")
     share = table["largest_term_share"][controller]
-    cells.append("–" if share is None or math.isnan(share) else f"{share:.0%}")
+    cells.append("–" if share is None else f"{share:.0%}")
     return f"| {controller} | " + " | ".join(cells) + " |"
 
 

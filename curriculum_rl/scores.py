@@ -187,6 +187,12 @@ def run_errors(run: Mapping[str, Any], checkpoint: str = "final") -> list[float]
     return task_errors(run[f"{checkpoint}_test_metric"], run["kinds"], run["test_sizes"])
 
 
+def run_targets(run: Mapping[str, Any]) -> list[bool]:
+    """Which of a stored run's tasks are scored: its ``targets``, or every task for a run
+    stored before target tasks existed."""
+    return run.get("targets") or [True] * len(run["kinds"])
+
+
 def score_run(
     run: Mapping[str, Any],
     uniform: Mapping[str, Any],
@@ -202,7 +208,7 @@ def score_run(
     failed = run_failed(run, checkpoint)
     metric = run[f"{checkpoint}_test_metric"]
     higher = run["higher_is_better"]
-    targets = run.get("targets") or [True] * len(metric)
+    targets = run_targets(run)
     if failed:
         gain = gain_j = -math.inf
     else:

@@ -810,13 +810,12 @@ def test_policies_that_are_v9_under_the_fourth_root_mix(path, s, peak, end, held
     rise, fall = held or (None, None)
     knots = [(0.0, s), (rise, peak), (fall, peak), (1.0, end)]
     knots = [(q, value) for q, value in knots if value is not None]
+    span = None if held in (None, (0.5, 0.5)) else f"{round(100 * rise)}-{round(100 * fall)}"
     suffix = "_fourthgeo" + "".join(
-        f"{tag}{round(100 * value)}"
-        for tag, value in (("", s), ("up", peak), ("to", end))
+        f"{tag}{value if tag == 'at' else round(100 * value)}"
+        for tag, value in (("", s), ("up", peak), ("at", span), ("to", end))
         if value is not None
     )
-    if held not in (None, (0.5, 0.5)):
-        suffix = suffix.replace("to", f"at{round(100 * rise)}-{round(100 * fall)}to")
     assert candidate.action == v9.action + suffix
     assert candidate.metadata["weights_sha256"] == v9.metadata["weights_sha256"]
     instance = resolve_suite("synthetic").sample(0)
